@@ -1,0 +1,156 @@
+//! Wire types of the admin API (`/api/v1`), shared by `umcd` and `umc-admin`.
+//!
+//! These are the only serde types that cross the network; storage has its own records in
+//! `store`, so the database format and the API can evolve separately.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Where `umc-admin` reaches a node over SSH.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshTarget {
+    pub user: String,
+    pub address: String,
+    pub port: u16,
+}
+
+/// One model edit. A request carries a list of them; they commit together as one generation,
+/// or not at all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Op {
+    NodeAdd {
+        host: String,
+        #[serde(default)]
+        vars: BTreeMap<String, String>,
+        #[serde(default)]
+        ssh: Option<String>,
+    },
+    NodeRemove {
+        host: String,
+    },
+    NodeSet {
+        host: String,
+        #[serde(default)]
+        set_vars: BTreeMap<String, String>,
+        #[serde(default)]
+        unset_vars: Vec<String>,
+        #[serde(default)]
+        ssh: Option<String>,
+    },
+    TaskAdd {
+        task: String,
+        #[serde(default)]
+        description: Option<String>,
+    },
+    TaskSet {
+        task: String,
+        description: String,
+    },
+    TaskRemove {
+        task: String,
+    },
+    TaskDepend {
+        task: String,
+        relations: Vec<String>,
+    },
+    TaskUndepend {
+        task: String,
+        packages: Vec<String>,
+    },
+    /// `task remove`: the packages are removed from nodes (`Conflicts:`).
+    TaskRemovePackage {
+        task: String,
+        packages: Vec<String>,
+    },
+    TaskUnremovePackage {
+        task: String,
+        packages: Vec<String>,
+    },
+    TaskInclude {
+        task: String,
+        subtasks: Vec<String>,
+    },
+    TaskExclude {
+        task: String,
+        subtasks: Vec<String>,
+    },
+    Assign {
+        host: String,
+        tasks: Vec<String>,
+    },
+    Unassign {
+        host: String,
+        tasks: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditRequest {
+    pub ops: Vec<Op>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EditResponse {
+    /// The new generation, or the current one when the edit changed nothing.
+    pub generation: u64,
+    /// Human change lines, as they appear in changelogs.
+    pub changes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub name: String,
+    pub package: String,
+    pub version: String,
+    pub vars: BTreeMap<String, String>,
+    pub tasks: Vec<String>,
+    /// The closure of the assigned tasks, sorted.
+    pub task_closure: Vec<String>,
+    pub ssh: Option<SshTarget>,
+    pub generation: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskInfo {
+    pub name: String,
+    pub package: String,
+    pub version: String,
+    pub description: String,
+    pub depends: Vec<String>,
+    pub removes: Vec<String>,
+    pub includes: Vec<String>,
+    /// Nodes this task is directly assigned to.
+    pub nodes: Vec<String>,
+    pub generation: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeToken {
+    pub host: String,
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub generation: u64,
+    /// Seconds since the Unix epoch, UTC.
+    pub time: i64,
+    pub user: String,
+    pub changes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerInfo {
+    pub version: String,
+    pub generation: u64,
+    pub architectures: Vec<String>,
+    pub key_fingerprints: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}

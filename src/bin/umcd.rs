@@ -1,0 +1,144 @@
+//! umcd: the umc server. Runs on embedded defaults: `./umc-data` (or `$UMC_DATA`), a signing
+//! key and an admin token created on first start, 127.0.0.1:8080.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use umc::config::Config;
+use umc::http::{self, AppState};
+use umc::sign::SigningKeys;
+use umc::store::{self, Store};
+
+#[derive(Parser)]
+#[command(
+    name = "umcd",
+    version,
+    about = "umc server: a signed apt repository per host, synthesized from the fleet model"
+)]
+struct Args {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "UMC_LISTEN")]
+    listen: Option<std::net::SocketAddr>,
+    /// Data directory: database, signing key, admin token [default: ./umc-data]
+    #[arg(long, env = "UMC_DATA")]
+    data_dir: Option<PathBuf>,
+    /// TOML configuration file (keys: listen, data_dir, architectures, cache_mib, max_body_kib);
+    /// flags and environment override it
+    #[arg(long, env = "UMC_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+fn write_secret(path: &Path, contents: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// The admin token: `<data>/admin.token`, made on first start, registered for user `admin`.
+fn admin_token(store: &Store, data: &Path) -> Result<()> {
+    let path = data.join("admin.token");
+    let token = match std::fs::read_to_string(&path) {
+        Ok(t) => t.trim().to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let t = store::random_token();
+            write_secret(&path, format!("{t}\n").as_bytes())?;
+            eprintln!("umcd: created admin token in {}", path.display());
+            t
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    if token.is_empty() {
+        anyhow::bail!(
+            "{} is empty; delete it to create a new token",
+            path.display()
+        );
+    }
+    store.add_api_token(&token, "admin")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("umcd: shutting down");
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run().await {
+        eprintln!("umcd: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<()> {
+    let args = Args::parse();
+    let mut config = Config::default();
+    if let Some(path) = &args.config {
+        config.apply_file(path)?;
+    }
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    if let Some(d) = args.data_dir {
+        config.data_dir = d;
+    }
+    config.validate()?;
+    let data = config.data_dir.clone();
+    std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("securing {}", data.display()))?;
+
+    let store = Store::open(&data.join("umc.redb"))
+        .with_context(|| format!("opening {}", data.join("umc.redb").display()))?;
+    admin_token(&store, &data)?;
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    let (keys, created) =
+        SigningKeys::load_or_generate(&data, &format!("umc archive signing key <umc@{host}>"))?;
+    if created {
+        eprintln!(
+            "umcd: created signing key {} in {}",
+            keys.fingerprints().join(", "),
+            data.display()
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(AppState::new(store, keys, config)?);
+    println!("umcd listening on http://{addr}");
+    std::io::stdout().flush()?;
+    http::run(listener, state, shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! `umc-admin assign|unassign <host> <task>...`
+
+use clap::Args;
+
+use super::{CliResult, print_edit};
+use crate::api::Op;
+use crate::client::Client;
+
+#[derive(Args)]
+pub struct AssignArgs {
+    host: String,
+    #[arg(required = true)]
+    tasks: Vec<String>,
+}
+
+pub fn run(c: &Client, a: AssignArgs, assign: bool) -> CliResult {
+    let op = if assign {
+        Op::Assign {
+            host: a.host,
+            tasks: a.tasks,
+        }
+    } else {
+        Op::Unassign {
+            host: a.host,
+            tasks: a.tasks,
+        }
+    };
+    print_edit(&c.edit(vec![op])?);
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! `umc-admin`: edits the model through umcd's admin API. One file per subcommand.
+//!
+//! Exit codes: 0 success, 1 the server rejected the request (invalid input, conflict, unknown
+//! name), 2 usage error, 3 umcd unreachable or the token was refused, 4 server error.
+
+mod assign;
+mod log;
+mod node;
+mod task;
+
+use clap::{Parser, Subcommand};
+
+use crate::api::EditResponse;
+use crate::client::{Client, ClientError};
+
+#[derive(Parser)]
+#[command(
+    name = "umc-admin",
+    version,
+    about = "Edit the umc fleet model through umcd",
+    after_help = "Environment: UMC_URL (default http://127.0.0.1:8080), UMC_TOKEN or UMC_TOKEN_FILE (default ./umc-data/admin.token)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Nodes (hosts): add, remove, show, variables, apt configuration
+    #[command(subcommand)]
+    Node(node::NodeCmd),
+    /// Tasks: packages to install and remove, included tasks
+    #[command(subcommand)]
+    Task(task::TaskCmd),
+    /// Assign tasks to a node
+    Assign(assign::AssignArgs),
+    /// Unassign tasks from a node
+    Unassign(assign::AssignArgs),
+    /// Show the history of edits
+    Log(log::LogArgs),
+}
+
+/// A failure with the exit code it maps to.
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Failure {
+        let code = match e.status() {
+            Some(401) | None => 3,
+            Some(s) if s >= 500 => 4,
+            Some(_) => 1,
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<serde_json::Error> for Failure {
+    fn from(e: serde_json::Error) -> Failure {
+        Failure {
+            code: 4,
+            message: e.to_string(),
+        }
+    }
+}
+
+pub fn usage(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 2,
+        message: message.into(),
+    }
+}
+
+pub type CliResult = Result<(), Failure>;
+
+pub fn run(cli: Cli) -> CliResult {
+    let client = Client::from_env()?;
+    match cli.command {
+        Command::Node(c) => node::run(&client, c),
+        Command::Task(c) => task::run(&client, c),
+        Command::Assign(a) => assign::run(&client, a, true),
+        Command::Unassign(a) => assign::run(&client, a, false),
+        Command::Log(a) => log::run(&client, a),
+    }
+}
+
+/// Prints the outcome of an edit: its change lines and the generation.
+pub fn print_edit(r: &EditResponse) {
+    if r.changes.is_empty() {
+        println!("nothing changed (generation {})", r.generation);
+        return;
+    }
+    for c in &r.changes {
+        println!("{c}");
+    }
+    println!("generation {}", r.generation);
+}
+
+pub fn print_json<T: serde::Serialize>(v: &T) -> CliResult {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// A plain left-aligned table; the last column is not padded.
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(c);
+            } else {
+                out.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
+/// `k=v` arguments.
+pub fn parse_vars(vars: &[String]) -> Result<std::collections::BTreeMap<String, String>, Failure> {
+    let mut out = std::collections::BTreeMap::new();
+    for v in vars {
+        let (k, val) = v
+            .split_once('=')
+            .ok_or_else(|| usage(format!("--var '{v}': expected key=value")))?;
+        out.insert(k.to_string(), val.to_string());
+    }
+    Ok(out)
+}

@@ -1,0 +1,125 @@
+//! `umc-admin task …`
+
+use clap::Subcommand;
+
+use super::{CliResult, print_edit, print_json, print_table};
+use crate::api::{Op, TaskInfo};
+use crate::client::{Client, enc};
+
+#[derive(Subcommand)]
+pub enum TaskCmd {
+    /// Add a task
+    Add {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Remove a task (it is also dropped from nodes and including tasks)
+    Rm { name: String },
+    /// Show a task
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tasks
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add dependencies: 'nginx-light'  'php8.2-fpm (>= 8.2)'  'mawk | gawk'
+    Depend {
+        task: String,
+        #[arg(required = true)]
+        relations: Vec<String>,
+    },
+    /// Drop dependencies on packages
+    Undepend {
+        task: String,
+        #[arg(required = true)]
+        packages: Vec<String>,
+    },
+    /// Remove packages from nodes (Conflicts:)
+    Remove {
+        task: String,
+        #[arg(required = true)]
+        packages: Vec<String>,
+    },
+    /// Stop removing packages
+    Unremove {
+        task: String,
+        #[arg(required = true)]
+        packages: Vec<String>,
+    },
+    /// Include other tasks, recursively
+    Include {
+        task: String,
+        #[arg(required = true)]
+        subtasks: Vec<String>,
+    },
+    /// Stop including tasks
+    Exclude {
+        task: String,
+        #[arg(required = true)]
+        subtasks: Vec<String>,
+    },
+}
+
+pub fn run(c: &Client, cmd: TaskCmd) -> CliResult {
+    let op = match cmd {
+        TaskCmd::Show { name, json } => {
+            let t: TaskInfo = c.get(&format!("/tasks/{}", enc(&name)))?;
+            if json {
+                return print_json(&t);
+            }
+            println!("task:        {}", t.name);
+            println!("package:     {} {}", t.package, t.version);
+            println!("description: {}", t.description);
+            println!("depends:     {}", list(&t.depends, ", "));
+            println!("removes:     {}", list(&t.removes, " "));
+            println!("includes:    {}", list(&t.includes, " "));
+            println!("nodes:       {}", list(&t.nodes, " "));
+            return Ok(());
+        }
+        TaskCmd::List { json } => {
+            let tasks: Vec<TaskInfo> = c.get("/tasks")?;
+            if json {
+                return print_json(&tasks);
+            }
+            let rows: Vec<Vec<String>> = tasks
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.name.clone(),
+                        t.version.clone(),
+                        t.nodes.len().to_string(),
+                        t.description.clone(),
+                    ]
+                })
+                .collect();
+            print_table(&["TASK", "VERSION", "NODES", "DESCRIPTION"], &rows);
+            return Ok(());
+        }
+        TaskCmd::Add { name, description } => Op::TaskAdd {
+            task: name,
+            description,
+        },
+        TaskCmd::Rm { name } => Op::TaskRemove { task: name },
+        TaskCmd::Depend { task, relations } => Op::TaskDepend { task, relations },
+        TaskCmd::Undepend { task, packages } => Op::TaskUndepend { task, packages },
+        TaskCmd::Remove { task, packages } => Op::TaskRemovePackage { task, packages },
+        TaskCmd::Unremove { task, packages } => Op::TaskUnremovePackage { task, packages },
+        TaskCmd::Include { task, subtasks } => Op::TaskInclude { task, subtasks },
+        TaskCmd::Exclude { task, subtasks } => Op::TaskExclude { task, subtasks },
+    };
+    print_edit(&c.edit(vec![op])?);
+    Ok(())
+}
+
+fn list(v: &[String], sep: &str) -> String {
+    if v.is_empty() {
+        "-".into()
+    } else {
+        v.join(sep)
+    }
+}

@@ -1,0 +1,133 @@
+//! Admin API client used by `umc-admin` (blocking; one request at a time).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::api::{EditRequest, EditResponse, ErrorBody, Op};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error; `message` is its explanation.
+    #[error("{message}")]
+    Api { status: u16, message: String },
+    #[error("cannot reach umcd at {url}: {detail} (is umcd running? set UMC_URL)")]
+    Transport { url: String, detail: String },
+    #[error(
+        "no API token: set UMC_TOKEN or UMC_TOKEN_FILE, or run where ./umc-data/admin.token exists ({0})"
+    )]
+    NoToken(String),
+}
+
+impl ClientError {
+    /// HTTP status, when the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+pub struct Client {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub fn new(base: &str, token: &str) -> Client {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(300)))
+            .build()
+            .into();
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            agent,
+        }
+    }
+
+    /// `UMC_URL` (default http://127.0.0.1:8080); the token from `UMC_TOKEN`, else the file
+    /// named by `UMC_TOKEN_FILE`, else `./umc-data/admin.token`.
+    pub fn from_env() -> Result<Client, ClientError> {
+        let base = std::env::var("UMC_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
+        let token = match std::env::var("UMC_TOKEN") {
+            Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+            _ => {
+                let path = std::env::var_os("UMC_TOKEN_FILE")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("umc-data/admin.token"));
+                std::fs::read_to_string(&path)
+                    .map_err(|e| ClientError::NoToken(format!("{}: {e}", path.display())))?
+                    .trim()
+                    .to_string()
+            }
+        };
+        Ok(Client::new(&base, &token))
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn transport(&self, e: ureq::Error) -> ClientError {
+        ClientError::Transport {
+            url: self.base.clone(),
+            detail: e.to_string(),
+        }
+    }
+
+    fn finish<T: DeserializeOwned>(
+        &self,
+        resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T, ClientError> {
+        let mut resp = resp.map_err(|e| self.transport(e))?;
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return resp
+                .body_mut()
+                .read_json::<T>()
+                .map_err(|e| self.transport(e));
+        }
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        let message = serde_json::from_str::<ErrorBody>(&text)
+            .map(|b| b.error)
+            .unwrap_or_else(|_| format!("HTTP {status}: {}", text.trim()));
+        Err(ClientError::Api { status, message })
+    }
+
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let r = self
+            .agent
+            .get(format!("{}/api/v1{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call();
+        self.finish(r)
+    }
+
+    /// Commits `ops` as one generation.
+    pub fn edit(&self, ops: Vec<Op>) -> Result<EditResponse, ClientError> {
+        let r = self
+            .agent
+            .post(format!("{}/api/v1/edit", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .send_json(EditRequest { ops });
+        self.finish(r)
+    }
+}
+
+/// Percent-encodes a path segment or query value.
+pub fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

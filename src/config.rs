@@ -1,0 +1,100 @@
+//! umcd's configuration: embedded defaults, overridden by a TOML file, then by flags/env.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::repo::DEFAULT_ARCHITECTURES;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub architectures: Vec<String>,
+    /// Bytes of rendered artifacts kept in memory.
+    pub cache_bytes: u64,
+    /// Largest admin API request body accepted.
+    pub max_body: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("umc-data"),
+            architectures: DEFAULT_ARCHITECTURES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            cache_bytes: 256 << 20,
+            max_body: 1 << 20,
+        }
+    }
+}
+
+/// The TOML file: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub architectures: Option<Vec<String>>,
+    pub cache_mib: Option<u64>,
+    pub max_body_kib: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("architecture '{0}' is not a Debian architecture name")]
+    BadArch(String),
+}
+
+impl Config {
+    pub fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let f: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        if let Some(v) = f.listen {
+            self.listen = v;
+        }
+        if let Some(v) = f.data_dir {
+            self.data_dir = v;
+        }
+        if let Some(v) = f.architectures {
+            self.architectures = v;
+        }
+        if let Some(v) = f.cache_mib {
+            self.cache_bytes = v << 20;
+        }
+        if let Some(v) = f.max_body_kib {
+            self.max_body = v << 10;
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for a in &self.architectures {
+            let ok = !a.is_empty()
+                && a != "all"
+                && a.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !ok {
+                return Err(ConfigError::BadArch(a.clone()));
+            }
+        }
+        Ok(())
+    }
+}

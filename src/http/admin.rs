@@ -1,0 +1,243 @@
+//! The admin API (`/api/v1`): JSON, bearer token. Reads are plain GETs; every change is a
+//! `POST /api/v1/edit` carrying a list of operations that commit as one generation.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use bytes::Bytes;
+use serde::Deserialize;
+
+use super::{ApiError, AppState, now};
+use crate::api::{EditRequest, EditResponse, LogEntry, NodeInfo, NodeToken, ServerInfo, TaskInfo};
+use crate::model::{Entity, Model, host_package, normalize_host, task_package};
+use crate::repo;
+
+#[derive(Clone)]
+pub struct User(pub String);
+
+pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/server", get(server))
+        .route("/nodes", get(nodes))
+        .route("/nodes/{host}", get(node))
+        .route("/nodes/{host}/token", get(node_token))
+        .route("/tasks", get(tasks))
+        .route("/tasks/{task}", get(task))
+        .route("/log", get(log))
+        .route("/edit", post(edit))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint") })
+        .layer(middleware::from_fn_with_state(state, auth))
+}
+
+async fn auth(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string());
+    let user = match token {
+        Some(t) => match state.store.api_user(&t) {
+            Ok(u) => u,
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+        None => None,
+    };
+    match user {
+        Some(u) => {
+            req.extensions_mut().insert(User(u));
+            next.run(req).await
+        }
+        None => {
+            let mut r = ApiError::new(StatusCode::UNAUTHORIZED, "missing or invalid API token")
+                .into_response();
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            r
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+}
+
+fn node_info(model: &Model, name: &str) -> Option<NodeInfo> {
+    let n = model.nodes.get(name)?;
+    Some(NodeInfo {
+        name: n.name.clone(),
+        package: host_package(&n.name),
+        version: repo::version(n.generation),
+        vars: n.vars.clone(),
+        tasks: n.tasks.iter().cloned().collect(),
+        task_closure: model.closure(&n.tasks).into_iter().collect(),
+        ssh: n.ssh.clone(),
+        generation: n.generation,
+    })
+}
+
+fn task_info(model: &Model, name: &str) -> Option<TaskInfo> {
+    let t = model.tasks.get(name)?;
+    Some(TaskInfo {
+        name: t.name.clone(),
+        package: task_package(&t.name),
+        version: repo::version(t.generation),
+        description: t.description.clone(),
+        depends: t.depends.clone(),
+        removes: t.removes.iter().cloned().collect(),
+        includes: t.includes.iter().cloned().collect(),
+        nodes: model
+            .nodes
+            .values()
+            .filter(|n| n.tasks.contains(name))
+            .map(|n| n.name.clone())
+            .collect(),
+        generation: t.generation,
+    })
+}
+
+async fn server(State(s): State<Arc<AppState>>) -> Result<Json<ServerInfo>, ApiError> {
+    Ok(Json(ServerInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        generation: s.generation(),
+        architectures: s.config.architectures.clone(),
+        key_fingerprints: s.keys.fingerprints(),
+    }))
+}
+
+async fn nodes(State(s): State<Arc<AppState>>) -> Result<Json<Vec<NodeInfo>>, ApiError> {
+    blocking(move || {
+        let (_, m) = s.store.model()?;
+        Ok(Json(
+            m.nodes.keys().filter_map(|n| node_info(&m, n)).collect(),
+        ))
+    })
+    .await
+}
+
+fn host_arg(host: &str) -> Result<String, ApiError> {
+    normalize_host(host).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+async fn node(
+    State(s): State<Arc<AppState>>,
+    Path(host): Path<String>,
+) -> Result<Json<NodeInfo>, ApiError> {
+    let host = host_arg(&host)?;
+    blocking(move || {
+        let (_, m) = s.store.model()?;
+        node_info(&m, &host)
+            .map(Json)
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("unknown node '{host}'")))
+    })
+    .await
+}
+
+async fn node_token(
+    State(s): State<Arc<AppState>>,
+    Path(host): Path<String>,
+) -> Result<Json<NodeToken>, ApiError> {
+    let host = host_arg(&host)?;
+    blocking(move || match s.store.node(&host)? {
+        Some(n) => Ok(Json(NodeToken {
+            host: n.name,
+            token: n.token,
+        })),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("unknown node '{host}'"),
+        )),
+    })
+    .await
+}
+
+async fn tasks(State(s): State<Arc<AppState>>) -> Result<Json<Vec<TaskInfo>>, ApiError> {
+    blocking(move || {
+        let (_, m) = s.store.model()?;
+        Ok(Json(
+            m.tasks.keys().filter_map(|t| task_info(&m, t)).collect(),
+        ))
+    })
+    .await
+}
+
+async fn task(
+    State(s): State<Arc<AppState>>,
+    Path(task): Path<String>,
+) -> Result<Json<TaskInfo>, ApiError> {
+    blocking(move || {
+        let (_, m) = s.store.model()?;
+        task_info(&m, &task)
+            .map(Json)
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("unknown task '{task}'")))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogQuery {
+    host: Option<String>,
+    task: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn log(
+    State(s): State<Arc<AppState>>,
+    q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<LogEntry>>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let entity = match (q.host, q.task) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "give either host or task, not both",
+            ));
+        }
+        (Some(h), None) => Some(Entity::Node(host_arg(&h)?)),
+        (None, Some(t)) => Some(Entity::Task(t)),
+        (None, None) => None,
+    };
+    let limit = q.limit.unwrap_or(50).min(10_000);
+    blocking(move || Ok(Json(s.store.log(entity.as_ref(), limit)?))).await
+}
+
+async fn edit(
+    State(s): State<Arc<AppState>>,
+    Extension(User(user)): Extension<User>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<EditResponse>, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than {} bytes", s.config.max_body),
+            )
+        } else {
+            ApiError::new(e.status(), e.body_text())
+        }
+    })?;
+    let req: EditRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?;
+    blocking(move || {
+        let (generation, changes) = s.store.edit(&user, &req.ops, now())?;
+        s.set_generation(generation);
+        Ok(Json(EditResponse {
+            generation,
+            changes: changes.into_iter().map(|c| c.text).collect(),
+        }))
+    })
+    .await
+}

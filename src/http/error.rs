@@ -1,0 +1,63 @@
+//! One error type for the admin API; a 5xx body says nothing internal (the detail is logged).
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::api::ErrorBody;
+use crate::model::ModelError;
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+    pub fn internal(detail: impl std::fmt::Display) -> ApiError {
+        tracing::error!("internal error: {detail}");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Model(m) => {
+                let status = match &m {
+                    ModelError::UnknownNode(_)
+                    | ModelError::UnknownTask(_)
+                    | ModelError::NoSuchDependency { .. } => StatusCode::NOT_FOUND,
+                    ModelError::NodeExists(_)
+                    | ModelError::TaskExists(_)
+                    | ModelError::Cycle { .. }
+                    | ModelError::SelfInclude { .. }
+                    | ModelError::DependsAndRemoves { .. }
+                    | ModelError::PackageCollision { .. } => StatusCode::CONFLICT,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                ApiError::new(status, m.to_string())
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(ErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,142 @@
+//! The HTTP layer: apt routes, the admin API, and the mapping of errors to status codes.
+//! `run(listener, state, shutdown)` serves until `shutdown` resolves, so tests bind
+//! 127.0.0.1:0 and stop the server cleanly.
+
+mod admin;
+mod apt;
+pub mod conditional;
+mod error;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::cache::ArtifactCache;
+use crate::config::Config;
+use crate::sign::SigningKeys;
+use crate::store::Store;
+
+pub use error::ApiError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Sign(#[from] crate::sign::SignError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+pub struct AppState {
+    pub store: Store,
+    pub keys: SigningKeys,
+    pub cache: ArtifactCache,
+    pub config: Config,
+    keyring_gpg: bytes::Bytes,
+    keyring_asc: bytes::Bytes,
+    generation: AtomicU64,
+}
+
+impl AppState {
+    pub fn new(store: Store, keys: SigningKeys, config: Config) -> Result<AppState, StartError> {
+        let keyring_gpg = keys.public_keyring_binary()?.into();
+        let keyring_asc = keys.public_keyring_armored()?.into();
+        let generation = AtomicU64::new(store.generation()?);
+        Ok(AppState {
+            generation,
+            store,
+            keys,
+            cache: ArtifactCache::new(config.cache_bytes),
+            config,
+            keyring_gpg,
+            keyring_asc,
+        })
+    }
+
+    /// The newest committed generation (readers use it to find cached views).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_generation(&self, g: u64) {
+        self.generation.fetch_max(g, Ordering::AcqRel);
+    }
+}
+
+/// Wall-clock seconds: read here, in the HTTP layer, and passed down as data.
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let max_body = state.config.max_body;
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/umc-archive-keyring.gpg", get(keyring_gpg))
+        .route("/umc-archive-keyring.asc", get(keyring_asc))
+        .merge(apt::routes())
+        .nest(
+            "/api/v1",
+            admin::routes(state.clone()).layer(DefaultBodyLimit::max(max_body)),
+        )
+        .with_state(state)
+}
+
+fn keyring(
+    method: &Method,
+    headers: &HeaderMap,
+    body: &bytes::Bytes,
+    ct: &'static str,
+) -> Response {
+    use sha2::Digest;
+    conditional::respond(
+        method,
+        headers,
+        conditional::Resource {
+            sha256: hex::encode(sha2::Sha256::digest(body)),
+            body: body.clone(),
+            last_modified: None,
+            ambiguous_date: false,
+            content_type: ct,
+            cache_control: conditional::NO_CACHE,
+        },
+    )
+    .into_response()
+}
+
+async fn keyring_gpg(
+    State(s): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    keyring(&method, &headers, &s.keyring_gpg, "application/pgp-keys")
+}
+
+async fn keyring_asc(
+    State(s): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    keyring(&method, &headers, &s.keyring_asc, "application/pgp-keys")
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests.
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,15 @@
+//! umc: one admin runs a fleet of Debian/Ubuntu servers through apt.
+//!
+//! See ARCHITECTURE.md for the code map and its invariants.
+
+pub mod api;
+pub mod cache;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod deb;
+pub mod http;
+pub mod model;
+pub mod repo;
+pub mod sign;
+pub mod store;

@@ -1,0 +1,894 @@
+//! The fleet model: nodes, tasks, variables, and the edits that change them.
+//!
+//! Everything here is pure: no IO, no clock, no randomness (node tokens are handed in).
+//! [`Model::apply`] applies one edit, [`Model::validate`] checks the invariants that span
+//! entities (include cycles, depends-vs-removes conflicts, package-name collisions).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::api::{Op, SshTarget};
+
+/// Longest `umc-<host>` package name we emit. dpkg keeps `<pkg>.md5sums` etc. in
+/// /var/lib/dpkg/info, and names near 255 bytes fail there.
+pub const MAX_PACKAGE_NAME: usize = 200;
+pub const MAX_TASK_NAME: usize = 64;
+pub const MAX_VAR_NAME: usize = 128;
+pub const MAX_VAR_VALUE: usize = 64 * 1024;
+pub const MAX_DESCRIPTION: usize = 4096;
+pub const MAX_RELATIONS: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Lowercased FQDN.
+    pub name: String,
+    pub vars: BTreeMap<String, String>,
+    pub tasks: BTreeSet<String>,
+    pub ssh: Option<SshTarget>,
+    /// Secret for apt's Basic auth and reports.
+    pub token: String,
+    /// Newest generation that changed this node's package inputs.
+    pub generation: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub name: String,
+    pub description: String,
+    /// Normalized relation strings, each a `Depends:` entry (`a | b (>= 1)`).
+    pub depends: Vec<String>,
+    pub removes: BTreeSet<String>,
+    pub includes: BTreeSet<String>,
+    /// Newest generation that changed this task.
+    pub generation: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Model {
+    pub nodes: BTreeMap<String, Node>,
+    pub tasks: BTreeMap<String, Task>,
+    pub vars: BTreeMap<String, String>,
+}
+
+/// What an edit touched; history entries are indexed by it and package versions derive from it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Entity {
+    Node(String),
+    Task(String),
+    Global,
+}
+
+impl Entity {
+    pub fn key(&self) -> String {
+        match self {
+            Entity::Node(n) => format!("node:{n}"),
+            Entity::Task(t) => format!("task:{t}"),
+            Entity::Global => "global".to_string(),
+        }
+    }
+    pub fn from_key(key: &str) -> Option<Entity> {
+        if let Some(n) = key.strip_prefix("node:") {
+            Some(Entity::Node(n.to_string()))
+        } else if let Some(t) = key.strip_prefix("task:") {
+            Some(Entity::Task(t.to_string()))
+        } else if key == "global" {
+            Some(Entity::Global)
+        } else {
+            None
+        }
+    }
+}
+
+/// One human line of an edit and the entities whose packages it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub text: String,
+    pub entities: Vec<Entity>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    #[error("invalid host name '{name}': {why}")]
+    InvalidHost { name: String, why: String },
+    #[error(
+        "invalid task name '{name}': must match [a-z0-9][a-z0-9+.-]* and be at most {MAX_TASK_NAME} characters"
+    )]
+    InvalidTask { name: String },
+    #[error("invalid package name '{0}': must match [a-z0-9][a-z0-9+.-]+ (Debian Policy 5.6.1)")]
+    InvalidPackage(String),
+    #[error("invalid relation '{relation}': {why}")]
+    InvalidRelation { relation: String, why: String },
+    #[error(
+        "invalid variable name '{0}': must match [A-Za-z_][A-Za-z0-9_]* and be at most {MAX_VAR_NAME} characters"
+    )]
+    InvalidVar(String),
+    #[error("variable '{0}': value is longer than {MAX_VAR_VALUE} bytes")]
+    VarTooLong(String),
+    #[error("invalid ssh target '{0}': expected user@address[:port]")]
+    InvalidSsh(String),
+    #[error("task '{0}': description is longer than {MAX_DESCRIPTION} bytes")]
+    DescriptionTooLong(String),
+    #[error("node '{0}' already exists")]
+    NodeExists(String),
+    #[error("task '{0}' already exists")]
+    TaskExists(String),
+    #[error("unknown node '{0}'")]
+    UnknownNode(String),
+    #[error("unknown task '{0}'")]
+    UnknownTask(String),
+    #[error("node '{node}': package name '{package}' is already used by node '{other}'")]
+    PackageCollision {
+        node: String,
+        package: String,
+        other: String,
+    },
+    #[error("including '{sub}' in '{task}' would create a cycle: {path}")]
+    Cycle {
+        task: String,
+        sub: String,
+        path: String,
+    },
+    #[error("task '{task}' cannot include itself")]
+    SelfInclude { task: String },
+    #[error(
+        "{scope}: package '{package}' is both depended on (task '{depends}') and removed (task '{removes}')"
+    )]
+    DependsAndRemoves {
+        scope: String,
+        package: String,
+        depends: String,
+        removes: String,
+    },
+    #[error("task '{task}': no dependency on '{package}'")]
+    NoSuchDependency { task: String, package: String },
+    #[error("task '{task}': too many dependencies (at most {MAX_RELATIONS})")]
+    TooManyRelations { task: String },
+    #[error("an edit needs at least one operation")]
+    EmptyEdit,
+}
+
+fn is_pkg_char(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '-' | '.')
+}
+
+/// Debian Policy 5.6.1: `[a-z0-9][a-z0-9+.-]+`.
+pub fn validate_package_name(name: &str) -> Result<(), ModelError> {
+    let mut chars = name.chars();
+    let ok = name.len() >= 2
+        && name.len() <= MAX_PACKAGE_NAME
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(is_pkg_char);
+    if ok {
+        Ok(())
+    } else {
+        Err(ModelError::InvalidPackage(name.to_string()))
+    }
+}
+
+pub fn validate_task_name(name: &str) -> Result<(), ModelError> {
+    let mut chars = name.chars();
+    let ok = !name.is_empty()
+        && name.len() <= MAX_TASK_NAME
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(is_pkg_char);
+    if ok {
+        Ok(())
+    } else {
+        Err(ModelError::InvalidTask {
+            name: name.to_string(),
+        })
+    }
+}
+
+/// RFC 1123 host name, returned lowercased.
+pub fn normalize_host(name: &str) -> Result<String, ModelError> {
+    let err = |why: &str| ModelError::InvalidHost {
+        name: name.to_string(),
+        why: why.to_string(),
+    };
+    let lower = name.trim_end_matches('.').to_ascii_lowercase();
+    if lower.is_empty() {
+        return Err(err("empty"));
+    }
+    if lower.len() > 253 {
+        return Err(err("longer than 253 characters"));
+    }
+    for label in lower.split('.') {
+        if label.is_empty() {
+            return Err(err("empty label"));
+        }
+        if label.len() > 63 {
+            return Err(err("a label is longer than 63 characters"));
+        }
+        if !label
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(err("only letters, digits, '-' and '.' are allowed"));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(err("a label starts or ends with '-'"));
+        }
+    }
+    Ok(lower)
+}
+
+/// The `umc-<host>` package name of a host. Long names are shortened deterministically with a
+/// hash suffix; collisions are rejected by [`Model::validate`].
+pub fn host_package(host: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let full = format!("umc-{host}");
+    if full.len() <= MAX_PACKAGE_NAME {
+        return full;
+    }
+    let digest = hex::encode(&Sha256::digest(host.as_bytes())[..6]);
+    let keep = MAX_PACKAGE_NAME - digest.len() - 1;
+    let mut prefix = full[..keep].to_string();
+    while prefix.ends_with(['.', '-', '+']) {
+        prefix.pop();
+    }
+    format!("{prefix}-{digest}")
+}
+
+pub fn task_package(task: &str) -> String {
+    format!("umc-task-{task}")
+}
+
+pub fn validate_var_name(name: &str) -> Result<(), ModelError> {
+    let mut chars = name.chars();
+    let ok = name.len() <= MAX_VAR_NAME
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ModelError::InvalidVar(name.to_string()))
+    }
+}
+
+fn validate_var(name: &str, value: &str) -> Result<(), ModelError> {
+    validate_var_name(name)?;
+    if value.len() > MAX_VAR_VALUE {
+        return Err(ModelError::VarTooLong(name.to_string()));
+    }
+    Ok(())
+}
+
+impl SshTarget {
+    /// Parses `user@address[:port]` (IPv6 addresses in brackets).
+    pub fn parse(s: &str) -> Result<SshTarget, ModelError> {
+        let err = || ModelError::InvalidSsh(s.to_string());
+        let (user, rest) = s.split_once('@').ok_or_else(err)?;
+        if user.is_empty()
+            || !user
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(err());
+        }
+        let (address, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (addr, tail) = v6.split_once(']').ok_or_else(err)?;
+            let port = match tail.strip_prefix(':') {
+                Some(p) => p.parse::<u16>().map_err(|_| err())?,
+                None if tail.is_empty() => 22,
+                None => return Err(err()),
+            };
+            (addr.to_string(), port)
+        } else {
+            match rest.rsplit_once(':') {
+                Some((a, p)) => (a.to_string(), p.parse::<u16>().map_err(|_| err())?),
+                None => (rest.to_string(), 22),
+            }
+        };
+        if address.is_empty()
+            || port == 0
+            || !address
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
+        {
+            return Err(err());
+        }
+        Ok(SshTarget {
+            user: user.to_string(),
+            address,
+            port,
+        })
+    }
+}
+
+impl fmt::Display for SshTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.address.contains(':') {
+            write!(f, "{}@[{}]:{}", self.user, self.address, self.port)
+        } else {
+            write!(f, "{}@{}:{}", self.user, self.address, self.port)
+        }
+    }
+}
+
+/// A parsed `Depends:` entry: its normalized text and the package names it mentions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relation {
+    pub text: String,
+    pub packages: Vec<String>,
+}
+
+/// Parses one relation entry (`a`, `a (>= 1.2)`, `a:any`, `a | b`) with debian-control's parser
+/// and rejects what a binary package's `Depends:` may not hold (substvars, arch lists, profiles).
+pub fn parse_relation(input: &str) -> Result<Relation, ModelError> {
+    use debian_control::lossy::Relations;
+    let err = |why: String| ModelError::InvalidRelation {
+        relation: input.to_string(),
+        why,
+    };
+    if input.contains(',') {
+        return Err(err(
+            "one relation per argument; give 'a, b' as two arguments".into(),
+        ));
+    }
+    if input.contains(['\n', '\r', '$']) {
+        return Err(err("contains a newline or substitution variable".into()));
+    }
+    let parsed: Relations = input.parse().map_err(|e: String| err(e.to_lowercase()))?;
+    let entry = match parsed.0.as_slice() {
+        [entry] => entry,
+        [] => return Err(err("empty".into())),
+        _ => return Err(err("more than one relation".into())),
+    };
+    let mut packages = Vec::new();
+    let mut parts = Vec::new();
+    for rel in entry {
+        validate_package_name(&rel.name)
+            .map_err(|_| err(format!("bad package name '{}'", rel.name)))?;
+        if rel.architectures.is_some() || !rel.profiles.is_empty() {
+            return Err(err(
+                "architecture lists and build profiles belong in build dependencies".into(),
+            ));
+        }
+        if let Some(q) = &rel.archqual
+            && !q.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(err(format!("bad architecture qualifier '{q}'")));
+        }
+        packages.push(rel.name.clone());
+        parts.push(rel.to_string());
+    }
+    Ok(Relation {
+        text: parts.join(" | "),
+        packages,
+    })
+}
+
+fn relation_packages(text: &str) -> Vec<String> {
+    parse_relation(text)
+        .map(|r| r.packages)
+        .unwrap_or_else(|_| vec![text.to_string()])
+}
+
+/// Random material for a node token; passed in so the model stays pure.
+pub trait TokenSource {
+    fn token(&mut self) -> String;
+}
+
+impl Model {
+    /// The tasks reachable from `roots` through `includes`, sorted by name (the roots included).
+    pub fn closure<'a>(&self, roots: impl IntoIterator<Item = &'a String>) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<&String> = roots.into_iter().collect();
+        while let Some(t) = stack.pop() {
+            if seen.insert(t.clone())
+                && let Some(task) = self.tasks.get(t)
+            {
+                stack.extend(task.includes.iter());
+            }
+        }
+        seen
+    }
+
+    fn task_mut(&mut self, name: &str) -> Result<&mut Task, ModelError> {
+        self.tasks
+            .get_mut(name)
+            .ok_or_else(|| ModelError::UnknownTask(name.to_string()))
+    }
+
+    fn node_mut(&mut self, name: &str) -> Result<&mut Node, ModelError> {
+        self.nodes
+            .get_mut(name)
+            .ok_or_else(|| ModelError::UnknownNode(name.to_string()))
+    }
+
+    /// Applies one operation as user `user`, returning its change lines. On error the model may
+    /// be partly changed: callers apply edits to a copy and discard it on error.
+    pub fn apply(
+        &mut self,
+        op: &Op,
+        user: &str,
+        tokens: &mut dyn TokenSource,
+    ) -> Result<Vec<Change>, ModelError> {
+        let who = format!("User '{user}'");
+        let mut out = Vec::new();
+        let mut line = |text: String, entities: Vec<Entity>| out.push(Change { text, entities });
+        match op {
+            Op::NodeAdd { host, vars, ssh } => {
+                let host = normalize_host(host)?;
+                if self.nodes.contains_key(&host) {
+                    return Err(ModelError::NodeExists(host));
+                }
+                for (k, v) in vars {
+                    validate_var(k, v)?;
+                }
+                let ssh = ssh.as_deref().map(SshTarget::parse).transpose()?;
+                self.nodes.insert(
+                    host.clone(),
+                    Node {
+                        name: host.clone(),
+                        vars: vars.clone(),
+                        tasks: BTreeSet::new(),
+                        ssh,
+                        token: tokens.token(),
+                        generation: 0,
+                    },
+                );
+                line(
+                    format!("{who} added node '{host}'"),
+                    vec![Entity::Node(host)],
+                );
+            }
+            Op::NodeRemove { host } => {
+                let host = normalize_host(host)?;
+                if self.nodes.remove(&host).is_none() {
+                    return Err(ModelError::UnknownNode(host));
+                }
+                line(
+                    format!("{who} removed node '{host}'"),
+                    vec![Entity::Node(host)],
+                );
+            }
+            Op::NodeSet {
+                host,
+                set_vars,
+                unset_vars,
+                ssh,
+            } => {
+                let host = normalize_host(host)?;
+                let node = self.node_mut(&host)?;
+                let e = || vec![Entity::Node(host.clone())];
+                for (k, v) in set_vars {
+                    validate_var(k, v)?;
+                    if node.vars.get(k) != Some(v) {
+                        node.vars.insert(k.clone(), v.clone());
+                        line(format!("{who} set variable '{k}' of node '{host}'"), e());
+                    }
+                }
+                for k in unset_vars {
+                    validate_var_name(k)?;
+                    if node.vars.remove(k).is_some() {
+                        line(format!("{who} unset variable '{k}' of node '{host}'"), e());
+                    }
+                }
+                if let Some(s) = ssh {
+                    let target = SshTarget::parse(s)?;
+                    if node.ssh.as_ref() != Some(&target) {
+                        line(
+                            format!("{who} set the ssh target of node '{host}' to '{target}'"),
+                            e(),
+                        );
+                        node.ssh = Some(target);
+                    }
+                }
+            }
+            Op::TaskAdd { task, description } => {
+                validate_task_name(task)?;
+                if self.tasks.contains_key(task) {
+                    return Err(ModelError::TaskExists(task.clone()));
+                }
+                let description = description.clone().unwrap_or_default();
+                if description.len() > MAX_DESCRIPTION {
+                    return Err(ModelError::DescriptionTooLong(task.clone()));
+                }
+                self.tasks.insert(
+                    task.clone(),
+                    Task {
+                        name: task.clone(),
+                        description,
+                        depends: Vec::new(),
+                        removes: BTreeSet::new(),
+                        includes: BTreeSet::new(),
+                        generation: 0,
+                    },
+                );
+                line(
+                    format!("{who} added task '{task}'"),
+                    vec![Entity::Task(task.clone())],
+                );
+            }
+            Op::TaskSet { task, description } => {
+                if description.len() > MAX_DESCRIPTION {
+                    return Err(ModelError::DescriptionTooLong(task.clone()));
+                }
+                let t = self.task_mut(task)?;
+                if &t.description != description {
+                    t.description = description.clone();
+                    line(
+                        format!("{who} changed the description of task '{task}'"),
+                        vec![Entity::Task(task.clone())],
+                    );
+                }
+            }
+            Op::TaskRemove { task } => {
+                if self.tasks.remove(task).is_none() {
+                    return Err(ModelError::UnknownTask(task.clone()));
+                }
+                line(
+                    format!("{who} removed task '{task}'"),
+                    vec![Entity::Task(task.clone())],
+                );
+                // Cascade: a removed task disappears from every include and assignment, and
+                // each of those packages changes, so each gets its own line.
+                for other in self.tasks.values_mut() {
+                    if other.includes.remove(task) {
+                        line(
+                            format!("{who} removed task '{task}' from task '{}'", other.name),
+                            vec![Entity::Task(other.name.clone())],
+                        );
+                    }
+                }
+                for node in self.nodes.values_mut() {
+                    if node.tasks.remove(task) {
+                        line(
+                            format!("{who} unassigned task '{task}' from node '{}'", node.name),
+                            vec![Entity::Node(node.name.clone())],
+                        );
+                    }
+                }
+            }
+            Op::TaskDepend { task, relations } => {
+                let t = self.task_mut(task)?;
+                for r in relations {
+                    let rel = parse_relation(r)?;
+                    if !t.depends.contains(&rel.text) {
+                        t.depends.push(rel.text.clone());
+                        line(
+                            format!("{who} added dependency '{}'", rel.text),
+                            vec![Entity::Task(task.clone())],
+                        );
+                    }
+                }
+                if t.depends.len() > MAX_RELATIONS {
+                    return Err(ModelError::TooManyRelations { task: task.clone() });
+                }
+            }
+            Op::TaskUndepend { task, packages } => {
+                let t = self.task_mut(task)?;
+                for p in packages {
+                    let before = t.depends.len();
+                    let mut removed = Vec::new();
+                    t.depends.retain(|d| {
+                        let hit = d == p || relation_packages(d).iter().any(|n| n == p);
+                        if hit {
+                            removed.push(d.clone());
+                        }
+                        !hit
+                    });
+                    if t.depends.len() == before {
+                        return Err(ModelError::NoSuchDependency {
+                            task: task.clone(),
+                            package: p.clone(),
+                        });
+                    }
+                    for d in removed {
+                        line(
+                            format!("{who} removed dependency '{d}'"),
+                            vec![Entity::Task(task.clone())],
+                        );
+                    }
+                }
+            }
+            Op::TaskRemovePackage { task, packages } => {
+                let t = self.task_mut(task)?;
+                for p in packages {
+                    validate_package_name(p)?;
+                    if t.removes.insert(p.clone()) {
+                        line(
+                            format!("{who} marked package '{p}' for removal"),
+                            vec![Entity::Task(task.clone())],
+                        );
+                    }
+                }
+            }
+            Op::TaskUnremovePackage { task, packages } => {
+                let t = self.task_mut(task)?;
+                for p in packages {
+                    if t.removes.remove(p) {
+                        line(
+                            format!("{who} no longer removes package '{p}'"),
+                            vec![Entity::Task(task.clone())],
+                        );
+                    }
+                }
+            }
+            Op::TaskInclude { task, subtasks } => {
+                for s in subtasks {
+                    if !self.tasks.contains_key(s) {
+                        return Err(ModelError::UnknownTask(s.clone()));
+                    }
+                    if s == task {
+                        return Err(ModelError::SelfInclude { task: task.clone() });
+                    }
+                    if let Some(path) = self.include_path(s, task) {
+                        return Err(ModelError::Cycle {
+                            task: task.clone(),
+                            sub: s.clone(),
+                            path: format!("{task} -> {}", path.join(" -> ")),
+                        });
+                    }
+                    let t = self.task_mut(task)?;
+                    if t.includes.insert(s.clone()) {
+                        line(
+                            format!("{who} included task '{s}' in task '{task}'"),
+                            vec![Entity::Task(task.clone())],
+                        );
+                    }
+                }
+            }
+            Op::TaskExclude { task, subtasks } => {
+                let t = self.task_mut(task)?;
+                for s in subtasks {
+                    if t.includes.remove(s) {
+                        line(
+                            format!("{who} excluded task '{s}' from task '{task}'"),
+                            vec![Entity::Task(task.clone())],
+                        );
+                    }
+                }
+            }
+            Op::Assign { host, tasks } => {
+                let host = normalize_host(host)?;
+                for t in tasks {
+                    if !self.tasks.contains_key(t) {
+                        return Err(ModelError::UnknownTask(t.clone()));
+                    }
+                }
+                let node = self.node_mut(&host)?;
+                for t in tasks {
+                    if node.tasks.insert(t.clone()) {
+                        line(
+                            format!("{who} assigned task '{t}' to node '{host}'"),
+                            vec![Entity::Node(host.clone())],
+                        );
+                    }
+                }
+            }
+            Op::Unassign { host, tasks } => {
+                let host = normalize_host(host)?;
+                let node = self.node_mut(&host)?;
+                for t in tasks {
+                    if node.tasks.remove(t) {
+                        line(
+                            format!("{who} unassigned task '{t}' from node '{host}'"),
+                            vec![Entity::Node(host.clone())],
+                        );
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A path of includes from `from` to `to`, if one exists.
+    fn include_path(&self, from: &str, to: &str) -> Option<Vec<String>> {
+        let mut stack = vec![vec![from.to_string()]];
+        let mut seen = BTreeSet::new();
+        while let Some(path) = stack.pop() {
+            let last = path.last()?.clone();
+            if last == to {
+                return Some(path);
+            }
+            if !seen.insert(last.clone()) {
+                continue;
+            }
+            if let Some(t) = self.tasks.get(&last) {
+                for s in &t.includes {
+                    let mut next = path.clone();
+                    next.push(s.clone());
+                    stack.push(next);
+                }
+            }
+        }
+        None
+    }
+
+    /// Checks invariants that span entities. Called on the whole model after every edit.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        // Package names of hosts must be unique (long names are hashed, and tasks use a prefix
+        // no host package can produce: `umc-task-x` would need host `task-x`, so check that too).
+        let mut packages: BTreeMap<String, String> = BTreeMap::new();
+        for node in self.nodes.values() {
+            let p = host_package(&node.name);
+            if let Some(other) = packages.insert(p.clone(), node.name.clone()) {
+                return Err(ModelError::PackageCollision {
+                    node: node.name.clone(),
+                    package: p,
+                    other,
+                });
+            }
+        }
+        for task in self.tasks.keys() {
+            let p = task_package(task);
+            if let Some(node) = packages.get(&p) {
+                return Err(ModelError::PackageCollision {
+                    node: node.clone(),
+                    package: p,
+                    other: format!("task '{task}'"),
+                });
+            }
+        }
+        for task in self.tasks.values() {
+            for s in &task.includes {
+                if !self.tasks.contains_key(s) {
+                    return Err(ModelError::UnknownTask(s.clone()));
+                }
+            }
+            let closure = self.closure([&task.name]);
+            self.check_conflicts(&format!("task '{}'", task.name), &closure)?;
+        }
+        for node in self.nodes.values() {
+            let closure = self.closure(&node.tasks);
+            self.check_conflicts(&format!("node '{}'", node.name), &closure)?;
+        }
+        Ok(())
+    }
+
+    fn check_conflicts(&self, scope: &str, closure: &BTreeSet<String>) -> Result<(), ModelError> {
+        let mut removed: BTreeMap<&str, &str> = BTreeMap::new();
+        for t in closure.iter().filter_map(|t| self.tasks.get(t)) {
+            for r in &t.removes {
+                removed.entry(r).or_insert(&t.name);
+            }
+        }
+        for t in closure.iter().filter_map(|t| self.tasks.get(t)) {
+            for d in &t.depends {
+                // Only a hard dependency conflicts; `a | b` can still be satisfied by the other.
+                let pkgs = relation_packages(d);
+                if let [p] = pkgs.as_slice()
+                    && let Some(remover) = removed.get(p.as_str())
+                {
+                    return Err(ModelError::DependsAndRemoves {
+                        scope: scope.to_string(),
+                        package: p.clone(),
+                        depends: t.name.clone(),
+                        removes: remover.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Seq(u32);
+    impl TokenSource for Seq {
+        fn token(&mut self) -> String {
+            self.0 += 1;
+            format!("t{}", self.0)
+        }
+    }
+
+    fn edit(m: &mut Model, op: Op) -> Result<Vec<Change>, ModelError> {
+        let mut copy = m.clone();
+        let out = copy.apply(&op, "sh", &mut Seq(0))?;
+        copy.validate()?;
+        *m = copy;
+        Ok(out)
+    }
+
+    #[test]
+    fn host_names() {
+        assert_eq!(
+            normalize_host("Grumpy.Company.COM.").as_deref(),
+            Ok("grumpy.company.com")
+        );
+        for bad in ["", "a..b", "-a", "a-", "a_b", "a b", &"x".repeat(64)] {
+            assert!(normalize_host(bad).is_err(), "{bad}");
+        }
+        let long = format!("{}.example.com", ["a".repeat(63); 3].join("."));
+        let p = host_package(&long);
+        assert!(p.len() <= MAX_PACKAGE_NAME);
+        validate_package_name(&p).unwrap();
+    }
+
+    #[test]
+    fn relations() {
+        assert_eq!(parse_relation("nginx-light").unwrap().text, "nginx-light");
+        assert_eq!(
+            parse_relation("php8.2-fpm (>= 8.2)").unwrap().text,
+            "php8.2-fpm (>= 8.2)"
+        );
+        let r = parse_relation("mawk | gawk").unwrap();
+        assert_eq!(r.text, "mawk | gawk");
+        assert_eq!(r.packages, ["mawk", "gawk"]);
+        for bad in [
+            "",
+            "Nginx",
+            "a, b",
+            "a (>> )",
+            "a [amd64]",
+            "${misc:Depends}",
+            "a (= 1",
+        ] {
+            assert!(parse_relation(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cycles_and_conflicts() {
+        let mut m = Model::default();
+        for t in ["a", "b", "c"] {
+            edit(
+                &mut m,
+                Op::TaskAdd {
+                    task: t.into(),
+                    description: None,
+                },
+            )
+            .unwrap();
+        }
+        edit(
+            &mut m,
+            Op::TaskInclude {
+                task: "a".into(),
+                subtasks: vec!["b".into()],
+            },
+        )
+        .unwrap();
+        edit(
+            &mut m,
+            Op::TaskInclude {
+                task: "b".into(),
+                subtasks: vec!["c".into()],
+            },
+        )
+        .unwrap();
+        let e = edit(
+            &mut m,
+            Op::TaskInclude {
+                task: "c".into(),
+                subtasks: vec!["a".into()],
+            },
+        );
+        assert!(matches!(e, Err(ModelError::Cycle { .. })), "{e:?}");
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "including 'a' in 'c' would create a cycle: c -> a -> b -> c"
+        );
+        edit(
+            &mut m,
+            Op::TaskDepend {
+                task: "c".into(),
+                relations: vec!["apache2".into()],
+            },
+        )
+        .unwrap();
+        let e = edit(
+            &mut m,
+            Op::TaskRemovePackage {
+                task: "a".into(),
+                packages: vec!["apache2".into()],
+            },
+        );
+        assert!(
+            matches!(e, Err(ModelError::DependsAndRemoves { .. })),
+            "{e:?}"
+        );
+    }
+}

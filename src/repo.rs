@@ -1,0 +1,374 @@
+//! A host's view of the repository: which packages it sees, their control data, the
+//! `Packages` index, the `Release` body and its signatures.
+//!
+//! Pure: no IO, no clock. Time comes from the model (commit times of generations); debs come
+//! through a caller-supplied lookup so the caller can cache them by content hash.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use crate::deb::{self, ChangelogEntry, Package};
+use crate::model::{Entity, host_package, task_package};
+use crate::sign::SigningKeys;
+use crate::store::{HistoryItem, HostData};
+
+/// Packaging format. Part of every version (`<FORMAT>.<generation>`) so that a umcd release
+/// that changes what the same model renders to can move every version forward.
+pub const FORMAT: u64 = 1;
+pub const SUITE: &str = "umc";
+pub const COMPONENT: &str = "main";
+/// Never change these once nodes have seen them: apt refuses a changed Origin/Label.
+pub const ORIGIN: &str = "umc";
+pub const LABEL: &str = "umc";
+pub const MAINTAINER: &str = "umc <umc@umc.invalid>";
+
+pub const DEFAULT_ARCHITECTURES: &[&str] = &[
+    "amd64", "arm64", "armhf", "i386", "ppc64el", "riscv64", "s390x",
+];
+
+pub fn version(generation: u64) -> String {
+    format!("{FORMAT}.{generation}")
+}
+
+/// `pool/main/u/umc-web/umc-web_1.42_all.deb`
+pub fn pool_path(name: &str, version: &str) -> String {
+    let initial = if name.starts_with("lib") && name.len() > 3 {
+        &name[..4]
+    } else {
+        &name[..1]
+    };
+    format!("pool/{COMPONENT}/{initial}/{name}/{name}_{version}_all.deb")
+}
+
+/// Bytes plus their SHA-256, the unit everything is served and cached as.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    pub bytes: Bytes,
+    pub sha256: [u8; 32],
+}
+
+impl Artifact {
+    pub fn new(bytes: impl Into<Bytes>) -> Artifact {
+        let bytes = bytes.into();
+        let sha256 = Sha256::digest(&bytes).into();
+        Artifact { bytes, sha256 }
+    }
+    pub fn hex(&self) -> String {
+        hex::encode(self.sha256)
+    }
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+/// A built .deb and the control text its Packages stanza repeats.
+#[derive(Debug)]
+pub struct DebArtifact {
+    pub artifact: Artifact,
+    pub control: String,
+    /// Commit time of the package's version: its `Last-Modified`.
+    pub mtime: i64,
+}
+
+/// One host's complete repository at one generation.
+#[derive(Debug)]
+pub struct Archive {
+    pub host: String,
+    /// Release `Date` and `Last-Modified`, seconds since the epoch.
+    pub date: i64,
+    pub date_ambiguous: bool,
+    /// Pool path -> deb.
+    pub debs: BTreeMap<String, Arc<DebArtifact>>,
+    /// Identical for every architecture: every package is `Architecture: all`.
+    pub packages: Artifact,
+    pub packages_gz: Artifact,
+    pub packages_xz: Artifact,
+    pub release: Artifact,
+    pub in_release: Artifact,
+    pub release_gpg: Artifact,
+}
+
+impl Archive {
+    pub fn weight(&self) -> usize {
+        // Debs are shared with the deb cache and counted there.
+        self.packages.len()
+            + self.packages_gz.len()
+            + self.packages_xz.len()
+            + self.release.len()
+            + self.in_release.len()
+            + self.release_gpg.len()
+            + 256 * self.debs.len()
+    }
+
+    /// An index file by its SHA-256 (`by-hash/SHA256/<hex>`).
+    pub fn by_hash(&self, hex: &str) -> Option<&Artifact> {
+        [&self.packages, &self.packages_gz, &self.packages_xz]
+            .into_iter()
+            .find(|a| a.hex() == hex)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("building package: {0}")]
+    Deb(#[from] deb::DebError),
+    #[error("signing: {0}")]
+    Sign(#[from] crate::sign::SignError),
+    #[error("compressing: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Cached(String),
+}
+
+fn changelog(items: &[HistoryItem]) -> Vec<ChangelogEntry> {
+    items
+        .iter()
+        .filter(|i| !i.lines.is_empty())
+        .map(|i| ChangelogEntry {
+            version: version(i.generation),
+            lines: i.lines.clone(),
+            user: i.user.clone(),
+            time_unix: i.time,
+        })
+        .collect()
+}
+
+fn mtime(items: &[HistoryItem]) -> u64 {
+    items.first().map(|i| i.time.max(0) as u64).unwrap_or(0)
+}
+
+/// The packages host `data.node` sees: `umc-<host>` and one `umc-task-<t>` per task in the
+/// closure of its assignments, sorted by name.
+pub fn packages(data: &HostData) -> Vec<Package> {
+    let empty = Vec::new();
+    let node = &data.node;
+    let node_hist = data
+        .history
+        .get(&Entity::Node(node.name.clone()))
+        .unwrap_or(&empty);
+    let host_pkg = host_package(&node.name);
+    let mut out = vec![Package {
+        name: host_pkg.clone(),
+        version: version(node.generation),
+        maintainer: MAINTAINER.to_string(),
+        section: "admin".to_string(),
+        priority: "optional".to_string(),
+        description: format!(
+            "umc configuration of host {}\nThis package is generated by umc from the fleet model. It depends on\nthe task packages assigned to this host; remove it to leave umc.",
+            node.name
+        ),
+        depends: node.tasks.iter().map(|t| task_package(t)).collect(),
+        conflicts: Vec::new(),
+        protected: true,
+        files: Vec::new(),
+        changelog: changelog(node_hist),
+        mtime: mtime(node_hist),
+    }];
+    for task in &data.tasks {
+        let hist = data
+            .history
+            .get(&Entity::Task(task.name.clone()))
+            .unwrap_or(&empty);
+        let name = task_package(&task.name);
+        let synopsis = if task.description.is_empty() {
+            format!("umc task {}", task.name)
+        } else {
+            format!(
+                "umc task {}: {}",
+                task.name,
+                task.description.lines().next().unwrap_or_default()
+            )
+        };
+        let mut depends: Vec<String> = task.includes.iter().map(|t| task_package(t)).collect();
+        depends.extend(task.depends.iter().cloned());
+        out.push(Package {
+            name: name.clone(),
+            version: version(task.generation),
+            maintainer: MAINTAINER.to_string(),
+            section: "admin".to_string(),
+            priority: "optional".to_string(),
+            description: format!(
+                "{synopsis}\nThis package is generated by umc from the fleet model: it pulls in the\npackages of task '{}' and removes the ones the task removes.",
+                task.name
+            ),
+            depends,
+            conflicts: task.removes.iter().cloned().collect(),
+            protected: false,
+            files: Vec::new(),
+            changelog: changelog(hist),
+            mtime: mtime(hist),
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// Cache key of a package: SHA-256 over an unambiguous encoding of every input of the deb.
+pub fn package_key(p: &Package) -> [u8; 32] {
+    let mut h = Sha256::new();
+    let mut field = |b: &[u8]| {
+        h.update((b.len() as u64).to_le_bytes());
+        h.update(b);
+    };
+    field(b"umc-deb");
+    field(&FORMAT.to_le_bytes());
+    for s in [
+        &p.name,
+        &p.version,
+        &p.maintainer,
+        &p.section,
+        &p.priority,
+        &p.description,
+    ] {
+        field(s.as_bytes());
+    }
+    for list in [&p.depends, &p.conflicts] {
+        field(&(list.len() as u64).to_le_bytes());
+        for s in list {
+            field(s.as_bytes());
+        }
+    }
+    field(&[p.protected as u8]);
+    field(&p.mtime.to_le_bytes());
+    field(&(p.files.len() as u64).to_le_bytes());
+    for f in &p.files {
+        field(f.path.as_bytes());
+        field(&f.mode.to_le_bytes());
+        field(&f.contents);
+        field(&[f.conffile as u8]);
+    }
+    field(&(p.changelog.len() as u64).to_le_bytes());
+    for c in &p.changelog {
+        field(c.version.as_bytes());
+        field(c.user.as_bytes());
+        field(&c.time_unix.to_le_bytes());
+        field(&(c.lines.len() as u64).to_le_bytes());
+        for l in &c.lines {
+            field(l.as_bytes());
+        }
+    }
+    h.finalize().into()
+}
+
+pub fn build_deb(p: &Package) -> Result<DebArtifact, RepoError> {
+    let built = deb::build(p)?;
+    Ok(DebArtifact {
+        artifact: Artifact::new(built.bytes),
+        control: built.control,
+        mtime: p.mtime as i64,
+    })
+}
+
+/// `Packages`: each deb's control file verbatim plus Filename, Size and SHA256.
+pub fn packages_index<'a>(debs: impl IntoIterator<Item = (&'a str, &'a DebArtifact)>) -> Vec<u8> {
+    let mut out = String::new();
+    for (path, deb) in debs {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&deb.control);
+        if !deb.control.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "Filename: {path}\nSize: {}\nSHA256: {}\n",
+            deb.artifact.len(),
+            deb.artifact.hex()
+        ));
+    }
+    out.into_bytes()
+}
+
+/// RFC 1123 date as Debian archives write it (`Sat, 09 Nov 2024 10:00:00 UTC`).
+pub fn release_date(unix: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
+    httpdate::fmt_http_date(t).replace("GMT", "UTC")
+}
+
+pub fn release_body(
+    host: &str,
+    date: i64,
+    architectures: &[String],
+    packages: &Artifact,
+    gz: &Artifact,
+    xz: &Artifact,
+) -> Vec<u8> {
+    let mut out = format!(
+        "Origin: {ORIGIN}\nLabel: {LABEL}\nSuite: {SUITE}\nCodename: {SUITE}\nDate: {}\nArchitectures: {}\nComponents: {COMPONENT}\nDescription: umc configuration of {host}\nAcquire-By-Hash: yes\nSHA256:\n",
+        release_date(date),
+        architectures.join(" "),
+    );
+    for arch in architectures {
+        for (suffix, a) in [("", packages), (".gz", gz), (".xz", xz)] {
+            out.push_str(&format!(
+                " {} {:>8} {COMPONENT}/binary-{arch}/Packages{suffix}\n",
+                a.hex(),
+                a.len()
+            ));
+        }
+    }
+    out.into_bytes()
+}
+
+pub fn gzip(data: &[u8]) -> Result<Vec<u8>, RepoError> {
+    // GzBuilder writes mtime 0 and no file name: the same input gives the same bytes.
+    let mut enc = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::best());
+    enc.write_all(data)?;
+    Ok(enc.finish()?)
+}
+
+pub fn xz(data: &[u8]) -> Result<Vec<u8>, RepoError> {
+    let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 6);
+    enc.write_all(data)?;
+    Ok(enc.finish()?)
+}
+
+/// Renders host `data`'s whole archive. `deb` returns a deb for a package, normally from a
+/// content-addressed cache.
+pub fn build_archive(
+    data: &HostData,
+    architectures: &[String],
+    keys: &SigningKeys,
+    mut deb: impl FnMut(&Package) -> Result<Arc<DebArtifact>, RepoError>,
+) -> Result<Archive, RepoError> {
+    let mut debs = BTreeMap::new();
+    for p in packages(data) {
+        let path = pool_path(&p.name, &p.version);
+        debs.insert(path, deb(&p)?);
+    }
+    let text = packages_index(debs.iter().map(|(p, d)| (p.as_str(), d.as_ref())));
+    let packages = Artifact::new(text);
+    let packages_gz = Artifact::new(gzip(&packages.bytes)?);
+    let packages_xz = Artifact::new(xz(&packages.bytes)?);
+    let body = release_body(
+        &data.node.name,
+        data.date,
+        architectures,
+        &packages,
+        &packages_gz,
+        &packages_xz,
+    );
+    let sig_time = SystemTime::UNIX_EPOCH + Duration::from_secs(data.date.max(0) as u64);
+    let in_release = keys.clearsign(&body, sig_time)?;
+    let release_gpg = keys.detached_armored(&body, sig_time)?;
+    Ok(Archive {
+        host: data.node.name.clone(),
+        date: data.date,
+        date_ambiguous: data.date_ambiguous,
+        debs,
+        packages,
+        packages_gz,
+        packages_xz,
+        release: Artifact::new(body),
+        in_release: Artifact::new(in_release),
+        release_gpg: Artifact::new(release_gpg),
+    })
+}

@@ -1,0 +1,447 @@
+//! OpenPGP signing of synthesized apt repositories.
+//!
+//! [`SigningKeys`] holds one or more certificates with secret key material
+//! (the newest first) and produces what apt fetches next to a `Release` file:
+//!
+//! * `InRelease`: a cleartext-signed copy of the `Release` text, with one
+//!   signature per key so that a keyring holding any one of them verifies it
+//!   (key rotation);
+//! * `Release.gpg`: an ASCII-armored detached signature (again one per key);
+//! * the public keyring, binary (`.gpg`, for `Signed-By:` and gpgv) or armored
+//!   (`.asc`).
+//!
+//! # Signature time
+//!
+//! Callers choose the signature creation time. sqv (apt 3.0) refuses a
+//! signature dated after the verifying machine's clock, with no tolerance at
+//! all, so "now" on the server breaks clients whose clock lags by a second;
+//! pass a time safely in the past (gpgv as apt runs it does not care).
+//!
+//! Keys are OpenPGP v4 Ed25519 (RFC 4880 profile, so that Debian 12's gpgv and
+//! sqv accept them), never expire, and every signature, self-signatures
+//! included, uses SHA-512.
+//!
+//! # The cleartext framing
+//!
+//! The cleartext message is framed here rather than by sequoia's cleartext
+//! signer, to emit exactly what `gpg --clearsign` emits (and what every Debian
+//! archive `InRelease` looks like): the last body line is followed directly by
+//! `-----BEGIN PGP SIGNATURE-----`. Under RFC 4880 §7.1 the line break before
+//! that line belongs to the armor, so the signed text is the body *without* its
+//! final newline, lines joined by CRLF, trailing spaces and tabs removed; the
+//! signature is a text-mode (type 0x01) signature over exactly that. This is
+//! also precisely what apt's `SplitClearSignedFile` hands to gpgv/sqv as the
+//! data file (lines joined by `\n`, trailing whitespace stripped, no final
+//! newline). sequoia's own cleartext signer instead signs the final newline
+//! and adds an empty line before the signature block; valid, but unlike
+//! anything apt usually sees.
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use sequoia_openpgp as openpgp;
+
+use openpgp::Cert;
+use openpgp::Profile;
+use openpgp::armor;
+use openpgp::cert::prelude::{CertBuilder, CertParser, CipherSuite};
+use openpgp::crypto::KeyPair;
+use openpgp::packet::signature::SignatureBuilder;
+use openpgp::parse::Parse;
+use openpgp::policy::StandardPolicy;
+use openpgp::serialize::Serialize;
+use openpgp::serialize::stream::{Armorer, Message, Signer};
+use openpgp::types::{Features, HashAlgorithm, KeyFlags, SignatureType};
+
+/// File name of the secret key material inside the state directory.
+pub const SIGNING_KEY_FILE: &str = "signing-key.asc";
+
+/// The only digest this module ever signs with.
+const HASH: HashAlgorithm = HashAlgorithm::SHA512;
+
+/// Errors from loading, generating or using signing keys.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// A filesystem operation on the key file failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What was being done ("read", "create", ...).
+        action: &'static str,
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// sequoia failed at some OpenPGP operation.
+    #[error("openpgp: cannot {action}: {source}")]
+    OpenPgp {
+        /// What was being done ("parse key material", "sign", ...).
+        action: &'static str,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// The key material contained no certificate at all.
+    #[error("no openpgp certificate found in key material")]
+    NoKeys,
+    /// A certificate lacks a usable secret signing key.
+    #[error("certificate {fingerprint} has no usable unencrypted secret signing key")]
+    NoSigningKey {
+        /// Fingerprint of the offending certificate.
+        fingerprint: String,
+    },
+    /// A body cannot be represented as a cleartext signed message.
+    #[error("cannot clearsign body: {0}")]
+    InvalidBody(&'static str),
+}
+
+/// Wraps a sequoia (anyhow) error.
+fn pgp(action: &'static str) -> impl FnOnce(openpgp::anyhow::Error) -> SignError {
+    move |e| SignError::OpenPgp {
+        action,
+        source: e.into(),
+    }
+}
+
+/// Wraps an I/O error while writing to an in-memory buffer through sequoia.
+fn pgp_io(action: &'static str) -> impl FnOnce(io::Error) -> SignError {
+    move |e| SignError::OpenPgp {
+        action,
+        source: Box::new(e),
+    }
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> SignError {
+    let path = path.to_path_buf();
+    move |source| SignError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// One or more certificates with secret key material; the newest first.
+///
+/// Every signature operation signs with every certificate, so that clients
+/// trusting any one of the keys accept the result.
+#[derive(Clone)]
+pub struct SigningKeys {
+    certs: Vec<Cert>,
+}
+
+impl fmt::Debug for SigningKeys {
+    // Never print key material.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKeys")
+            .field("fingerprints", &self.fingerprints())
+            .finish()
+    }
+}
+
+impl SigningKeys {
+    /// Loads `<dir>/signing-key.asc` (armored TSK(s), possibly several
+    /// concatenated), or, when it does not exist, generates one key and
+    /// writes it there with mode 0600. Returns whether it was created.
+    ///
+    /// The file is written to a temporary file (created 0600) and then
+    /// hard-linked into place, which is atomic and never replaces a key file
+    /// that appeared in the meantime: if another process won the race, its key
+    /// is loaded and ours discarded.
+    pub fn load_or_generate(dir: &Path, user_id: &str) -> Result<(Self, bool), SignError> {
+        let path = dir.join(SIGNING_KEY_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => return Ok((Self::from_armored(&bytes)?, false)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("read", &path)(e)),
+        }
+        let keys = Self::generate(user_id)?;
+        let armored = keys.to_armored_secret()?;
+        if write_new_file_0600(dir, &path, &armored)? {
+            Ok((keys, true))
+        } else {
+            let bytes = fs::read(&path).map_err(io_err("read", &path))?;
+            Ok((Self::from_armored(&bytes)?, false))
+        }
+    }
+
+    /// Generates one new key in memory, created now.
+    pub fn generate(user_id: &str) -> Result<Self, SignError> {
+        Self::generate_at(user_id, SystemTime::now())
+    }
+
+    /// Generates one new key in memory with the given creation time (the
+    /// precision is one second).
+    ///
+    /// The key is an OpenPGP v4 Ed25519 primary key flagged for certification
+    /// and signing, with no subkeys, no expiry, and SHA-512 self-signatures.
+    pub fn generate_at(user_id: &str, creation_time: SystemTime) -> Result<Self, SignError> {
+        let (cert, _revocation) = CertBuilder::new()
+            .set_profile(Profile::RFC4880)
+            .map_err(pgp("set key profile"))?
+            .set_cipher_suite(CipherSuite::Cv25519)
+            .set_creation_time(creation_time)
+            .set_primary_key_flags(KeyFlags::empty().set_certification().set_signing())
+            .set_validity_period(None)
+            .set_features(Features::empty().set_seipdv1())
+            .map_err(pgp("set key features"))?
+            .add_userid(user_id)
+            .generate()
+            .map_err(pgp("generate key"))?;
+        Self::from_certs(vec![cert])
+    }
+
+    /// Parses armored (or binary) transferable secret keys; several may be
+    /// concatenated, in one armor block or in several.
+    pub fn from_armored(tsk: &[u8]) -> Result<Self, SignError> {
+        let mut certs = Vec::new();
+        for cert in CertParser::from_bytes(tsk).map_err(pgp("parse key material"))? {
+            certs.push(cert.map_err(pgp("parse key material"))?);
+        }
+        Self::from_certs(certs)
+    }
+
+    fn from_certs(mut certs: Vec<Cert>) -> Result<Self, SignError> {
+        if certs.is_empty() {
+            return Err(SignError::NoKeys);
+        }
+        // Newest first; the sort is stable, so equal times keep file order.
+        certs.sort_by_key(|c| std::cmp::Reverse(c.primary_key().key().creation_time()));
+        let keys = SigningKeys { certs };
+        // Fail now rather than at the first request.
+        for cert in &keys.certs {
+            keys.keypair(cert, keys.newest_creation_time())?;
+        }
+        Ok(keys)
+    }
+
+    /// The secret keys, armored, all in one `PRIVATE KEY BLOCK`.
+    pub fn to_armored_secret(&self) -> Result<Vec<u8>, SignError> {
+        let mut w = armor::Writer::new(Vec::new(), armor::Kind::SecretKey)
+            .map_err(pgp_io("armor secret keys"))?;
+        for cert in &self.certs {
+            cert.as_tsk()
+                .serialize(&mut w)
+                .map_err(pgp("serialize secret key"))?;
+        }
+        w.finalize().map_err(pgp_io("armor secret keys"))
+    }
+
+    /// The public certificates, binary, concatenated (newest first): the form
+    /// gpgv's `--keyring` and apt's `Signed-By: /path.gpg` want.
+    pub fn public_keyring_binary(&self) -> Result<Vec<u8>, SignError> {
+        let mut out = Vec::new();
+        for cert in &self.certs {
+            // `Cert::serialize` never includes secret key material.
+            cert.serialize(&mut out)
+                .map_err(pgp("serialize public key"))?;
+        }
+        Ok(out)
+    }
+
+    /// The public certificates in a single `PUBLIC KEY BLOCK` (apt's `.asc`
+    /// reader decodes only the base64 of one block correctly).
+    pub fn public_keyring_armored(&self) -> Result<Vec<u8>, SignError> {
+        let mut w = armor::Writer::new(Vec::new(), armor::Kind::PublicKey)
+            .map_err(pgp_io("armor public keys"))?;
+        for cert in &self.certs {
+            cert.serialize(&mut w)
+                .map_err(pgp("serialize public key"))?;
+        }
+        w.finalize().map_err(pgp_io("armor public keys"))
+    }
+
+    /// Primary key fingerprints, uppercase hex, newest first.
+    pub fn fingerprints(&self) -> Vec<String> {
+        self.certs
+            .iter()
+            .map(|c| c.fingerprint().to_hex())
+            .collect()
+    }
+
+    /// The `InRelease` form of `body`: a cleartext signed message carrying one
+    /// SHA-512 signature per key. The signature creation time is the later of
+    /// `time` and the newest key's creation time.
+    ///
+    /// Trailing spaces, tabs and carriage returns are removed from every line
+    /// (the cleartext framework does not sign them, so they are not emitted
+    /// either); a missing final newline is supplied. A carriage return inside
+    /// a line is refused. Verifiers (gpgv `--output`) recover the body as
+    /// given, including its final newline.
+    pub fn clearsign(&self, body: &[u8], time: SystemTime) -> Result<Vec<u8>, SignError> {
+        let lines = cleartext_lines(body)?;
+
+        // The signed text: lines joined by "\n" (text mode hashes it as CRLF),
+        // without the final line break, which belongs to the armor.
+        let signed_len = lines.iter().map(|l| l.len() + 1).sum::<usize>();
+        let mut signed = Vec::with_capacity(signed_len);
+        for (i, line) in lines.iter().enumerate() {
+            if i > 0 {
+                signed.push(b'\n');
+            }
+            signed.extend_from_slice(line);
+        }
+        let signature = self.sign_detached_armored(&signed, SignatureType::Text, time)?;
+
+        let mut out = Vec::with_capacity(signed_len + 64 + signature.len());
+        out.extend_from_slice(b"-----BEGIN PGP SIGNED MESSAGE-----\n");
+        out.extend_from_slice(b"Hash: SHA512\n\n");
+        for line in &lines {
+            if line.first() == Some(&b'-') {
+                out.extend_from_slice(b"- ");
+            }
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+        out.extend_from_slice(&signature);
+        Ok(out)
+    }
+
+    /// The `Release.gpg` form: ASCII-armored detached binary signature(s) over
+    /// `body`, one per key, SHA-512, same time rule as [`Self::clearsign`].
+    pub fn detached_armored(&self, body: &[u8], time: SystemTime) -> Result<Vec<u8>, SignError> {
+        self.sign_detached_armored(body, SignatureType::Binary, time)
+    }
+
+    fn newest_creation_time(&self) -> SystemTime {
+        self.certs
+            .iter()
+            .map(|c| c.primary_key().key().creation_time())
+            .max()
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+
+    /// The signing keypair of `cert` that is valid at `time`.
+    fn keypair(&self, cert: &Cert, time: SystemTime) -> Result<KeyPair, SignError> {
+        let policy = StandardPolicy::new();
+        let no_key = || SignError::NoSigningKey {
+            fingerprint: cert.fingerprint().to_hex(),
+        };
+        let key = cert
+            .keys()
+            .with_policy(&policy, Some(time))
+            .supported()
+            .alive()
+            .revoked(false)
+            .for_signing()
+            .secret()
+            .next()
+            .ok_or_else(no_key)?;
+        let key = key.key().clone();
+        if !key.has_unencrypted_secret() {
+            return Err(no_key());
+        }
+        key.into_keypair().map_err(|_| no_key())
+    }
+
+    fn sign_detached_armored(
+        &self,
+        data: &[u8],
+        typ: SignatureType,
+        time: SystemTime,
+    ) -> Result<Vec<u8>, SignError> {
+        let time = time.max(self.newest_creation_time());
+        let mut keypairs = Vec::with_capacity(self.certs.len());
+        for cert in &self.certs {
+            keypairs.push(self.keypair(cert, time)?);
+        }
+        let mut keypairs = keypairs.into_iter();
+        let first = keypairs.next().ok_or(SignError::NoKeys)?;
+
+        let mut out = Vec::new();
+        let message = Message::new(&mut out);
+        let message = Armorer::new(message)
+            .kind(armor::Kind::Signature)
+            .build()
+            .map_err(pgp("armor signature"))?;
+        let mut signer = Signer::with_template(message, first, SignatureBuilder::new(typ))
+            .map_err(pgp("set up signer"))?;
+        for keypair in keypairs {
+            signer = signer.add_signer(keypair).map_err(pgp("set up signer"))?;
+        }
+        let mut signer = signer
+            .hash_algo(HASH)
+            .map_err(pgp("select sha-512"))?
+            .creation_time(time)
+            .detached()
+            .build()
+            .map_err(pgp("set up signer"))?;
+        signer.write_all(data).map_err(pgp_io("sign"))?;
+        signer.finalize().map_err(pgp("sign"))?;
+        Ok(out)
+    }
+}
+
+/// Splits a body into cleartext lines: split at `\n` (a final `\n` ends the
+/// last line rather than starting an empty one), trailing spaces, tabs and
+/// carriage returns removed. Refuses carriage returns elsewhere, since
+/// implementations disagree on whether a lone CR breaks a line.
+fn cleartext_lines(body: &[u8]) -> Result<Vec<&[u8]>, SignError> {
+    let body = body.strip_suffix(b"\n").unwrap_or(body);
+    if body.is_empty() {
+        return Err(SignError::InvalidBody("empty body"));
+    }
+    let mut lines = Vec::new();
+    for line in body.split(|&b| b == b'\n') {
+        let end = line
+            .iter()
+            .rposition(|&b| !matches!(b, b' ' | b'\t' | b'\r'))
+            .map_or(0, |i| i + 1);
+        let line = &line[..end];
+        if line.contains(&b'\r') {
+            return Err(SignError::InvalidBody("carriage return inside a line"));
+        }
+        lines.push(line);
+    }
+    Ok(lines)
+}
+
+/// Creates `path` with `contents` and mode 0600 unless it already exists:
+/// writes a 0600 temporary file in `dir`, syncs it, then hard-links it into
+/// place (atomic, and fails rather than replacing an existing file). Returns
+/// false when `path` already existed.
+fn write_new_file_0600(dir: &Path, path: &Path, contents: &[u8]) -> Result<bool, SignError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let tmp = dir.join(format!(
+        ".{SIGNING_KEY_FILE}.tmp.{}.{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    // A leftover from a crashed process that had our pid.
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("remove", &tmp)(e)),
+    }
+    let result = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_err("create", &tmp))?;
+        file.write_all(contents).map_err(io_err("write", &tmp))?;
+        file.sync_all().map_err(io_err("sync", &tmp))?;
+        drop(file);
+        match fs::hard_link(&tmp, path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(io_err("create", path)(e)),
+        }
+        // Make the new directory entry durable.
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("sync", dir))?;
+        Ok(true)
+    })();
+    let removed = fs::remove_file(&tmp);
+    let created = result?;
+    removed.map_err(io_err("remove", &tmp))?;
+    Ok(created)
+}

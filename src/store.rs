@@ -1,0 +1,539 @@
+//! The only module that touches redb: typed tables, the schema version, edits as
+//! transactions, and the history index that changelogs and versions derive from.
+//!
+//! Storage records are private serde types here, separate from `model` and `api`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::api::{LogEntry, Op, SshTarget};
+use crate::model::{Change, Entity, Model, ModelError, Node, Task, TokenSource};
+
+/// Bump with a migration in [`Store::open`] whenever a table's format changes.
+pub const SCHEMA_VERSION: u64 = 1;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
+const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes_v1");
+const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks_v1");
+const VARS: TableDefinition<&str, &str> = TableDefinition::new("vars_v1");
+const GENERATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("generations_v1");
+/// (entity key, generation) for every entity an edit touched: the changelog index.
+const TOUCHES: TableDefinition<(&str, u64), ()> = TableDefinition::new("touches_v1");
+/// sha256(token) -> user name.
+const API_TOKENS: TableDefinition<&[u8], &str> = TableDefinition::new("api_tokens_v1");
+
+/// How many edits a package changelog carries at most.
+pub const CHANGELOG_LIMIT: usize = 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("database: {0}")]
+    Db(String),
+    #[error("database record '{0}' is corrupt: {1}")]
+    Corrupt(String, String),
+    #[error(
+        "database schema version {found} is newer than this umcd supports ({SCHEMA_VERSION}); upgrade umcd"
+    )]
+    TooNew { found: u64 },
+}
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Db(e.to_string()) }
+        }
+    )*};
+}
+db_err!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+#[derive(Serialize, Deserialize)]
+struct SshRec {
+    user: String,
+    address: String,
+    port: u16,
+}
+
+#[derive(Serialize, Deserialize)]
+struct NodeRec {
+    vars: BTreeMap<String, String>,
+    tasks: BTreeSet<String>,
+    ssh: Option<SshRec>,
+    token: String,
+    generation: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TaskRec {
+    description: String,
+    depends: Vec<String>,
+    removes: BTreeSet<String>,
+    includes: BTreeSet<String>,
+    generation: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ChangeRec {
+    text: String,
+    entities: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct GenRec {
+    time: i64,
+    user: String,
+    changes: Vec<ChangeRec>,
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Db(e.to_string()))
+}
+
+fn decode<T: for<'a> Deserialize<'a>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(what.to_string(), e.to_string()))
+}
+
+fn node_from(name: &str, r: NodeRec) -> Node {
+    Node {
+        name: name.to_string(),
+        vars: r.vars,
+        tasks: r.tasks,
+        ssh: r.ssh.map(|s| SshTarget {
+            user: s.user,
+            address: s.address,
+            port: s.port,
+        }),
+        token: r.token,
+        generation: r.generation,
+    }
+}
+
+fn node_rec(n: &Node) -> NodeRec {
+    NodeRec {
+        vars: n.vars.clone(),
+        tasks: n.tasks.clone(),
+        ssh: n.ssh.as_ref().map(|s| SshRec {
+            user: s.user.clone(),
+            address: s.address.clone(),
+            port: s.port,
+        }),
+        token: n.token.clone(),
+        generation: n.generation,
+    }
+}
+
+fn task_from(name: &str, r: TaskRec) -> Task {
+    Task {
+        name: name.to_string(),
+        description: r.description,
+        depends: r.depends,
+        removes: r.removes,
+        includes: r.includes,
+        generation: r.generation,
+    }
+}
+
+fn task_rec(t: &Task) -> TaskRec {
+    TaskRec {
+        description: t.description.clone(),
+        depends: t.depends.clone(),
+        removes: t.removes.clone(),
+        includes: t.includes.clone(),
+        generation: t.generation,
+    }
+}
+
+/// One edit as a package changelog sees it: only the lines that touched that package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryItem {
+    pub generation: u64,
+    pub time: i64,
+    pub user: String,
+    pub lines: Vec<String>,
+}
+
+/// Everything needed to render one host's repository, read in one transaction.
+#[derive(Debug, Clone)]
+pub struct HostData {
+    /// The model generation the read saw.
+    pub generation: u64,
+    pub node: Node,
+    /// The closure of the node's tasks, sorted by name.
+    pub tasks: Vec<Task>,
+    /// Changelog of each package input (the node and each task), newest first.
+    pub history: BTreeMap<Entity, Vec<HistoryItem>>,
+    /// Commit time of the newest generation among the view's inputs: the Release `Date`.
+    pub date: i64,
+    /// Another generation was committed in the same second as the one `date` comes from, so a
+    /// client's `If-Modified-Since` equal to `date` does not prove it saw this view.
+    pub date_ambiguous: bool,
+}
+
+struct RandomTokens;
+impl TokenSource for RandomTokens {
+    fn token(&mut self) -> String {
+        random_token()
+    }
+}
+
+/// 32 random bytes, hex: node tokens and API tokens.
+pub fn random_token() -> String {
+    let mut buf = [0u8; 32];
+    // getrandom only fails when the OS has no entropy source at all; there is no safe fallback.
+    if let Err(e) = getrandom::fill(&mut buf) {
+        panic!("no OS random source: {e}");
+    }
+    hex::encode(buf)
+}
+
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and checks its schema version.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = Database::create(path)?;
+        let tx = db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            let found = meta.get("schema")?.map(|v| v.value());
+            match found {
+                None => {
+                    meta.insert("schema", SCHEMA_VERSION)?;
+                    meta.insert("generation", 0)?;
+                }
+                Some(v) if v > SCHEMA_VERSION => return Err(StoreError::TooNew { found: v }),
+                Some(_) => {} // == SCHEMA_VERSION; older versions get migrations here
+            }
+            tx.open_table(NODES)?;
+            tx.open_table(TASKS)?;
+            tx.open_table(VARS)?;
+            tx.open_table(GENERATIONS)?;
+            tx.open_table(TOUCHES)?;
+            tx.open_table(API_TOKENS)?;
+        }
+        tx.commit()?;
+        Ok(Store { db })
+    }
+
+    pub fn generation(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read()?;
+        let meta = tx.open_table(META)?;
+        Ok(meta.get("generation")?.map(|v| v.value()).unwrap_or(0))
+    }
+
+    /// Registers an API token for `user` (stored hashed).
+    pub fn add_api_token(&self, token: &str, user: &str) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(API_TOKENS)?;
+            t.insert(token_hash(token).as_slice(), user)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The user an API token belongs to.
+    pub fn api_user(&self, token: &str) -> Result<Option<String>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(API_TOKENS)?;
+        Ok(t.get(token_hash(token).as_slice())?
+            .map(|v| v.value().to_string()))
+    }
+
+    /// The whole model as of the latest generation.
+    pub fn model(&self) -> Result<(u64, Model), StoreError> {
+        let tx = self.db.begin_read()?;
+        let generation = tx
+            .open_table(META)?
+            .get("generation")?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        Ok((
+            generation,
+            load_model(
+                &tx.open_table(NODES)?,
+                &tx.open_table(TASKS)?,
+                &tx.open_table(VARS)?,
+            )?,
+        ))
+    }
+
+    pub fn node(&self, host: &str) -> Result<Option<Node>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(NODES)?;
+        match t.get(host)? {
+            Some(v) => Ok(Some(node_from(host, decode(host, v.value())?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Applies `ops` atomically as one generation. Nothing is written when any op or the
+    /// resulting model is invalid. Returns the generation and the change lines; an edit that
+    /// changes nothing does not create a generation.
+    pub fn edit(&self, user: &str, ops: &[Op], now: i64) -> Result<(u64, Vec<Change>), StoreError> {
+        if ops.is_empty() {
+            return Err(ModelError::EmptyEdit.into());
+        }
+        let tx = self.db.begin_write()?;
+        let old = {
+            let (n, t, v) = (
+                tx.open_table(NODES)?,
+                tx.open_table(TASKS)?,
+                tx.open_table(VARS)?,
+            );
+            load_model(&n, &t, &v)?
+        };
+        let mut model = old.clone();
+        let mut changes = Vec::new();
+        for op in ops {
+            changes.extend(model.apply(op, user, &mut RandomTokens)?);
+        }
+        model.validate()?;
+        let current = {
+            let meta = tx.open_table(META)?;
+            meta.get("generation")?.map(|v| v.value()).unwrap_or(0)
+        };
+        if changes.is_empty() {
+            return Ok((current, changes));
+        }
+        let generation = current + 1;
+        let touched: BTreeSet<Entity> = changes.iter().flat_map(|c| c.entities.clone()).collect();
+        for e in &touched {
+            match e {
+                Entity::Node(n) => {
+                    if let Some(node) = model.nodes.get_mut(n) {
+                        node.generation = generation;
+                    }
+                }
+                Entity::Task(t) => {
+                    if let Some(task) = model.tasks.get_mut(t) {
+                        task.generation = generation;
+                    }
+                }
+                Entity::Global => {}
+            }
+        }
+        {
+            let mut gens = tx.open_table(GENERATIONS)?;
+            // Commit times never go backwards, even if the clock does: Release dates derive
+            // from them and apt ignores a Release older than the one it has.
+            let last_time = match gens.last()? {
+                Some((_, v)) => decode::<GenRec>("generation", v.value())?.time,
+                None => i64::MIN,
+            };
+            let rec = GenRec {
+                time: now.max(last_time),
+                user: user.to_string(),
+                changes: changes
+                    .iter()
+                    .map(|c| ChangeRec {
+                        text: c.text.clone(),
+                        entities: c.entities.iter().map(Entity::key).collect(),
+                    })
+                    .collect(),
+            };
+            gens.insert(generation, encode(&rec)?.as_slice())?;
+            let mut touches = tx.open_table(TOUCHES)?;
+            for e in &touched {
+                touches.insert((e.key().as_str(), generation), ())?;
+            }
+            let mut nodes = tx.open_table(NODES)?;
+            for name in old.nodes.keys().filter(|n| !model.nodes.contains_key(*n)) {
+                nodes.remove(name.as_str())?;
+            }
+            for (name, node) in &model.nodes {
+                if old.nodes.get(name) != Some(node) {
+                    nodes.insert(name.as_str(), encode(&node_rec(node))?.as_slice())?;
+                }
+            }
+            let mut tasks = tx.open_table(TASKS)?;
+            for name in old.tasks.keys().filter(|n| !model.tasks.contains_key(*n)) {
+                tasks.remove(name.as_str())?;
+            }
+            for (name, task) in &model.tasks {
+                if old.tasks.get(name) != Some(task) {
+                    tasks.insert(name.as_str(), encode(&task_rec(task))?.as_slice())?;
+                }
+            }
+            let mut vars = tx.open_table(VARS)?;
+            for k in old.vars.keys().filter(|k| !model.vars.contains_key(*k)) {
+                vars.remove(k.as_str())?;
+            }
+            for (k, v) in &model.vars {
+                vars.insert(k.as_str(), v.as_str())?;
+            }
+            let mut meta = tx.open_table(META)?;
+            meta.insert("generation", generation)?;
+        }
+        tx.commit()?;
+        Ok((generation, changes))
+    }
+
+    /// Reads what host `host` needs to render its repository, or `None` for an unknown host.
+    pub fn host_data(&self, host: &str) -> Result<Option<HostData>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let generation = tx
+            .open_table(META)?
+            .get("generation")?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        let nodes = tx.open_table(NODES)?;
+        let node = match nodes.get(host)? {
+            Some(v) => node_from(host, decode(host, v.value())?),
+            None => return Ok(None),
+        };
+        let tasks_t = tx.open_table(TASKS)?;
+        let mut tasks = BTreeMap::new();
+        let mut stack: Vec<String> = node.tasks.iter().cloned().collect();
+        while let Some(name) = stack.pop() {
+            if tasks.contains_key(&name) {
+                continue;
+            }
+            if let Some(v) = tasks_t.get(name.as_str())? {
+                let task = task_from(&name, decode(&name, v.value())?);
+                stack.extend(task.includes.iter().cloned());
+                tasks.insert(name, task);
+            }
+        }
+        let gens = tx.open_table(GENERATIONS)?;
+        let touches = tx.open_table(TOUCHES)?;
+        let mut history = BTreeMap::new();
+        let entities = std::iter::once(Entity::Node(node.name.clone()))
+            .chain(tasks.keys().map(|t| Entity::Task(t.clone())));
+        for e in entities {
+            let items = entity_history(&touches, &gens, &e, CHANGELOG_LIMIT)?;
+            history.insert(e, items);
+        }
+        let newest = node
+            .generation
+            .max(tasks.values().map(|t| t.generation).max().unwrap_or(0));
+        let time_of = |g: u64| -> Result<Option<i64>, StoreError> {
+            match gens.get(g)? {
+                Some(v) => Ok(Some(decode::<GenRec>("generation", v.value())?.time)),
+                None => Ok(None),
+            }
+        };
+        let date = time_of(newest)?.unwrap_or(0);
+        let date_ambiguous = newest > 1 && time_of(newest - 1)? == Some(date);
+        Ok(Some(HostData {
+            generation,
+            node,
+            tasks: tasks.into_values().collect(),
+            history,
+            date,
+            date_ambiguous,
+        }))
+    }
+
+    /// Edits newest first, optionally only those touching `entity`.
+    pub fn log(&self, entity: Option<&Entity>, limit: usize) -> Result<Vec<LogEntry>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let gens = tx.open_table(GENERATIONS)?;
+        let mut out = Vec::new();
+        match entity {
+            Some(e) => {
+                let touches = tx.open_table(TOUCHES)?;
+                for item in entity_history(&touches, &gens, e, limit)? {
+                    out.push(LogEntry {
+                        generation: item.generation,
+                        time: item.time,
+                        user: item.user,
+                        changes: item.lines,
+                    });
+                }
+            }
+            None => {
+                for row in gens.iter()?.rev().take(limit) {
+                    let (g, v) = row?;
+                    let rec: GenRec = decode("generation", v.value())?;
+                    out.push(LogEntry {
+                        generation: g.value(),
+                        time: rec.time,
+                        user: rec.user,
+                        changes: rec.changes.into_iter().map(|c| c.text).collect(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn entity_history(
+    touches: &impl ReadableTable<(&'static str, u64), ()>,
+    gens: &impl ReadableTable<u64, &'static [u8]>,
+    entity: &Entity,
+    limit: usize,
+) -> Result<Vec<HistoryItem>, StoreError> {
+    let key = entity.key();
+    let mut out = Vec::new();
+    for row in touches
+        .range((key.as_str(), 0)..=(key.as_str(), u64::MAX))?
+        .rev()
+        .take(limit)
+    {
+        let (k, _) = row?;
+        let g = k.value().1;
+        if let Some(v) = gens.get(g)? {
+            let rec: GenRec = decode("generation", v.value())?;
+            out.push(HistoryItem {
+                generation: g,
+                time: rec.time,
+                user: rec.user,
+                lines: rec
+                    .changes
+                    .into_iter()
+                    .filter(|c| c.entities.contains(&key))
+                    .map(|c| c.text)
+                    .collect(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn load_model(
+    nodes: &impl ReadableTable<&'static str, &'static [u8]>,
+    tasks: &impl ReadableTable<&'static str, &'static [u8]>,
+    vars: &impl ReadableTable<&'static str, &'static str>,
+) -> Result<Model, StoreError> {
+    let mut model = Model::default();
+    for row in nodes.iter()? {
+        let (k, v) = row?;
+        let rec: NodeRec = decode(k.value(), v.value())?;
+        model
+            .nodes
+            .insert(k.value().to_string(), node_from(k.value(), rec));
+    }
+    for row in tasks.iter()? {
+        let (k, v) = row?;
+        let rec: TaskRec = decode(k.value(), v.value())?;
+        model
+            .tasks
+            .insert(k.value().to_string(), task_from(k.value(), rec));
+    }
+    for row in vars.iter()? {
+        let (k, v) = row?;
+        model
+            .vars
+            .insert(k.value().to_string(), v.value().to_string());
+    }
+    Ok(model)
+}
