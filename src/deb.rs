@@ -62,6 +62,7 @@ pub struct DataFile {
 
 impl DataFile {
     /// A plain `0644` file that is not a conffile.
+    #[must_use]
     pub fn new(path: impl Into<String>, contents: impl Into<Vec<u8>>) -> Self {
         DataFile {
             path: path.into(),
@@ -72,6 +73,7 @@ impl DataFile {
     }
 
     /// A `0644` file listed in `conffiles`.
+    #[must_use]
     pub fn conffile(path: impl Into<String>, contents: impl Into<Vec<u8>>) -> Self {
         DataFile {
             conffile: true,
@@ -134,11 +136,13 @@ pub struct BuiltDeb {
 
 impl BuiltDeb {
     /// Lowercase hex MD5 of [`BuiltDeb::bytes`] (the `MD5sum` index field).
+    #[must_use]
     pub fn md5_hex(&self) -> String {
         hex::encode(Md5::digest(&self.bytes))
     }
 
     /// Lowercase hex SHA-256 of [`BuiltDeb::bytes`] (the `SHA256` index field).
+    #[must_use]
     pub fn sha256_hex(&self) -> String {
         hex::encode(Sha256::digest(&self.bytes))
     }
@@ -176,6 +180,14 @@ pub enum DebError {
 }
 
 /// Build the `.deb` for `pkg`.
+///
+/// # Errors
+///
+/// A [`DebError`] naming the offending value when `pkg` does not validate:
+/// package name, version, a file path (relative, with empty, `.` or `..`
+/// components, whitespace or control characters, listed twice, clashing with
+/// the generated documentation, or both a file and a directory), a mode above
+/// `0o7777`, a control field with control characters, or a changelog entry.
 pub fn build(pkg: &Package) -> Result<BuiltDeb, DebError> {
     validate(pkg)?;
 
@@ -186,7 +198,7 @@ pub fn build(pkg: &Package) -> Result<BuiltDeb, DebError> {
     // Every regular file, keyed by its path components. A BTreeMap keyed by
     // component lists iterates in dpkg-deb's order: depth first, each
     // directory's children sorted bytewise.
-    let mut files: BTreeMap<Vec<&str>, FileRef<'_>> = BTreeMap::new();
+    let mut files: FileMap<'_> = BTreeMap::new();
     let generated = [
         (format!("{doc_dir}/copyright"), copyright.as_bytes()),
         (
@@ -233,53 +245,9 @@ pub fn build(pkg: &Package) -> Result<BuiltDeb, DebError> {
             .map(|f| (f.contents.len() as u64).div_ceil(1024))
             .sum::<u64>();
 
-    // data.tar: directories and files merged in tree order.
-    let mut nodes: BTreeMap<&[&str], Option<&FileRef<'_>>> = BTreeMap::new();
-    for dir in &dirs {
-        nodes.insert(dir.as_slice(), None);
-    }
-    for (components, file) in &files {
-        nodes.insert(components.as_slice(), Some(file));
-    }
-    let mut data = TarWriter::new(pkg.mtime);
-    for (components, node) in &nodes {
-        let mut name = String::from("./");
-        name.push_str(&components.join("/"));
-        match node {
-            None => {
-                if !components.is_empty() {
-                    name.push('/');
-                }
-                data.directory(&name)?;
-            }
-            Some(file) => data.file(&name, file.mode, file.contents)?,
-        }
-    }
-    let data_tar_gz = gzip(&data.finish())?;
-
-    // control.tar: ./, ./conffiles, ./control, ./md5sums (sorted, as
-    // dpkg-deb writes them).
     let control = control_stanza(pkg, installed_size);
-    let mut by_path: Vec<&FileRef<'_>> = files.values().collect();
-    by_path.sort_by(|a, b| a.path.cmp(b.path));
-    let mut md5sums = String::new();
-    let mut conffiles = String::new();
-    for file in &by_path {
-        let digest = hex::encode(Md5::digest(file.contents));
-        let _ = writeln!(md5sums, "{digest}  {}", &file.path[1..]);
-        if file.conffile {
-            conffiles.push_str(file.path);
-            conffiles.push('\n');
-        }
-    }
-    let mut control_tar = TarWriter::new(pkg.mtime);
-    control_tar.directory("./")?;
-    if !conffiles.is_empty() {
-        control_tar.file("./conffiles", DEFAULT_FILE_MODE, conffiles.as_bytes())?;
-    }
-    control_tar.file("./control", DEFAULT_FILE_MODE, control.as_bytes())?;
-    control_tar.file("./md5sums", DEFAULT_FILE_MODE, md5sums.as_bytes())?;
-    let control_tar_gz = gzip(&control_tar.finish())?;
+    let control_tar_gz = control_tar_gz(&control, &files, pkg.mtime)?;
+    let data_tar_gz = data_tar_gz(&files, &dirs, pkg.mtime)?;
 
     let mut ar = ar::Builder::new(Vec::new());
     for (member, contents) in [
@@ -315,6 +283,7 @@ pub fn build(pkg: &Package) -> Result<BuiltDeb, DebError> {
 /// it a metapackage, which tells lintian the package is empty on purpose.
 ///
 /// This function does not validate; [`build`] does.
+#[must_use]
 pub fn control_stanza(pkg: &Package, installed_size: u64) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Package: {}", pkg.name);
@@ -374,7 +343,11 @@ pub fn control_stanza(pkg: &Package, installed_size: u64) -> String {
 /// other filesystem object (here: each directory entry of `data.tar`,
 /// including `./`) counts 1.
 ///
-/// This is the value [`build`] writes; it validates `pkg` first.
+/// This is the value [`build`] writes; it builds the package to find it.
+///
+/// # Errors
+///
+/// As [`build`].
 pub fn installed_size(pkg: &Package) -> Result<u64, DebError> {
     Ok(build(pkg)?.installed_size)
 }
@@ -382,6 +355,7 @@ pub fn installed_size(pkg: &Package) -> Result<u64, DebError> {
 /// Absolute path of the changelog inside the package: `changelog.gz` for a
 /// native version, `changelog.Debian.gz` when the version carries a Debian
 /// revision (policy 12.7).
+#[must_use]
 pub fn changelog_path(name: &str, version: &str) -> String {
     let file = if version.contains('-') {
         "changelog.Debian.gz"
@@ -392,6 +366,13 @@ pub fn changelog_path(name: &str, version: &str) -> String {
 }
 
 /// The uncompressed Debian changelog shipped in the package.
+///
+/// # Errors
+///
+/// [`DebError::InvalidChangelog`] for an entry whose version is invalid,
+/// whose user is empty or contains `<`, `>` or control characters, whose
+/// line contains a control character, or whose time is outside the years 1
+/// to 9999.
 pub fn changelog_text(pkg: &Package) -> Result<String, DebError> {
     let fallback;
     let entries: &[ChangelogEntry] = if pkg.changelog.is_empty() {
@@ -455,8 +436,15 @@ pub fn changelog_text(pkg: &Package) -> Result<String, DebError> {
     Ok(out)
 }
 
-/// The DEP-5 copyright file shipped in the package.
+/// The DEP-5 copyright file shipped in the package. The copyright year is
+/// that of [`Package::mtime`] (lintian wants a notice with a year).
+#[must_use]
 pub fn copyright_text(pkg: &Package) -> String {
+    let year = i64::try_from(pkg.mtime / 86_400)
+        .ok()
+        .and_then(civil_from_days)
+        .map(|(year, _, _)| format!("{year} "))
+        .unwrap_or_default();
     format!(
         "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: {name}
@@ -465,7 +453,7 @@ Comment: This package was generated by umc from the site's configuration.
  configuration the site's administrators keep in umc.
 
 Files: *
-Copyright: The site's administrators
+Copyright: {year}the site's administrators
 License: umc-site-configuration
 
 License: umc-site-configuration
@@ -473,7 +461,7 @@ License: umc-site-configuration
  that site's own configuration. They are subject to whatever terms the
  site applies to its configuration and are not meant for redistribution.
 ",
-        name = pkg.name
+        name = pkg.name,
     )
 }
 
@@ -482,6 +470,65 @@ struct FileRef<'a> {
     mode: u32,
     contents: &'a [u8],
     conffile: bool,
+}
+
+type FileMap<'a> = BTreeMap<Vec<&'a str>, FileRef<'a>>;
+
+/// `data.tar.gz`: directories and files merged in tree order.
+fn data_tar_gz(
+    files: &FileMap<'_>,
+    dirs: &BTreeSet<Vec<&str>>,
+    mtime: u64,
+) -> Result<Vec<u8>, DebError> {
+    let mut nodes: BTreeMap<&[&str], Option<&FileRef<'_>>> = BTreeMap::new();
+    for dir in dirs {
+        nodes.insert(dir.as_slice(), None);
+    }
+    for (components, file) in files {
+        nodes.insert(components.as_slice(), Some(file));
+    }
+    let mut tar = TarWriter::new(mtime);
+    for (components, node) in &nodes {
+        let mut name = String::from("./");
+        name.push_str(&components.join("/"));
+        match node {
+            None => {
+                if !components.is_empty() {
+                    name.push('/');
+                }
+                tar.directory(&name)?;
+            }
+            Some(file) => tar.file(&name, file.mode, file.contents)?,
+        }
+    }
+    gzip(&tar.finish())
+}
+
+/// `control.tar.gz`: `./`, `./conffiles` (only when there are conffiles),
+/// `./control`, `./md5sums`, in the sorted order dpkg-deb writes them.
+/// `md5sums` and `conffiles` are sorted bytewise by path, as `dh_md5sums`
+/// sorts (`LC_ALL=C sort`).
+fn control_tar_gz(control: &str, files: &FileMap<'_>, mtime: u64) -> Result<Vec<u8>, DebError> {
+    let mut by_path: Vec<&FileRef<'_>> = files.values().collect();
+    by_path.sort_by(|a, b| a.path.cmp(b.path));
+    let mut md5sums = String::new();
+    let mut conffiles = String::new();
+    for file in &by_path {
+        let digest = hex::encode(Md5::digest(file.contents));
+        let _ = writeln!(md5sums, "{digest}  {}", &file.path[1..]);
+        if file.conffile {
+            conffiles.push_str(file.path);
+            conffiles.push('\n');
+        }
+    }
+    let mut tar = TarWriter::new(mtime);
+    tar.directory("./")?;
+    if !conffiles.is_empty() {
+        tar.file("./conffiles", DEFAULT_FILE_MODE, conffiles.as_bytes())?;
+    }
+    tar.file("./control", DEFAULT_FILE_MODE, control.as_bytes())?;
+    tar.file("./md5sums", DEFAULT_FILE_MODE, md5sums.as_bytes())?;
+    gzip(&tar.finish())
 }
 
 fn validate(pkg: &Package) -> Result<(), DebError> {
@@ -678,19 +725,7 @@ fn rfc2822(time_unix: i64) -> Option<String> {
     ];
     let days = time_unix.div_euclid(86_400);
     let secs = time_unix.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    if !(1..=9999).contains(&year) {
-        return None;
-    }
+    let (year, month, day) = civil_from_days(days)?;
     let weekday = DAYS[usize::try_from((days + 4).rem_euclid(7)).ok()?];
     let month_name = MONTHS[usize::try_from(month - 1).ok()?];
     Some(format!(
@@ -699,6 +734,21 @@ fn rfc2822(time_unix: i64) -> Option<String> {
         secs / 60 % 60,
         secs % 60
     ))
+}
+
+/// `(year, month, day)` of a day count since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`), or `None` outside the years 1 to 9999.
+fn civil_from_days(days: i64) -> Option<(i64, i64, i64)> {
+    let z = days.checked_add(719_468)?;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe.checked_add(era.checked_mul(400)?)? + i64::from(month <= 2);
+    (1..=9999).contains(&year).then_some((year, month, day))
 }
 
 fn gzip(data: &[u8]) -> Result<Vec<u8>, DebError> {

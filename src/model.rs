@@ -801,7 +801,7 @@ mod tests {
         for bad in ["", "a..b", "-a", "a-", "a_b", "a b", &"x".repeat(64)] {
             assert!(normalize_host(bad).is_err(), "{bad}");
         }
-        let long = format!("{}.example.com", ["a".repeat(63); 3].join("."));
+        let long = format!("{}.example.com", vec!["a".repeat(63); 3].join("."));
         let p = host_package(&long);
         assert!(p.len() <= MAX_PACKAGE_NAME);
         validate_package_name(&p).unwrap();

@@ -71,17 +71,19 @@ fn admin_token(store: &Store, data: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed before this returns, so a signal
+/// that arrives right after startup is not lost.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    eprintln!("umcd: shutting down");
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("umcd: shutting down");
+    })
 }
 
 #[tokio::main]
@@ -137,8 +139,9 @@ async fn run() -> Result<()> {
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let state = Arc::new(AppState::new(store, keys, config)?);
+    let shutdown = shutdown_signal()?;
     println!("umcd listening on http://{addr}");
     std::io::stdout().flush()?;
-    http::run(listener, state, shutdown_signal()).await?;
+    http::run(listener, state, shutdown).await?;
     Ok(())
 }

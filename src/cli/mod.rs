@@ -5,7 +5,7 @@
 
 mod assign;
 mod log;
-mod node;
+pub mod node;
 mod task;
 
 use clap::{Parser, Subcommand};

@@ -129,23 +129,32 @@ fn join(v: &[String]) -> String {
     }
 }
 
-/// What a node needs to use its repository. The files match `apt-conf/` in the source tree.
+/// Where nodes keep the archive key.
+pub const NODE_KEYRING: &str = "/etc/apt/keyrings/umc.gpg";
+
+/// The node's `.sources` file, from `apt-conf/umc.sources.in` (tests use the same file).
+pub fn sources_file(url: &str, host: &str, keyring: &str) -> String {
+    include_str!("../../apt-conf/umc.sources.in")
+        .replace("@URL@", url.trim_end_matches('/'))
+        .replace("@HOST@", host)
+        .replace("@KEYRING@", keyring)
+}
+
+/// The node's `auth.conf.d` entry, from `apt-conf/umc-auth.conf.in`.
+pub fn auth_file(url: &str, host: &str, token: &str) -> String {
+    include_str!("../../apt-conf/umc-auth.conf.in")
+        .replace("@URL@", url.trim_end_matches('/'))
+        .replace("@HOST@", host)
+        .replace("@TOKEN@", token)
+}
+
+/// What a node needs to use its repository.
 pub fn apt_config(url: &str, host: &str, token: &str, fingerprints: &[String]) -> String {
     let url = url.trim_end_matches('/');
     format!(
-        "# /etc/apt/sources.list.d/umc.sources\n\
-Types: deb\n\
-URIs: {url}/hosts/{host}\n\
-Suites: umc\n\
-Components: main\n\
-Signed-By: /etc/apt/keyrings/umc.gpg\n\
-\n\
-# /etc/apt/auth.conf.d/umc.conf (mode 0600)\n\
-machine {url}/hosts/{host} login {host} password {token}\n\
-\n\
-# /etc/apt/keyrings/umc.gpg: the archive key ({fps}), from\n\
-#   {url}/umc-archive-keyring.gpg\n\
-# e.g.: curl -fsSL {url}/umc-archive-keyring.gpg -o /etc/apt/keyrings/umc.gpg\n",
-        fps = fingerprints.join(", ")
+        "{}\n{}\n# {NODE_KEYRING}: the archive key ({}), from\n#   {url}/umc-archive-keyring.gpg\n# e.g.: curl -fsSL {url}/umc-archive-keyring.gpg -o {NODE_KEYRING}\n",
+        sources_file(url, host, NODE_KEYRING),
+        auth_file(url, host, token),
+        fingerprints.join(", ")
     )
 }

@@ -29,3 +29,362 @@ pub fn require_tool(name: &str) -> bool {
     eprintln!("skipping: tool `{name}` is not installed");
     false
 }
+
+// ---------------------------------------------------------------------------------------------
+// A real umcd on 127.0.0.1:<random port>, the real umc-admin, and a sandboxed real apt.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+
+pub const UMCD: &str = env!("CARGO_BIN_EXE_umcd");
+pub const UMC_ADMIN: &str = env!("CARGO_BIN_EXE_umc-admin");
+
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub data: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// umcd on a fresh data dir.
+    pub fn start() -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        let mut s = Server::start_in(&data);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// umcd on `data` (created if missing), listening on a random loopback port.
+    pub fn start_in(data: &Path) -> Server {
+        std::fs::create_dir_all(data).expect("data dir");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.join("umcd.log"))
+            .expect("log");
+        let mut child = Command::new(UMCD)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn umcd");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        BufReader::new(stdout).read_line(&mut line).expect("read");
+        let url = line
+            .trim()
+            .strip_prefix("umcd listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "umcd did not start: {line:?}\n{}",
+                    std::fs::read_to_string(data.join("umcd.log")).unwrap_or_default()
+                )
+            })
+            .to_string();
+        Server {
+            child: Some(child),
+            url,
+            data: data.to_path_buf(),
+            _tmp: None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.data.join("admin.token"))
+            .expect("admin.token")
+            .trim()
+            .to_string()
+    }
+
+    /// Runs umc-admin against this server.
+    pub fn admin(&self, args: &[&str]) -> Output {
+        Command::new(UMC_ADMIN)
+            .args(args)
+            .env("UMC_URL", &self.url)
+            .env("UMC_TOKEN", self.token())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run umc-admin")
+    }
+
+    /// Runs umc-admin and returns stdout, panicking with its output on failure.
+    pub fn admin_ok(&self, args: &[&str]) -> String {
+        let out = self.admin(args);
+        assert!(
+            out.status.success(),
+            "umc-admin {args:?} failed: {}",
+            show(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn node_token(&self, host: &str) -> String {
+        self.admin_ok(&["node", "token", host]).trim().to_string()
+    }
+
+    /// Stops with SIGKILL (no chance to flush anything) and waits.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops with SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        c.wait().expect("wait umcd")
+    }
+
+    /// A plain HTTP GET with optional Basic credentials and extra headers.
+    pub fn get(&self, path: &str, basic: Option<(&str, &str)>, headers: &[(&str, &str)]) -> Resp {
+        http("GET", &format!("{}{path}", self.url), basic, headers, None)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub fn http(
+    method: &str,
+    url: &str,
+    basic: Option<(&str, &str)>,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Resp {
+    use base64::Engine;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut req = ureq::http::Request::builder().method(method).uri(url);
+    if let Some((u, p)) = basic {
+        let b = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+        req = req.header("Authorization", format!("Basic {b}"));
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = match body {
+        Some(b) => agent.run(req.body(b.to_vec()).expect("request")),
+        None => agent.run(req.body(()).expect("request")),
+    };
+    let mut resp = resp.expect("http request");
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap_or_default();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub fn show(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Stock apt-get/apt-cache with a private configuration and state: nothing of the machine's
+/// own apt setup is read or touched.
+pub struct Apt {
+    pub dir: tempfile::TempDir,
+    conf: PathBuf,
+}
+
+impl Apt {
+    /// A sandbox whose only source is `host`'s umc repository at `url`, trusting `keyring`.
+    /// The sources and auth files are made from the repo's `apt-conf/*.in`, as nodes get them.
+    pub fn new(url: &str, host: &str, token: &str, keyring: &[u8]) -> Apt {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        for sub in [
+            "etc/apt/sources.list.d",
+            "etc/apt/auth.conf.d",
+            "etc/apt/apt.conf.d",
+            "etc/apt/preferences.d",
+            "etc/apt/trusted.gpg.d",
+            "etc/apt/keyrings",
+            "var/lib/apt/lists/partial",
+            "var/cache/apt/archives/partial",
+            "var/lib/dpkg",
+            "var/log/apt",
+        ] {
+            std::fs::create_dir_all(d.join(sub)).expect("mkdir");
+        }
+        std::fs::write(d.join("var/lib/dpkg/status"), "").expect("status");
+        let keyring_path = d.join("etc/apt/keyrings/umc.gpg");
+        std::fs::write(&keyring_path, keyring).expect("keyring");
+        let root = env!("CARGO_MANIFEST_DIR");
+        let sources = std::fs::read_to_string(format!("{root}/apt-conf/umc.sources.in"))
+            .expect("apt-conf/umc.sources.in")
+            .replace("@URL@", url)
+            .replace("@HOST@", host)
+            .replace("@KEYRING@", &keyring_path.display().to_string());
+        std::fs::write(d.join("etc/apt/sources.list.d/umc.sources"), sources).expect("sources");
+        let auth = std::fs::read_to_string(format!("{root}/apt-conf/umc-auth.conf.in"))
+            .expect("apt-conf/umc-auth.conf.in")
+            .replace("@URL@", url)
+            .replace("@HOST@", host)
+            .replace("@TOKEN@", token);
+        let auth_path = d.join("etc/apt/auth.conf.d/umc.conf");
+        std::fs::write(&auth_path, auth).expect("auth");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&auth_path, std::fs::Permissions::from_mode(0o600))
+                .expect("chmod");
+        }
+        let p = |s: &str| d.join(s).display().to_string();
+        let conf = d.join("apt.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"Dir::State "{state}";
+Dir::State::status "{status}";
+Dir::Cache "{cache}";
+Dir::Etc "{etc}";
+Dir::Etc::SourceList "{etc}/sources.list";
+Dir::Etc::SourceParts "{etc}/sources.list.d";
+Dir::Etc::Parts "{etc}/apt.conf.d";
+Dir::Etc::PreferencesParts "{etc}/preferences.d";
+Dir::Etc::TrustedParts "{etc}/trusted.gpg.d";
+Dir::Etc::netrc "{etc}/auth.conf";
+Dir::Etc::netrcparts "{etc}/auth.conf.d";
+Dir::Log "{log}";
+APT::Architecture "amd64";
+APT::Architectures {{ "amd64"; }};
+APT::Sandbox::User "root";
+Debug::NoLocking "true";
+Acquire::Languages "none";
+Acquire::Retries "0";
+APT::Update::Error-Mode "any";
+"#,
+                state = p("var/lib/apt"),
+                status = p("var/lib/dpkg/status"),
+                cache = p("var/cache/apt"),
+                etc = p("etc/apt"),
+                log = p("var/log/apt"),
+            ),
+        )
+        .expect("apt.conf");
+        Apt { dir, conf }
+    }
+
+    fn cmd(&self, tool: &str, args: &[&str]) -> Output {
+        Command::new(tool)
+            .args(args)
+            .env("APT_CONFIG", &self.conf)
+            .env("LC_ALL", "C")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("run {tool}: {e}"))
+    }
+
+    pub fn get(&self, args: &[&str]) -> Output {
+        self.cmd("apt-get", args)
+    }
+
+    pub fn cache(&self, args: &[&str]) -> Output {
+        self.cmd("apt-cache", args)
+    }
+
+    /// `apt-get update` that must succeed cleanly: exit 0 and no W:/E: line.
+    pub fn update_ok(&self) {
+        let out = self.get(&["update"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success()
+                && !err
+                    .lines()
+                    .any(|l| l.starts_with("W:") || l.starts_with("E:")),
+            "apt-get update failed: {}",
+            show(&out)
+        );
+    }
+
+    /// A field of the candidate version as apt-cache sees it, or None if apt knows no such package.
+    pub fn field(&self, package: &str, field: &str) -> Option<String> {
+        let out = self.cache(&["show", "--no-all-versions", package]);
+        if !out.status.success() {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let prefix = format!("{field}: ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map(str::to_string)
+    }
+
+    /// Downloads `packages` with `apt-get download` into the sandbox; returns the file paths.
+    pub fn download(&self, packages: &[&str]) -> Vec<PathBuf> {
+        let mut args = vec!["download"];
+        args.extend_from_slice(packages);
+        let out = self.get(&args);
+        assert!(out.status.success(), "apt-get download: {}", show(&out));
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .expect("readdir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+            .collect();
+        files.sort();
+        files
+    }
+}
+
+/// `dpkg --compare-versions a gt b`, by dpkg itself.
+pub fn version_gt(a: &str, b: &str) -> bool {
+    Command::new("dpkg")
+        .args(["--compare-versions", a, "gt", b])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}

@@ -1,0 +1,595 @@
+//! umcd over HTTP: served artifacts checked by real tools (gpgv, sqv, dpkg-deb, lintian),
+//! HTTP semantics apt relies on, bad input, durability and determinism.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::process::Command;
+
+use common::{Resp, Server, http, require_tool, show};
+
+const HOST: &str = "web1.example.com";
+
+fn fleet() -> Server {
+    let s = Server::start();
+    s.admin_ok(&["node", "add", HOST]);
+    s.admin_ok(&["node", "add", "db1.example.com"]);
+    s.admin_ok(&["task", "add", "web", "--description", "Web frontends"]);
+    s.admin_ok(&["task", "add", "base"]);
+    s.admin_ok(&["task", "depend", "web", "nginx-light", "mawk | gawk"]);
+    s.admin_ok(&["task", "remove", "web", "apache2"]);
+    s.admin_ok(&["task", "depend", "base", "less (>= 1.0)"]);
+    s.admin_ok(&["task", "include", "web", "base"]);
+    s.admin_ok(&["assign", HOST, "web"]);
+    s
+}
+
+fn host_get(s: &Server, path: &str, headers: &[(&str, &str)]) -> Resp {
+    let token = s.node_token(HOST);
+    s.get(
+        &format!("/hosts/{HOST}/{path}"),
+        Some((HOST, &token)),
+        headers,
+    )
+}
+
+/// Packages stanzas as maps (continuation lines joined).
+fn stanzas(text: &str) -> Vec<BTreeMap<String, String>> {
+    let mut out = Vec::new();
+    for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        let mut m = BTreeMap::new();
+        let mut last = String::new();
+        for line in block.lines() {
+            if line.starts_with(' ') {
+                if let Some(v) = m.get_mut(&last) {
+                    let v: &mut String = v;
+                    v.push('\n');
+                    v.push_str(line);
+                }
+            } else if let Some((k, v)) = line.split_once(": ") {
+                last = k.to_string();
+                m.insert(k.to_string(), v.to_string());
+            }
+        }
+        out.push(m);
+    }
+    out
+}
+
+fn fetch_all(s: &Server) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for p in [
+        "dists/umc/Release",
+        "dists/umc/main/binary-amd64/Packages",
+        "dists/umc/main/binary-amd64/Packages.gz",
+        "dists/umc/main/binary-amd64/Packages.xz",
+        "dists/umc/main/binary-s390x/Packages.xz",
+    ] {
+        let r = host_get(s, p, &[]);
+        assert_eq!(r.status, 200, "{p}");
+        out.insert(p.to_string(), r.body);
+    }
+    let packages =
+        String::from_utf8(out["dists/umc/main/binary-amd64/Packages"].clone()).expect("utf8");
+    for st in stanzas(&packages) {
+        let f = &st["Filename"];
+        let r = host_get(s, f, &[]);
+        assert_eq!(r.status, 200, "{f}");
+        out.insert(f.clone(), r.body);
+    }
+    out
+}
+
+#[test]
+fn inrelease_verifies_with_gpgv_and_sqv() {
+    if !(require_tool("gpgv") && require_tool("sqv")) {
+        return;
+    }
+    let s = fleet();
+    let dir = tempfile::tempdir().expect("tmp");
+    let keyring = dir.path().join("k.gpg");
+    std::fs::write(&keyring, s.get("/umc-archive-keyring.gpg", None, &[]).body).expect("w");
+    let inrelease = host_get(&s, "dists/umc/InRelease", &[]).body;
+    assert!(inrelease.starts_with(b"-----BEGIN PGP SIGNED MESSAGE-----\n"));
+    assert!(inrelease.ends_with(b"-----END PGP SIGNATURE-----\n"));
+    let ir = dir.path().join("InRelease");
+    std::fs::write(&ir, &inrelease).expect("w");
+    let out = Command::new("gpgv")
+        .arg("--keyring")
+        .arg(&keyring)
+        .arg("--output")
+        .arg(dir.path().join("body"))
+        .arg(&ir)
+        .output()
+        .expect("gpgv");
+    assert!(out.status.success(), "gpgv: {}", show(&out));
+    // The signed body is exactly the served Release.
+    let release = host_get(&s, "dists/umc/Release", &[]).body;
+    assert_eq!(std::fs::read(dir.path().join("body")).expect("r"), release);
+
+    // Split InRelease the way apt does (apt-pkg/contrib/gpgv.cc SplitClearSignedFile) and let
+    // sqv check the detached parts.
+    let text = String::from_utf8(inrelease).expect("utf8");
+    let (head, sig) = text
+        .split_once("-----BEGIN PGP SIGNATURE-----")
+        .expect("sig");
+    let body = head.split_once("\n\n").expect("headers").1;
+    let content: Vec<String> = body
+        .lines()
+        .map(|l| l.strip_prefix("- ").unwrap_or(l).trim_end().to_string())
+        .collect();
+    let data = dir.path().join("data");
+    std::fs::write(&data, content.join("\n")).expect("w");
+    let sigf = dir.path().join("sig");
+    std::fs::write(&sigf, format!("-----BEGIN PGP SIGNATURE-----{sig}")).expect("w");
+    let out = Command::new("sqv")
+        .arg("--keyring")
+        .arg(&keyring)
+        .arg(&sigf)
+        .arg(&data)
+        .output()
+        .expect("sqv");
+    assert!(out.status.success(), "sqv: {}", show(&out));
+
+    // Release.gpg is an armored detached signature over Release.
+    let gpg = host_get(&s, "dists/umc/Release.gpg", &[]).body;
+    assert!(gpg.starts_with(b"-----BEGIN PGP SIGNATURE-----"));
+    let (rel, relsig) = (dir.path().join("Release"), dir.path().join("Release.gpg"));
+    std::fs::write(&rel, &release).expect("w");
+    std::fs::write(&relsig, &gpg).expect("w");
+    let out = Command::new("sqv")
+        .arg("--keyring")
+        .arg(&keyring)
+        .arg(&relsig)
+        .arg(&rel)
+        .output()
+        .expect("sqv");
+    assert!(out.status.success(), "sqv Release.gpg: {}", show(&out));
+    // The armored keyring is the same key.
+    let asc = s.get("/umc-archive-keyring.asc", None, &[]);
+    assert!(
+        asc.text()
+            .starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+    );
+}
+
+#[test]
+fn every_served_deb_matches_its_stanza_and_passes_lintian() {
+    if !(require_tool("dpkg-deb") && require_tool("lintian")) {
+        return;
+    }
+    let s = fleet();
+    let packages = host_get(&s, "dists/umc/main/binary-amd64/Packages", &[]).text();
+    let dir = tempfile::tempdir().expect("tmp");
+    let list = stanzas(&packages);
+    assert_eq!(list.len(), 3, "{packages}");
+    let mut files = Vec::new();
+    for st in &list {
+        let deb = host_get(&s, &st["Filename"], &[]).body;
+        assert_eq!(deb.len().to_string(), st["Size"]);
+        use sha2::Digest;
+        assert_eq!(hex::encode(sha2::Sha256::digest(&deb)), st["SHA256"]);
+        let path = dir
+            .path()
+            .join(st["Filename"].rsplit('/').next().expect("name"));
+        std::fs::write(&path, &deb).expect("w");
+        // dpkg-deb's view of the control file equals the stanza minus the index fields.
+        let out = Command::new("dpkg-deb")
+            .arg("--field")
+            .arg(&path)
+            .output()
+            .expect("dpkg-deb");
+        assert!(out.status.success(), "{}", show(&out));
+        let control = &stanzas(&String::from_utf8_lossy(&out.stdout))[0];
+        let mut expect = st.clone();
+        for k in ["Filename", "Size", "SHA256"] {
+            expect.remove(k);
+        }
+        assert_eq!(control, &expect, "{}", st["Package"]);
+        let out = Command::new("dpkg-deb")
+            .arg("--contents")
+            .arg(&path)
+            .output()
+            .expect("dpkg-deb");
+        assert!(out.status.success(), "{}", show(&out));
+        let contents = String::from_utf8_lossy(&out.stdout);
+        assert!(contents.contains(&format!("./usr/share/doc/{}/changelog.gz", st["Package"])));
+        assert!(contents.contains(&format!("./usr/share/doc/{}/copyright", st["Package"])));
+        assert!(
+            contents.lines().all(|l| l.contains(" root/root ")),
+            "{contents}"
+        );
+        files.push(path);
+    }
+    let out = Command::new("lintian")
+        .arg("--no-tag-display-limit")
+        .args(&files)
+        .output()
+        .expect("lintian");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("lintian:\n{text}");
+    assert!(
+        !text.lines().any(|l| l.starts_with("E:")),
+        "lintian errors: {}",
+        show(&out)
+    );
+}
+
+#[test]
+fn renders_are_deterministic_across_restarts() {
+    let mut s = fleet();
+    let a = fetch_all(&s);
+    let b = fetch_all(&s);
+    assert_eq!(a, b);
+    s.stop();
+    let s2 = Server::start_in(&s.data.clone());
+    let c = fetch_all(&s2);
+    assert_eq!(a.keys().collect::<Vec<_>>(), c.keys().collect::<Vec<_>>());
+    for (k, v) in &a {
+        assert!(c[k] == *v, "{k} differs after a restart");
+    }
+}
+
+#[test]
+fn http_semantics_apt_relies_on() {
+    let s = fleet();
+    // A last edit in a second of its own, so Last-Modified identifies this view.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    s.admin_ok(&["task", "depend", "base", "gzip"]);
+
+    let r = host_get(&s, "dists/umc/InRelease", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-control"), Some("no-cache"));
+    let lm = r
+        .header("last-modified")
+        .expect("last-modified")
+        .to_string();
+    let etag = r.header("etag").expect("etag").to_string();
+    let r2 = host_get(&s, "dists/umc/InRelease", &[("If-Modified-Since", &lm)]);
+    assert_eq!(r2.status, 304);
+    assert!(r2.body.is_empty());
+    let r3 = host_get(&s, "dists/umc/InRelease", &[("If-None-Match", &etag)]);
+    assert_eq!(r3.status, 304);
+    // An edit moves Last-Modified forward, and the old date no longer gets a 304.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    s.admin_ok(&["task", "depend", "base", "bzip2"]);
+    let r4 = host_get(&s, "dists/umc/InRelease", &[("If-Modified-Since", &lm)]);
+    assert_eq!(r4.status, 200);
+    assert!(
+        httpdate::parse_http_date(r4.header("last-modified").expect("lm")).expect("date")
+            > httpdate::parse_http_date(&lm).expect("date")
+    );
+
+    // Pool: immutable, Range and If-Range, HEAD.
+    let packages = host_get(&s, "dists/umc/main/binary-amd64/Packages", &[]).text();
+    let st = &stanzas(&packages)[0];
+    let path = st["Filename"].clone();
+    let full = host_get(&s, &path, &[]);
+    assert_eq!(full.status, 200);
+    assert_eq!(
+        full.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    let plm = full.header("last-modified").expect("lm").to_string();
+    let part = host_get(&s, &path, &[("Range", "bytes=100-"), ("If-Range", &plm)]);
+    assert_eq!(part.status, 206);
+    assert_eq!(
+        part.header("content-range"),
+        Some(format!("bytes 100-{}/{}", full.body.len() - 1, full.body.len()).as_str())
+    );
+    assert_eq!(part.body, full.body[100..]);
+    let stale = host_get(
+        &s,
+        &path,
+        &[
+            ("Range", "bytes=100-"),
+            ("If-Range", "Mon, 01 Jan 2001 00:00:00 GMT"),
+        ],
+    );
+    assert_eq!(stale.status, 200);
+    assert_eq!(stale.body, full.body);
+    let beyond = host_get(
+        &s,
+        &path,
+        &[("Range", &format!("bytes={}-", full.body.len()))],
+    );
+    assert_eq!(beyond.status, 416);
+    let token = s.node_token(HOST);
+    let head = http(
+        "HEAD",
+        &format!("{}/hosts/{HOST}/{path}", s.url),
+        Some((HOST, &token)),
+        &[],
+        None,
+    );
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(
+        head.header("content-length"),
+        Some(full.body.len().to_string().as_str())
+    );
+
+    // by-hash serves the exact index the InRelease lists.
+    let xz = host_get(&s, "dists/umc/main/binary-amd64/Packages.xz", &[]).body;
+    use sha2::Digest;
+    let hash = hex::encode(sha2::Sha256::digest(&xz));
+    let bh = host_get(
+        &s,
+        &format!("dists/umc/main/binary-amd64/by-hash/SHA256/{hash}"),
+        &[],
+    );
+    assert_eq!(bh.status, 200);
+    assert_eq!(bh.body, xz);
+    // ...and keeps serving it after an edit supersedes it (clients holding the older InRelease).
+    s.admin_ok(&["task", "depend", "base", "xz-utils"]);
+    let bh = host_get(
+        &s,
+        &format!("dists/umc/main/binary-amd64/by-hash/SHA256/{hash}"),
+        &[],
+    );
+    assert_eq!(bh.status, 200);
+    assert_eq!(
+        host_get(&s, "dists/umc/main/binary-nope/Packages", &[]).status,
+        404
+    );
+    assert_eq!(host_get(&s, "dists/umc/nothing", &[]).status, 404);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let s = fleet();
+    let token = s.node_token(HOST);
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{HOST}:{token}"));
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut c = std::net::TcpStream::connect(&addr).expect("connect");
+    let paths = [
+        "dists/umc/Release",
+        "dists/umc/main/binary-amd64/Packages",
+        "dists/umc/InRelease",
+        "dists/umc/Release",
+    ];
+    let mut req = String::new();
+    for p in paths {
+        req.push_str(&format!(
+            "GET /hosts/{HOST}/{p} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\n\r\n"
+        ));
+    }
+    c.write_all(req.as_bytes()).expect("write");
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let expected: Vec<Vec<u8>> = paths.iter().map(|p| host_get(&s, p, &[]).body).collect();
+    let mut buf = Vec::new();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 65536];
+    while got.len() < paths.len() {
+        // Parse as many complete responses as the buffer holds.
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            assert!(head.starts_with("http/1.1 200"), "{head}");
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .expect("content-length");
+            if buf.len() >= end + 4 + len {
+                got.push(buf[end + 4..end + 4 + len].to_vec());
+                buf.drain(..end + 4 + len);
+                continue;
+            }
+        }
+        let n = c.read(&mut chunk).expect("read");
+        assert!(n > 0, "connection closed after {} responses", got.len());
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    // InRelease is signed once per Release body and cached: identical bytes on refetch.
+    assert_eq!(got, expected);
+}
+
+/// The model as the API reports it, for before/after comparisons.
+fn snapshot(s: &Server) -> (String, String, String) {
+    (
+        s.admin_ok(&["node", "list", "--json"]),
+        s.admin_ok(&["task", "list", "--json"]),
+        s.admin_ok(&["log", "-n", "1000", "--json"]),
+    )
+}
+
+fn api(s: &Server, token: Option<&str>, body: &[u8]) -> Resp {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(b) = &bearer {
+        headers.push(("Authorization", b.as_str()));
+    }
+    http(
+        "POST",
+        &format!("{}/api/v1/edit", s.url),
+        None,
+        &headers,
+        Some(body),
+    )
+}
+
+#[test]
+fn bad_input_is_rejected_and_changes_nothing() {
+    let s = fleet();
+    let before = snapshot(&s);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["node", "add", "bad_host!"],
+            "invalid host name 'bad_host!'",
+        ),
+        (
+            &["node", "add", "--", "-leading.example.com"],
+            "invalid host name",
+        ),
+        (
+            &["node", "add", HOST],
+            "node 'web1.example.com' already exists",
+        ),
+        (&["task", "add", "Web"], "invalid task name 'Web'"),
+        (
+            &["task", "depend", "web", "nginx (>> )"],
+            "invalid relation 'nginx (>> )'",
+        ),
+        (
+            &["task", "depend", "web", "a, b"],
+            "one relation per argument",
+        ),
+        (
+            &["task", "depend", "web", "Nginx"],
+            "invalid relation 'Nginx'",
+        ),
+        (
+            &["task", "include", "base", "web"],
+            "would create a cycle: base -> web -> base",
+        ),
+        (&["task", "include", "web", "web"], "cannot include itself"),
+        (&["assign", HOST, "nosuchtask"], "unknown task 'nosuchtask'"),
+        (
+            &["assign", "nosuch.example.com", "web"],
+            "unknown node 'nosuch.example.com'",
+        ),
+        (
+            &["task", "depend", "base", "apache2"],
+            "package 'apache2' is both depended on",
+        ),
+        (
+            &["node", "set", HOST, "--ssh", "nobody"],
+            "invalid ssh target",
+        ),
+        (
+            &["node", "add", "x.example.com", "--var", "1bad=v"],
+            "invalid variable name '1bad'",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = s.admin(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", show(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: want {want:?} in {err}");
+        assert_eq!(snapshot(&s), before, "{args:?} changed the model");
+    }
+    // One bad op in a batch rejects the whole batch.
+    let r = api(
+        &s,
+        Some(&s.token()),
+        br#"{"ops":[{"op":"task_add","task":"fine"},{"op":"task_add","task":"NOT FINE"}]}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(snapshot(&s), before);
+
+    // API authentication.
+    let r = api(&s, None, br#"{"ops":[{"op":"task_add","task":"x"}]}"#);
+    assert_eq!(r.status, 401);
+    let r = api(
+        &s,
+        Some("wrong"),
+        br#"{"ops":[{"op":"task_add","task":"x"}]}"#,
+    );
+    assert_eq!(r.status, 401);
+    assert!(
+        r.text().contains("missing or invalid API token"),
+        "{}",
+        r.text()
+    );
+    let out = Command::new(common::UMC_ADMIN)
+        .args(["node", "list"])
+        .env("UMC_URL", &s.url)
+        .env("UMC_TOKEN", "wrong")
+        .output()
+        .expect("umc-admin");
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+
+    // Malformed and oversized bodies.
+    let r = api(&s, Some(&s.token()), b"{\"ops\": [");
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("malformed JSON"), "{}", r.text());
+    let r = api(
+        &s,
+        Some(&s.token()),
+        br#"{"ops":[{"op":"launch_missiles"}]}"#,
+    );
+    assert_eq!(r.status, 400);
+    let big = format!(
+        r#"{{"ops":[{{"op":"task_add","task":"big","description":"{}"}}]}}"#,
+        "x".repeat(2 << 20)
+    );
+    let r = api(&s, Some(&s.token()), big.as_bytes());
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("larger than"), "{}", r.text());
+    assert_eq!(snapshot(&s), before);
+
+    // Node side: a wrong password and an unknown host look exactly alike.
+    let token = s.node_token(HOST);
+    let wrong = s.get(
+        &format!("/hosts/{HOST}/dists/umc/InRelease"),
+        Some((HOST, "nope")),
+        &[],
+    );
+    let unknown = s.get(
+        "/hosts/ghost.example.com/dists/umc/InRelease",
+        Some(("ghost.example.com", &token)),
+        &[],
+    );
+    let other = s.get(
+        &format!("/hosts/{HOST}/dists/umc/InRelease"),
+        Some(("db1.example.com", &s.node_token("db1.example.com"))),
+        &[],
+    );
+    let none = s.get(&format!("/hosts/{HOST}/dists/umc/InRelease"), None, &[]);
+    for r in [&wrong, &unknown, &other, &none] {
+        assert_eq!(r.status, 401);
+        assert_eq!(r.body, wrong.body);
+        assert_eq!(r.header("www-authenticate"), Some("Basic realm=\"umc\""));
+    }
+    assert_eq!(snapshot(&s), before);
+}
+
+#[test]
+fn acknowledged_edits_survive_kill_9() {
+    let mut s = fleet();
+    let token = s.node_token(HOST);
+    let before = host_get(&s, "dists/umc/Release", &[]).text();
+    let v_before = s.admin_ok(&["task", "show", "web", "--json"]);
+    let out = s.admin_ok(&["task", "depend", "web", "curl"]);
+    assert!(out.contains("added dependency 'curl'"));
+    s.kill9();
+    let s2 = Server::start_in(&s.data.clone());
+    let shown = s2.admin_ok(&["task", "show", "web", "--json"]);
+    let t: umc::api::TaskInfo = serde_json::from_str(&shown).expect("json");
+    let t0: umc::api::TaskInfo = serde_json::from_str(&v_before).expect("json");
+    assert!(t.depends.contains(&"curl".to_string()), "{shown}");
+    assert!(
+        common::version_gt(&t.version, &t0.version),
+        "{} > {}",
+        t.version,
+        t0.version
+    );
+    assert_eq!(s2.node_token(HOST), token);
+    let after = s2
+        .get(
+            &format!("/hosts/{HOST}/dists/umc/Release"),
+            Some((HOST, &token)),
+            &[],
+        )
+        .text();
+    let date = |t: &str| {
+        t.lines()
+            .find_map(|l| l.strip_prefix("Date: "))
+            .map(|d| httpdate::parse_http_date(&d.replace("UTC", "GMT")).expect("date"))
+            .expect("Date")
+    };
+    assert!(date(&after) >= date(&before));
+    // The next edit gets a higher generation than anything before the crash.
+    let out = s2.admin_ok(&["task", "depend", "web", "wget"]);
+    assert!(out.contains("generation"), "{out}");
+}
+
+#[test]
+fn umcd_stops_cleanly_on_sigterm() {
+    let mut s = Server::start();
+    let status = s.stop();
+    assert!(status.success(), "{status:?}");
+}
