@@ -371,6 +371,40 @@ fn relation_packages(text: &str) -> Vec<String> {
         .unwrap_or_else(|_| vec![text.to_string()])
 }
 
+/// The tasks reachable from `roots` through `includes`, sorted by name (the roots included).
+pub fn closure_of<'a>(
+    tasks: &BTreeMap<String, Task>,
+    roots: impl IntoIterator<Item = &'a String>,
+) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut stack: Vec<&String> = roots.into_iter().collect();
+    while let Some(t) = stack.pop() {
+        if seen.insert(t.clone())
+            && let Some(task) = tasks.get(t)
+        {
+            stack.extend(task.includes.iter());
+        }
+    }
+    seen
+}
+
+/// The generation a package's version derives from: the newest among its own entity and every
+/// task it reaches. A package depends on its tasks with `(>= version)`, so a targeted
+/// `apt-get install umc-<host>` upgrades every changed task package (apt does not upgrade an
+/// installed dependency that is still satisfied), and that upgrade is what applies a task's
+/// new `Conflicts:`. Hence a task's version must move when any task it includes changes.
+pub fn package_generation<'a>(
+    tasks: &BTreeMap<String, Task>,
+    own: u64,
+    roots: impl IntoIterator<Item = &'a String>,
+) -> u64 {
+    closure_of(tasks, roots)
+        .iter()
+        .filter_map(|t| tasks.get(t))
+        .map(|t| t.generation)
+        .fold(own, u64::max)
+}
+
 /// Random material for a node token; passed in so the model stays pure.
 pub trait TokenSource {
     fn token(&mut self) -> String;
@@ -379,16 +413,17 @@ pub trait TokenSource {
 impl Model {
     /// The tasks reachable from `roots` through `includes`, sorted by name (the roots included).
     pub fn closure<'a>(&self, roots: impl IntoIterator<Item = &'a String>) -> BTreeSet<String> {
-        let mut seen = BTreeSet::new();
-        let mut stack: Vec<&String> = roots.into_iter().collect();
-        while let Some(t) = stack.pop() {
-            if seen.insert(t.clone())
-                && let Some(task) = self.tasks.get(t)
-            {
-                stack.extend(task.includes.iter());
-            }
-        }
-        seen
+        closure_of(&self.tasks, roots)
+    }
+
+    /// The generation `umc-<host>`'s version derives from; see [`package_generation`].
+    pub fn node_generation(&self, node: &Node) -> u64 {
+        package_generation(&self.tasks, node.generation, &node.tasks)
+    }
+
+    /// The generation `umc-task-<t>`'s version derives from; see [`package_generation`].
+    pub fn task_generation(&self, task: &Task) -> u64 {
+        package_generation(&self.tasks, task.generation, &task.includes)
     }
 
     fn task_mut(&mut self, name: &str) -> Result<&mut Task, ModelError> {

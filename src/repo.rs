@@ -4,7 +4,7 @@
 //! Pure: no IO, no clock. Time comes from the model (commit times of generations); debs come
 //! through a caller-supplied lookup so the caller can cache them by content hash.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,9 +13,9 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::deb::{self, ChangelogEntry, Package};
-use crate::model::{Entity, host_package, task_package};
+use crate::model::{Entity, Task, closure_of, host_package, package_generation, task_package};
 use crate::sign::SigningKeys;
-use crate::store::{HistoryItem, HostData};
+use crate::store::{CHANGELOG_LIMIT, HistoryItem, HostData};
 
 /// Packaging format. Part of every version (`<FORMAT>.<generation>`) so that a umcd release
 /// that changes what the same model renders to can move every version forward.
@@ -128,44 +128,87 @@ pub enum RepoError {
     Cached(String),
 }
 
-fn changelog(items: &[HistoryItem]) -> Vec<ChangelogEntry> {
+/// A package's changelog: the edits of its own entity and of every task it reaches, newest
+/// first, bounded. Lines of another task's edits name that task.
+fn changelog(data: &HostData, own: &Entity, tasks: &BTreeSet<String>) -> Vec<ChangelogEntry> {
+    let mut merged: BTreeMap<u64, HistoryItem> = BTreeMap::new();
+    let sources = std::iter::once(own.clone()).chain(tasks.iter().map(|t| Entity::Task(t.clone())));
+    for e in sources {
+        let Some(items) = data.history.get(&e) else {
+            continue;
+        };
+        for i in items {
+            let entry = merged.entry(i.generation).or_insert_with(|| HistoryItem {
+                generation: i.generation,
+                time: i.time,
+                user: i.user.clone(),
+                lines: Vec::new(),
+            });
+            for l in &i.lines {
+                let line = match &e {
+                    Entity::Task(t) if &e != own => format!("task '{t}': {l}"),
+                    _ => l.clone(),
+                };
+                if !entry.lines.contains(&line) {
+                    entry.lines.push(line);
+                }
+            }
+        }
+    }
     // Debian changelogs want strictly decreasing dates (lintian:
     // latest-changelog-entry-without-new-date); edits often share a second, so an older
     // entry is shown at most one second before the next newer one. The newest keeps its time.
     let mut next_newer = i64::MAX;
-    items
-        .iter()
+    merged
+        .into_values()
+        .rev()
         .filter(|i| !i.lines.is_empty())
+        .take(CHANGELOG_LIMIT)
         .map(|i| {
             let time = i.time.min(next_newer.saturating_sub(1));
             next_newer = time;
             ChangelogEntry {
                 version: version(i.generation),
-                lines: i.lines.clone(),
-                user: i.user.clone(),
+                lines: i.lines,
+                user: i.user,
                 time_unix: time,
             }
         })
         .collect()
 }
 
-fn mtime(items: &[HistoryItem]) -> u64 {
-    items.first().map(|i| i.time.max(0) as u64).unwrap_or(0)
+/// Time of the newest changelog entry: the package's fixed mtime.
+fn mtime(log: &[ChangelogEntry]) -> u64 {
+    log.first().map(|i| i.time_unix.max(0) as u64).unwrap_or(0)
 }
 
 /// The packages host `data.node` sees: `umc-<host>` and one `umc-task-<t>` per task in the
-/// closure of its assignments, sorted by name.
+/// closure of its assignments, sorted by name. Task dependencies carry `(>= version)`; see
+/// [`package_generation`].
 pub fn packages(data: &HostData) -> Vec<Package> {
-    let empty = Vec::new();
     let node = &data.node;
-    let node_hist = data
-        .history
-        .get(&Entity::Node(node.name.clone()))
-        .unwrap_or(&empty);
+    let tasks: BTreeMap<String, Task> = data
+        .tasks
+        .iter()
+        .map(|t| (t.name.clone(), t.clone()))
+        .collect();
+    let task_version = |t: &Task| version(package_generation(&tasks, t.generation, &t.includes));
+    let versioned = |names: &BTreeSet<String>| -> Vec<String> {
+        names
+            .iter()
+            .filter_map(|n| tasks.get(n))
+            .map(|t| format!("{} (>= {})", task_package(&t.name), task_version(t)))
+            .collect()
+    };
     let host_pkg = host_package(&node.name);
+    let log = changelog(
+        data,
+        &Entity::Node(node.name.clone()),
+        &closure_of(&tasks, &node.tasks),
+    );
     let mut out = vec![Package {
-        name: host_pkg.clone(),
-        version: version(node.generation),
+        name: host_pkg,
+        version: version(package_generation(&tasks, node.generation, &node.tasks)),
         maintainer: MAINTAINER.to_string(),
         section: "admin".to_string(),
         priority: "optional".to_string(),
@@ -173,18 +216,14 @@ pub fn packages(data: &HostData) -> Vec<Package> {
             "umc configuration of host {}\nThis metapackage is generated by umc from the fleet model. It depends on\nthe task packages assigned to this host; remove it to leave umc.",
             node.name
         ),
-        depends: node.tasks.iter().map(|t| task_package(t)).collect(),
+        depends: versioned(&node.tasks),
         conflicts: Vec::new(),
         protected: true,
         files: Vec::new(),
-        changelog: changelog(node_hist),
-        mtime: mtime(node_hist),
+        mtime: mtime(&log),
+        changelog: log,
     }];
     for task in &data.tasks {
-        let hist = data
-            .history
-            .get(&Entity::Task(task.name.clone()))
-            .unwrap_or(&empty);
         let name = task_package(&task.name);
         let synopsis = if task.description.is_empty() {
             format!("packages and files of the umc task {}", task.name)
@@ -195,11 +234,16 @@ pub fn packages(data: &HostData) -> Vec<Package> {
                 task.description.lines().next().unwrap_or_default()
             )
         };
-        let mut depends: Vec<String> = task.includes.iter().map(|t| task_package(t)).collect();
+        let mut depends = versioned(&task.includes);
         depends.extend(task.depends.iter().cloned());
+        let log = changelog(
+            data,
+            &Entity::Task(task.name.clone()),
+            &closure_of(&tasks, &task.includes),
+        );
         out.push(Package {
-            name: name.clone(),
-            version: version(task.generation),
+            name,
+            version: task_version(task),
             maintainer: MAINTAINER.to_string(),
             section: "admin".to_string(),
             priority: "optional".to_string(),
@@ -211,8 +255,8 @@ pub fn packages(data: &HostData) -> Vec<Package> {
             conflicts: task.removes.iter().cloned().collect(),
             protected: false,
             files: Vec::new(),
-            changelog: changelog(hist),
-            mtime: mtime(hist),
+            mtime: mtime(&log),
+            changelog: log,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));

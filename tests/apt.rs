@@ -49,18 +49,19 @@ fn signature_accepted_and_every_edit_reaches_the_node() {
     let apt = apt_for(&s);
     apt.update_ok();
     let host_pkg = format!("umc-{HOST}");
+    let v_web = apt.field("umc-task-web", "Version").expect("umc-task-web known");
+    let v_base = apt.field("umc-task-base", "Version").expect("umc-task-base known");
+    // Versioned, so that installing the host package upgrades every changed task package.
     assert_eq!(
-        apt.field(&host_pkg, "Depends").as_deref(),
-        Some("umc-task-web")
+        apt.field(&host_pkg, "Depends"),
+        Some(format!("umc-task-web (>= {v_web})"))
     );
-    let v_web = apt
-        .field("umc-task-web", "Version")
-        .expect("umc-task-web known");
     assert_eq!(
-        apt.field("umc-task-web", "Depends").as_deref(),
-        Some("umc-task-base, nginx-light, php8.2-fpm (>= 8.2), mawk | gawk")
+        apt.field("umc-task-web", "Depends"),
+        Some(format!(
+            "umc-task-base (>= {v_base}), nginx-light, php8.2-fpm (>= 8.2), mawk | gawk"
+        ))
     );
-    assert!(apt.field("umc-task-base", "Version").is_some());
 
     // The debs download, and match what apt was promised (apt checks size and hash itself).
     let files = apt.download(&[&host_pkg, "umc-task-web", "umc-task-base"]);

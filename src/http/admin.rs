@@ -79,7 +79,7 @@ fn node_info(model: &Model, name: &str) -> Option<NodeInfo> {
     Some(NodeInfo {
         name: n.name.clone(),
         package: host_package(&n.name),
-        version: repo::version(n.generation),
+        version: repo::version(model.node_generation(n)),
         vars: n.vars.clone(),
         tasks: n.tasks.iter().cloned().collect(),
         task_closure: model.closure(&n.tasks).into_iter().collect(),
@@ -93,7 +93,7 @@ fn task_info(model: &Model, name: &str) -> Option<TaskInfo> {
     Some(TaskInfo {
         name: t.name.clone(),
         package: task_package(&t.name),
-        version: repo::version(t.generation),
+        version: repo::version(model.task_generation(t)),
         description: t.description.clone(),
         depends: t.depends.clone(),
         removes: t.removes.iter().cloned().collect(),
