@@ -27,6 +27,9 @@ pub const ORIGIN: &str = "umc";
 pub const LABEL: &str = "umc";
 pub const MAINTAINER: &str = "umc <umc@umc.invalid>";
 
+/// How far before the Release `Date` its signatures are dated (see `build_archive`).
+pub const SIGNATURE_BACKDATE: Duration = Duration::from_secs(600);
+
 pub const DEFAULT_ARCHITECTURES: &[&str] = &[
     "amd64", "arm64", "armhf", "i386", "ppc64el", "riscv64", "s390x",
 ];
@@ -408,7 +411,11 @@ pub fn build_archive(
         &packages_gz,
         &packages_xz,
     );
-    let sig_time = SystemTime::UNIX_EPOCH + Duration::from_secs(data.date.max(0) as u64);
+    // sqv refuses a signature dated even a second in its future, so a node whose clock lags
+    // the server's would refuse a fresh InRelease: date signatures a little before the Release.
+    let sig_time = (SystemTime::UNIX_EPOCH + Duration::from_secs(data.date.max(0) as u64))
+        .checked_sub(SIGNATURE_BACKDATE)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
     let in_release = keys.clearsign(&body, sig_time)?;
     let release_gpg = keys.detached_armored(&body, sig_time)?;
     Ok(Archive {

@@ -58,6 +58,9 @@ use openpgp::serialize::stream::{Armorer, Message, Signer};
 use openpgp::types::{Features, HashAlgorithm, KeyFlags, SignatureType};
 
 /// File name of the secret key material inside the state directory.
+/// How far before "now" a new key is dated.
+pub const KEY_BACKDATE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 pub const SIGNING_KEY_FILE: &str = "signing-key.asc";
 
 /// The only digest this module ever signs with.
@@ -169,9 +172,11 @@ impl SigningKeys {
         }
     }
 
-    /// Generates one new key in memory, created now.
+    /// Generates one new key in memory, dated [`KEY_BACKDATE`] before now, so that signatures
+    /// made right away with a backdated signature time still postdate the key.
     pub fn generate(user_id: &str) -> Result<Self, SignError> {
-        Self::generate_at(user_id, SystemTime::now())
+        let now = SystemTime::now();
+        Self::generate_at(user_id, now.checked_sub(KEY_BACKDATE).unwrap_or(now))
     }
 
     /// Generates one new key in memory with the given creation time (the

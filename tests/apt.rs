@@ -49,8 +49,12 @@ fn signature_accepted_and_every_edit_reaches_the_node() {
     let apt = apt_for(&s);
     apt.update_ok();
     let host_pkg = format!("umc-{HOST}");
-    let v_web = apt.field("umc-task-web", "Version").expect("umc-task-web known");
-    let v_base = apt.field("umc-task-base", "Version").expect("umc-task-base known");
+    let v_web = apt
+        .field("umc-task-web", "Version")
+        .expect("umc-task-web known");
+    let v_base = apt
+        .field("umc-task-base", "Version")
+        .expect("umc-task-base known");
     // Versioned, so that installing the host package upgrades every changed task package.
     assert_eq!(
         apt.field(&host_pkg, "Depends"),

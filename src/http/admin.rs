@@ -51,6 +51,16 @@ async fn auth(State(state): State<Arc<AppState>>, mut req: Request, next: Next) 
     };
     match user {
         Some(u) => {
+            // Refuse an oversized body from its Content-Length, before anything reads it (and
+            // before hyper answers `Expect: 100-continue`).
+            let declared = req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > state.config.max_body as u64) {
+                return too_large(state.config.max_body).into_response();
+            }
             req.extensions_mut().insert(User(u));
             next.run(req).await
         }
@@ -64,6 +74,13 @@ async fn auth(State(state): State<Arc<AppState>>, mut req: Request, next: Next) 
             r
         }
     }
+}
+
+fn too_large(max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body is larger than {max} bytes"),
+    )
 }
 
 async fn blocking<T: Send + 'static>(
@@ -221,10 +238,7 @@ async fn edit(
 ) -> Result<Json<EditResponse>, ApiError> {
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body is larger than {} bytes", s.config.max_body),
-            )
+            too_large(s.config.max_body)
         } else {
             ApiError::new(e.status(), e.body_text())
         }
