@@ -431,3 +431,192 @@ pub fn build_archive(
         release_gpg: Artifact::new(release_gpg),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Node;
+    use std::collections::BTreeSet;
+
+    fn item(generation: u64, time: i64, line: &str) -> HistoryItem {
+        HistoryItem {
+            generation,
+            time,
+            user: "sh".into(),
+            lines: vec![line.into()],
+        }
+    }
+
+    /// A fixed model and clock: web (gen 5) includes base (gen 7); the node is at gen 6.
+    fn data() -> HostData {
+        let task =
+            |name: &str, generation, includes: &[&str], depends: &[&str], removes: &[&str]| Task {
+                name: name.into(),
+                description: String::new(),
+                depends: depends.iter().map(|s| s.to_string()).collect(),
+                removes: removes.iter().map(|s| s.to_string()).collect(),
+                includes: includes.iter().map(|s| s.to_string()).collect(),
+                generation,
+            };
+        let mut history = BTreeMap::new();
+        history.insert(
+            Entity::Node("h.example.com".into()),
+            vec![item(
+                6,
+                1_700_000_060,
+                "User 'sh' assigned task 'web' to node 'h.example.com'",
+            )],
+        );
+        history.insert(
+            Entity::Task("web".into()),
+            vec![item(
+                5,
+                1_700_000_050,
+                "User 'sh' removed dependency 'apache2'",
+            )],
+        );
+        history.insert(
+            Entity::Task("base".into()),
+            vec![item(7, 1_700_000_070, "User 'sh' added dependency 'less'")],
+        );
+        HostData {
+            generation: 9,
+            node: Node {
+                name: "h.example.com".into(),
+                vars: BTreeMap::new(),
+                tasks: BTreeSet::from(["web".to_string()]),
+                ssh: None,
+                token: "t".into(),
+                generation: 6,
+            },
+            tasks: vec![
+                task("base", 7, &[], &["less"], &[]),
+                task(
+                    "web",
+                    5,
+                    &["base"],
+                    &["nginx-light", "mawk | gawk"],
+                    &["apache2"],
+                ),
+            ],
+            history,
+            date: 1_700_000_070,
+            date_ambiguous: false,
+        }
+    }
+
+    #[test]
+    fn versions_and_relations() {
+        let p = packages(&data());
+        let names: Vec<_> = p
+            .iter()
+            .map(|p| (p.name.as_str(), p.version.as_str()))
+            .collect();
+        // base changed last (gen 7): web includes it and the host reaches it, so both move.
+        assert_eq!(
+            names,
+            [
+                ("umc-h.example.com", "1.7"),
+                ("umc-task-base", "1.7"),
+                ("umc-task-web", "1.7")
+            ]
+        );
+        assert_eq!(p[0].depends, ["umc-task-web (>= 1.7)"]);
+        assert_eq!(
+            p[2].depends,
+            ["umc-task-base (>= 1.7)", "nginx-light", "mawk | gawk"]
+        );
+        assert_eq!(p[2].conflicts, ["apache2"]);
+        assert!(p[0].protected);
+        // web's changelog merges base's edit and names the task it came from.
+        let web_log: Vec<_> = p[2]
+            .changelog
+            .iter()
+            .map(|c| (c.version.as_str(), c.lines.clone()))
+            .collect();
+        assert_eq!(
+            web_log,
+            [
+                (
+                    "1.7",
+                    vec!["task 'base': User 'sh' added dependency 'less'".to_string()]
+                ),
+                (
+                    "1.5",
+                    vec!["User 'sh' removed dependency 'apache2'".to_string()]
+                ),
+            ]
+        );
+        assert_eq!(p[2].mtime, 1_700_000_070);
+    }
+
+    #[test]
+    fn changelog_dates_strictly_decrease() {
+        let mut d = data();
+        d.history.insert(
+            Entity::Task("web".into()),
+            vec![item(5, 1_700_000_070, "b"), item(4, 1_700_000_070, "a")],
+        );
+        let p = packages(&d);
+        let times: Vec<i64> = p[2].changelog.iter().map(|c| c.time_unix).collect();
+        assert_eq!(times, [1_700_000_070, 1_700_000_069, 1_700_000_068]);
+    }
+
+    #[test]
+    fn release_and_packages_render_exactly() {
+        let a = Artifact::new(&b"Package: x\n"[..]);
+        let body = release_body(
+            "h.example.com",
+            1_700_000_070,
+            &["amd64".into()],
+            &a,
+            &a,
+            &a,
+        );
+        let hex = a.hex();
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            format!(
+                "Origin: umc\nLabel: umc\nSuite: umc\nCodename: umc\nDate: Tue, 14 Nov 2023 22:14:30 UTC\n\
+Architectures: amd64\nComponents: main\nDescription: umc configuration of h.example.com\n\
+Acquire-By-Hash: yes\nSHA256:\n {hex}       11 main/binary-amd64/Packages\n \
+{hex}       11 main/binary-amd64/Packages.gz\n {hex}       11 main/binary-amd64/Packages.xz\n"
+            )
+        );
+        let deb = DebArtifact {
+            artifact: Artifact::new(&b"deb"[..]),
+            control: "Package: x\nVersion: 1.2\n".into(),
+            mtime: 0,
+        };
+        let idx = packages_index([("pool/main/x/x/x_1.2_all.deb", &deb), ("pool/y", &deb)]);
+        assert_eq!(
+            String::from_utf8(idx).unwrap(),
+            format!(
+                "Package: x\nVersion: 1.2\nFilename: pool/main/x/x/x_1.2_all.deb\nSize: 3\nSHA256: {h}\n\n\
+Package: x\nVersion: 1.2\nFilename: pool/y\nSize: 3\nSHA256: {h}\n",
+                h = deb.artifact.hex()
+            )
+        );
+        assert_eq!(
+            pool_path("libfoo", "1.0"),
+            "pool/main/libf/libfoo/libfoo_1.0_all.deb"
+        );
+        assert_eq!(
+            pool_path("umc-x", "1.0"),
+            "pool/main/u/umc-x/umc-x_1.0_all.deb"
+        );
+    }
+
+    #[test]
+    fn compression_is_deterministic() {
+        let text = b"Package: x\n".repeat(100);
+        assert_eq!(gzip(&text).unwrap(), gzip(&text).unwrap());
+        assert_eq!(xz(&text).unwrap(), xz(&text).unwrap());
+        let p = packages(&data());
+        assert_eq!(package_key(&p[0]), package_key(&packages(&data())[0]));
+        assert_eq!(
+            build_deb(&p[2]).unwrap().artifact.bytes,
+            build_deb(&packages(&data())[2]).unwrap().artifact.bytes
+        );
+    }
+}
