@@ -21,8 +21,12 @@ const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes_v1");
 const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks_v1");
 const VARS: TableDefinition<&str, &str> = TableDefinition::new("vars_v1");
 const GENERATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("generations_v1");
-/// (entity key, generation) for every entity an edit touched: the changelog index.
-const TOUCHES: TableDefinition<(&str, u64), ()> = TableDefinition::new("touches_v1");
+/// (entity key, generation) -> that edit's time, user and lines for that entity: the changelog
+/// index. A host's render reads only its own entities' rows, never a whole generation record
+/// (one bulk edit of 10,000 nodes must not make every host's render decode 10,000 lines).
+const TOUCHES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("touches_v1");
+/// generation -> commit time (seconds): Release dates without decoding generation records.
+const TIMES: TableDefinition<u64, i64> = TableDefinition::new("times_v1");
 /// sha256(token) -> user name.
 const API_TOKENS: TableDefinition<&[u8], &str> = TableDefinition::new("api_tokens_v1");
 
@@ -87,6 +91,13 @@ struct TaskRec {
 struct ChangeRec {
     text: String,
     entities: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TouchRec {
+    time: i64,
+    user: String,
+    lines: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -226,6 +237,7 @@ impl Store {
             tx.open_table(VARS)?;
             tx.open_table(GENERATIONS)?;
             tx.open_table(TOUCHES)?;
+            tx.open_table(TIMES)?;
             tx.open_table(API_TOKENS)?;
         }
         tx.commit()?;
@@ -332,14 +344,14 @@ impl Store {
         }
         {
             let mut gens = tx.open_table(GENERATIONS)?;
+            let mut times = tx.open_table(TIMES)?;
             // Commit times never go backwards, even if the clock does: Release dates derive
             // from them and apt ignores a Release older than the one it has.
-            let last_time = match gens.last()? {
-                Some((_, v)) => decode::<GenRec>("generation", v.value())?.time,
-                None => i64::MIN,
-            };
+            let last_time = times.last()?.map(|(_, t)| t.value()).unwrap_or(i64::MIN);
+            let time = now.max(last_time);
+            times.insert(generation, time)?;
             let rec = GenRec {
-                time: now.max(last_time),
+                time,
                 user: user.to_string(),
                 changes: changes
                     .iter()
@@ -352,7 +364,16 @@ impl Store {
             gens.insert(generation, encode(&rec)?.as_slice())?;
             let mut touches = tx.open_table(TOUCHES)?;
             for e in &touched {
-                touches.insert((e.key().as_str(), generation), ())?;
+                let touch = TouchRec {
+                    time,
+                    user: user.to_string(),
+                    lines: changes
+                        .iter()
+                        .filter(|c| c.entities.contains(e))
+                        .map(|c| c.text.clone())
+                        .collect(),
+                };
+                touches.insert((e.key().as_str(), generation), encode(&touch)?.as_slice())?;
             }
             let mut nodes = tx.open_table(NODES)?;
             for name in old.nodes.keys().filter(|n| !model.nodes.contains_key(*n)) {
@@ -412,24 +433,20 @@ impl Store {
                 tasks.insert(name, task);
             }
         }
-        let gens = tx.open_table(GENERATIONS)?;
+        let times = tx.open_table(TIMES)?;
         let touches = tx.open_table(TOUCHES)?;
         let mut history = BTreeMap::new();
         let entities = std::iter::once(Entity::Node(node.name.clone()))
             .chain(tasks.keys().map(|t| Entity::Task(t.clone())));
         for e in entities {
-            let items = entity_history(&touches, &gens, &e, CHANGELOG_LIMIT)?;
+            let items = entity_history(&touches, &e, CHANGELOG_LIMIT)?;
             history.insert(e, items);
         }
         let newest = node
             .generation
             .max(tasks.values().map(|t| t.generation).max().unwrap_or(0));
-        let time_of = |g: u64| -> Result<Option<i64>, StoreError> {
-            match gens.get(g)? {
-                Some(v) => Ok(Some(decode::<GenRec>("generation", v.value())?.time)),
-                None => Ok(None),
-            }
-        };
+        let time_of =
+            |g: u64| -> Result<Option<i64>, StoreError> { Ok(times.get(g)?.map(|t| t.value())) };
         let date = time_of(newest)?.unwrap_or(0);
         let date_ambiguous = newest > 1 && time_of(newest - 1)? == Some(date);
         Ok(Some(HostData {
@@ -450,7 +467,7 @@ impl Store {
         match entity {
             Some(e) => {
                 let touches = tx.open_table(TOUCHES)?;
-                for item in entity_history(&touches, &gens, e, limit)? {
+                for item in entity_history(&touches, e, limit)? {
                     out.push(LogEntry {
                         generation: item.generation,
                         time: item.time,
@@ -477,8 +494,7 @@ impl Store {
 }
 
 fn entity_history(
-    touches: &impl ReadableTable<(&'static str, u64), ()>,
-    gens: &impl ReadableTable<u64, &'static [u8]>,
+    touches: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
     entity: &Entity,
     limit: usize,
 ) -> Result<Vec<HistoryItem>, StoreError> {
@@ -489,22 +505,14 @@ fn entity_history(
         .rev()
         .take(limit)
     {
-        let (k, _) = row?;
-        let g = k.value().1;
-        if let Some(v) = gens.get(g)? {
-            let rec: GenRec = decode("generation", v.value())?;
-            out.push(HistoryItem {
-                generation: g,
-                time: rec.time,
-                user: rec.user,
-                lines: rec
-                    .changes
-                    .into_iter()
-                    .filter(|c| c.entities.contains(&key))
-                    .map(|c| c.text)
-                    .collect(),
-            });
-        }
+        let (k, v) = row?;
+        let rec: TouchRec = decode("touch", v.value())?;
+        out.push(HistoryItem {
+            generation: k.value().1,
+            time: rec.time,
+            user: rec.user,
+            lines: rec.lines,
+        });
     }
     Ok(out)
 }
