@@ -1,1 +1,382 @@
-fn main() {}
+//! Render benchmarks: what a cold request for one host costs, broken down, and whether the
+//! per-host cost depends on the size of the fleet.
+//!
+//! `cargo bench -j1 --bench render`. Groups:
+//!
+//! - `cold/*`: one host with 10 tasks of 5 dependencies each. `build_archive` is the whole
+//!   cold render (every deb built, as with an empty deb cache); the other entries are its
+//!   parts (`host_data`, `build_deb` of one task package, the indexes, the signatures) and
+//!   `build_archive_cached_task_debs`, the render with the task debs already in the deb cache
+//!   and only the host's own package built: a host's first request once other hosts with
+//!   the same tasks have been served.
+//! - `fleet/*`: `store.host_data(host)` + `repo::packages(&data)` for one host in a store of
+//!   1,000 and of 10,000 nodes (200 tasks, ~3 per node, some including others). Both stores
+//!   are built in edits of up to 5,000 nodes (so the 10,000-node one also has bigger edits).
+//! - `fleet_edit/*`: one one-op edit (set a node variable) in each of those stores: the
+//!   admin-side cost of an edit as the fleet grows.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
+
+use umc::api::Op;
+use umc::repo::{self, DEFAULT_ARCHITECTURES, DebArtifact};
+use umc::sign::SigningKeys;
+use umc::store::Store;
+
+const USER: &str = "bench";
+const HOST: &str = "web1.example.com";
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn archs() -> Vec<String> {
+    DEFAULT_ARCHITECTURES
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn keys() -> SigningKeys {
+    SigningKeys::generate("umc bench <bench@umc.invalid>").expect("generate signing key")
+}
+
+fn open_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("umc.redb")).expect("open store");
+    (dir, store)
+}
+
+/// Five dependencies of task `t`, in the shapes apt sees: plain, versioned, alternatives.
+fn relations(t: &str) -> Vec<String> {
+    vec![
+        format!("{t}-server"),
+        format!("{t}-client (>= 1.2.3)"),
+        format!("lib{t}1 (>= 2.0~rc1)"),
+        format!("{t}-tools | {t}-utils"),
+        "ca-certificates".to_string(),
+    ]
+}
+
+fn task_ops(name: &str, description: &str) -> Vec<Op> {
+    vec![
+        Op::TaskAdd {
+            task: name.to_string(),
+            description: Some(description.to_string()),
+        },
+        Op::TaskDepend {
+            task: name.to_string(),
+            relations: relations(name),
+        },
+    ]
+}
+
+/// The `cold` fixture: one host, 10 tasks x 5 dependencies, built like an admin would
+/// (one edit per task, then the node), so each package has a short changelog.
+fn small_store() -> (tempfile::TempDir, Store) {
+    let (dir, store) = open_store();
+    let t = now();
+    let tasks: Vec<String> = (0..10).map(|i| format!("task{i:02}")).collect();
+    for name in &tasks {
+        let ops = task_ops(name, &format!("Task {name} of the benchmark"));
+        store.edit(USER, &ops, t).expect("task edit");
+    }
+    let ops = vec![
+        Op::NodeAdd {
+            host: HOST.to_string(),
+            vars: Default::default(),
+            ssh: None,
+        },
+        Op::Assign {
+            host: HOST.to_string(),
+            tasks: tasks.clone(),
+        },
+    ];
+    store.edit(USER, &ops, t).expect("node edit");
+    (dir, store)
+}
+
+fn cold(c: &mut Criterion) {
+    let (_dir, store) = small_store();
+    let keys = keys();
+    let archs = archs();
+    let data = store.host_data(HOST).expect("host_data").expect("host");
+    assert_eq!(data.tasks.len(), 10);
+    let packages = repo::packages(&data);
+    assert_eq!(packages.len(), 11);
+    let task_pkg = packages
+        .iter()
+        .find(|p| p.name.starts_with("umc-task-"))
+        .expect("a task package")
+        .clone();
+    let host_pkg = packages
+        .iter()
+        .find(|p| !p.name.starts_with("umc-task-"))
+        .expect("the host package")
+        .clone();
+    let prebuilt: HashMap<String, Arc<DebArtifact>> = packages
+        .iter()
+        .map(|p| (p.name.clone(), Arc::new(repo::build_deb(p).expect("deb"))))
+        .collect();
+    let archive = repo::build_archive(&data, &archs, &keys, |p| repo::build_deb(p).map(Arc::new))
+        .expect("archive");
+    let index = archive.packages.bytes.clone();
+    let body = archive.release.bytes.clone();
+    let sig_time = UNIX_EPOCH + Duration::from_secs(data.date.max(0) as u64);
+    eprintln!(
+        "cold fixture: {} packages, Packages {} B (gz {} B, xz {} B), InRelease {} B, task deb {} B",
+        packages.len(),
+        archive.packages.len(),
+        archive.packages_gz.len(),
+        archive.packages_xz.len(),
+        archive.in_release.len(),
+        prebuilt[&task_pkg.name].artifact.len(),
+    );
+
+    let mut g = c.benchmark_group("cold");
+    g.sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    g.bench_function("build_archive", |b| {
+        b.iter(|| {
+            repo::build_archive(black_box(&data), &archs, &keys, |p| {
+                repo::build_deb(p).map(Arc::new)
+            })
+            .expect("archive")
+        })
+    });
+    g.bench_function("build_archive_cached_task_debs", |b| {
+        b.iter(|| {
+            repo::build_archive(black_box(&data), &archs, &keys, |p| {
+                if p.name == host_pkg.name {
+                    repo::build_deb(p).map(Arc::new)
+                } else {
+                    Ok(prebuilt[&p.name].clone())
+                }
+            })
+            .expect("archive")
+        })
+    });
+    g.bench_function("host_data", |b| {
+        b.iter(|| store.host_data(black_box(HOST)).expect("host_data"))
+    });
+    g.bench_function("packages", |b| b.iter(|| repo::packages(black_box(&data))));
+    g.bench_function("build_deb_task", |b| {
+        b.iter(|| repo::build_deb(black_box(&task_pkg)).expect("deb"))
+    });
+    g.bench_function("build_deb_host", |b| {
+        b.iter(|| repo::build_deb(black_box(&host_pkg)).expect("deb"))
+    });
+    g.bench_function("package_key_all", |b| {
+        b.iter(|| {
+            black_box(&packages)
+                .iter()
+                .map(repo::package_key)
+                .collect::<Vec<_>>()
+        })
+    });
+    g.bench_function("index_gzip", |b| {
+        b.iter(|| repo::gzip(black_box(&index)).expect("gzip"))
+    });
+    g.bench_function("index_xz", |b| {
+        b.iter(|| repo::xz(black_box(&index)).expect("xz"))
+    });
+    // A proposal, not what umcd does: the same xz preset with a dictionary no larger than
+    // the input (>= 4 KiB, a power of two). Same compressed data, much less to set up.
+    let small = xz_small_dict(&index);
+    let mut round_trip = Vec::new();
+    std::io::Read::read_to_end(
+        &mut liblzma::read::XzDecoder::new(&small[..]),
+        &mut round_trip,
+    )
+    .expect("decode xz");
+    assert_eq!(round_trip, index.as_ref());
+    eprintln!(
+        "Packages.xz: {} B with the 8 MiB dictionary of preset 6, {} B with a {} B one",
+        archive.packages_xz.len(),
+        small.len(),
+        small_dict(index.len())
+    );
+    g.bench_function("index_xz_small_dict_proposal", |b| {
+        b.iter(|| xz_small_dict(black_box(&index)))
+    });
+    g.bench_function("sign_inrelease_and_release_gpg", |b| {
+        b.iter(|| {
+            (
+                keys.clearsign(black_box(&body), sig_time)
+                    .expect("clearsign"),
+                keys.detached_armored(black_box(&body), sig_time)
+                    .expect("detached"),
+            )
+        })
+    });
+    g.finish();
+}
+
+fn small_dict(len: usize) -> u32 {
+    len.next_power_of_two().clamp(4096, 8 << 20) as u32
+}
+
+fn xz_small_dict(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut opts = liblzma::stream::LzmaOptions::new_preset(6).expect("preset");
+    opts.dict_size(small_dict(data.len()));
+    let mut filters = liblzma::stream::Filters::new();
+    filters.lzma2(&opts);
+    let stream =
+        liblzma::stream::Stream::new_stream_encoder(&filters, liblzma::stream::Check::Crc64)
+            .expect("encoder");
+    let mut enc = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
+    enc.write_all(data).expect("xz");
+    enc.finish().expect("xz")
+}
+
+const FLEET_TASKS: usize = 200;
+/// Nodes per `edit` call (one redb transaction each): the 1,000-node store is one edit, the
+/// 10,000-node store two, so the per-host cost must also not depend on how big the edits
+/// that touched the host were.
+const NODES_PER_EDIT: usize = 5_000;
+
+fn node_name(i: usize) -> String {
+    format!("n{i:05}.fleet.example.com")
+}
+
+fn fleet_task(i: usize) -> String {
+    format!("t{i:03}")
+}
+
+/// The ~3 tasks node `i` is assigned (duplicates collapse).
+fn node_tasks(i: usize) -> Vec<String> {
+    [i * 7, i * 13 + 1, i * 31 + 2]
+        .into_iter()
+        .map(|k| fleet_task(k % FLEET_TASKS))
+        .collect()
+}
+
+/// `nodes` nodes and 200 tasks; every 10th task includes the two tasks before it (so no
+/// cycles). One edit for the tasks, then one per `NODES_PER_EDIT` nodes.
+fn fleet_store(nodes: usize) -> (tempfile::TempDir, Store) {
+    let started = Instant::now();
+    let (dir, store) = open_store();
+    let t = now();
+    let mut ops = Vec::new();
+    for i in 0..FLEET_TASKS {
+        let name = fleet_task(i);
+        ops.extend(task_ops(&name, &format!("Fleet task {i}")));
+        if i % 10 == 9 {
+            ops.push(Op::TaskInclude {
+                task: name,
+                subtasks: vec![fleet_task(i - 1), fleet_task(i - 2)],
+            });
+        }
+    }
+    store.edit(USER, &ops, t).expect("tasks edit");
+    let mut i = 0;
+    while i < nodes {
+        let end = (i + NODES_PER_EDIT).min(nodes);
+        let mut ops = Vec::with_capacity(2 * (end - i));
+        for n in i..end {
+            ops.push(Op::NodeAdd {
+                host: node_name(n),
+                vars: Default::default(),
+                ssh: None,
+            });
+            ops.push(Op::Assign {
+                host: node_name(n),
+                tasks: node_tasks(n),
+            });
+        }
+        store.edit(USER, &ops, t).expect("nodes edit");
+        i = end;
+    }
+    eprintln!(
+        "fleet store with {nodes} nodes, {FLEET_TASKS} tasks built in {:.2?} ({} edits)",
+        started.elapsed(),
+        1 + nodes.div_ceil(NODES_PER_EDIT)
+    );
+    (dir, store)
+}
+
+fn fleet(c: &mut Criterion) {
+    // Both stores exist for the whole group; the same node index in both: the same tasks,
+    // the same view size.
+    let host = node_name(7);
+    let stores: Vec<(usize, tempfile::TempDir, Store)> = [1_000usize, 10_000]
+        .into_iter()
+        .map(|nodes| {
+            let (dir, store) = fleet_store(nodes);
+            let data = store.host_data(&host).expect("host_data").expect("host");
+            let newest = store.log(None, 1).expect("log");
+            eprintln!(
+                "fleet {nodes}: host {host} sees {} tasks, {} packages; (history items, lines) \
+                 per entity {:?}; the newest generation has {} change lines",
+                data.tasks.len(),
+                repo::packages(&data).len(),
+                data.history
+                    .values()
+                    .map(|h| (h.len(), h.iter().map(|i| i.lines.len()).sum::<usize>()))
+                    .collect::<Vec<_>>(),
+                newest[0].changes.len(),
+            );
+            (nodes, dir, store)
+        })
+        .collect();
+
+    let mut g = c.benchmark_group("fleet");
+    g.sample_size(50)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    for (nodes, _, store) in &stores {
+        g.bench_with_input(
+            BenchmarkId::new("host_data+packages", nodes),
+            &host,
+            |b, host| {
+                b.iter(|| {
+                    let data = store
+                        .host_data(black_box(host))
+                        .expect("host_data")
+                        .expect("host");
+                    repo::packages(&data)
+                })
+            },
+        );
+        g.bench_with_input(BenchmarkId::new("host_data", nodes), &host, |b, host| {
+            b.iter(|| store.host_data(black_box(host)).expect("host_data"))
+        });
+    }
+    g.finish();
+
+    // The admin side: one small edit (one node variable) in a store of each size. Each
+    // iteration commits a generation, so the stores are measured after the read benches.
+    let mut g = c.benchmark_group("fleet_edit");
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    for (nodes, _, store) in &stores {
+        let mut i = 0u64;
+        g.bench_with_input(BenchmarkId::new("edit_one_var", nodes), &host, |b, host| {
+            b.iter(|| {
+                i += 1;
+                let op = Op::NodeSet {
+                    host: host.clone(),
+                    set_vars: [("bench".to_string(), i.to_string())].into(),
+                    unset_vars: Vec::new(),
+                    ssh: None,
+                };
+                store.edit(USER, &[op], now()).expect("edit")
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, cold, fleet);
+criterion_main!(benches);

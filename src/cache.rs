@@ -33,7 +33,8 @@ fn weight(n: usize) -> u32 {
 
 impl ArtifactCache {
     pub fn new(bytes: u64) -> ArtifactCache {
-        let quarter = (bytes / 4).max(1 << 20);
+        // Five parts: debs two, archives, host entries and recent files one each.
+        let quarter = (bytes / 5).max(1 << 20);
         ArtifactCache {
             debs: Cache::builder()
                 .max_capacity(quarter * 2)
@@ -43,8 +44,11 @@ impl ArtifactCache {
                 .max_capacity(quarter)
                 .weigher(|_, a: &Arc<Archive>| weight(a.weight()))
                 .build(),
+            // Weighed like archives: an entry keeps its archive alive, so a large fleet must not
+            // hold archives outside the byte budget.
             hosts: Cache::builder()
-                .max_capacity(200_000)
+                .max_capacity(quarter)
+                .weigher(|_, e: &HostEntry| weight(e.archive.weight() + 64))
                 .time_to_idle(Duration::from_secs(3600))
                 .build(),
             recent: Cache::builder()

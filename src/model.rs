@@ -764,6 +764,24 @@ impl Model {
                 });
             }
         }
+        // Each task's hard dependencies, parsed once (not once per node that reaches it).
+        let hard: BTreeMap<&str, Vec<String>> = self
+            .tasks
+            .values()
+            .map(|t| {
+                let pkgs = t
+                    .depends
+                    .iter()
+                    .filter_map(|d| match relation_packages(d).as_slice() {
+                        // Only a hard dependency conflicts; `a | b` can be satisfied by the other.
+                        [p] => Some(p.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                (t.name.as_str(), pkgs)
+            })
+            .collect();
+        let mut closures: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
         for task in self.tasks.values() {
             for s in &task.includes {
                 if !self.tasks.contains_key(s) {
@@ -771,33 +789,48 @@ impl Model {
                 }
             }
             let closure = self.closure([&task.name]);
-            self.check_conflicts(&format!("task '{}'", task.name), &closure)?;
+            self.check_conflicts(&format!("task '{}'", task.name), &closure, &hard)?;
+            closures.insert(&task.name, closure);
         }
+        // Nodes with the same assignments share one check.
+        let mut checked: BTreeSet<&BTreeSet<String>> = BTreeSet::new();
         for node in self.nodes.values() {
-            let closure = self.closure(&node.tasks);
-            self.check_conflicts(&format!("node '{}'", node.name), &closure)?;
+            if node.tasks.len() <= 1 || !checked.insert(&node.tasks) {
+                continue; // a single task's closure was checked above
+            }
+            let mut closure = BTreeSet::new();
+            for t in &node.tasks {
+                if let Some(c) = closures.get(t.as_str()) {
+                    closure.extend(c.iter().cloned());
+                }
+            }
+            self.check_conflicts(&format!("node '{}'", node.name), &closure, &hard)?;
         }
         Ok(())
     }
 
-    fn check_conflicts(&self, scope: &str, closure: &BTreeSet<String>) -> Result<(), ModelError> {
+    fn check_conflicts(
+        &self,
+        scope: &str,
+        closure: &BTreeSet<String>,
+        hard: &BTreeMap<&str, Vec<String>>,
+    ) -> Result<(), ModelError> {
         let mut removed: BTreeMap<&str, &str> = BTreeMap::new();
         for t in closure.iter().filter_map(|t| self.tasks.get(t)) {
             for r in &t.removes {
                 removed.entry(r).or_insert(&t.name);
             }
         }
-        for t in closure.iter().filter_map(|t| self.tasks.get(t)) {
-            for d in &t.depends {
-                // Only a hard dependency conflicts; `a | b` can still be satisfied by the other.
-                let pkgs = relation_packages(d);
-                if let [p] = pkgs.as_slice()
-                    && let Some(remover) = removed.get(p.as_str())
-                {
+        if removed.is_empty() {
+            return Ok(());
+        }
+        for t in closure {
+            for p in hard.get(t.as_str()).into_iter().flatten() {
+                if let Some(remover) = removed.get(p.as_str()) {
                     return Err(ModelError::DependsAndRemoves {
                         scope: scope.to_string(),
                         package: p.clone(),
-                        depends: t.name.clone(),
+                        depends: t.clone(),
                         removes: remover.to_string(),
                     });
                 }

@@ -380,8 +380,20 @@ pub fn gzip(data: &[u8]) -> Result<Vec<u8>, RepoError> {
     Ok(enc.finish()?)
 }
 
+/// xz at preset 6 with a dictionary sized to the input (a power of two, 4 KiB to 8 MiB):
+/// same output size for index-sized inputs, and ~3x faster than the preset's 8 MiB
+/// dictionary, whose setup dominated a host's cold render. The size is part of the stream
+/// header, so it is a pure function of the input length.
 pub fn xz(data: &[u8]) -> Result<Vec<u8>, RepoError> {
-    let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 6);
+    use liblzma::stream::{Check, Filters, LzmaOptions, Stream};
+    let lzma = |e: liblzma::stream::Error| std::io::Error::other(e.to_string());
+    let mut opts = LzmaOptions::new_preset(6).map_err(lzma)?;
+    let dict = data.len().next_power_of_two().clamp(4096, 8 << 20);
+    opts.dict_size(u32::try_from(dict).unwrap_or(8 << 20));
+    let mut filters = Filters::new();
+    filters.lzma2(&opts);
+    let stream = Stream::new_stream_encoder(&filters, Check::Crc64).map_err(lzma)?;
+    let mut enc = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
     enc.write_all(data)?;
     Ok(enc.finish()?)
 }

@@ -362,16 +362,19 @@ impl Store {
                     .collect(),
             };
             gens.insert(generation, encode(&rec)?.as_slice())?;
+            // Each touched entity's own lines, grouped in one pass.
+            let mut lines: BTreeMap<&Entity, Vec<String>> = BTreeMap::new();
+            for c in &changes {
+                for e in &c.entities {
+                    lines.entry(e).or_default().push(c.text.clone());
+                }
+            }
             let mut touches = tx.open_table(TOUCHES)?;
-            for e in &touched {
+            for (e, lines) in lines {
                 let touch = TouchRec {
                     time,
                     user: user.to_string(),
-                    lines: changes
-                        .iter()
-                        .filter(|c| c.entities.contains(e))
-                        .map(|c| c.text.clone())
-                        .collect(),
+                    lines,
                 };
                 touches.insert((e.key().as_str(), generation), encode(&touch)?.as_slice())?;
             }
