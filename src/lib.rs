@@ -12,4 +12,5 @@ pub mod http;
 pub mod model;
 pub mod repo;
 pub mod sign;
+pub mod ssh;
 pub mod store;
