@@ -14,7 +14,10 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use super::{ApiError, AppState, now};
-use crate::api::{EditRequest, EditResponse, LogEntry, NodeInfo, NodeToken, ServerInfo, TaskInfo};
+use crate::api::{
+    AuditEntry, AuditRequest, EditRequest, EditResponse, LogEntry, NodeInfo, NodeToken, ServerInfo,
+    TaskInfo,
+};
 use crate::model::{Entity, Model, host_package, normalize_host, task_package};
 use crate::repo;
 
@@ -31,6 +34,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/tasks/{task}", get(task))
         .route("/log", get(log))
         .route("/edit", post(edit))
+        .route("/audit", get(audit_list).post(audit_record))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint") })
         .layer(middleware::from_fn_with_state(state, auth))
 }
@@ -251,6 +255,57 @@ async fn edit(
         Ok(Json(EditResponse {
             generation,
             changes: changes.into_iter().map(|c| c.text).collect(),
+        }))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    limit: Option<usize>,
+}
+
+async fn audit_list(
+    State(s): State<Arc<AppState>>,
+    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let limit = q.limit.unwrap_or(50).min(10_000);
+    blocking(move || Ok(Json(s.store.audit(limit)?))).await
+}
+
+/// Records a fleet command umc-admin ran. It is history, not a model edit: no generation.
+async fn audit_record(
+    State(s): State<Arc<AppState>>,
+    Extension(User(user)): Extension<User>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<AuditEntry>, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(s.config.max_body)
+        } else {
+            ApiError::new(e.status(), e.body_text())
+        }
+    })?;
+    let req: AuditRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?;
+    if req.command.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "audit record: empty command",
+        ));
+    }
+    let time = now();
+    blocking(move || {
+        let id = s.store.record_audit(&user, &req, time)?;
+        Ok(Json(AuditEntry {
+            id,
+            time,
+            user,
+            targets: req.targets,
+            command: req.command,
+            results: req.results,
         }))
     })
     .await
