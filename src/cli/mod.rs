@@ -1,12 +1,17 @@
 //! `umc-admin`: edits the model through umcd's admin API. One file per subcommand.
 //!
 //! Exit codes: 0 success, 1 the server rejected the request (invalid input, conflict, unknown
-//! name), 2 usage error, 3 umcd unreachable or the token was refused, 4 server error.
+//! name), 2 usage error, 3 umcd unreachable or the token was refused, 4 server error; fleet
+//! commands also 5 (a host exited non-zero), 6 (a host did not run the command), 130 (Ctrl-C).
 
 mod assign;
+pub mod fleet;
 mod log;
 pub mod node;
+mod restart;
+mod ssh;
 mod task;
+pub mod upgrade;
 
 use clap::{Parser, Subcommand};
 
@@ -37,8 +42,14 @@ enum Command {
     Assign(assign::AssignArgs),
     /// Unassign tasks from a node
     Unassign(assign::AssignArgs),
-    /// Show the history of edits
+    /// Show the history of edits and fleet commands
     Log(log::LogArgs),
+    /// Run a command on hosts over SSH
+    Ssh(ssh::SshArgs),
+    /// Run the node update cycle now, over SSH
+    Upgrade(upgrade::UpgradeArgs),
+    /// Restart (or reload) a systemd service over SSH
+    Restart(restart::RestartArgs),
 }
 
 /// A failure with the exit code it maps to.
@@ -87,6 +98,9 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Assign(a) => assign::run(&client, a, true),
         Command::Unassign(a) => assign::run(&client, a, false),
         Command::Log(a) => log::run(&client, a),
+        Command::Ssh(a) => ssh::run(&client, a),
+        Command::Upgrade(a) => upgrade::run(&client, a),
+        Command::Restart(a) => restart::run(&client, a),
     }
 }
 
