@@ -6,11 +6,11 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::sshd::{Sshd, free_port, keygen};
 use common::{Server, UMC_ADMIN, require_tool, show};
 use umc::api::{AuditEntry, ServerInfo};
 
@@ -18,107 +18,6 @@ fn tools() -> bool {
     ["sshd", "ssh-keygen", "ssh-agent", "ssh-add"]
         .iter()
         .all(|t| require_tool(t))
-}
-
-/// A free TCP port on 127.0.0.1 (the listener is closed again; sshd binds it right after).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn keygen(path: &Path, kind: &str) {
-    let mut args = vec!["-q", "-t", kind, "-N", "", "-C", "umc-test", "-f"];
-    let p = path.display().to_string();
-    args.push(&p);
-    if kind == "rsa" {
-        args.extend(["-b", "3072"]);
-    }
-    let out = Command::new("ssh-keygen")
-        .args(&args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("ssh-keygen");
-    assert!(out.status.success(), "ssh-keygen: {}", show(&out));
-}
-
-/// One sshd "host" on 127.0.0.1:<port>.
-struct Sshd {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Sshd {
-    /// Starts sshd on `port` with the host key in `dir/host_key` (made if missing), letting in
-    /// the keys in `authorized`.
-    fn start(dir: &Path, port: u16, authorized: &Path) -> Sshd {
-        std::fs::create_dir_all(dir).expect("sshd dir");
-        // sshd refuses to start without its privilege separation directory.
-        let _ = std::fs::create_dir_all("/run/sshd");
-        let host_key = dir.join("host_key");
-        if !host_key.exists() {
-            keygen(&host_key, "ed25519");
-        }
-        let cfg = dir.join("sshd_config");
-        std::fs::write(
-            &cfg,
-            format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
-                 PidFile none\nStrictModes no\nUsePAM no\nPermitRootLogin yes\n\
-                 PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                 PubkeyAuthentication yes\nMaxStartups 200\nLogLevel ERROR\n",
-                hk = host_key.display(),
-                ak = authorized.display(),
-            ),
-        )
-        .expect("sshd_config");
-        let log = std::fs::File::create(dir.join("sshd.log")).expect("log");
-        let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(&cfg)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn sshd");
-        let s = Sshd {
-            child: Some(child),
-            port,
-            dir: dir.to_path_buf(),
-        };
-        s.wait_ready();
-        s
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!(
-            "sshd on port {} did not start: {}",
-            self.port,
-            std::fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
-        );
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 /// A umcd, `n` sshd hosts `h<i>.example.com` registered as nodes, and a client key.
@@ -142,7 +41,7 @@ impl Fleet {
         let mut hosts = Vec::new();
         for i in 0..n {
             let port = free_port();
-            let sshd = Sshd::start(&tmp.path().join(format!("sshd{i}")), port, &authorized);
+            let sshd = Sshd::start(&tmp.path().join(format!("sshd{i}")), port, &authorized, "");
             server.admin_ok(&[
                 "node",
                 "add",
@@ -389,7 +288,7 @@ fn unknown_host_keys_are_refused_unless_accept_new_and_changed_keys_always() {
     let dir = f.hosts[1].dir.clone();
     f.hosts[1].stop();
     std::fs::remove_file(dir.join("host_key")).expect("rm host key");
-    f.hosts[1] = Sshd::start(&dir, port, &f.tmp.path().join("authorized_keys"));
+    f.hosts[1] = Sshd::start(&dir, port, &f.tmp.path().join("authorized_keys"), "");
     let out = f.ssh(&["all"], &["--accept-new", "--json"], "true");
     assert_eq!(out.status.code(), Some(6), "{}", show(&out));
     let v = f.json(&out);
