@@ -22,8 +22,8 @@ use crate::client::{Client, ClientError};
 #[command(
     name = "umc-admin",
     version,
-    about = "Edit the umc fleet model through umcd",
-    after_help = "Environment: UMC_URL (default http://127.0.0.1:8080), UMC_TOKEN or UMC_TOKEN_FILE (default ./umc-data/admin.token)."
+    about = "Edit the umc fleet model through umcd, and run commands on its hosts over SSH",
+    after_help = "Environment: UMC_URL (default http://127.0.0.1:8080), UMC_TOKEN or UMC_TOKEN_FILE (default ./umc-data/admin.token); for ssh/upgrade/restart SSH_AUTH_SOCK and UMC_KNOWN_HOSTS (default ~/.config/umc/known_hosts).\nExit codes: 0 success, 1 rejected input, 2 usage, 3 umcd unreachable or token refused, 4 server error, 5 a host exited non-zero, 6 a host did not run the command, 130 interrupted."
 )]
 pub struct Cli {
     #[command(subcommand)]
