@@ -13,3 +13,4 @@ pub mod model;
 pub mod repo;
 pub mod sign;
 pub mod store;
+pub mod template;
