@@ -109,7 +109,7 @@ fn cold(c: &mut Criterion) {
     let archs = archs();
     let data = store.host_data(HOST).expect("host_data").expect("host");
     assert_eq!(data.tasks.len(), 10);
-    let packages = repo::packages(&data);
+    let packages = repo::packages(&data).expect("packages");
     assert_eq!(packages.len(), 11);
     let task_pkg = packages
         .iter()
@@ -318,7 +318,7 @@ fn fleet(c: &mut Criterion) {
                 "fleet {nodes}: host {host} sees {} tasks, {} packages; (history items, lines) \
                  per entity {:?}; the newest generation has {} change lines",
                 data.tasks.len(),
-                repo::packages(&data).len(),
+                repo::packages(&data).expect("packages").len(),
                 data.history
                     .values()
                     .map(|h| (h.len(), h.iter().map(|i| i.lines.len()).sum::<usize>()))
@@ -343,7 +343,7 @@ fn fleet(c: &mut Criterion) {
                         .host_data(black_box(host))
                         .expect("host_data")
                         .expect("host");
-                    repo::packages(&data)
+                    repo::packages(&data).expect("packages")
                 })
             },
         );

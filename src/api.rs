@@ -76,6 +76,32 @@ pub enum Op {
         task: String,
         subtasks: Vec<String>,
     },
+    /// Adds or replaces a file the task ships, rendered per host from a Tera template.
+    TaskFileAdd {
+        task: String,
+        path: String,
+        template: String,
+        /// Octal file mode; default 0644.
+        #[serde(default)]
+        mode: Option<u32>,
+        /// Service to reload when the file changed on a node.
+        #[serde(default)]
+        reload: Option<String>,
+        /// Service to restart when the file changed on a node.
+        #[serde(default)]
+        restart: Option<String>,
+    },
+    TaskFileRemove {
+        task: String,
+        path: String,
+    },
+    /// Sets global variables (node variables overlay them in templates).
+    VarSet {
+        vars: BTreeMap<String, String>,
+    },
+    VarUnset {
+        names: Vec<String>,
+    },
     Assign {
         host: String,
         tasks: Vec<String>,
@@ -124,7 +150,32 @@ pub struct TaskInfo {
     pub includes: Vec<String>,
     /// Nodes this task is directly assigned to.
     pub nodes: Vec<String>,
+    #[serde(default)]
+    pub files: Vec<FileInfo>,
     pub generation: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileInfo {
+    pub path: String,
+    /// Octal, e.g. "0644".
+    pub mode: String,
+    pub conffile: bool,
+    /// `reload <svc>` or `restart <svc>` when set.
+    pub action: Option<String>,
+    pub template_bytes: usize,
+    /// The template text itself (only in single-task answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+}
+
+/// One file rendered for one host (`umc-admin render`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RenderedFile {
+    pub host: String,
+    pub path: String,
+    pub task: String,
+    pub content: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

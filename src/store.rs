@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::api::{LogEntry, Op, SshTarget};
-use crate::model::{Change, Entity, Model, ModelError, Node, Task, TokenSource};
+use crate::model::{
+    Change, Entity, FileAction, Model, ModelError, Node, Task, TaskFile, TokenSource,
+};
 
 /// Bump with a migration in [`Store::open`] whenever a table's format changes.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -79,11 +81,22 @@ struct NodeRec {
 }
 
 #[derive(Serialize, Deserialize)]
+struct FileRec {
+    path: String,
+    template: String,
+    mode: u32,
+    /// ("reload" | "restart", service)
+    action: Option<(String, String)>,
+}
+
+#[derive(Serialize, Deserialize)]
 struct TaskRec {
     description: String,
     depends: Vec<String>,
     removes: BTreeSet<String>,
     includes: BTreeSet<String>,
+    #[serde(default)]
+    files: Vec<FileRec>,
     generation: u64,
 }
 
@@ -145,12 +158,31 @@ fn node_rec(n: &Node) -> NodeRec {
 }
 
 fn task_from(name: &str, r: TaskRec) -> Task {
+    let files = r
+        .files
+        .into_iter()
+        .map(|f| {
+            let action = match f.action {
+                Some((kind, svc)) if kind == "reload" => Some(FileAction::Reload(svc)),
+                Some((_, svc)) => Some(FileAction::Restart(svc)),
+                None => None,
+            };
+            let file = TaskFile {
+                path: f.path,
+                template: f.template,
+                mode: f.mode,
+                action,
+            };
+            (file.path.clone(), file)
+        })
+        .collect();
     Task {
         name: name.to_string(),
         description: r.description,
         depends: r.depends,
         removes: r.removes,
         includes: r.includes,
+        files,
         generation: r.generation,
     }
 }
@@ -161,6 +193,19 @@ fn task_rec(t: &Task) -> TaskRec {
         depends: t.depends.clone(),
         removes: t.removes.clone(),
         includes: t.includes.clone(),
+        files: t
+            .files
+            .values()
+            .map(|f| FileRec {
+                path: f.path.clone(),
+                template: f.template.clone(),
+                mode: f.mode,
+                action: f.action.as_ref().map(|a| match a {
+                    FileAction::Reload(s) => ("reload".to_string(), s.clone()),
+                    FileAction::Restart(s) => ("restart".to_string(), s.clone()),
+                }),
+            })
+            .collect(),
         generation: t.generation,
     }
 }
@@ -184,6 +229,9 @@ pub struct HostData {
     pub tasks: Vec<Task>,
     /// Changelog of each package input (the node and each task), newest first.
     pub history: BTreeMap<Entity, Vec<HistoryItem>>,
+    /// Global variables and the newest generation that changed them.
+    pub vars: BTreeMap<String, String>,
+    pub vars_generation: u64,
     /// Commit time of the newest generation among the view's inputs: the Release `Date`.
     pub date: i64,
     /// Another generation was committed in the same second as the one `date` comes from, so a
@@ -272,19 +320,15 @@ impl Store {
     /// The whole model as of the latest generation.
     pub fn model(&self) -> Result<(u64, Model), StoreError> {
         let tx = self.db.begin_read()?;
-        let generation = tx
-            .open_table(META)?
-            .get("generation")?
-            .map(|v| v.value())
-            .unwrap_or(0);
-        Ok((
-            generation,
-            load_model(
-                &tx.open_table(NODES)?,
-                &tx.open_table(TASKS)?,
-                &tx.open_table(VARS)?,
-            )?,
-        ))
+        let meta = tx.open_table(META)?;
+        let generation = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
+        let mut model = load_model(
+            &tx.open_table(NODES)?,
+            &tx.open_table(TASKS)?,
+            &tx.open_table(VARS)?,
+        )?;
+        model.vars_generation = meta.get("vars_generation")?.map(|v| v.value()).unwrap_or(0);
+        Ok((generation, model))
     }
 
     pub fn node(&self, host: &str) -> Result<Option<Node>, StoreError> {
@@ -310,7 +354,10 @@ impl Store {
                 tx.open_table(TASKS)?,
                 tx.open_table(VARS)?,
             );
-            load_model(&n, &t, &v)?
+            let mut m = load_model(&n, &t, &v)?;
+            let meta = tx.open_table(META)?;
+            m.vars_generation = meta.get("vars_generation")?.map(|v| v.value()).unwrap_or(0);
+            m
         };
         let mut model = old.clone();
         let mut changes = Vec::new();
@@ -318,6 +365,8 @@ impl Store {
             changes.extend(model.apply(op, user, &mut RandomTokens)?);
         }
         model.validate()?;
+        let touched: BTreeSet<Entity> = changes.iter().flat_map(|c| c.entities.clone()).collect();
+        model.validate_renders(&touched)?;
         let current = {
             let meta = tx.open_table(META)?;
             meta.get("generation")?.map(|v| v.value()).unwrap_or(0)
@@ -326,7 +375,6 @@ impl Store {
             return Ok((current, changes));
         }
         let generation = current + 1;
-        let touched: BTreeSet<Entity> = changes.iter().flat_map(|c| c.entities.clone()).collect();
         for e in &touched {
             match e {
                 Entity::Node(n) => {
@@ -339,7 +387,7 @@ impl Store {
                         task.generation = generation;
                     }
                 }
-                Entity::Global => {}
+                Entity::Global => model.vars_generation = generation,
             }
         }
         {
@@ -405,6 +453,7 @@ impl Store {
             }
             let mut meta = tx.open_table(META)?;
             meta.insert("generation", generation)?;
+            meta.insert("vars_generation", model.vars_generation)?;
         }
         tx.commit()?;
         Ok((generation, changes))
@@ -413,11 +462,8 @@ impl Store {
     /// Reads what host `host` needs to render its repository, or `None` for an unknown host.
     pub fn host_data(&self, host: &str) -> Result<Option<HostData>, StoreError> {
         let tx = self.db.begin_read()?;
-        let generation = tx
-            .open_table(META)?
-            .get("generation")?
-            .map(|v| v.value())
-            .unwrap_or(0);
+        let meta = tx.open_table(META)?;
+        let generation = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
         let nodes = tx.open_table(NODES)?;
         let node = match nodes.get(host)? {
             Some(v) => node_from(host, decode(host, v.value())?),
@@ -436,17 +482,32 @@ impl Store {
                 tasks.insert(name, task);
             }
         }
+        // Global variables only matter to a view that renders files.
+        let templated = tasks.values().any(|t| !t.files.is_empty());
+        let (vars, vars_generation) = if templated {
+            let mut vars = BTreeMap::new();
+            for row in tx.open_table(VARS)?.iter()? {
+                let (k, v) = row?;
+                vars.insert(k.value().to_string(), v.value().to_string());
+            }
+            let g = meta.get("vars_generation")?.map(|v| v.value()).unwrap_or(0);
+            (vars, g)
+        } else {
+            (BTreeMap::new(), 0)
+        };
         let times = tx.open_table(TIMES)?;
         let touches = tx.open_table(TOUCHES)?;
         let mut history = BTreeMap::new();
         let entities = std::iter::once(Entity::Node(node.name.clone()))
-            .chain(tasks.keys().map(|t| Entity::Task(t.clone())));
+            .chain(tasks.keys().map(|t| Entity::Task(t.clone())))
+            .chain(templated.then_some(Entity::Global));
         for e in entities {
             let items = entity_history(&touches, &e, CHANGELOG_LIMIT)?;
             history.insert(e, items);
         }
         let newest = node
             .generation
+            .max(vars_generation)
             .max(tasks.values().map(|t| t.generation).max().unwrap_or(0));
         let time_of =
             |g: u64| -> Result<Option<i64>, StoreError> { Ok(times.get(g)?.map(|t| t.value())) };
@@ -457,6 +518,8 @@ impl Store {
             node,
             tasks: tasks.into_values().collect(),
             history,
+            vars,
+            vars_generation,
             date,
             date_ambiguous,
         }))

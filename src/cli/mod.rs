@@ -6,7 +6,9 @@
 mod assign;
 mod log;
 pub mod node;
+mod render;
 mod task;
+mod var;
 
 use clap::{Parser, Subcommand};
 
@@ -39,6 +41,11 @@ enum Command {
     Unassign(assign::AssignArgs),
     /// Show the history of edits
     Log(log::LogArgs),
+    /// Global variables (node variables overlay them in templates)
+    #[command(subcommand)]
+    Var(var::VarCmd),
+    /// Print one file as a host gets it
+    Render(render::RenderArgs),
 }
 
 /// A failure with the exit code it maps to.
@@ -87,6 +94,8 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Assign(a) => assign::run(&client, a, true),
         Command::Unassign(a) => assign::run(&client, a, false),
         Command::Log(a) => log::run(&client, a),
+        Command::Var(c) => var::run(&client, c),
+        Command::Render(a) => render::run(&client, a),
     }
 }
 

@@ -14,8 +14,11 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use super::{ApiError, AppState, now};
-use crate::api::{EditRequest, EditResponse, LogEntry, NodeInfo, NodeToken, ServerInfo, TaskInfo};
-use crate::model::{Entity, Model, host_package, normalize_host, task_package};
+use crate::api::{
+    EditRequest, EditResponse, FileInfo, LogEntry, NodeInfo, NodeToken, RenderedFile, ServerInfo,
+    TaskInfo,
+};
+use crate::model::{Entity, FileAction, Model, host_package, normalize_host, task_package};
 use crate::repo;
 
 #[derive(Clone)]
@@ -29,6 +32,8 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/nodes/{host}/token", get(node_token))
         .route("/tasks", get(tasks))
         .route("/tasks/{task}", get(task))
+        .route("/nodes/{host}/render", get(render))
+        .route("/vars", get(vars))
         .route("/log", get(log))
         .route("/edit", post(edit))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint") })
@@ -105,7 +110,7 @@ fn node_info(model: &Model, name: &str) -> Option<NodeInfo> {
     })
 }
 
-fn task_info(model: &Model, name: &str) -> Option<TaskInfo> {
+fn task_info(model: &Model, name: &str, with_templates: bool) -> Option<TaskInfo> {
     let t = model.tasks.get(name)?;
     Some(TaskInfo {
         name: t.name.clone(),
@@ -120,6 +125,21 @@ fn task_info(model: &Model, name: &str) -> Option<TaskInfo> {
             .values()
             .filter(|n| n.tasks.contains(name))
             .map(|n| n.name.clone())
+            .collect(),
+        files: t
+            .files
+            .values()
+            .map(|f| FileInfo {
+                path: f.path.clone(),
+                mode: format!("{:04o}", f.mode),
+                conffile: f.is_conffile(),
+                action: f.action.as_ref().map(|a| match a {
+                    FileAction::Reload(s) => format!("reload {s}"),
+                    FileAction::Restart(s) => format!("restart {s}"),
+                }),
+                template_bytes: f.template.len(),
+                template: with_templates.then(|| f.template.clone()),
+            })
             .collect(),
         generation: t.generation,
     })
@@ -184,7 +204,10 @@ async fn tasks(State(s): State<Arc<AppState>>) -> Result<Json<Vec<TaskInfo>>, Ap
     blocking(move || {
         let (_, m) = s.store.model()?;
         Ok(Json(
-            m.tasks.keys().filter_map(|t| task_info(&m, t)).collect(),
+            m.tasks
+                .keys()
+                .filter_map(|t| task_info(&m, t, false))
+                .collect(),
         ))
     })
     .await
@@ -196,9 +219,58 @@ async fn task(
 ) -> Result<Json<TaskInfo>, ApiError> {
     blocking(move || {
         let (_, m) = s.store.model()?;
-        task_info(&m, &task)
+        task_info(&m, &task, true)
             .map(Json)
             .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("unknown task '{task}'")))
+    })
+    .await
+}
+
+async fn vars(
+    State(s): State<Arc<AppState>>,
+) -> Result<Json<std::collections::BTreeMap<String, String>>, ApiError> {
+    blocking(move || Ok(Json(s.store.model()?.1.vars))).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenderQuery {
+    path: String,
+}
+
+/// One file as host `host` gets it: the preview behind `umc-admin render`.
+async fn render(
+    State(s): State<Arc<AppState>>,
+    Path(host): Path<String>,
+    q: Result<Query<RenderQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<RenderedFile>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let host = host_arg(&host)?;
+    blocking(move || {
+        let (_, m) = s.store.model()?;
+        let node = m.nodes.get(&host).ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, format!("unknown node '{host}'"))
+        })?;
+        let closure = m.closure(&node.tasks);
+        let found = closure
+            .iter()
+            .filter_map(|t| m.tasks.get(t))
+            .find_map(|t| t.files.get(&q.path).map(|f| (t, f)));
+        let Some((task, file)) = found else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("node '{host}' gets no file '{}'", q.path),
+            ));
+        };
+        let content = crate::template::Template::parse(&file.path, &file.template)
+            .and_then(|t| t.render(&m.host_context(node, &closure)))
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+        Ok(Json(RenderedFile {
+            host: host.clone(),
+            path: q.path,
+            task: task.name.clone(),
+            content,
+        }))
     })
     .await
 }

@@ -127,7 +127,7 @@ enum LoadError {
 fn load(state: &AppState, host: &str) -> Result<HostEntry, LoadError> {
     use sha2::{Digest, Sha256};
     let data = state.store.host_data(host)?.ok_or(LoadError::Unknown)?;
-    let packages = repo::packages(&data);
+    let packages = repo::packages(&data)?;
     let keys: Vec<[u8; 32]> = packages.iter().map(repo::package_key).collect();
     let mut h = Sha256::new();
     h.update(b"umc-archive\0");

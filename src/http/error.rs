@@ -34,13 +34,17 @@ impl From<StoreError> for ApiError {
                 let status = match &m {
                     ModelError::UnknownNode(_)
                     | ModelError::UnknownTask(_)
+                    | ModelError::UnknownVar(_)
+                    | ModelError::NoSuchFile { .. }
                     | ModelError::NoSuchDependency { .. } => StatusCode::NOT_FOUND,
                     ModelError::NodeExists(_)
                     | ModelError::TaskExists(_)
                     | ModelError::Cycle { .. }
                     | ModelError::SelfInclude { .. }
                     | ModelError::DependsAndRemoves { .. }
-                    | ModelError::PackageCollision { .. } => StatusCode::CONFLICT,
+                    | ModelError::PackageCollision { .. }
+                    | ModelError::PathConflict { .. } => StatusCode::CONFLICT,
+                    ModelError::Template(_) => StatusCode::UNPROCESSABLE_ENTITY,
                     _ => StatusCode::BAD_REQUEST,
                 };
                 ApiError::new(status, m.to_string())
