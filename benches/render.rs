@@ -125,8 +125,10 @@ fn cold(c: &mut Criterion) {
         .iter()
         .map(|p| (p.name.clone(), Arc::new(repo::build_deb(p).expect("deb"))))
         .collect();
-    let archive = repo::build_archive(&data, &archs, &keys, |p| repo::build_deb(p).map(Arc::new))
-        .expect("archive");
+    let archive = repo::build_archive(&data, &packages, &archs, &keys, |p| {
+        repo::build_deb(p).map(Arc::new)
+    })
+    .expect("archive");
     let index = archive.packages.bytes.clone();
     let body = archive.release.bytes.clone();
     let sig_time = UNIX_EPOCH + Duration::from_secs(data.date.max(0) as u64);
@@ -146,7 +148,9 @@ fn cold(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(4));
     g.bench_function("build_archive", |b| {
         b.iter(|| {
-            repo::build_archive(black_box(&data), &archs, &keys, |p| {
+            let data = black_box(&data);
+            let packages = repo::packages(data).expect("packages");
+            repo::build_archive(data, &packages, &archs, &keys, |p| {
                 repo::build_deb(p).map(Arc::new)
             })
             .expect("archive")
@@ -154,7 +158,9 @@ fn cold(c: &mut Criterion) {
     });
     g.bench_function("build_archive_cached_task_debs", |b| {
         b.iter(|| {
-            repo::build_archive(black_box(&data), &archs, &keys, |p| {
+            let data = black_box(&data);
+            let packages = repo::packages(data).expect("packages");
+            repo::build_archive(data, &packages, &archs, &keys, |p| {
                 if p.name == host_pkg.name {
                     repo::build_deb(p).map(Arc::new)
                 } else {

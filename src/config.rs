@@ -28,7 +28,8 @@ impl Default for Config {
                 .map(|s| s.to_string())
                 .collect(),
             cache_bytes: 256 << 20,
-            max_body: 1 << 20,
+            // A 1 MiB template, JSON-escaped, must fit.
+            max_body: 8 << 20,
         }
     }
 }

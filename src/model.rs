@@ -136,6 +136,16 @@ pub enum ModelError {
     InvalidSsh(String),
     #[error("task '{0}': description is longer than {MAX_DESCRIPTION} bytes")]
     DescriptionTooLong(String),
+    #[error("task '{0}': description contains control characters (only newlines are allowed)")]
+    DescriptionControl(String),
+    #[error("task '{task}': '{package}' is a umc package; use 'task include' for tasks")]
+    ReservedPackage { task: String, package: String },
+    #[error("{scope}: every alternative of '{relation}' is removed (by task '{removes}')")]
+    AlternativesRemoved {
+        scope: String,
+        relation: String,
+        removes: String,
+    },
     #[error("node '{0}' already exists")]
     NodeExists(String),
     #[error("task '{0}' already exists")]
@@ -305,6 +315,30 @@ pub fn validate_var_name(name: &str) -> Result<(), ModelError> {
     } else {
         Err(ModelError::InvalidVar(name.to_string()))
     }
+}
+
+/// Descriptions end up in control files: a tab, CR or other control character would make the
+/// package unbuildable for every host that sees it.
+fn validate_description(task: &str, d: &str) -> Result<(), ModelError> {
+    if d.len() > MAX_DESCRIPTION {
+        return Err(ModelError::DescriptionTooLong(task.to_string()));
+    }
+    if d.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(ModelError::DescriptionControl(task.to_string()));
+    }
+    Ok(())
+}
+
+/// umc's own packages are not dependencies or removals a task may name: `umc-task-*` comes
+/// from includes, and removing `umc-<host>` or a task package would break every cycle.
+fn check_not_umc(task: &str, package: &str) -> Result<(), ModelError> {
+    if package.starts_with("umc-") {
+        return Err(ModelError::ReservedPackage {
+            task: task.to_string(),
+            package: package.to_string(),
+        });
+    }
+    Ok(())
 }
 
 fn validate_var(name: &str, value: &str) -> Result<(), ModelError> {
@@ -656,9 +690,7 @@ impl Model {
                     return Err(ModelError::TaskExists(task.clone()));
                 }
                 let description = description.clone().unwrap_or_default();
-                if description.len() > MAX_DESCRIPTION {
-                    return Err(ModelError::DescriptionTooLong(task.clone()));
-                }
+                validate_description(task, &description)?;
                 self.tasks.insert(
                     task.clone(),
                     Task {
@@ -677,9 +709,7 @@ impl Model {
                 );
             }
             Op::TaskSet { task, description } => {
-                if description.len() > MAX_DESCRIPTION {
-                    return Err(ModelError::DescriptionTooLong(task.clone()));
-                }
+                validate_description(task, description)?;
                 let t = self.task_mut(task)?;
                 if &t.description != description {
                     t.description = description.clone();
@@ -720,6 +750,9 @@ impl Model {
                 let t = self.task_mut(task)?;
                 for r in relations {
                     let rel = parse_relation(r)?;
+                    for p in &rel.packages {
+                        check_not_umc(task, p)?;
+                    }
                     if !t.depends.contains(&rel.text) {
                         t.depends.push(rel.text.clone());
                         line(
@@ -762,6 +795,7 @@ impl Model {
                 let t = self.task_mut(task)?;
                 for p in packages {
                     validate_package_name(p)?;
+                    check_not_umc(task, p)?;
                     if t.removes.insert(p.clone()) {
                         line(
                             format!("{who} marked package '{p}' for removal"),
@@ -986,21 +1020,17 @@ impl Model {
                 });
             }
         }
-        // Each task's hard dependencies, parsed once (not once per node that reaches it).
-        let hard: BTreeMap<&str, Vec<String>> = self
+        // Each task's relations as package lists, parsed once (not once per node reaching it).
+        let parsed: BTreeMap<&str, Vec<(String, Vec<String>)>> = self
             .tasks
             .values()
             .map(|t| {
-                let pkgs = t
+                let rels = t
                     .depends
                     .iter()
-                    .filter_map(|d| match relation_packages(d).as_slice() {
-                        // Only a hard dependency conflicts; `a | b` can be satisfied by the other.
-                        [p] => Some(p.clone()),
-                        _ => None,
-                    })
+                    .map(|d| (d.clone(), relation_packages(d)))
                     .collect();
-                (t.name.as_str(), pkgs)
+                (t.name.as_str(), rels)
             })
             .collect();
         let mut closures: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
@@ -1011,7 +1041,7 @@ impl Model {
                 }
             }
             let closure = self.closure([&task.name]);
-            self.check_conflicts(&format!("task '{}'", task.name), &closure, &hard)?;
+            self.check_conflicts(&format!("task '{}'", task.name), &closure, &parsed)?;
             closures.insert(&task.name, closure);
         }
         // Nodes with the same assignments share one check.
@@ -1026,7 +1056,7 @@ impl Model {
                     closure.extend(c.iter().cloned());
                 }
             }
-            self.check_conflicts(&format!("node '{}'", node.name), &closure, &hard)?;
+            self.check_conflicts(&format!("node '{}'", node.name), &closure, &parsed)?;
         }
         Ok(())
     }
@@ -1105,7 +1135,7 @@ impl Model {
         &self,
         scope: &str,
         closure: &BTreeSet<String>,
-        hard: &BTreeMap<&str, Vec<String>>,
+        relations: &BTreeMap<&str, Vec<(String, Vec<String>)>>,
     ) -> Result<(), ModelError> {
         let mut removed: BTreeMap<&str, &str> = BTreeMap::new();
         for t in closure.iter().filter_map(|t| self.tasks.get(t)) {
@@ -1117,15 +1147,29 @@ impl Model {
             return Ok(());
         }
         for t in closure {
-            for p in hard.get(t.as_str()).into_iter().flatten() {
-                if let Some(remover) = removed.get(p.as_str()) {
-                    return Err(ModelError::DependsAndRemoves {
+            for (text, pkgs) in relations.get(t.as_str()).into_iter().flatten() {
+                // A relation is unsatisfiable when every alternative is removed.
+                let Some(remover) = pkgs
+                    .iter()
+                    .map(|p| removed.get(p.as_str()))
+                    .collect::<Option<Vec<_>>>()
+                    .and_then(|r| r.first().copied())
+                else {
+                    continue;
+                };
+                return Err(match pkgs.as_slice() {
+                    [p] => ModelError::DependsAndRemoves {
                         scope: scope.to_string(),
                         package: p.clone(),
                         depends: t.clone(),
                         removes: remover.to_string(),
-                    });
-                }
+                    },
+                    _ => ModelError::AlternativesRemoved {
+                        scope: scope.to_string(),
+                        relation: text.clone(),
+                        removes: remover.to_string(),
+                    },
+                });
             }
         }
         Ok(())

@@ -431,18 +431,38 @@ pub fn xz(data: &[u8]) -> Result<Vec<u8>, RepoError> {
     Ok(enc.finish()?)
 }
 
-/// Renders host `data`'s whole archive. `deb` returns a deb for a package, normally from a
-/// content-addressed cache.
+/// Cache key of a host's archive: SHA-256 over every input of [`build_archive`] except the
+/// signing keys (a key change restarts umcd, which empties the cache).
+pub fn archive_key(data: &HostData, architectures: &[String], packages: &[Package]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"umc-archive\0");
+    h.update(FORMAT.to_le_bytes());
+    h.update(data.node.name.as_bytes());
+    h.update([0]);
+    h.update(data.date.to_le_bytes());
+    for a in architectures {
+        h.update(a.as_bytes());
+        h.update([0]);
+    }
+    for p in packages {
+        h.update(package_key(p));
+    }
+    h.finalize().into()
+}
+
+/// Renders host `data`'s whole archive from its [`packages`]. `deb` returns a deb for a
+/// package, normally from a content-addressed cache.
 pub fn build_archive(
     data: &HostData,
+    packages: &[Package],
     architectures: &[String],
     keys: &SigningKeys,
     mut deb: impl FnMut(&Package) -> Result<Arc<DebArtifact>, RepoError>,
 ) -> Result<Archive, RepoError> {
     let mut debs = BTreeMap::new();
-    for p in packages(data)? {
+    for p in packages {
         let path = pool_path(&p.name, &p.version);
-        debs.insert(path, deb(&p)?);
+        debs.insert(path, deb(p)?);
     }
     let text = packages_index(debs.iter().map(|(p, d)| (p.as_str(), d.as_ref())));
     let packages = Artifact::new(text);

@@ -309,6 +309,71 @@ impl Store {
         Ok(())
     }
 
+    /// Records what, besides the model, shapes every host's repository (packaging format,
+    /// architectures, signing keys). When it changed since the last start, a generation is
+    /// committed (it touches no package, so no version moves) and every host's Release `Date`
+    /// moves to it: nodes then fetch the new InRelease instead of getting a 304 for the old one.
+    pub fn note_serving_inputs(
+        &self,
+        fingerprint: u64,
+        description: &str,
+        now: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        let tx = self.db.begin_write()?;
+        let committed = {
+            let mut meta = tx.open_table(META)?;
+            let old = meta.get("serving_inputs")?.map(|v| v.value());
+            let current = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
+            meta.insert("serving_inputs", fingerprint)?;
+            if old == Some(fingerprint) || current == 0 {
+                None
+            } else {
+                let generation = current + 1;
+                let mut times = tx.open_table(TIMES)?;
+                let last = times.last()?.map(|(_, t)| t.value()).unwrap_or(i64::MIN);
+                let time = now.max(last);
+                times.insert(generation, time)?;
+                let rec = GenRec {
+                    time,
+                    user: "umcd".to_string(),
+                    changes: vec![ChangeRec {
+                        text: format!("umcd's serving configuration changed: {description}"),
+                        entities: Vec::new(),
+                    }],
+                };
+                tx.open_table(GENERATIONS)?
+                    .insert(generation, encode(&rec)?.as_slice())?;
+                meta.insert("generation", generation)?;
+                meta.insert("server_generation", generation)?;
+                Some(generation)
+            }
+        };
+        tx.commit()?;
+        Ok(committed)
+    }
+
+    /// Makes `token` the only API token of `user`: older ones stop working (a leaked admin
+    /// token is revoked by deleting admin.token and restarting umcd).
+    pub fn replace_api_tokens(&self, user: &str, token: &str) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(API_TOKENS)?;
+            let mut stale = Vec::new();
+            for row in t.iter()? {
+                let (k, v) = row?;
+                if v.value() == user {
+                    stale.push(k.value().to_vec());
+                }
+            }
+            for k in stale {
+                t.remove(k.as_slice())?;
+            }
+            t.insert(token_hash(token).as_slice(), user)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The user an API token belongs to.
     pub fn api_user(&self, token: &str) -> Result<Option<String>, StoreError> {
         let tx = self.db.begin_read()?;
@@ -505,9 +570,14 @@ impl Store {
             let items = entity_history(&touches, &e, CHANGELOG_LIMIT)?;
             history.insert(e, items);
         }
+        let server_generation = meta
+            .get("server_generation")?
+            .map(|v| v.value())
+            .unwrap_or(0);
         let newest = node
             .generation
             .max(vars_generation)
+            .max(server_generation)
             .max(tasks.values().map(|t| t.generation).max().unwrap_or(0));
         let time_of =
             |g: u64| -> Result<Option<i64>, StoreError> { Ok(times.get(g)?.map(|t| t.value())) };

@@ -43,7 +43,8 @@ impl From<StoreError> for ApiError {
                     | ModelError::SelfInclude { .. }
                     | ModelError::DependsAndRemoves { .. }
                     | ModelError::PackageCollision { .. }
-                    | ModelError::PathConflict { .. } => StatusCode::CONFLICT,
+                    | ModelError::PathConflict { .. }
+                    | ModelError::AlternativesRemoved { .. } => StatusCode::CONFLICT,
                     ModelError::Template(_) => StatusCode::UNPROCESSABLE_ENTITY,
                     _ => StatusCode::BAD_REQUEST,
                 };

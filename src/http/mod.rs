@@ -107,6 +107,7 @@ fn keyring(
             body: body.clone(),
             last_modified: None,
             ambiguous_date: false,
+            immutable: false,
             content_type: ct,
             cache_control: conditional::NO_CACHE,
         },

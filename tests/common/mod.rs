@@ -59,6 +59,11 @@ impl Server {
 
     /// umcd on `data` (created if missing), listening on a random loopback port.
     pub fn start_in(data: &Path) -> Server {
+        Server::start_with(data, &[])
+    }
+
+    /// Like [`Server::start_in`], with extra umcd arguments.
+    pub fn start_with(data: &Path, extra: &[&str]) -> Server {
         std::fs::create_dir_all(data).expect("data dir");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -68,6 +73,7 @@ impl Server {
         let mut child = Command::new(UMCD)
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
