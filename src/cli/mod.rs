@@ -4,6 +4,7 @@
 //! name), 2 usage error, 3 umcd unreachable or the token was refused, 4 server error.
 
 mod assign;
+mod catalog;
 mod log;
 pub mod node;
 mod task;
@@ -39,6 +40,9 @@ enum Command {
     Unassign(assign::AssignArgs),
     /// Show the history of edits
     Log(log::LogArgs),
+    /// Upstream package catalogs: import, list, search, show, remove
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCmd),
 }
 
 /// A failure with the exit code it maps to.
@@ -87,11 +91,15 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Assign(a) => assign::run(&client, a, true),
         Command::Unassign(a) => assign::run(&client, a, false),
         Command::Log(a) => log::run(&client, a),
+        Command::Catalog(c) => catalog::run(&client, c),
     }
 }
 
-/// Prints the outcome of an edit: its change lines and the generation.
+/// Prints the outcome of an edit: its change lines and the generation; warnings on stderr.
 pub fn print_edit(r: &EditResponse) {
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
     if r.changes.is_empty() {
         println!("nothing changed (generation {})", r.generation);
         return;
