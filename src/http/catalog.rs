@@ -2,6 +2,7 @@
 //! search and remove. Imports run the blocking fetch in `spawn_blocking`.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -40,22 +41,32 @@ pub fn build_index(store: &Store) -> Result<SearchIndex, StoreError> {
     Ok(SearchIndex::new(store.catalog_rows()?))
 }
 
+/// Stores an import and rebuilds the search index; logs how long each step took (the
+/// `benches/catalog.sh` breakdown). `parsed` is how long fetching and parsing took.
 fn store_import(
     s: &AppState,
     meta: CatalogMeta,
     imported: &Imported,
+    parsed: Duration,
 ) -> Result<CatalogInfo, ApiError> {
+    let t = Instant::now();
     s.store.replace_catalog(&meta, imported)?;
+    let stored_in = t.elapsed();
+    let t = Instant::now();
     s.set_catalog_index(build_index(&s.store)?);
+    let indexed_in = t.elapsed();
     let stored = s
         .store
         .catalog(&meta.name)?
         .ok_or_else(|| ApiError::internal("catalog vanished after import"))?;
     tracing::info!(
-        "catalog '{}' imported: {} packages, verified: {}",
+        "catalog '{}' imported: {} packages, verified: {}; fetch+parse {} ms, store {} ms, index {} ms",
         stored.name,
         stored.packages,
-        stored.verified
+        stored.verified,
+        parsed.as_millis(),
+        stored_in.as_millis(),
+        indexed_in.as_millis()
     );
     Ok(info(stored))
 }
@@ -129,7 +140,9 @@ pub async fn import(
     let keyring = keyring(req.keyring.as_deref())?;
     let imported_at = now();
     blocking(move || {
+        let t = Instant::now();
         let imported = fetch::fetch_verified(&source, &keyring)?;
+        let parsed = t.elapsed();
         let meta = CatalogMeta {
             name,
             url: source.url,
@@ -141,7 +154,7 @@ pub async fn import(
             stanzas: 0,
             verified: true,
         };
-        store_import(&s, meta, &imported).map(Json)
+        store_import(&s, meta, &imported, parsed).map(Json)
     })
     .await
 }
@@ -155,7 +168,9 @@ pub async fn upload(
     validate_name(&name)?;
     let imported_at = now();
     blocking(move || {
+        let t = Instant::now();
         let imported = fetch::from_bytes(&body)?;
+        let parsed = t.elapsed();
         drop(body);
         let meta = CatalogMeta {
             name,
@@ -168,7 +183,7 @@ pub async fn upload(
             stanzas: 0,
             verified: false,
         };
-        store_import(&s, meta, &imported).map(Json)
+        store_import(&s, meta, &imported, parsed).map(Json)
     })
     .await
 }
