@@ -74,9 +74,20 @@ fn keys(who: &str) -> SigningKeys {
 /// Publishes `packages` as suite `testy` under `/debian` on `fs`, signed by `signer`. The
 /// served Packages.xz is `served_xz` when given (a tampered copy), else the real one.
 fn publish(fs: &FileServer, signer: &SigningKeys, packages: &[u8], served_xz: Option<Vec<u8>>) {
+    publish_with(fs, signer, packages, served_xz, "");
+}
+
+/// [`publish`] with `extra` Release fields (each line ending in a newline).
+fn publish_with(
+    fs: &FileServer,
+    signer: &SigningKeys,
+    packages: &[u8],
+    served_xz: Option<Vec<u8>>,
+    extra: &str,
+) {
     let packed = xz(packages);
     let release = format!(
-        "Origin: Test\nLabel: Test\nSuite: stable\nCodename: {SUITE}\nDate: Wed, 25 Nov 2026 10:00:00 UTC\n\
+        "Origin: Test\nLabel: Test\nSuite: stable\nCodename: {SUITE}\nDate: Wed, 25 Nov 2026 10:00:00 UTC\n{extra}\
          Architectures: amd64\nComponents: main\nSHA256:\n {} {} main/binary-amd64/Packages\n {} {} main/binary-amd64/Packages.xz\n",
         sha(packages),
         packages.len(),
@@ -300,6 +311,17 @@ fn tampered_index_or_foreign_signature_is_rejected_and_old_catalog_stays() {
     fs.put(&path, signed);
     let out = import(&s, "testy", &url, &keyring);
     rejected(&s, &out, "no good signature", &before);
+
+    // A Release past its Valid-Until, as apt refuses it.
+    publish_with(
+        &fs,
+        &k,
+        newer.as_bytes(),
+        None,
+        "Valid-Until: Sat, 10 Jun 2023 08:52:44 UTC\n",
+    );
+    let out = import(&s, "testy", &url, &keyring);
+    rejected(&s, &out, "expired: Valid-Until", &before);
 
     // The old catalog still answers.
     let out = s.admin(&["catalog", "show", "gawk"]);

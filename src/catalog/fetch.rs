@@ -94,8 +94,8 @@ fn get(agent: &ureq::Agent, url: &str, limit: u64) -> Result<Vec<u8>, CatalogErr
 }
 
 /// Fetches, verifies and parses `source`. Nothing is returned unless every index verified
-/// and parsed.
-pub fn fetch_verified(source: &Source, keyring: &[u8]) -> Result<Imported, CatalogError> {
+/// and parsed. `now` (seconds) is checked against the Release's `Valid-Until`.
+pub fn fetch_verified(source: &Source, keyring: &[u8], now: i64) -> Result<Imported, CatalogError> {
     let base = source.url.trim_end_matches('/');
     if base.starts_with("https://") {
         return Err(CatalogError::Https {
@@ -115,6 +115,7 @@ pub fn fetch_verified(source: &Source, keyring: &[u8]) -> Result<Imported, Catal
     let inrelease = get(&agent, &format!("{dists}/InRelease"), MAX_INRELEASE)?;
     let body = release::verify(&inrelease, keyring)?;
     let rel = Release::parse(&body)?;
+    rel.check_valid(now)?;
     if rel.suite.as_deref() != Some(source.suite.as_str())
         && rel.codename.as_deref() != Some(source.suite.as_str())
     {

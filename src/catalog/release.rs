@@ -96,6 +96,8 @@ pub fn verify(inrelease: &[u8], keyring: &[u8]) -> Result<Vec<u8>, CatalogError>
 pub struct Release {
     pub suite: Option<String>,
     pub codename: Option<String>,
+    /// `Valid-Until`, seconds since the epoch, when present.
+    pub valid_until: Option<i64>,
     /// path → (sha256 hex, size)
     pub sha256: BTreeMap<String, (String, u64)>,
 }
@@ -135,6 +137,7 @@ impl Release {
                 "Suite" => rel.suite = Some(v.trim().to_string()),
                 "Codename" => rel.codename = Some(v.trim().to_string()),
                 "SHA256" => in_sha = true,
+                "Valid-Until" => rel.valid_until = Some(parse_date(v.trim())?),
                 _ => {}
             }
         }
@@ -144,6 +147,19 @@ impl Release {
             ));
         }
         Ok(rel)
+    }
+
+    /// Refuses a Release whose `Valid-Until` is before `now`, as apt does.
+    pub fn check_valid(&self, now: i64) -> Result<(), CatalogError> {
+        match self.valid_until {
+            Some(t) if t < now => Err(CatalogError::BadRelease(format!(
+                "expired: Valid-Until is {}",
+                httpdate::fmt_http_date(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64)
+                )
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// The best Packages variant listed for `comp/binary-arch`: xz, then gz, then plain.
@@ -163,6 +179,20 @@ impl Release {
     }
 }
 
+/// An RFC 1123 date as Release files write it (`GMT`, `UTC` or `+0000`).
+fn parse_date(v: &str) -> Result<i64, CatalogError> {
+    let gmt = v
+        .strip_suffix("UTC")
+        .or_else(|| v.strip_suffix("+0000"))
+        .map(|d| format!("{}GMT", d))
+        .unwrap_or_else(|| v.to_string());
+    let t = httpdate::parse_http_date(&gmt)
+        .map_err(|_| CatalogError::BadRelease(format!("bad date '{v}'")))?;
+    Ok(t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +209,15 @@ mod tests {
             ("main/binary-amd64/Packages.xz", "abcd", 5)
         );
         assert!(r.index("contrib", "amd64").is_err());
+        assert!(r.check_valid(i64::MAX).is_ok());
+        let expiring = b"Valid-Until: Sat, 10 Jun 2023 08:52:44 UTC\nSHA256:\n 01 1 x\n";
+        let r = Release::parse(expiring).unwrap();
+        assert!(r.check_valid(1_686_387_000).is_ok());
+        let e = r.check_valid(1_700_000_000).unwrap_err().to_string();
+        assert!(
+            e.contains("expired: Valid-Until is Sat, 10 Jun 2023 08:52:44 GMT"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -141,7 +141,7 @@ pub async fn import(
     let imported_at = now();
     blocking(move || {
         let t = Instant::now();
-        let imported = fetch::fetch_verified(&source, &keyring)?;
+        let imported = fetch::fetch_verified(&source, &keyring, imported_at)?;
         let parsed = t.elapsed();
         let meta = CatalogMeta {
             name,
