@@ -556,3 +556,34 @@ fn real_mirror_matches_apt() {
     );
     s.admin_ok(&["task", "depend", "web", "nginx"]);
 }
+
+#[test]
+fn mirror_that_never_answers_times_out() {
+    let s = Server::start_with_config("catalog_timeout_secs = 2\n");
+    let k = keys("archive");
+    let keyring = write_keyring(&s.data, &k);
+    s.admin_ok(&["catalog", "import", "kept", "--file", &{
+        let p = s.data.join("Packages");
+        std::fs::write(&p, PACKAGES).unwrap();
+        p.display().to_string()
+    }]);
+    let before = catalogs(&s);
+    // Accepts connections and reads requests, but never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/debian", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    let t = std::time::Instant::now();
+    let out = import(&s, "kept", &url, &keyring);
+    rejected(&s, &out, "cannot fetch", &before);
+    assert!(stderr(&out).contains("timeout"), "{}", show(&out));
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        t.elapsed()
+    );
+}

@@ -20,6 +20,8 @@ pub struct Source {
     pub suite: String,
     pub components: Vec<String>,
     pub archs: Vec<String>,
+    /// How long to wait for a connection or for each response to start.
+    pub timeout: Duration,
 }
 
 /// What an import produced, ready to be stored.
@@ -65,11 +67,11 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Imported, CatalogError> {
 /// The longest `InRelease` accepted.
 const MAX_INRELEASE: u64 = 64 << 20;
 
-fn agent() -> ureq::Agent {
+fn agent(timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(10)))
-        .timeout_recv_response(Some(Duration::from_secs(30)))
+        .timeout_connect(Some(timeout))
+        .timeout_recv_response(Some(timeout))
         .timeout_global(Some(Duration::from_secs(600)))
         .user_agent(concat!("umcd/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -110,7 +112,7 @@ pub fn fetch_verified(source: &Source, keyring: &[u8], now: i64) -> Result<Impor
     }
     // Check the keyring before any download.
     release::parse_keyring(keyring)?;
-    let agent = agent();
+    let agent = agent(source.timeout);
     let dists = format!("{base}/dists/{}", source.suite);
     let inrelease = get(&agent, &format!("{dists}/InRelease"), MAX_INRELEASE)?;
     let body = release::verify(&inrelease, keyring)?;

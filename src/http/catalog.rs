@@ -125,6 +125,7 @@ pub async fn import(
         suite: req.suite.trim().to_string(),
         components: or(req.components, "main"),
         archs: or(req.archs, "amd64"),
+        timeout: s.config.catalog_timeout,
     };
     for part in std::iter::once(&source.suite)
         .chain(&source.components)

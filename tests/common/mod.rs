@@ -59,6 +59,23 @@ impl Server {
 
     /// umcd on `data` (created if missing), listening on a random loopback port.
     pub fn start_in(data: &Path) -> Server {
+        Server::start_in_with(data, &[])
+    }
+
+    /// umcd on a fresh data dir with a config file holding `toml`.
+    pub fn start_with_config(toml: &str) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        let conf = tmp.path().join("umcd.toml");
+        std::fs::write(&conf, toml).expect("write config");
+        let conf = conf.display().to_string();
+        let mut s = Server::start_in_with(&data, &["--config", &conf]);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// umcd on `data` with extra arguments.
+    pub fn start_in_with(data: &Path, extra: &[&str]) -> Server {
         std::fs::create_dir_all(data).expect("data dir");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -68,6 +85,7 @@ impl Server {
         let mut child = Command::new(UMCD)
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
