@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod cache;
+pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod config;

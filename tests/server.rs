@@ -646,7 +646,7 @@ fn serving_configuration_changes_move_release_dates() {
     let cfg = s.data.join("umcd.toml");
     std::fs::write(&cfg, "architectures = [\"amd64\"]\n").expect("config");
     let data = s.data.clone();
-    let s2 = Server::start_with(&data, &["--config", cfg.to_str().expect("utf8")]);
+    let s2 = Server::start_in_with(&data, &["--config", cfg.to_str().expect("utf8")]);
     let token = s2.node_token(HOST);
     let r = s2.get(
         &format!("/hosts/{HOST}/dists/umc/Release"),
@@ -665,7 +665,7 @@ fn serving_configuration_changes_move_release_dates() {
     // An unchanged configuration records nothing on the next start.
     let mut s2 = s2;
     s2.stop();
-    let s3 = Server::start_with(&data, &["--config", cfg.to_str().expect("utf8")]);
+    let s3 = Server::start_in_with(&data, &["--config", cfg.to_str().expect("utf8")]);
     assert_eq!(s3.admin_ok(&["log", "-n", "1"]), log);
 }
 

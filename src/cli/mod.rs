@@ -4,6 +4,7 @@
 //! name), 2 usage error, 3 umcd unreachable or the token was refused, 4 server error.
 
 mod assign;
+mod catalog;
 mod log;
 pub mod node;
 mod render;
@@ -46,6 +47,9 @@ enum Command {
     Var(var::VarCmd),
     /// Print one file as a host gets it
     Render(render::RenderArgs),
+    /// Upstream package catalogs: import, list, search, show, remove
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCmd),
 }
 
 /// A failure with the exit code it maps to.
@@ -96,11 +100,15 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Log(a) => log::run(&client, a),
         Command::Var(c) => var::run(&client, c),
         Command::Render(a) => render::run(&client, a),
+        Command::Catalog(c) => catalog::run(&client, c),
     }
 }
 
-/// Prints the outcome of an edit: its change lines and the generation.
+/// Prints the outcome of an edit: its change lines and the generation; warnings on stderr.
 pub fn print_edit(r: &EditResponse) {
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
     if r.changes.is_empty() {
         println!("nothing changed (generation {})", r.generation);
         return;

@@ -32,6 +32,9 @@ pub enum TaskCmd {
         task: String,
         #[arg(required = true)]
         relations: Vec<String>,
+        /// Accept package names that no catalog knows
+        #[arg(long)]
+        force: bool,
     },
     /// Drop dependencies on packages
     Undepend {
@@ -44,6 +47,9 @@ pub enum TaskCmd {
         task: String,
         #[arg(required = true)]
         packages: Vec<String>,
+        /// Accept package names that no catalog knows
+        #[arg(long)]
+        force: bool,
     },
     /// Stop removing packages
     Unremove {
@@ -154,6 +160,7 @@ fn file_cmd(c: &Client, cmd: FileCmd) -> CliResult {
 }
 
 pub fn run(c: &Client, cmd: TaskCmd) -> CliResult {
+    let mut force = false;
     let op = match cmd {
         TaskCmd::Show { name, json } => {
             let t: TaskInfo = c.get(&format!("/tasks/{}", enc(&name)))?;
@@ -195,15 +202,29 @@ pub fn run(c: &Client, cmd: TaskCmd) -> CliResult {
             description,
         },
         TaskCmd::Rm { name } => Op::TaskRemove { task: name },
-        TaskCmd::Depend { task, relations } => Op::TaskDepend { task, relations },
+        TaskCmd::Depend {
+            task,
+            relations,
+            force: f,
+        } => {
+            force = f;
+            Op::TaskDepend { task, relations }
+        }
         TaskCmd::Undepend { task, packages } => Op::TaskUndepend { task, packages },
-        TaskCmd::Remove { task, packages } => Op::TaskRemovePackage { task, packages },
+        TaskCmd::Remove {
+            task,
+            packages,
+            force: f,
+        } => {
+            force = f;
+            Op::TaskRemovePackage { task, packages }
+        }
         TaskCmd::Unremove { task, packages } => Op::TaskUnremovePackage { task, packages },
         TaskCmd::Include { task, subtasks } => Op::TaskInclude { task, subtasks },
         TaskCmd::Exclude { task, subtasks } => Op::TaskExclude { task, subtasks },
         TaskCmd::File(f) => return file_cmd(c, f),
     };
-    print_edit(&c.edit(vec![op])?);
+    print_edit(&c.edit_with(vec![op], force)?);
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
@@ -13,6 +14,7 @@ use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use serde::Deserialize;
 
+use super::catalog;
 use super::{ApiError, AppState, now};
 use crate::api::{
     EditRequest, EditResponse, FileInfo, LogEntry, NodeInfo, NodeToken, RenderedFile, ServerInfo,
@@ -36,6 +38,18 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/vars", get(vars))
         .route("/log", get(log))
         .route("/edit", post(edit))
+        .route("/catalogs", get(catalog::list))
+        .route(
+            "/catalogs/{name}",
+            get(catalog::get_one).delete(catalog::remove),
+        )
+        .route("/catalogs/{name}/import", post(catalog::import))
+        .route(
+            "/catalogs/{name}/file",
+            post(catalog::upload).layer(DefaultBodyLimit::max(catalog::UPLOAD_MAX)),
+        )
+        .route("/catalog/search", get(catalog::search))
+        .route("/catalog/packages/{name}", get(catalog::package))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint") })
         .layer(middleware::from_fn_with_state(state, auth))
 }
@@ -63,8 +77,13 @@ async fn auth(State(state): State<Arc<AppState>>, mut req: Request, next: Next) 
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
-            if declared.is_some_and(|n| n > state.config.max_body as u64) {
-                return too_large(state.config.max_body).into_response();
+            let max = if is_upload(req.uri().path()) {
+                catalog::UPLOAD_MAX
+            } else {
+                state.config.max_body
+            };
+            if declared.is_some_and(|n| n > max as u64) {
+                return too_large(max).into_response();
             }
             req.extensions_mut().insert(User(u));
             next.run(req).await
@@ -81,6 +100,13 @@ async fn auth(State(state): State<Arc<AppState>>, mut req: Request, next: Next) 
     }
 }
 
+/// `POST /catalogs/<name>/file` carries a whole Packages file, beyond the JSON body limit.
+fn is_upload(path: &str) -> bool {
+    path.strip_prefix("/catalogs/")
+        .or_else(|| path.strip_prefix("/api/v1/catalogs/"))
+        .is_some_and(|rest| rest.ends_with("/file") && rest.matches('/').count() == 1)
+}
+
 fn too_large(max: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -88,7 +114,7 @@ fn too_large(max: usize) -> ApiError {
     )
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -318,11 +344,12 @@ async fn edit(
     let req: EditRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?;
     blocking(move || {
-        let (generation, changes) = s.store.edit(&user, &req.ops, now())?;
-        s.set_generation(generation);
+        let e = s.store.edit_checked(&user, &req.ops, now(), req.force)?;
+        s.set_generation(e.generation);
         Ok(Json(EditResponse {
-            generation,
-            changes: changes.into_iter().map(|c| c.text).collect(),
+            generation: e.generation,
+            changes: e.changes.into_iter().map(|c| c.text).collect(),
+            warnings: e.warnings,
         }))
     })
     .await

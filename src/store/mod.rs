@@ -3,6 +3,10 @@
 //!
 //! Storage records are private serde types here, separate from `model` and `api`.
 
+mod catalog;
+
+pub use catalog::{CatalogHit, CatalogMeta};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -43,6 +47,9 @@ pub enum StoreError {
     Db(String),
     #[error("database record '{0}' is corrupt: {1}")]
     Corrupt(String, String),
+    /// A task names a package no catalog knows (the message carries the suggestions).
+    #[error("{0}")]
+    UnknownPackage(String),
     #[error(
         "database schema version {found} is newer than this umcd supports ({SCHEMA_VERSION}); upgrade umcd"
     )]
@@ -219,6 +226,15 @@ pub struct HistoryItem {
     pub lines: Vec<String>,
 }
 
+/// What a committed (or empty) edit did.
+#[derive(Debug, Clone)]
+pub struct EditOutcome {
+    pub generation: u64,
+    pub changes: Vec<Change>,
+    /// Catalog warnings: version constraints no catalog version satisfies, forced names.
+    pub warnings: Vec<String>,
+}
+
 /// Everything needed to render one host's repository, read in one transaction.
 #[derive(Debug, Clone)]
 pub struct HostData {
@@ -287,6 +303,7 @@ impl Store {
             tx.open_table(TOUCHES)?;
             tx.open_table(TIMES)?;
             tx.open_table(API_TOKENS)?;
+            catalog::create_tables(&tx)?;
         }
         tx.commit()?;
         Ok(Store { db })
@@ -409,6 +426,20 @@ impl Store {
     /// resulting model is invalid. Returns the generation and the change lines; an edit that
     /// changes nothing does not create a generation.
     pub fn edit(&self, user: &str, ops: &[Op], now: i64) -> Result<(u64, Vec<Change>), StoreError> {
+        let e = self.edit_checked(user, ops, now, false)?;
+        Ok((e.generation, e.changes))
+    }
+
+    /// [`Store::edit`], checking the package names of task edits against the catalogs first
+    /// (see `catalog::check_ops`): unknown names fail the edit unless `force`; unsatisfiable
+    /// version constraints come back as warnings.
+    pub fn edit_checked(
+        &self,
+        user: &str,
+        ops: &[Op],
+        now: i64,
+        force: bool,
+    ) -> Result<EditOutcome, StoreError> {
         if ops.is_empty() {
             return Err(ModelError::EmptyEdit.into());
         }
@@ -432,12 +463,17 @@ impl Store {
         model.validate()?;
         let touched: BTreeSet<Entity> = changes.iter().flat_map(|c| c.entities.clone()).collect();
         model.validate_renders(&touched)?;
+        let warnings = catalog::check_ops(&tx, ops, force)?;
         let current = {
             let meta = tx.open_table(META)?;
             meta.get("generation")?.map(|v| v.value()).unwrap_or(0)
         };
         if changes.is_empty() {
-            return Ok((current, changes));
+            return Ok(EditOutcome {
+                generation: current,
+                changes,
+                warnings,
+            });
         }
         let generation = current + 1;
         for e in &touched {
@@ -521,7 +557,11 @@ impl Store {
             meta.insert("vars_generation", model.vars_generation)?;
         }
         tx.commit()?;
-        Ok((generation, changes))
+        Ok(EditOutcome {
+            generation,
+            changes,
+            warnings,
+        })
     }
 
     /// Reads what host `host` needs to render its repository, or `None` for an unknown host.
