@@ -109,7 +109,7 @@ fn cold(c: &mut Criterion) {
     let archs = archs();
     let data = store.host_data(HOST).expect("host_data").expect("host");
     assert_eq!(data.tasks.len(), 10);
-    let packages = repo::packages(&data);
+    let packages = repo::packages(&data).expect("packages");
     assert_eq!(packages.len(), 11);
     let task_pkg = packages
         .iter()
@@ -125,8 +125,10 @@ fn cold(c: &mut Criterion) {
         .iter()
         .map(|p| (p.name.clone(), Arc::new(repo::build_deb(p).expect("deb"))))
         .collect();
-    let archive = repo::build_archive(&data, &archs, &keys, |p| repo::build_deb(p).map(Arc::new))
-        .expect("archive");
+    let archive = repo::build_archive(&data, &packages, &archs, &keys, |p| {
+        repo::build_deb(p).map(Arc::new)
+    })
+    .expect("archive");
     let index = archive.packages.bytes.clone();
     let body = archive.release.bytes.clone();
     let sig_time = UNIX_EPOCH + Duration::from_secs(data.date.max(0) as u64);
@@ -146,7 +148,9 @@ fn cold(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(4));
     g.bench_function("build_archive", |b| {
         b.iter(|| {
-            repo::build_archive(black_box(&data), &archs, &keys, |p| {
+            let data = black_box(&data);
+            let packages = repo::packages(data).expect("packages");
+            repo::build_archive(data, &packages, &archs, &keys, |p| {
                 repo::build_deb(p).map(Arc::new)
             })
             .expect("archive")
@@ -154,7 +158,9 @@ fn cold(c: &mut Criterion) {
     });
     g.bench_function("build_archive_cached_task_debs", |b| {
         b.iter(|| {
-            repo::build_archive(black_box(&data), &archs, &keys, |p| {
+            let data = black_box(&data);
+            let packages = repo::packages(data).expect("packages");
+            repo::build_archive(data, &packages, &archs, &keys, |p| {
                 if p.name == host_pkg.name {
                     repo::build_deb(p).map(Arc::new)
                 } else {
@@ -318,7 +324,7 @@ fn fleet(c: &mut Criterion) {
                 "fleet {nodes}: host {host} sees {} tasks, {} packages; (history items, lines) \
                  per entity {:?}; the newest generation has {} change lines",
                 data.tasks.len(),
-                repo::packages(&data).len(),
+                repo::packages(&data).expect("packages").len(),
                 data.history
                     .values()
                     .map(|h| (h.len(), h.iter().map(|i| i.lines.len()).sum::<usize>()))
@@ -343,7 +349,7 @@ fn fleet(c: &mut Criterion) {
                         .host_data(black_box(host))
                         .expect("host_data")
                         .expect("host");
-                    repo::packages(&data)
+                    repo::packages(&data).expect("packages")
                 })
             },
         );

@@ -76,6 +76,32 @@ pub enum Op {
         task: String,
         subtasks: Vec<String>,
     },
+    /// Adds or replaces a file the task ships, rendered per host from a Tera template.
+    TaskFileAdd {
+        task: String,
+        path: String,
+        template: String,
+        /// Octal file mode; default 0644.
+        #[serde(default)]
+        mode: Option<u32>,
+        /// Service to reload when the file changed on a node.
+        #[serde(default)]
+        reload: Option<String>,
+        /// Service to restart when the file changed on a node.
+        #[serde(default)]
+        restart: Option<String>,
+    },
+    TaskFileRemove {
+        task: String,
+        path: String,
+    },
+    /// Sets global variables (node variables overlay them in templates).
+    VarSet {
+        vars: BTreeMap<String, String>,
+    },
+    VarUnset {
+        names: Vec<String>,
+    },
     Assign {
         host: String,
         tasks: Vec<String>,
@@ -90,6 +116,9 @@ pub enum Op {
 #[serde(deny_unknown_fields)]
 pub struct EditRequest {
     pub ops: Vec<Op>,
+    /// Accept package names that no catalog knows (`--force`).
+    #[serde(default)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -98,6 +127,9 @@ pub struct EditResponse {
     pub generation: u64,
     /// Human change lines, as they appear in changelogs.
     pub changes: Vec<String>,
+    /// Catalog warnings, e.g. a version constraint no catalog version satisfies.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,7 +156,32 @@ pub struct TaskInfo {
     pub includes: Vec<String>,
     /// Nodes this task is directly assigned to.
     pub nodes: Vec<String>,
+    #[serde(default)]
+    pub files: Vec<FileInfo>,
     pub generation: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileInfo {
+    pub path: String,
+    /// Octal, e.g. "0644".
+    pub mode: String,
+    pub conffile: bool,
+    /// `reload <svc>` or `restart <svc>` when set.
+    pub action: Option<String>,
+    pub template_bytes: usize,
+    /// The template text itself (only in single-task answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+}
+
+/// One file rendered for one host (`umc-admin render`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RenderedFile {
+    pub host: String,
+    pub path: String,
+    pub task: String,
+    pub content: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -153,6 +210,65 @@ pub struct ServerInfo {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: String,
+}
+
+/// `POST /catalogs/<name>/import`: fetch and verify an upstream repository's index.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogImport {
+    /// The archive root, `http://…/debian`.
+    pub url: String,
+    pub suite: String,
+    /// Default `["main"]`.
+    #[serde(default)]
+    pub components: Vec<String>,
+    /// Default `["amd64"]`.
+    #[serde(default)]
+    pub archs: Vec<String>,
+    /// Base64 of an OpenPGP keyring (binary or armored); default: the server's archive keyring.
+    #[serde(default)]
+    pub keyring: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CatalogInfo {
+    pub name: String,
+    /// Empty for an offline import of a file.
+    pub url: String,
+    pub suite: String,
+    pub components: Vec<String>,
+    pub archs: Vec<String>,
+    /// Seconds since the Unix epoch, UTC.
+    pub imported_at: i64,
+    /// Distinct package names.
+    pub packages: u64,
+    /// Stanzas read (a name may appear in several).
+    pub stanzas: u64,
+    /// Whether the index was checked against a verified InRelease.
+    pub verified: bool,
+}
+
+/// One package of one catalog (`catalog show`), or a virtual package and its providers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CatalogPackage {
+    pub catalog: String,
+    pub name: String,
+    /// None when the name is only virtual in this catalog.
+    pub version: Option<String>,
+    pub section: String,
+    pub priority: String,
+    pub description: String,
+    pub provides: Vec<String>,
+    /// Packages that provide this name, as `pkg` or `pkg (= version)`.
+    pub provided_by: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CatalogHit {
+    pub catalog: String,
+    pub name: String,
+    pub version: String,
+    pub description: String,
 }
 
 /// One host's outcome of a fleet command (`umc-admin ssh|upgrade|restart`).

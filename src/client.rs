@@ -110,11 +110,48 @@ impl Client {
 
     /// Commits `ops` as one generation.
     pub fn edit(&self, ops: Vec<Op>) -> Result<EditResponse, ClientError> {
+        self.edit_with(ops, false)
+    }
+
+    /// Commits `ops`; `force` accepts package names no catalog knows.
+    pub fn edit_with(&self, ops: Vec<Op>, force: bool) -> Result<EditResponse, ClientError> {
+        self.post_json("/edit", &EditRequest { ops, force })
+    }
+
+    pub fn post_json<T: DeserializeOwned, B: serde::Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
         let r = self
             .agent
-            .post(format!("{}/api/v1/edit", self.base))
+            .post(format!("{}/api/v1{path}", self.base))
             .header("Authorization", format!("Bearer {}", self.token))
-            .send_json(EditRequest { ops });
+            .send_json(body);
+        self.finish(r)
+    }
+
+    /// POSTs raw bytes (`application/octet-stream`).
+    pub fn post_bytes<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &[u8],
+    ) -> Result<T, ClientError> {
+        let r = self
+            .agent
+            .post(format!("{}/api/v1{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Content-Type", "application/octet-stream")
+            .send(body);
+        self.finish(r)
+    }
+
+    pub fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let r = self
+            .agent
+            .delete(format!("{}/api/v1{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call();
         self.finish(r)
     }
 }

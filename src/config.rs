@@ -16,6 +16,8 @@ pub struct Config {
     pub cache_bytes: u64,
     /// Largest admin API request body accepted.
     pub max_body: usize,
+    /// How long a catalog import waits for the mirror to connect or answer a request.
+    pub catalog_timeout: std::time::Duration,
 }
 
 impl Default for Config {
@@ -28,7 +30,9 @@ impl Default for Config {
                 .map(|s| s.to_string())
                 .collect(),
             cache_bytes: 256 << 20,
-            max_body: 1 << 20,
+            // A 1 MiB template, JSON-escaped, must fit.
+            max_body: 8 << 20,
+            catalog_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -42,6 +46,7 @@ pub struct FileConfig {
     pub architectures: Option<Vec<String>>,
     pub cache_mib: Option<u64>,
     pub max_body_kib: Option<usize>,
+    pub catalog_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +86,9 @@ impl Config {
         }
         if let Some(v) = f.max_body_kib {
             self.max_body = v << 10;
+        }
+        if let Some(v) = f.catalog_timeout_secs {
+            self.catalog_timeout = std::time::Duration::from_secs(v.max(1));
         }
         Ok(())
     }

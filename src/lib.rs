@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod cache;
+pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -14,3 +15,4 @@ pub mod repo;
 pub mod sign;
 pub mod ssh;
 pub mod store;
+pub mod template;

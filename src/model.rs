@@ -39,15 +39,43 @@ pub struct Task {
     pub depends: Vec<String>,
     pub removes: BTreeSet<String>,
     pub includes: BTreeSet<String>,
+    /// Files the task ships, rendered per host, by absolute path.
+    pub files: BTreeMap<String, TaskFile>,
     /// Newest generation that changed this task.
     pub generation: u64,
+}
+
+/// What a node does when a shipped file changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileAction {
+    Reload(String),
+    Restart(String),
+}
+
+/// A file a task ships: a Tera template rendered for each host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskFile {
+    pub path: String,
+    pub template: String,
+    pub mode: u32,
+    pub action: Option<FileAction>,
+}
+
+impl TaskFile {
+    /// Files under /etc are conffiles: dpkg keeps a local edit instead of overwriting it.
+    pub fn is_conffile(&self) -> bool {
+        self.path.starts_with("/etc/")
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Model {
     pub nodes: BTreeMap<String, Node>,
     pub tasks: BTreeMap<String, Task>,
+    /// Global variables, overlaid by each node's own in templates.
     pub vars: BTreeMap<String, String>,
+    /// Newest generation that changed the global variables.
+    pub vars_generation: u64,
 }
 
 /// What an edit touched; history entries are indexed by it and package versions derive from it.
@@ -108,6 +136,16 @@ pub enum ModelError {
     InvalidSsh(String),
     #[error("task '{0}': description is longer than {MAX_DESCRIPTION} bytes")]
     DescriptionTooLong(String),
+    #[error("task '{0}': description contains control characters (only newlines are allowed)")]
+    DescriptionControl(String),
+    #[error("task '{task}': '{package}' is a umc package; use 'task include' for tasks")]
+    ReservedPackage { task: String, package: String },
+    #[error("{scope}: every alternative of '{relation}' is removed (by task '{removes}')")]
+    AlternativesRemoved {
+        scope: String,
+        relation: String,
+        removes: String,
+    },
     #[error("node '{0}' already exists")]
     NodeExists(String),
     #[error("task '{0}' already exists")]
@@ -145,6 +183,33 @@ pub enum ModelError {
     TooManyRelations { task: String },
     #[error("an edit needs at least one operation")]
     EmptyEdit,
+    #[error("task '{task}': invalid file path '{path}': {why}")]
+    InvalidPath {
+        task: String,
+        path: String,
+        why: String,
+    },
+    #[error("task '{task}': file '{path}': mode {mode:o} is not a file mode (0 to 7777)")]
+    InvalidMode {
+        task: String,
+        path: String,
+        mode: u32,
+    },
+    #[error("invalid service name '{0}'")]
+    InvalidService(String),
+    #[error("task '{task}': no file '{path}'")]
+    NoSuchFile { task: String, path: String },
+    #[error("node '{node}': file '{path}' is shipped by both task '{a}' and task '{b}'")]
+    PathConflict {
+        node: String,
+        path: String,
+        a: String,
+        b: String,
+    },
+    #[error("{0}")]
+    Template(#[from] crate::template::TemplateError),
+    #[error("unknown global variable '{0}'")]
+    UnknownVar(String),
 }
 
 fn is_pkg_char(c: char) -> bool {
@@ -252,6 +317,30 @@ pub fn validate_var_name(name: &str) -> Result<(), ModelError> {
     }
 }
 
+/// Descriptions end up in control files: a tab, CR or other control character would make the
+/// package unbuildable for every host that sees it.
+fn validate_description(task: &str, d: &str) -> Result<(), ModelError> {
+    if d.len() > MAX_DESCRIPTION {
+        return Err(ModelError::DescriptionTooLong(task.to_string()));
+    }
+    if d.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(ModelError::DescriptionControl(task.to_string()));
+    }
+    Ok(())
+}
+
+/// umc's own packages are not dependencies or removals a task may name: `umc-task-*` comes
+/// from includes, and removing `umc-<host>` or a task package would break every cycle.
+fn check_not_umc(task: &str, package: &str) -> Result<(), ModelError> {
+    if package.starts_with("umc-") {
+        return Err(ModelError::ReservedPackage {
+            task: task.to_string(),
+            package: package.to_string(),
+        });
+    }
+    Ok(())
+}
+
 fn validate_var(name: &str, value: &str) -> Result<(), ModelError> {
     validate_var_name(name)?;
     if value.len() > MAX_VAR_VALUE {
@@ -309,6 +398,62 @@ impl fmt::Display for SshTarget {
         } else {
             write!(f, "{}@{}:{}", self.user, self.address, self.port)
         }
+    }
+}
+
+/// Longest file path a task may ship.
+pub const MAX_PATH: usize = 4096;
+
+/// An absolute, normalized path a task may ship: no `.`/`..`/empty components, no whitespace or
+/// control characters, not the package documentation umc writes itself.
+pub fn validate_file_path(task: &str, path: &str) -> Result<(), ModelError> {
+    let err = |why: &str| ModelError::InvalidPath {
+        task: task.to_string(),
+        path: path.to_string(),
+        why: why.to_string(),
+    };
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err(err("must be absolute"));
+    };
+    if path.len() > MAX_PATH {
+        return Err(err("too long"));
+    }
+    if rest.is_empty() || path.ends_with('/') {
+        return Err(err("must name a file"));
+    }
+    if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(err("contains whitespace or control characters"));
+    }
+    for c in rest.split('/') {
+        match c {
+            "" => return Err(err("empty component ('//')")),
+            "." | ".." => return Err(err("'.' and '..' are not allowed")),
+            _ => {}
+        }
+    }
+    if path.starts_with("/usr/share/doc/umc-") || path.starts_with("/DEBIAN/") {
+        return Err(err("reserved for umc's own package files"));
+    }
+    if path.starts_with("/usr/local/") {
+        return Err(err(
+            "/usr/local belongs to the local administrator; packages may not ship files there (Debian Policy 9.1.2)",
+        ));
+    }
+    Ok(())
+}
+
+/// systemd unit names: `nginx`, `php8.2-fpm`, `getty@tty1.service`.
+pub fn validate_service(name: &str) -> Result<(), ModelError> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':' | '\\'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ModelError::InvalidService(name.to_string()))
     }
 }
 
@@ -388,21 +533,42 @@ pub fn closure_of<'a>(
     seen
 }
 
-/// The generation a package's version derives from: the newest among its own entity and every
-/// task it reaches. A package depends on its tasks with `(>= version)`, so a targeted
-/// `apt-get install umc-<host>` upgrades every changed task package (apt does not upgrade an
-/// installed dependency that is still satisfied), and that upgrade is what applies a task's
-/// new `Conflicts:`. Hence a task's version must move when any task it includes changes.
-pub fn package_generation<'a>(
+/// The generation `umc-task-<t>`'s version derives from: the newest among the task and every
+/// task it includes, recursively. For a task whose reach ships files, in a host's view, also the
+/// host's node (its variables and closure feed the templates) and the global variables.
+///
+/// Packages depend on their tasks with `(>= version)`, so a targeted `apt-get install
+/// umc-<host>` upgrades every changed task package (apt does not upgrade an installed
+/// dependency that is still satisfied), and that upgrade is what applies a task's new
+/// `Conflicts:`. Hence a task's version must move whenever anything it reaches changes.
+pub fn task_generation(
     tasks: &BTreeMap<String, Task>,
-    own: u64,
-    roots: impl IntoIterator<Item = &'a String>,
+    task: &Task,
+    host: Option<(&Node, u64)>,
 ) -> u64 {
-    closure_of(tasks, roots)
+    let reach: Vec<&Task> = closure_of(tasks, [&task.name])
         .iter()
         .filter_map(|t| tasks.get(t))
+        .collect();
+    let own = reach
+        .iter()
         .map(|t| t.generation)
-        .fold(own, u64::max)
+        .fold(task.generation, u64::max);
+    match host {
+        Some((node, vars_generation)) if reach.iter().any(|t| !t.files.is_empty()) => {
+            own.max(node.generation).max(vars_generation)
+        }
+        _ => own,
+    }
+}
+
+/// The generation `umc-<host>`'s version derives from: the node and its task packages.
+pub fn node_generation(tasks: &BTreeMap<String, Task>, node: &Node, vars_generation: u64) -> u64 {
+    node.tasks
+        .iter()
+        .filter_map(|t| tasks.get(t))
+        .map(|t| task_generation(tasks, t, Some((node, vars_generation))))
+        .fold(node.generation, u64::max)
 }
 
 /// Random material for a node token; passed in so the model stays pure.
@@ -416,14 +582,14 @@ impl Model {
         closure_of(&self.tasks, roots)
     }
 
-    /// The generation `umc-<host>`'s version derives from; see [`package_generation`].
+    /// The generation `umc-<host>`'s version derives from; see [`node_generation`].
     pub fn node_generation(&self, node: &Node) -> u64 {
-        package_generation(&self.tasks, node.generation, &node.tasks)
+        node_generation(&self.tasks, node, self.vars_generation)
     }
 
-    /// The generation `umc-task-<t>`'s version derives from; see [`package_generation`].
+    /// The host-independent part of a task package's version; see [`task_generation`].
     pub fn task_generation(&self, task: &Task) -> u64 {
-        package_generation(&self.tasks, task.generation, &task.includes)
+        task_generation(&self.tasks, task, None)
     }
 
     fn task_mut(&mut self, name: &str) -> Result<&mut Task, ModelError> {
@@ -524,9 +690,7 @@ impl Model {
                     return Err(ModelError::TaskExists(task.clone()));
                 }
                 let description = description.clone().unwrap_or_default();
-                if description.len() > MAX_DESCRIPTION {
-                    return Err(ModelError::DescriptionTooLong(task.clone()));
-                }
+                validate_description(task, &description)?;
                 self.tasks.insert(
                     task.clone(),
                     Task {
@@ -535,6 +699,7 @@ impl Model {
                         depends: Vec::new(),
                         removes: BTreeSet::new(),
                         includes: BTreeSet::new(),
+                        files: BTreeMap::new(),
                         generation: 0,
                     },
                 );
@@ -544,9 +709,7 @@ impl Model {
                 );
             }
             Op::TaskSet { task, description } => {
-                if description.len() > MAX_DESCRIPTION {
-                    return Err(ModelError::DescriptionTooLong(task.clone()));
-                }
+                validate_description(task, description)?;
                 let t = self.task_mut(task)?;
                 if &t.description != description {
                     t.description = description.clone();
@@ -587,6 +750,9 @@ impl Model {
                 let t = self.task_mut(task)?;
                 for r in relations {
                     let rel = parse_relation(r)?;
+                    for p in &rel.packages {
+                        check_not_umc(task, p)?;
+                    }
                     if !t.depends.contains(&rel.text) {
                         t.depends.push(rel.text.clone());
                         line(
@@ -629,6 +795,7 @@ impl Model {
                 let t = self.task_mut(task)?;
                 for p in packages {
                     validate_package_name(p)?;
+                    check_not_umc(task, p)?;
                     if t.removes.insert(p.clone()) {
                         line(
                             format!("{who} marked package '{p}' for removal"),
@@ -681,6 +848,95 @@ impl Model {
                             vec![Entity::Task(task.clone())],
                         );
                     }
+                }
+            }
+            Op::TaskFileAdd {
+                task,
+                path,
+                template,
+                mode,
+                reload,
+                restart,
+            } => {
+                validate_file_path(task, path)?;
+                let mode = mode.unwrap_or(0o644);
+                if mode > 0o7777 {
+                    return Err(ModelError::InvalidMode {
+                        task: task.clone(),
+                        path: path.clone(),
+                        mode,
+                    });
+                }
+                let action = match (reload, restart) {
+                    (Some(_), Some(_)) => {
+                        return Err(ModelError::InvalidService(
+                            "give either reload or restart, not both".into(),
+                        ));
+                    }
+                    (Some(s), None) => Some(FileAction::Reload(s.clone())),
+                    (None, Some(s)) => Some(FileAction::Restart(s.clone())),
+                    (None, None) => None,
+                };
+                if let Some(FileAction::Reload(s) | FileAction::Restart(s)) = &action {
+                    validate_service(s)?;
+                }
+                // Syntax errors are caught here, with line and column.
+                crate::template::Template::parse(path, template)?;
+                let t = self.task_mut(task)?;
+                let file = TaskFile {
+                    path: path.clone(),
+                    template: template.clone(),
+                    mode,
+                    action,
+                };
+                let verb = match t.files.get(path) {
+                    Some(old) if *old == file => None,
+                    Some(_) => Some("changed"),
+                    None => Some("added"),
+                };
+                if let Some(verb) = verb {
+                    t.files.insert(path.clone(), file);
+                    let prep = if verb == "added" { "to" } else { "of" };
+                    line(
+                        format!("{who} {verb} file '{path}' {prep} task '{task}'"),
+                        vec![Entity::Task(task.clone())],
+                    );
+                }
+            }
+            Op::TaskFileRemove { task, path } => {
+                let t = self.task_mut(task)?;
+                if t.files.remove(path).is_none() {
+                    return Err(ModelError::NoSuchFile {
+                        task: task.clone(),
+                        path: path.clone(),
+                    });
+                }
+                line(
+                    format!("{who} removed file '{path}' from task '{task}'"),
+                    vec![Entity::Task(task.clone())],
+                );
+            }
+            Op::VarSet { vars } => {
+                for (k, v) in vars {
+                    validate_var(k, v)?;
+                    if self.vars.get(k) != Some(v) {
+                        self.vars.insert(k.clone(), v.clone());
+                        line(
+                            format!("{who} set global variable '{k}'"),
+                            vec![Entity::Global],
+                        );
+                    }
+                }
+            }
+            Op::VarUnset { names } => {
+                for k in names {
+                    if self.vars.remove(k).is_none() {
+                        return Err(ModelError::UnknownVar(k.clone()));
+                    }
+                    line(
+                        format!("{who} unset global variable '{k}'"),
+                        vec![Entity::Global],
+                    );
                 }
             }
             Op::Assign { host, tasks } => {
@@ -764,21 +1020,17 @@ impl Model {
                 });
             }
         }
-        // Each task's hard dependencies, parsed once (not once per node that reaches it).
-        let hard: BTreeMap<&str, Vec<String>> = self
+        // Each task's relations as package lists, parsed once (not once per node reaching it).
+        let parsed: BTreeMap<&str, Vec<(String, Vec<String>)>> = self
             .tasks
             .values()
             .map(|t| {
-                let pkgs = t
+                let rels = t
                     .depends
                     .iter()
-                    .filter_map(|d| match relation_packages(d).as_slice() {
-                        // Only a hard dependency conflicts; `a | b` can be satisfied by the other.
-                        [p] => Some(p.clone()),
-                        _ => None,
-                    })
+                    .map(|d| (d.clone(), relation_packages(d)))
                     .collect();
-                (t.name.as_str(), pkgs)
+                (t.name.as_str(), rels)
             })
             .collect();
         let mut closures: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
@@ -789,7 +1041,7 @@ impl Model {
                 }
             }
             let closure = self.closure([&task.name]);
-            self.check_conflicts(&format!("task '{}'", task.name), &closure, &hard)?;
+            self.check_conflicts(&format!("task '{}'", task.name), &closure, &parsed)?;
             closures.insert(&task.name, closure);
         }
         // Nodes with the same assignments share one check.
@@ -804,7 +1056,77 @@ impl Model {
                     closure.extend(c.iter().cloned());
                 }
             }
-            self.check_conflicts(&format!("node '{}'", node.name), &closure, &hard)?;
+            self.check_conflicts(&format!("node '{}'", node.name), &closure, &parsed)?;
+        }
+        Ok(())
+    }
+
+    /// The template context of `node`.
+    pub fn host_context<'a>(
+        &'a self,
+        node: &'a Node,
+        closure: &'a BTreeSet<String>,
+    ) -> crate::template::HostContext<'a> {
+        crate::template::HostContext {
+            fqdn: &node.name,
+            global_vars: &self.vars,
+            node_vars: &node.vars,
+            tasks: closure,
+            ssh: node.ssh.as_ref(),
+        }
+    }
+
+    /// Checks what an edit touching `touched` could break in rendering: for every node whose
+    /// files may render differently, no path is shipped twice and every template renders.
+    /// The stored model therefore always renders.
+    pub fn validate_renders(&self, touched: &BTreeSet<Entity>) -> Result<(), ModelError> {
+        let global = touched.contains(&Entity::Global);
+        let mut parsed: BTreeMap<(&str, &str), crate::template::Template> = BTreeMap::new();
+        for node in self.nodes.values() {
+            let closure = self.closure(&node.tasks);
+            let affected = global
+                || touched.contains(&Entity::Node(node.name.clone()))
+                || closure
+                    .iter()
+                    .any(|t| touched.contains(&Entity::Task(t.clone())));
+            if !affected {
+                continue;
+            }
+            let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
+            for task in closure.iter().filter_map(|t| self.tasks.get(t)) {
+                for f in task.files.values() {
+                    if let Some(other) = owner.insert(&f.path, &task.name) {
+                        return Err(ModelError::PathConflict {
+                            node: node.name.clone(),
+                            path: f.path.clone(),
+                            a: other.to_string(),
+                            b: task.name.clone(),
+                        });
+                    }
+                    let key = (task.name.as_str(), f.path.as_str());
+                    let tpl = match parsed.entry(key) {
+                        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(e) => {
+                            e.insert(crate::template::Template::parse(&f.path, &f.template)?)
+                        }
+                    };
+                    tpl.render(&self.host_context(node, &closure))?;
+                }
+            }
+            // A file cannot also be a directory of another file.
+            for (path, task) in &owner {
+                let below = format!("{path}/");
+                if let Some((other, other_task)) = owner.range(below.as_str()..).next()
+                    && other.starts_with(&below)
+                {
+                    return Err(ModelError::PathConflict {
+                        node: node.name.clone(),
+                        path: format!("{path}' (a directory of '{other}')"),
+                        a: task.to_string(),
+                        b: other_task.to_string(),
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -813,7 +1135,7 @@ impl Model {
         &self,
         scope: &str,
         closure: &BTreeSet<String>,
-        hard: &BTreeMap<&str, Vec<String>>,
+        relations: &BTreeMap<&str, Vec<(String, Vec<String>)>>,
     ) -> Result<(), ModelError> {
         let mut removed: BTreeMap<&str, &str> = BTreeMap::new();
         for t in closure.iter().filter_map(|t| self.tasks.get(t)) {
@@ -825,15 +1147,29 @@ impl Model {
             return Ok(());
         }
         for t in closure {
-            for p in hard.get(t.as_str()).into_iter().flatten() {
-                if let Some(remover) = removed.get(p.as_str()) {
-                    return Err(ModelError::DependsAndRemoves {
+            for (text, pkgs) in relations.get(t.as_str()).into_iter().flatten() {
+                // A relation is unsatisfiable when every alternative is removed.
+                let Some(remover) = pkgs
+                    .iter()
+                    .map(|p| removed.get(p.as_str()))
+                    .collect::<Option<Vec<_>>>()
+                    .and_then(|r| r.first().copied())
+                else {
+                    continue;
+                };
+                return Err(match pkgs.as_slice() {
+                    [p] => ModelError::DependsAndRemoves {
                         scope: scope.to_string(),
                         package: p.clone(),
                         depends: t.clone(),
                         removes: remover.to_string(),
-                    });
-                }
+                    },
+                    _ => ModelError::AlternativesRemoved {
+                        scope: scope.to_string(),
+                        relation: text.clone(),
+                        removes: remover.to_string(),
+                    },
+                });
             }
         }
         Ok(())

@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::deb::{self, ChangelogEntry, Package};
-use crate::model::{Entity, Task, closure_of, host_package, package_generation, task_package};
+use crate::deb::{self, ChangelogEntry, DataFile, Package};
+use crate::model::{self, Entity, Task, closure_of, host_package, task_package};
 use crate::sign::SigningKeys;
 use crate::store::{CHANGELOG_LIMIT, HistoryItem, HostData};
 
@@ -129,13 +129,24 @@ pub enum RepoError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Cached(String),
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
 }
 
 /// A package's changelog: the edits of its own entity and of every task it reaches, newest
 /// first, bounded. Lines of another task's edits name that task.
-fn changelog(data: &HostData, own: &Entity, tasks: &BTreeSet<String>) -> Vec<ChangelogEntry> {
+fn changelog(
+    data: &HostData,
+    own: &Entity,
+    tasks: &BTreeSet<String>,
+    templated: bool,
+) -> Vec<ChangelogEntry> {
     let mut merged: BTreeMap<u64, HistoryItem> = BTreeMap::new();
-    let sources = std::iter::once(own.clone()).chain(tasks.iter().map(|t| Entity::Task(t.clone())));
+    // A templated package also changes with the host's node and the global variables.
+    let host_inputs = [Entity::Node(data.node.name.clone()), Entity::Global];
+    let sources = std::iter::once(own.clone())
+        .chain(tasks.iter().map(|t| Entity::Task(t.clone())))
+        .chain(host_inputs.into_iter().filter(|e| templated && e != own));
     for e in sources {
         let Some(items) = data.history.get(&e) else {
             continue;
@@ -186,16 +197,17 @@ fn mtime(log: &[ChangelogEntry]) -> u64 {
 }
 
 /// The packages host `data.node` sees: `umc-<host>` and one `umc-task-<t>` per task in the
-/// closure of its assignments, sorted by name. Task dependencies carry `(>= version)`; see
-/// [`package_generation`].
-pub fn packages(data: &HostData) -> Vec<Package> {
+/// closure of its assignments, sorted by name, with task files rendered for this host. Task
+/// dependencies carry `(>= version)`; see [`model::task_generation`].
+pub fn packages(data: &HostData) -> Result<Vec<Package>, RepoError> {
     let node = &data.node;
     let tasks: BTreeMap<String, Task> = data
         .tasks
         .iter()
         .map(|t| (t.name.clone(), t.clone()))
         .collect();
-    let task_version = |t: &Task| version(package_generation(&tasks, t.generation, &t.includes));
+    let host = Some((node, data.vars_generation));
+    let task_version = |t: &Task| version(model::task_generation(&tasks, t, host));
     let versioned = |names: &BTreeSet<String>| -> Vec<String> {
         names
             .iter()
@@ -203,15 +215,12 @@ pub fn packages(data: &HostData) -> Vec<Package> {
             .map(|t| format!("{} (>= {})", task_package(&t.name), task_version(t)))
             .collect()
     };
+    let node_closure = closure_of(&tasks, &node.tasks);
     let host_pkg = host_package(&node.name);
-    let log = changelog(
-        data,
-        &Entity::Node(node.name.clone()),
-        &closure_of(&tasks, &node.tasks),
-    );
+    let log = changelog(data, &Entity::Node(node.name.clone()), &node_closure, false);
     let mut out = vec![Package {
         name: host_pkg,
-        version: version(package_generation(&tasks, node.generation, &node.tasks)),
+        version: version(model::node_generation(&tasks, node, data.vars_generation)),
         maintainer: MAINTAINER.to_string(),
         section: "admin".to_string(),
         priority: "optional".to_string(),
@@ -226,6 +235,13 @@ pub fn packages(data: &HostData) -> Vec<Package> {
         mtime: mtime(&log),
         changelog: log,
     }];
+    let context = crate::template::HostContext {
+        fqdn: &node.name,
+        global_vars: &data.vars,
+        node_vars: &node.vars,
+        tasks: &node_closure,
+        ssh: node.ssh.as_ref(),
+    };
     for task in &data.tasks {
         let name = task_package(&task.name);
         let synopsis = if task.description.is_empty() {
@@ -239,11 +255,28 @@ pub fn packages(data: &HostData) -> Vec<Package> {
         };
         let mut depends = versioned(&task.includes);
         depends.extend(task.depends.iter().cloned());
-        let log = changelog(
-            data,
-            &Entity::Task(task.name.clone()),
-            &closure_of(&tasks, &task.includes),
-        );
+        let reach = closure_of(&tasks, &task.includes);
+        let templated = closure_of(&tasks, [&task.name])
+            .iter()
+            .filter_map(|t| tasks.get(t))
+            .any(|t| !t.files.is_empty());
+        let log = changelog(data, &Entity::Task(task.name.clone()), &reach, templated);
+        let mut files = Vec::new();
+        for f in task.files.values() {
+            let contents =
+                crate::template::Template::parse(&f.path, &f.template)?.render(&context)?;
+            files.push(DataFile {
+                path: f.path.clone(),
+                mode: f.mode,
+                contents: contents.into_bytes(),
+                conffile: f.is_conffile(),
+            });
+        }
+        let what = if files.is_empty() {
+            "This metapackage"
+        } else {
+            "This package"
+        };
         out.push(Package {
             name,
             version: task_version(task),
@@ -251,19 +284,19 @@ pub fn packages(data: &HostData) -> Vec<Package> {
             section: "admin".to_string(),
             priority: "optional".to_string(),
             description: format!(
-                "{synopsis}\nThis metapackage is generated by umc from the fleet model: it pulls in the\npackages of task '{}' and removes the ones the task removes.",
+                "{synopsis}\n{what} is generated by umc from the fleet model: it pulls in the\npackages of task '{}', removes the ones the task removes and ships\nthe task's files rendered for this host.",
                 task.name
             ),
             depends,
             conflicts: task.removes.iter().cloned().collect(),
             protected: false,
-            files: Vec::new(),
+            files,
             mtime: mtime(&log),
             changelog: log,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
+    Ok(out)
 }
 
 /// Cache key of a package: SHA-256 over an unambiguous encoding of every input of the deb.
@@ -398,18 +431,38 @@ pub fn xz(data: &[u8]) -> Result<Vec<u8>, RepoError> {
     Ok(enc.finish()?)
 }
 
-/// Renders host `data`'s whole archive. `deb` returns a deb for a package, normally from a
-/// content-addressed cache.
+/// Cache key of a host's archive: SHA-256 over every input of [`build_archive`] except the
+/// signing keys (a key change restarts umcd, which empties the cache).
+pub fn archive_key(data: &HostData, architectures: &[String], packages: &[Package]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"umc-archive\0");
+    h.update(FORMAT.to_le_bytes());
+    h.update(data.node.name.as_bytes());
+    h.update([0]);
+    h.update(data.date.to_le_bytes());
+    for a in architectures {
+        h.update(a.as_bytes());
+        h.update([0]);
+    }
+    for p in packages {
+        h.update(package_key(p));
+    }
+    h.finalize().into()
+}
+
+/// Renders host `data`'s whole archive from its [`packages`]. `deb` returns a deb for a
+/// package, normally from a content-addressed cache.
 pub fn build_archive(
     data: &HostData,
+    packages: &[Package],
     architectures: &[String],
     keys: &SigningKeys,
     mut deb: impl FnMut(&Package) -> Result<Arc<DebArtifact>, RepoError>,
 ) -> Result<Archive, RepoError> {
     let mut debs = BTreeMap::new();
-    for p in packages(data) {
+    for p in packages {
         let path = pool_path(&p.name, &p.version);
-        debs.insert(path, deb(&p)?);
+        debs.insert(path, deb(p)?);
     }
     let text = packages_index(debs.iter().map(|(p, d)| (p.as_str(), d.as_ref())));
     let packages = Artifact::new(text);
@@ -468,6 +521,7 @@ mod tests {
                 depends: depends.iter().map(|s| s.to_string()).collect(),
                 removes: removes.iter().map(|s| s.to_string()).collect(),
                 includes: includes.iter().map(|s| s.to_string()).collect(),
+                files: BTreeMap::new(),
                 generation,
             };
         let mut history = BTreeMap::new();
@@ -512,6 +566,8 @@ mod tests {
                 ),
             ],
             history,
+            vars: BTreeMap::new(),
+            vars_generation: 0,
             date: 1_700_000_070,
             date_ambiguous: false,
         }
@@ -519,7 +575,7 @@ mod tests {
 
     #[test]
     fn versions_and_relations() {
-        let p = packages(&data());
+        let p = packages(&data()).unwrap();
         let names: Vec<_> = p
             .iter()
             .map(|p| (p.name.as_str(), p.version.as_str()))
@@ -569,7 +625,7 @@ mod tests {
             Entity::Task("web".into()),
             vec![item(5, 1_700_000_070, "b"), item(4, 1_700_000_070, "a")],
         );
-        let p = packages(&d);
+        let p = packages(&d).unwrap();
         let times: Vec<i64> = p[2].changelog.iter().map(|c| c.time_unix).collect();
         assert_eq!(times, [1_700_000_070, 1_700_000_069, 1_700_000_068]);
     }
@@ -624,11 +680,17 @@ Package: x\nVersion: 1.2\nFilename: pool/y\nSize: 3\nSHA256: {h}\n",
         let text = b"Package: x\n".repeat(100);
         assert_eq!(gzip(&text).unwrap(), gzip(&text).unwrap());
         assert_eq!(xz(&text).unwrap(), xz(&text).unwrap());
-        let p = packages(&data());
-        assert_eq!(package_key(&p[0]), package_key(&packages(&data())[0]));
+        let p = packages(&data()).unwrap();
+        assert_eq!(
+            package_key(&p[0]),
+            package_key(&packages(&data()).unwrap()[0])
+        );
         assert_eq!(
             build_deb(&p[2]).unwrap().artifact.bytes,
-            build_deb(&packages(&data())[2]).unwrap().artifact.bytes
+            build_deb(&packages(&data()).unwrap()[2])
+                .unwrap()
+                .artifact
+                .bytes
         );
     }
 }

@@ -269,7 +269,7 @@ fn http_semantics_apt_relies_on() {
     assert_eq!(full.status, 200);
     assert_eq!(
         full.header("cache-control"),
-        Some("public, max-age=31536000, immutable")
+        Some("private, max-age=31536000, immutable")
     );
     let plm = full.header("last-modified").expect("lm").to_string();
     let part = host_get(&s, &path, &[("Range", "bytes=100-"), ("If-Range", &plm)]);
@@ -289,6 +289,26 @@ fn http_semantics_apt_relies_on() {
     );
     assert_eq!(stale.status, 200);
     assert_eq!(stale.body, full.body);
+    // For indexes a date does not prove the same bytes (re-signing keeps the date): resume
+    // only on the ETag.
+    let ir = host_get(&s, "dists/umc/InRelease", &[]);
+    let (ir_lm, ir_etag) = (
+        ir.header("last-modified").expect("lm").to_string(),
+        ir.header("etag").expect("etag").to_string(),
+    );
+    let by_date = host_get(
+        &s,
+        "dists/umc/InRelease",
+        &[("Range", "bytes=10-"), ("If-Range", &ir_lm)],
+    );
+    assert_eq!(by_date.status, 200);
+    let by_etag = host_get(
+        &s,
+        "dists/umc/InRelease",
+        &[("Range", "bytes=10-"), ("If-Range", &ir_etag)],
+    );
+    assert_eq!(by_etag.status, 206);
+    assert_eq!(by_etag.body, ir.body[10..]);
     let beyond = host_get(
         &s,
         &path,
@@ -515,7 +535,7 @@ fn bad_input_is_rejected_and_changes_nothing() {
     // An oversized body is refused from its Content-Length, before it is read. The client
     // announces it with `Expect: 100-continue` (as curl does for large bodies), so it gets the
     // answer instead of a reset connection.
-    let big = 2usize << 20;
+    let big = 9usize << 20;
     let addr = s.url.trim_start_matches("http://").to_string();
     let mut c = std::net::TcpStream::connect(&addr).expect("connect");
     write!(
@@ -537,7 +557,7 @@ fn bad_input_is_rejected_and_changes_nothing() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(
-        answer.contains("request body is larger than 1048576 bytes"),
+        answer.contains("request body is larger than 8388608 bytes"),
         "{answer}"
     );
     assert_eq!(snapshot(&s), before);
@@ -613,4 +633,58 @@ fn umcd_stops_cleanly_on_sigterm() {
     let mut s = Server::start();
     let status = s.stop();
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn serving_configuration_changes_move_release_dates() {
+    let mut s = fleet();
+    let release = host_get(&s, "dists/umc/Release", &[]);
+    let lm = release.header("last-modified").expect("lm").to_string();
+    assert!(release.text().contains("Architectures: amd64 arm64"));
+    s.stop();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let cfg = s.data.join("umcd.toml");
+    std::fs::write(&cfg, "architectures = [\"amd64\"]\n").expect("config");
+    let data = s.data.clone();
+    let s2 = Server::start_in_with(&data, &["--config", cfg.to_str().expect("utf8")]);
+    let token = s2.node_token(HOST);
+    let r = s2.get(
+        &format!("/hosts/{HOST}/dists/umc/Release"),
+        Some((HOST, &token)),
+        &[("If-Modified-Since", &lm)],
+    );
+    assert_eq!(r.status, 200, "a changed configuration must not get a 304");
+    assert!(r.text().contains("Architectures: amd64\n"), "{}", r.text());
+    let newer = httpdate::parse_http_date(r.header("last-modified").expect("lm")).expect("date");
+    assert!(newer > httpdate::parse_http_date(&lm).expect("date"));
+    let log = s2.admin_ok(&["log", "-n", "1"]);
+    assert!(
+        log.contains("umcd's serving configuration changed"),
+        "{log}"
+    );
+    // An unchanged configuration records nothing on the next start.
+    let mut s2 = s2;
+    s2.stop();
+    let s3 = Server::start_in_with(&data, &["--config", cfg.to_str().expect("utf8")]);
+    assert_eq!(s3.admin_ok(&["log", "-n", "1"]), log);
+}
+
+#[test]
+fn replacing_admin_token_revokes_the_old_one() {
+    let mut s = fleet();
+    let old = s.token();
+    s.stop();
+    std::fs::remove_file(s.data.join("admin.token")).expect("rm token");
+    let data = s.data.clone();
+    let s2 = Server::start_in(&data);
+    assert_ne!(s2.token(), old);
+    let r = http(
+        "GET",
+        &format!("{}/api/v1/nodes", s2.url),
+        None,
+        &[("Authorization", &format!("Bearer {old}"))],
+        None,
+    );
+    assert_eq!(r.status, 401, "the old token must stop working");
+    s2.admin_ok(&["node", "list"]);
 }

@@ -48,7 +48,7 @@ fn write_secret(path: &Path, contents: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The admin token: `<data>/admin.token`, made on first start, registered for user `admin`.
+/// The admin token: `<data>/admin.token`, made on first start; the only token of user `admin`.
 fn admin_token(store: &Store, data: &Path) -> Result<()> {
     let path = data.join("admin.token");
     let token = match std::fs::read_to_string(&path) {
@@ -67,7 +67,7 @@ fn admin_token(store: &Store, data: &Path) -> Result<()> {
             path.display()
         );
     }
-    store.add_api_token(&token, "admin")?;
+    store.replace_api_tokens("admin", &token)?;
     Ok(())
 }
 
@@ -133,6 +133,25 @@ async fn run() -> Result<()> {
             keys.fingerprints().join(", "),
             data.display()
         );
+    }
+    // Inputs of every host's repository besides the model; a change moves all Release dates.
+    let description = format!(
+        "format {}, architectures {}, keys {}",
+        umc::repo::FORMAT,
+        config.architectures.join(" "),
+        keys.fingerprints().join(" ")
+    );
+    let fingerprint = {
+        use sha2::{Digest, Sha256};
+        let d = Sha256::digest(description.as_bytes());
+        u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    if let Some(g) = store.note_serving_inputs(fingerprint, &description, now)? {
+        eprintln!("umcd: serving configuration changed ({description}); generation {g}");
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

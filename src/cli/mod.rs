@@ -5,13 +5,16 @@
 //! commands also 5 (a host exited non-zero), 6 (a host did not run the command), 130 (Ctrl-C).
 
 mod assign;
+mod catalog;
 pub mod fleet;
 mod log;
 pub mod node;
+mod render;
 mod restart;
 mod ssh;
 mod task;
 pub mod upgrade;
+mod var;
 
 use clap::{Parser, Subcommand};
 
@@ -44,6 +47,14 @@ enum Command {
     Unassign(assign::AssignArgs),
     /// Show the history of edits and fleet commands
     Log(log::LogArgs),
+    /// Global variables (node variables overlay them in templates)
+    #[command(subcommand)]
+    Var(var::VarCmd),
+    /// Print one file as a host gets it
+    Render(render::RenderArgs),
+    /// Upstream package catalogs: import, list, search, show, remove
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCmd),
     /// Run a command on hosts over SSH
     Ssh(ssh::SshArgs),
     /// Run the node update cycle now, over SSH
@@ -98,14 +109,20 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Assign(a) => assign::run(&client, a, true),
         Command::Unassign(a) => assign::run(&client, a, false),
         Command::Log(a) => log::run(&client, a),
+        Command::Var(c) => var::run(&client, c),
+        Command::Render(a) => render::run(&client, a),
+        Command::Catalog(c) => catalog::run(&client, c),
         Command::Ssh(a) => ssh::run(&client, a),
         Command::Upgrade(a) => upgrade::run(&client, a),
         Command::Restart(a) => restart::run(&client, a),
     }
 }
 
-/// Prints the outcome of an edit: its change lines and the generation.
+/// Prints the outcome of an edit: its change lines and the generation; warnings on stderr.
 pub fn print_edit(r: &EditResponse) {
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
     if r.changes.is_empty() {
         println!("nothing changed (generation {})", r.generation);
         return;

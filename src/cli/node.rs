@@ -111,10 +111,17 @@ pub fn run(c: &Client, cmd: NodeCmd) -> CliResult {
         }
         NodeCmd::AptConfig(a) => {
             let t: NodeToken = c.get(&format!("/nodes/{}/token", enc(&a.host)))?;
+            let n: NodeInfo = c.get(&format!("/nodes/{}", enc(&a.host)))?;
             let info: ServerInfo = c.get("/server")?;
             print!(
                 "{}",
-                apt_config(&a.url, &t.host, &t.token, &info.key_fingerprints)
+                apt_config(
+                    &a.url,
+                    &t.host,
+                    &t.token,
+                    &n.package,
+                    &info.key_fingerprints
+                )
             );
         }
     }
@@ -149,10 +156,16 @@ pub fn auth_file(url: &str, host: &str, token: &str) -> String {
 }
 
 /// What a node needs to use its repository.
-pub fn apt_config(url: &str, host: &str, token: &str, fingerprints: &[String]) -> String {
+pub fn apt_config(
+    url: &str,
+    host: &str,
+    token: &str,
+    package: &str,
+    fingerprints: &[String],
+) -> String {
     let url = url.trim_end_matches('/');
     format!(
-        "{}\n{}\n# {NODE_KEYRING}: the archive key ({}), from\n#   {url}/umc-archive-keyring.gpg\n# e.g.: curl -fsSL {url}/umc-archive-keyring.gpg -o {NODE_KEYRING}\n",
+        "{}\n{}\n# /etc/umc/package (the package umc-cycle installs)\n{package}\n\n# {NODE_KEYRING}: the archive key ({}), from\n#   {url}/umc-archive-keyring.gpg\n# e.g.: curl -fsSL {url}/umc-archive-keyring.gpg -o {NODE_KEYRING}\n",
         sources_file(url, host, NODE_KEYRING),
         auth_file(url, host, token),
         fingerprints.join(", ")

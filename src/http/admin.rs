@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
@@ -13,12 +14,13 @@ use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use serde::Deserialize;
 
+use super::catalog;
 use super::{ApiError, AppState, now};
 use crate::api::{
-    AuditEntry, AuditRequest, EditRequest, EditResponse, LogEntry, NodeInfo, NodeToken, ServerInfo,
-    TaskInfo,
+    AuditEntry, AuditRequest, EditRequest, EditResponse, FileInfo, LogEntry, NodeInfo, NodeToken,
+    RenderedFile, ServerInfo, TaskInfo,
 };
-use crate::model::{Entity, Model, host_package, normalize_host, task_package};
+use crate::model::{Entity, FileAction, Model, host_package, normalize_host, task_package};
 use crate::repo;
 
 #[derive(Clone)]
@@ -32,9 +34,23 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/nodes/{host}/token", get(node_token))
         .route("/tasks", get(tasks))
         .route("/tasks/{task}", get(task))
+        .route("/nodes/{host}/render", get(render))
+        .route("/vars", get(vars))
         .route("/log", get(log))
         .route("/edit", post(edit))
         .route("/audit", get(audit_list).post(audit_record))
+        .route("/catalogs", get(catalog::list))
+        .route(
+            "/catalogs/{name}",
+            get(catalog::get_one).delete(catalog::remove),
+        )
+        .route("/catalogs/{name}/import", post(catalog::import))
+        .route(
+            "/catalogs/{name}/file",
+            post(catalog::upload).layer(DefaultBodyLimit::max(catalog::UPLOAD_MAX)),
+        )
+        .route("/catalog/search", get(catalog::search))
+        .route("/catalog/packages/{name}", get(catalog::package))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint") })
         .layer(middleware::from_fn_with_state(state, auth))
 }
@@ -62,8 +78,13 @@ async fn auth(State(state): State<Arc<AppState>>, mut req: Request, next: Next) 
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
-            if declared.is_some_and(|n| n > state.config.max_body as u64) {
-                return too_large(state.config.max_body).into_response();
+            let max = if is_upload(req.uri().path()) {
+                catalog::UPLOAD_MAX
+            } else {
+                state.config.max_body
+            };
+            if declared.is_some_and(|n| n > max as u64) {
+                return too_large(max).into_response();
             }
             req.extensions_mut().insert(User(u));
             next.run(req).await
@@ -80,6 +101,13 @@ async fn auth(State(state): State<Arc<AppState>>, mut req: Request, next: Next) 
     }
 }
 
+/// `POST /catalogs/<name>/file` carries a whole Packages file, beyond the JSON body limit.
+fn is_upload(path: &str) -> bool {
+    path.strip_prefix("/catalogs/")
+        .or_else(|| path.strip_prefix("/api/v1/catalogs/"))
+        .is_some_and(|rest| rest.ends_with("/file") && rest.matches('/').count() == 1)
+}
+
 fn too_large(max: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -87,7 +115,7 @@ fn too_large(max: usize) -> ApiError {
     )
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -109,7 +137,7 @@ fn node_info(model: &Model, name: &str) -> Option<NodeInfo> {
     })
 }
 
-fn task_info(model: &Model, name: &str) -> Option<TaskInfo> {
+fn task_info(model: &Model, name: &str, with_templates: bool) -> Option<TaskInfo> {
     let t = model.tasks.get(name)?;
     Some(TaskInfo {
         name: t.name.clone(),
@@ -124,6 +152,21 @@ fn task_info(model: &Model, name: &str) -> Option<TaskInfo> {
             .values()
             .filter(|n| n.tasks.contains(name))
             .map(|n| n.name.clone())
+            .collect(),
+        files: t
+            .files
+            .values()
+            .map(|f| FileInfo {
+                path: f.path.clone(),
+                mode: format!("{:04o}", f.mode),
+                conffile: f.is_conffile(),
+                action: f.action.as_ref().map(|a| match a {
+                    FileAction::Reload(s) => format!("reload {s}"),
+                    FileAction::Restart(s) => format!("restart {s}"),
+                }),
+                template_bytes: f.template.len(),
+                template: with_templates.then(|| f.template.clone()),
+            })
             .collect(),
         generation: t.generation,
     })
@@ -188,7 +231,10 @@ async fn tasks(State(s): State<Arc<AppState>>) -> Result<Json<Vec<TaskInfo>>, Ap
     blocking(move || {
         let (_, m) = s.store.model()?;
         Ok(Json(
-            m.tasks.keys().filter_map(|t| task_info(&m, t)).collect(),
+            m.tasks
+                .keys()
+                .filter_map(|t| task_info(&m, t, false))
+                .collect(),
         ))
     })
     .await
@@ -200,9 +246,58 @@ async fn task(
 ) -> Result<Json<TaskInfo>, ApiError> {
     blocking(move || {
         let (_, m) = s.store.model()?;
-        task_info(&m, &task)
+        task_info(&m, &task, true)
             .map(Json)
             .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("unknown task '{task}'")))
+    })
+    .await
+}
+
+async fn vars(
+    State(s): State<Arc<AppState>>,
+) -> Result<Json<std::collections::BTreeMap<String, String>>, ApiError> {
+    blocking(move || Ok(Json(s.store.model()?.1.vars))).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenderQuery {
+    path: String,
+}
+
+/// One file as host `host` gets it: the preview behind `umc-admin render`.
+async fn render(
+    State(s): State<Arc<AppState>>,
+    Path(host): Path<String>,
+    q: Result<Query<RenderQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<RenderedFile>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let host = host_arg(&host)?;
+    blocking(move || {
+        let (_, m) = s.store.model()?;
+        let node = m.nodes.get(&host).ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, format!("unknown node '{host}'"))
+        })?;
+        let closure = m.closure(&node.tasks);
+        let found = closure
+            .iter()
+            .filter_map(|t| m.tasks.get(t))
+            .find_map(|t| t.files.get(&q.path).map(|f| (t, f)));
+        let Some((task, file)) = found else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("node '{host}' gets no file '{}'", q.path),
+            ));
+        };
+        let content = crate::template::Template::parse(&file.path, &file.template)
+            .and_then(|t| t.render(&m.host_context(node, &closure)))
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+        Ok(Json(RenderedFile {
+            host: host.clone(),
+            path: q.path,
+            task: task.name.clone(),
+            content,
+        }))
     })
     .await
 }
@@ -250,11 +345,12 @@ async fn edit(
     let req: EditRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?;
     blocking(move || {
-        let (generation, changes) = s.store.edit(&user, &req.ops, now())?;
-        s.set_generation(generation);
+        let e = s.store.edit_checked(&user, &req.ops, now(), req.force)?;
+        s.set_generation(e.generation);
         Ok(Json(EditResponse {
-            generation,
-            changes: changes.into_iter().map(|c| c.text).collect(),
+            generation: e.generation,
+            changes: e.changes.into_iter().map(|c| c.text).collect(),
+            warnings: e.warnings,
         }))
     })
     .await

@@ -123,49 +123,42 @@ enum LoadError {
     Cached(String),
 }
 
-/// Reads host `host` in one transaction and renders (or fetches from cache) its archive.
+/// Renders (or fetches from cache) host `host`'s archive from one read transaction.
 fn load(state: &AppState, host: &str) -> Result<HostEntry, LoadError> {
-    use sha2::{Digest, Sha256};
     let data = state.store.host_data(host)?.ok_or(LoadError::Unknown)?;
-    let packages = repo::packages(&data);
-    let keys: Vec<[u8; 32]> = packages.iter().map(repo::package_key).collect();
-    let mut h = Sha256::new();
-    h.update(b"umc-archive\0");
-    h.update(repo::FORMAT.to_le_bytes());
-    h.update(data.node.name.as_bytes());
-    h.update([0]);
-    h.update(data.date.to_le_bytes());
-    for a in &state.config.architectures {
-        h.update(a.as_bytes());
-        h.update([0]);
-    }
-    for k in &keys {
-        h.update(k);
-    }
-    let archive_key: [u8; 32] = h.finalize().into();
+    let packages = repo::packages(&data)?;
+    let archs = &state.config.architectures;
+    let key = repo::archive_key(&data, archs, &packages);
     let archive = state
         .cache
         .archives
-        .try_get_with(archive_key, || -> Result<_, LoadError> {
-            let archive =
-                repo::build_archive(&data, &state.config.architectures, &state.keys, |p| {
-                    state
-                        .cache
-                        .debs
-                        .try_get_with(repo::package_key(p), || repo::build_deb(p).map(Arc::new))
-                        .map_err(|e| repo::RepoError::Cached(e.to_string()))
-                })?;
-            remember(state, &archive);
+        .try_get_with(key, || -> Result<_, LoadError> {
+            let archive = repo::build_archive(&data, &packages, archs, &state.keys, |p| {
+                state
+                    .cache
+                    .debs
+                    .try_get_with(repo::package_key(p), || repo::build_deb(p).map(Arc::new))
+                    .map_err(|e| repo::RepoError::Cached(e.to_string()))
+            })?;
             Ok(Arc::new(archive))
         })
         .map_err(|e| LoadError::Cached(e.to_string()))?;
-    Ok(HostEntry {
-        token_hash: token_hash(&data.node.token),
-        archive,
-    })
+    // Keep the archive this one replaces: a node that fetched the older InRelease a moment
+    // ago fetches its indexes (by-hash) and debs next.
+    let entry = match state.cache.latest.get(host) {
+        Some(old) if old.archive.release.sha256 == archive.release.sha256 => old,
+        old => HostEntry {
+            archive: archive.clone(),
+            previous: old.map(|o| o.archive),
+        },
+    };
+    state.cache.latest.insert(host.to_string(), entry.clone());
+    remember(state, &entry.archive);
+    Ok(entry)
 }
 
-/// Keeps what an archive lists servable for a while after it is superseded.
+/// Keeps what an archive lists servable for a while after it is superseded (beyond the one
+/// previous archive a host entry holds).
 fn remember(state: &AppState, archive: &Archive) {
     for a in [
         &archive.packages,
@@ -185,6 +178,14 @@ fn remember(state: &AppState, archive: &Archive) {
     }
 }
 
+/// A stand-in compared against when a host does not exist, so both cases do the same work.
+const NO_HOST: [u8; 32] = [0xff; 32];
+
+fn internal_error(what: &str, e: impl std::fmt::Display) -> Response<Body> {
+    tracing::error!("{what}: {e}");
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n").into_response()
+}
+
 async fn serve(
     State(state): State<Arc<AppState>>,
     Path((host, rest)): Path<(String, String)>,
@@ -198,8 +199,32 @@ async fn serve(
     if user.to_ascii_lowercase() != host {
         return unauthorized();
     }
+    // Credentials first, from a cache that also remembers unknown hosts: nothing is rendered
+    // for a client that has not proven it is this host.
     let generation = state.generation();
     let key = (host.clone(), generation);
+    let token = match state.cache.tokens.get(&key) {
+        Some(t) => t,
+        None => {
+            let st = state.clone();
+            let h = host.clone();
+            let res = tokio::task::spawn_blocking(move || st.store.node(&h)).await;
+            let token = match res {
+                Ok(Ok(node)) => node.map(|n| token_hash(&n.token)),
+                Ok(Err(e)) => return internal_error("reading node", e),
+                Err(e) => return internal_error("auth task", e),
+            };
+            state.cache.tokens.insert(key.clone(), token);
+            token
+        }
+    };
+    let given = token_hash(&password);
+    if given != token.unwrap_or(NO_HOST) || token.is_none() {
+        return unauthorized();
+    }
+    let Some(path) = parse(&rest) else {
+        return not_found();
+    };
     let entry = match state.cache.hosts.get(&key) {
         Some(e) => e,
         None => {
@@ -210,29 +235,12 @@ async fn serve(
             .await;
             match res {
                 Ok(Ok(e)) => e,
-                Ok(Err(e)) if matches!(*e, LoadError::Unknown) => {
-                    // Same answer as a wrong password: nothing about which hosts exist.
-                    let _ = token_hash(&password);
-                    return unauthorized();
-                }
-                Ok(Err(e)) => {
-                    tracing::error!("rendering repository: {e}");
-                    return (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n")
-                        .into_response();
-                }
-                Err(e) => {
-                    tracing::error!("render task failed: {e}");
-                    return (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n")
-                        .into_response();
-                }
+                // Removed between the token check and the render.
+                Ok(Err(e)) if matches!(*e, LoadError::Unknown) => return unauthorized(),
+                Ok(Err(e)) => return internal_error("rendering repository", e),
+                Err(e) => return internal_error("render task", e),
             }
         }
-    };
-    if token_hash(&password) != entry.token_hash {
-        return unauthorized();
-    }
-    let Some(path) = parse(&rest) else {
-        return not_found();
     };
     let archive = &entry.archive;
     let index = |a: &Artifact| Resource {
@@ -240,6 +248,7 @@ async fn serve(
         sha256: a.hex(),
         last_modified: Some(archive.date),
         ambiguous_date: archive.date_ambiguous,
+        immutable: false,
         content_type: "text/plain; charset=utf-8",
         cache_control: NO_CACHE,
     };
@@ -248,10 +257,12 @@ async fn serve(
         sha256: a.hex(),
         last_modified: mtime,
         ambiguous_date: false,
+        immutable: true,
         content_type: ct,
         cache_control: IMMUTABLE,
     };
     let arch_ok = |arch: &str| state.config.architectures.iter().any(|a| a == arch);
+    let archives = std::iter::once(archive).chain(entry.previous.as_ref());
     let resource = match path {
         AptPath::InRelease => index(&archive.in_release),
         AptPath::Release => index(&archive.release),
@@ -274,28 +285,30 @@ async fn serve(
             if !arch_ok(&arch) {
                 return not_found();
             }
-            let found = archive.by_hash(&sha256).cloned().or_else(|| {
-                state
-                    .cache
-                    .recent
-                    .get(&(archive.host.clone(), format!("by-hash/{sha256}")))
-            });
+            let found = archives
+                .clone()
+                .find_map(|a| a.by_hash(&sha256).cloned())
+                .or_else(|| {
+                    state
+                        .cache
+                        .recent
+                        .get(&(archive.host.clone(), format!("by-hash/{sha256}")))
+                });
             match found {
                 Some(a) => immutable(&a, None, "application/octet-stream"),
                 None => return not_found(),
             }
         }
-        AptPath::Pool(p) => match archive.debs.get(&p) {
-            Some(d) => immutable(
-                &d.artifact,
-                Some(d.mtime),
-                "application/vnd.debian.binary-package",
-            ),
-            None => match state.cache.recent.get(&(archive.host.clone(), p)) {
-                Some(a) => immutable(&a, None, "application/vnd.debian.binary-package"),
-                None => return not_found(),
-            },
-        },
+        AptPath::Pool(p) => {
+            let deb_type = "application/vnd.debian.binary-package";
+            match archives.clone().find_map(|a| a.debs.get(&p)) {
+                Some(d) => immutable(&d.artifact, Some(d.mtime), deb_type),
+                None => match state.cache.recent.get(&(archive.host.clone(), p)) {
+                    Some(a) => immutable(&a, None, deb_type),
+                    None => return not_found(),
+                },
+            }
+        }
     };
     conditional::respond(&method, &headers, resource)
 }

@@ -7,7 +7,9 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use bytes::Bytes;
 
-pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Pool and by-hash files never change, but they answer authenticated requests: `private`
+/// keeps shared caches from handing one host's files to anyone.
+pub const IMMUTABLE: &str = "private, max-age=31536000, immutable";
 pub const NO_CACHE: &str = "no-cache";
 
 /// One servable representation.
@@ -19,6 +21,10 @@ pub struct Resource {
     /// `If-Modified-Since` equal to `last_modified` does not prove the client has this body
     /// (several model generations fell in the same second): never answer 304 on a date alone.
     pub ambiguous_date: bool,
+    /// The body behind `last_modified` never changes (pool files), so a date in `If-Range` is
+    /// a strong validator. For indexes it is not (a re-signed InRelease has the same date but
+    /// other bytes): there only the ETag may resume a transfer.
+    pub immutable: bool,
     pub content_type: &'static str,
     pub cache_control: &'static str,
 }
@@ -99,7 +105,7 @@ pub fn respond(method: &Method, req: &HeaderMap, r: Resource) -> Response<Body> 
     let if_range_ok = match req.get(header::IF_RANGE) {
         None => true,
         Some(v) => match parse_date(v) {
-            Some(d) => r.last_modified == Some(d),
+            Some(d) => r.immutable && r.last_modified == Some(d),
             None => v.to_str().is_ok_and(|s| s.trim() == etag),
         },
     };

@@ -34,17 +34,23 @@ impl From<StoreError> for ApiError {
                 let status = match &m {
                     ModelError::UnknownNode(_)
                     | ModelError::UnknownTask(_)
+                    | ModelError::UnknownVar(_)
+                    | ModelError::NoSuchFile { .. }
                     | ModelError::NoSuchDependency { .. } => StatusCode::NOT_FOUND,
                     ModelError::NodeExists(_)
                     | ModelError::TaskExists(_)
                     | ModelError::Cycle { .. }
                     | ModelError::SelfInclude { .. }
                     | ModelError::DependsAndRemoves { .. }
-                    | ModelError::PackageCollision { .. } => StatusCode::CONFLICT,
+                    | ModelError::PackageCollision { .. }
+                    | ModelError::PathConflict { .. }
+                    | ModelError::AlternativesRemoved { .. } => StatusCode::CONFLICT,
+                    ModelError::Template(_) => StatusCode::UNPROCESSABLE_ENTITY,
                     _ => StatusCode::BAD_REQUEST,
                 };
                 ApiError::new(status, m.to_string())
             }
+            StoreError::UnknownPackage(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
             other => ApiError::internal(other),
         }
     }
@@ -59,5 +65,20 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response()
+    }
+}
+
+impl From<crate::catalog::CatalogError> for ApiError {
+    fn from(e: crate::catalog::CatalogError) -> ApiError {
+        use crate::catalog::CatalogError as C;
+        let status = match &e {
+            C::Fetch { .. }
+            | C::BadSignature(_)
+            | C::HashMismatch { .. }
+            | C::BadRelease(_)
+            | C::NoIndex(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, e.to_string())
     }
 }

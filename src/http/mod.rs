@@ -4,11 +4,13 @@
 
 mod admin;
 mod apt;
+mod catalog;
 pub mod conditional;
 mod error;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -42,6 +44,7 @@ pub struct AppState {
     keyring_gpg: bytes::Bytes,
     keyring_asc: bytes::Bytes,
     generation: AtomicU64,
+    catalog_index: RwLock<Arc<crate::catalog::SearchIndex>>,
 }
 
 impl AppState {
@@ -49,7 +52,9 @@ impl AppState {
         let keyring_gpg = keys.public_keyring_binary()?.into();
         let keyring_asc = keys.public_keyring_armored()?.into();
         let generation = AtomicU64::new(store.generation()?);
+        let catalog_index = RwLock::new(Arc::new(catalog::build_index(&store)?));
         Ok(AppState {
+            catalog_index,
             generation,
             store,
             keys,
@@ -67,6 +72,22 @@ impl AppState {
 
     pub(crate) fn set_generation(&self, g: u64) {
         self.generation.fetch_max(g, Ordering::AcqRel);
+    }
+
+    /// The search index over every catalog (swapped whole after an import or removal).
+    pub(crate) fn catalog_index(&self) -> Arc<crate::catalog::SearchIndex> {
+        match self.catalog_index.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn set_catalog_index(&self, index: crate::catalog::SearchIndex) {
+        let index = Arc::new(index);
+        match self.catalog_index.write() {
+            Ok(mut g) => *g = index,
+            Err(poisoned) => *poisoned.into_inner() = index,
+        }
     }
 }
 
@@ -107,6 +128,7 @@ fn keyring(
             body: body.clone(),
             last_modified: None,
             ambiguous_date: false,
+            immutable: false,
             content_type: ct,
             cache_control: conditional::NO_CACHE,
         },

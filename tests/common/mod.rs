@@ -61,6 +61,23 @@ impl Server {
 
     /// umcd on `data` (created if missing), listening on a random loopback port.
     pub fn start_in(data: &Path) -> Server {
+        Server::start_in_with(data, &[])
+    }
+
+    /// umcd on a fresh data dir with a config file holding `toml`.
+    pub fn start_with_config(toml: &str) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        let conf = tmp.path().join("umcd.toml");
+        std::fs::write(&conf, toml).expect("write config");
+        let conf = conf.display().to_string();
+        let mut s = Server::start_in_with(&data, &["--config", &conf]);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// umcd on `data` with extra arguments.
+    pub fn start_in_with(data: &Path, extra: &[&str]) -> Server {
         std::fs::create_dir_all(data).expect("data dir");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -70,6 +87,7 @@ impl Server {
         let mut child = Command::new(UMCD)
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -389,4 +407,69 @@ pub fn version_gt(a: &str, b: &str) -> bool {
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
+}
+
+/// Returns false (and prints why) when `what` is missing locally; panics when the CI env var
+/// is set. For inputs other than tools, such as apt's downloaded lists.
+pub fn require(ok: bool, what: &str) -> bool {
+    if ok {
+        return true;
+    }
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("required {what} is missing (CI is set, so this is an error)");
+    }
+    eprintln!("skipping: {what} is missing");
+    false
+}
+
+/// A tiny HTTP/1.1 file server on 127.0.0.1:<random port> serving a path → bytes map that
+/// the test can change while it runs (tampering). Unknown paths get 404.
+pub struct FileServer {
+    pub url: String,
+    pub files: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>,
+}
+
+impl FileServer {
+    pub fn start() -> FileServer {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let files: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>> =
+            Default::default();
+        let shared = files.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&req);
+                let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let body = shared.lock().expect("lock").get(&path).cloned();
+                let (status, body) = match body {
+                    Some(b) => ("200 OK", b),
+                    None => ("404 Not Found", b"not found\n".to_vec()),
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes());
+                let _ = conn.write_all(&body);
+            }
+        });
+        FileServer { url, files }
+    }
+
+    pub fn put(&self, path: &str, body: Vec<u8>) {
+        self.files
+            .lock()
+            .expect("lock")
+            .insert(path.to_string(), body);
+    }
 }

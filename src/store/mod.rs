@@ -3,6 +3,10 @@
 //!
 //! Storage records are private serde types here, separate from `model` and `api`.
 
+mod catalog;
+
+pub use catalog::{CatalogHit, CatalogMeta};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -11,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::api::{AuditEntry, AuditRequest, LogEntry, Op, RunResult, SshTarget};
-use crate::model::{Change, Entity, Model, ModelError, Node, Task, TokenSource};
+use crate::model::{
+    Change, Entity, FileAction, Model, ModelError, Node, Task, TaskFile, TokenSource,
+};
 
 /// Bump with a migration in [`Store::open`] whenever a table's format changes.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -45,6 +51,9 @@ pub enum StoreError {
     Db(String),
     #[error("database record '{0}' is corrupt: {1}")]
     Corrupt(String, String),
+    /// A task names a package no catalog knows (the message carries the suggestions).
+    #[error("{0}")]
+    UnknownPackage(String),
     #[error(
         "database schema version {found} is newer than this umcd supports ({SCHEMA_VERSION}); upgrade umcd"
     )]
@@ -83,11 +92,22 @@ struct NodeRec {
 }
 
 #[derive(Serialize, Deserialize)]
+struct FileRec {
+    path: String,
+    template: String,
+    mode: u32,
+    /// ("reload" | "restart", service)
+    action: Option<(String, String)>,
+}
+
+#[derive(Serialize, Deserialize)]
 struct TaskRec {
     description: String,
     depends: Vec<String>,
     removes: BTreeSet<String>,
     includes: BTreeSet<String>,
+    #[serde(default)]
+    files: Vec<FileRec>,
     generation: u64,
 }
 
@@ -167,12 +187,31 @@ fn node_rec(n: &Node) -> NodeRec {
 }
 
 fn task_from(name: &str, r: TaskRec) -> Task {
+    let files = r
+        .files
+        .into_iter()
+        .map(|f| {
+            let action = match f.action {
+                Some((kind, svc)) if kind == "reload" => Some(FileAction::Reload(svc)),
+                Some((_, svc)) => Some(FileAction::Restart(svc)),
+                None => None,
+            };
+            let file = TaskFile {
+                path: f.path,
+                template: f.template,
+                mode: f.mode,
+                action,
+            };
+            (file.path.clone(), file)
+        })
+        .collect();
     Task {
         name: name.to_string(),
         description: r.description,
         depends: r.depends,
         removes: r.removes,
         includes: r.includes,
+        files,
         generation: r.generation,
     }
 }
@@ -183,6 +222,19 @@ fn task_rec(t: &Task) -> TaskRec {
         depends: t.depends.clone(),
         removes: t.removes.clone(),
         includes: t.includes.clone(),
+        files: t
+            .files
+            .values()
+            .map(|f| FileRec {
+                path: f.path.clone(),
+                template: f.template.clone(),
+                mode: f.mode,
+                action: f.action.as_ref().map(|a| match a {
+                    FileAction::Reload(s) => ("reload".to_string(), s.clone()),
+                    FileAction::Restart(s) => ("restart".to_string(), s.clone()),
+                }),
+            })
+            .collect(),
         generation: t.generation,
     }
 }
@@ -196,6 +248,15 @@ pub struct HistoryItem {
     pub lines: Vec<String>,
 }
 
+/// What a committed (or empty) edit did.
+#[derive(Debug, Clone)]
+pub struct EditOutcome {
+    pub generation: u64,
+    pub changes: Vec<Change>,
+    /// Catalog warnings: version constraints no catalog version satisfies, forced names.
+    pub warnings: Vec<String>,
+}
+
 /// Everything needed to render one host's repository, read in one transaction.
 #[derive(Debug, Clone)]
 pub struct HostData {
@@ -206,6 +267,9 @@ pub struct HostData {
     pub tasks: Vec<Task>,
     /// Changelog of each package input (the node and each task), newest first.
     pub history: BTreeMap<Entity, Vec<HistoryItem>>,
+    /// Global variables and the newest generation that changed them.
+    pub vars: BTreeMap<String, String>,
+    pub vars_generation: u64,
     /// Commit time of the newest generation among the view's inputs: the Release `Date`.
     pub date: i64,
     /// Another generation was committed in the same second as the one `date` comes from, so a
@@ -262,6 +326,7 @@ impl Store {
             tx.open_table(TIMES)?;
             tx.open_table(API_TOKENS)?;
             tx.open_table(AUDIT)?;
+            catalog::create_tables(&tx)?;
         }
         tx.commit()?;
         Ok(Store { db })
@@ -284,6 +349,71 @@ impl Store {
         Ok(())
     }
 
+    /// Records what, besides the model, shapes every host's repository (packaging format,
+    /// architectures, signing keys). When it changed since the last start, a generation is
+    /// committed (it touches no package, so no version moves) and every host's Release `Date`
+    /// moves to it: nodes then fetch the new InRelease instead of getting a 304 for the old one.
+    pub fn note_serving_inputs(
+        &self,
+        fingerprint: u64,
+        description: &str,
+        now: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        let tx = self.db.begin_write()?;
+        let committed = {
+            let mut meta = tx.open_table(META)?;
+            let old = meta.get("serving_inputs")?.map(|v| v.value());
+            let current = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
+            meta.insert("serving_inputs", fingerprint)?;
+            if old == Some(fingerprint) || current == 0 {
+                None
+            } else {
+                let generation = current + 1;
+                let mut times = tx.open_table(TIMES)?;
+                let last = times.last()?.map(|(_, t)| t.value()).unwrap_or(i64::MIN);
+                let time = now.max(last);
+                times.insert(generation, time)?;
+                let rec = GenRec {
+                    time,
+                    user: "umcd".to_string(),
+                    changes: vec![ChangeRec {
+                        text: format!("umcd's serving configuration changed: {description}"),
+                        entities: Vec::new(),
+                    }],
+                };
+                tx.open_table(GENERATIONS)?
+                    .insert(generation, encode(&rec)?.as_slice())?;
+                meta.insert("generation", generation)?;
+                meta.insert("server_generation", generation)?;
+                Some(generation)
+            }
+        };
+        tx.commit()?;
+        Ok(committed)
+    }
+
+    /// Makes `token` the only API token of `user`: older ones stop working (a leaked admin
+    /// token is revoked by deleting admin.token and restarting umcd).
+    pub fn replace_api_tokens(&self, user: &str, token: &str) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(API_TOKENS)?;
+            let mut stale = Vec::new();
+            for row in t.iter()? {
+                let (k, v) = row?;
+                if v.value() == user {
+                    stale.push(k.value().to_vec());
+                }
+            }
+            for k in stale {
+                t.remove(k.as_slice())?;
+            }
+            t.insert(token_hash(token).as_slice(), user)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The user an API token belongs to.
     pub fn api_user(&self, token: &str) -> Result<Option<String>, StoreError> {
         let tx = self.db.begin_read()?;
@@ -295,19 +425,15 @@ impl Store {
     /// The whole model as of the latest generation.
     pub fn model(&self) -> Result<(u64, Model), StoreError> {
         let tx = self.db.begin_read()?;
-        let generation = tx
-            .open_table(META)?
-            .get("generation")?
-            .map(|v| v.value())
-            .unwrap_or(0);
-        Ok((
-            generation,
-            load_model(
-                &tx.open_table(NODES)?,
-                &tx.open_table(TASKS)?,
-                &tx.open_table(VARS)?,
-            )?,
-        ))
+        let meta = tx.open_table(META)?;
+        let generation = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
+        let mut model = load_model(
+            &tx.open_table(NODES)?,
+            &tx.open_table(TASKS)?,
+            &tx.open_table(VARS)?,
+        )?;
+        model.vars_generation = meta.get("vars_generation")?.map(|v| v.value()).unwrap_or(0);
+        Ok((generation, model))
     }
 
     pub fn node(&self, host: &str) -> Result<Option<Node>, StoreError> {
@@ -323,6 +449,20 @@ impl Store {
     /// resulting model is invalid. Returns the generation and the change lines; an edit that
     /// changes nothing does not create a generation.
     pub fn edit(&self, user: &str, ops: &[Op], now: i64) -> Result<(u64, Vec<Change>), StoreError> {
+        let e = self.edit_checked(user, ops, now, false)?;
+        Ok((e.generation, e.changes))
+    }
+
+    /// [`Store::edit`], checking the package names of task edits against the catalogs first
+    /// (see `catalog::check_ops`): unknown names fail the edit unless `force`; unsatisfiable
+    /// version constraints come back as warnings.
+    pub fn edit_checked(
+        &self,
+        user: &str,
+        ops: &[Op],
+        now: i64,
+        force: bool,
+    ) -> Result<EditOutcome, StoreError> {
         if ops.is_empty() {
             return Err(ModelError::EmptyEdit.into());
         }
@@ -333,7 +473,10 @@ impl Store {
                 tx.open_table(TASKS)?,
                 tx.open_table(VARS)?,
             );
-            load_model(&n, &t, &v)?
+            let mut m = load_model(&n, &t, &v)?;
+            let meta = tx.open_table(META)?;
+            m.vars_generation = meta.get("vars_generation")?.map(|v| v.value()).unwrap_or(0);
+            m
         };
         let mut model = old.clone();
         let mut changes = Vec::new();
@@ -341,15 +484,21 @@ impl Store {
             changes.extend(model.apply(op, user, &mut RandomTokens)?);
         }
         model.validate()?;
+        let touched: BTreeSet<Entity> = changes.iter().flat_map(|c| c.entities.clone()).collect();
+        model.validate_renders(&touched)?;
+        let warnings = catalog::check_ops(&tx, ops, force)?;
         let current = {
             let meta = tx.open_table(META)?;
             meta.get("generation")?.map(|v| v.value()).unwrap_or(0)
         };
         if changes.is_empty() {
-            return Ok((current, changes));
+            return Ok(EditOutcome {
+                generation: current,
+                changes,
+                warnings,
+            });
         }
         let generation = current + 1;
-        let touched: BTreeSet<Entity> = changes.iter().flat_map(|c| c.entities.clone()).collect();
         for e in &touched {
             match e {
                 Entity::Node(n) => {
@@ -362,7 +511,7 @@ impl Store {
                         task.generation = generation;
                     }
                 }
-                Entity::Global => {}
+                Entity::Global => model.vars_generation = generation,
             }
         }
         {
@@ -428,19 +577,21 @@ impl Store {
             }
             let mut meta = tx.open_table(META)?;
             meta.insert("generation", generation)?;
+            meta.insert("vars_generation", model.vars_generation)?;
         }
         tx.commit()?;
-        Ok((generation, changes))
+        Ok(EditOutcome {
+            generation,
+            changes,
+            warnings,
+        })
     }
 
     /// Reads what host `host` needs to render its repository, or `None` for an unknown host.
     pub fn host_data(&self, host: &str) -> Result<Option<HostData>, StoreError> {
         let tx = self.db.begin_read()?;
-        let generation = tx
-            .open_table(META)?
-            .get("generation")?
-            .map(|v| v.value())
-            .unwrap_or(0);
+        let meta = tx.open_table(META)?;
+        let generation = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
         let nodes = tx.open_table(NODES)?;
         let node = match nodes.get(host)? {
             Some(v) => node_from(host, decode(host, v.value())?),
@@ -459,17 +610,37 @@ impl Store {
                 tasks.insert(name, task);
             }
         }
+        // Global variables only matter to a view that renders files.
+        let templated = tasks.values().any(|t| !t.files.is_empty());
+        let (vars, vars_generation) = if templated {
+            let mut vars = BTreeMap::new();
+            for row in tx.open_table(VARS)?.iter()? {
+                let (k, v) = row?;
+                vars.insert(k.value().to_string(), v.value().to_string());
+            }
+            let g = meta.get("vars_generation")?.map(|v| v.value()).unwrap_or(0);
+            (vars, g)
+        } else {
+            (BTreeMap::new(), 0)
+        };
         let times = tx.open_table(TIMES)?;
         let touches = tx.open_table(TOUCHES)?;
         let mut history = BTreeMap::new();
         let entities = std::iter::once(Entity::Node(node.name.clone()))
-            .chain(tasks.keys().map(|t| Entity::Task(t.clone())));
+            .chain(tasks.keys().map(|t| Entity::Task(t.clone())))
+            .chain(templated.then_some(Entity::Global));
         for e in entities {
             let items = entity_history(&touches, &e, CHANGELOG_LIMIT)?;
             history.insert(e, items);
         }
+        let server_generation = meta
+            .get("server_generation")?
+            .map(|v| v.value())
+            .unwrap_or(0);
         let newest = node
             .generation
+            .max(vars_generation)
+            .max(server_generation)
             .max(tasks.values().map(|t| t.generation).max().unwrap_or(0));
         let time_of =
             |g: u64| -> Result<Option<i64>, StoreError> { Ok(times.get(g)?.map(|t| t.value())) };
@@ -480,6 +651,8 @@ impl Store {
             node,
             tasks: tasks.into_values().collect(),
             history,
+            vars,
+            vars_generation,
             date,
             date_ambiguous,
         }))

@@ -1,0 +1,28 @@
+//! `umc-admin render <host> <path>`: one file as that host gets it.
+
+use clap::Args;
+
+use super::{CliResult, print_json};
+use crate::api::RenderedFile;
+use crate::client::{Client, enc};
+
+#[derive(Args)]
+pub struct RenderArgs {
+    host: String,
+    path: String,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(c: &Client, a: RenderArgs) -> CliResult {
+    let r: RenderedFile = c.get(&format!(
+        "/nodes/{}/render?path={}",
+        enc(&a.host),
+        enc(&a.path)
+    ))?;
+    if a.json {
+        return print_json(&r);
+    }
+    print!("{}", r.content);
+    Ok(())
+}
