@@ -18,6 +18,8 @@ pub struct Config {
     pub max_body: usize,
     /// How long a catalog import waits for the mirror to connect or answer a request.
     pub catalog_timeout: std::time::Duration,
+    /// A client must send a request's headers within this time (bounds slow and idle clients).
+    pub header_timeout: std::time::Duration,
 }
 
 impl Default for Config {
@@ -33,6 +35,7 @@ impl Default for Config {
             // A 1 MiB template, JSON-escaped, must fit.
             max_body: 8 << 20,
             catalog_timeout: std::time::Duration::from_secs(30),
+            header_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -47,6 +50,7 @@ pub struct FileConfig {
     pub cache_mib: Option<u64>,
     pub max_body_kib: Option<usize>,
     pub catalog_timeout_secs: Option<u64>,
+    pub header_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +90,9 @@ impl Config {
         }
         if let Some(v) = f.max_body_kib {
             self.max_body = v << 10;
+        }
+        if let Some(v) = f.header_timeout_secs {
+            self.header_timeout = std::time::Duration::from_secs(v.max(1));
         }
         if let Some(v) = f.catalog_timeout_secs {
             self.catalog_timeout = std::time::Duration::from_secs(v.max(1));

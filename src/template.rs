@@ -269,6 +269,18 @@ mod tests {
     }
 
     #[test]
+    fn runaway_output_stops_at_the_cap() {
+        let (g, n, t) = (map(&[]), map(&[]), BTreeSet::new());
+        let tpl = Template::parse(
+            "/x",
+            "{% for i in range(end=2000) %}{% for j in range(end=100) %}xxxxxxxxxx{% endfor %}{% endfor %}",
+        )
+        .unwrap();
+        let e = tpl.render(&ctx(&g, &n, &t, None)).unwrap_err();
+        assert!(matches!(e, TemplateError::TooLarge { .. }), "{e}");
+    }
+
+    #[test]
     fn deterministic() {
         let g: BTreeMap<String, String> =
             (0..50).map(|i| (format!("k{i}"), i.to_string())).collect();

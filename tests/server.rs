@@ -688,3 +688,20 @@ fn replacing_admin_token_revokes_the_old_one() {
     assert_eq!(r.status, 401, "the old token must stop working");
     s2.admin_ok(&["node", "list"]);
 }
+
+#[test]
+fn slow_clients_are_cut_off() {
+    let s = Server::start_with_config("header_timeout_secs = 1\n");
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut c = std::net::TcpStream::connect(&addr).expect("connect");
+    // Half a request, then nothing: the server must not wait forever.
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    c.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    let mut buf = Vec::new();
+    let closed = c.read_to_end(&mut buf).is_ok();
+    assert!(closed, "the connection should have been closed by umcd");
+    // A well-behaved client on a fresh connection is still served.
+    assert_eq!(s.get("/healthz", None, &[]).status, 200);
+}
