@@ -270,3 +270,46 @@ pub struct CatalogHit {
     pub version: String,
     pub description: String,
 }
+
+/// One host's outcome of a fleet command (`umc-admin ssh|upgrade|restart`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub host: String,
+    /// The command's exit status, when it ran to the end.
+    pub exit: Option<u32>,
+    /// The signal that ended the command, when one did.
+    pub signal: Option<String>,
+    pub duration_ms: u64,
+    /// Why the host did not run the command to the end: connection, host key,
+    /// authentication, timeout, interrupted.
+    pub error: Option<String>,
+}
+
+impl RunResult {
+    /// The host ran the command and it exited 0.
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none() && self.signal.is_none() && self.exit == Some(0)
+    }
+}
+
+/// `POST /api/v1/audit`: a fleet command umc-admin ran, for the server's history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRequest {
+    /// The targets as the admin gave them (`all`, `task:web`, a glob, names).
+    pub targets: Vec<String>,
+    pub command: String,
+    pub results: Vec<RunResult>,
+}
+
+/// A recorded fleet command, as `GET /api/v1/audit` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: u64,
+    /// Seconds since the Unix epoch, UTC: when the server recorded it.
+    pub time: i64,
+    pub user: String,
+    pub targets: Vec<String>,
+    pub command: String,
+    pub results: Vec<RunResult>,
+}

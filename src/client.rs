@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use crate::api::{EditRequest, EditResponse, ErrorBody, Op};
+use crate::api::{AuditEntry, AuditRequest, EditRequest, EditResponse, ErrorBody, Op};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -152,6 +152,18 @@ impl Client {
             .delete(format!("{}/api/v1{path}", self.base))
             .header("Authorization", format!("Bearer {}", self.token))
             .call();
+        self.finish(r)
+    }
+}
+
+impl Client {
+    /// Records a fleet command in the server's audit history.
+    pub fn audit(&self, req: &AuditRequest) -> Result<AuditEntry, ClientError> {
+        let r = self
+            .agent
+            .post(format!("{}/api/v1/audit", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .send_json(req);
         self.finish(r)
     }
 }

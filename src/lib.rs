@@ -13,5 +13,6 @@ pub mod http;
 pub mod model;
 pub mod repo;
 pub mod sign;
+pub mod ssh;
 pub mod store;
 pub mod template;

@@ -10,7 +10,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{Server, require_tool, show};
+use common::sshd::{Sshd, free_port, keygen};
+use common::{Server, UMC_ADMIN, require_tool, show};
 
 const HOST: &str = "grumpy.example.com";
 
@@ -31,6 +32,12 @@ struct Chroot {
 
 impl Chroot {
     fn new() -> Chroot {
+        Chroot::new_in(&std::env::temp_dir())
+    }
+
+    /// The overlay under `base`. sshd's ChrootDirectory wants every path component owned by
+    /// root and writable by nobody else, which /tmp (1777) is not.
+    fn new_in(tmp_base: &Path) -> Chroot {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/make-chroot.sh");
         let out = Command::new("sh")
             .arg(script)
@@ -38,7 +45,7 @@ impl Chroot {
             .expect("make-chroot.sh");
         assert!(out.status.success(), "make-chroot.sh: {}", show(&out));
         let base = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
-        let tmp = tempfile::tempdir().expect("tempdir");
+        let tmp = tempfile::tempdir_in(tmp_base).expect("tempdir");
         let (upper, work, root) = (
             tmp.path().join("upper"),
             tmp.path().join("work"),
@@ -243,4 +250,68 @@ fn install_remove_and_unassign_in_a_real_chroot() {
     for p in ["umc-task-web", "umc-task-base", "nginx-light"] {
         assert_eq!(c.status(p), "not-installed", "{p} should be purged");
     }
+}
+
+/// `umc-admin upgrade` over real SSH: sshd jails the session in the chroot node
+/// (`ChrootDirectory`), so the cycle runs there, and the newly assigned task's package is
+/// installed.
+#[test]
+fn upgrade_over_ssh_installs_a_newly_assigned_package() {
+    if !tools() || !["sshd", "ssh-keygen"].iter().all(|t| require_tool(t)) {
+        return;
+    }
+    let s = Server::start();
+    s.admin_ok(&["node", "add", HOST]);
+    s.admin_ok(&["task", "add", "tools"]);
+    s.admin_ok(&["task", "depend", "tools", "less"]);
+
+    let c = Chroot::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    enroll(&s, &c);
+    c.cycle();
+    assert_eq!(c.status(&format!("umc-{HOST}")), "installed");
+    assert_eq!(c.status("less"), "not-installed");
+
+    let keys = tempfile::tempdir().expect("tempdir");
+    let key = keys.path().join("id_ed25519");
+    keygen(&key, "ed25519");
+    let authorized = keys.path().join("authorized_keys");
+    std::fs::copy(key.with_extension("pub"), &authorized).expect("authorized_keys");
+    let port = free_port();
+    let _sshd = Sshd::start(
+        &keys.path().join("sshd"),
+        port,
+        &authorized,
+        &format!("ChrootDirectory {}\n", c.root.display()),
+    );
+    s.admin_ok(&[
+        "node",
+        "set",
+        HOST,
+        "--ssh",
+        &format!("root@127.0.0.1:{port}"),
+    ]);
+    s.admin_ok(&["assign", HOST, "tools"]);
+
+    let out = Command::new(UMC_ADMIN)
+        .args(["upgrade", HOST, "--accept-new", "--timeout", "600", "-i"])
+        .arg(&key)
+        .env("UMC_URL", &s.url)
+        .env("UMC_TOKEN", s.token())
+        .env("HOME", keys.path())
+        .env("UMC_KNOWN_HOSTS", keys.path().join("known_hosts"))
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null())
+        .output()
+        .expect("umc-admin upgrade");
+    assert!(out.status.success(), "umc-admin upgrade: {}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("{HOST} | ")),
+        "the cycle's output streams: {text}"
+    );
+    assert_eq!(c.status("less"), "installed", "{}", show(&out));
+    let v = c.ok(&["dpkg-query", "-W", "-f=${Version}", "umc-task-tools"]);
+    let want: umc::api::TaskInfo =
+        serde_json::from_str(&s.admin_ok(&["task", "show", "tools", "--json"])).expect("json");
+    assert_eq!(v, want.version);
 }

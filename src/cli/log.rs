@@ -1,27 +1,61 @@
-//! `umc-admin log [--host H] [--task T] [-n N] [--json]`
+//! `umc-admin log [--host H] [--task T] [--audit] [-n N] [--json]`
 
 use clap::Args;
 
 use super::{CliResult, print_json};
-use crate::api::LogEntry;
+use crate::api::{AuditEntry, LogEntry};
 use crate::client::{Client, enc};
 
 #[derive(Args)]
 pub struct LogArgs {
-    /// Only edits that changed this node's package
+    /// Only edits that changed this node's package, and fleet commands that ran on it
     #[arg(long)]
     host: Option<String>,
     /// Only edits that changed this task's package
     #[arg(long, conflicts_with = "host")]
     task: Option<String>,
-    /// How many edits
+    /// Only fleet commands (ssh, upgrade, restart) with each host's result
+    #[arg(long, conflicts_with = "task")]
+    audit: bool,
+    /// How many entries
     #[arg(short = 'n', default_value_t = 20)]
     n: usize,
+    /// Edits as JSON (with --audit: fleet commands)
     #[arg(long)]
     json: bool,
 }
 
+enum Item {
+    Edit(LogEntry),
+    Run(AuditEntry),
+}
+
+impl Item {
+    fn time(&self) -> i64 {
+        match self {
+            Item::Edit(e) => e.time,
+            Item::Run(r) => r.time,
+        }
+    }
+}
+
 pub fn run(c: &Client, a: LogArgs) -> CliResult {
+    let runs = |c: &Client| -> Result<Vec<AuditEntry>, super::Failure> {
+        let mut runs: Vec<AuditEntry> = c.get(&format!("/audit?limit={}", a.n))?;
+        if let Some(h) = &a.host {
+            let h = h.to_ascii_lowercase();
+            runs.retain(|r| r.results.iter().any(|x| x.host == h));
+        }
+        Ok(runs)
+    };
+    if a.audit {
+        let runs = runs(c)?;
+        if a.json {
+            return print_json(&runs);
+        }
+        runs.iter().for_each(print_run);
+        return Ok(());
+    }
     let mut q = format!("/log?limit={}", a.n);
     if let Some(h) = &a.host {
         q.push_str(&format!("&host={}", enc(h)));
@@ -33,16 +67,51 @@ pub fn run(c: &Client, a: LogArgs) -> CliResult {
     if a.json {
         return print_json(&entries);
     }
-    for e in &entries {
-        println!(
-            "generation {}  {}  {}",
-            e.generation,
-            crate::repo::release_date(e.time),
-            e.user
-        );
-        for c in &e.changes {
-            println!("  * {c}");
+    let mut items: Vec<Item> = entries.into_iter().map(Item::Edit).collect();
+    if a.task.is_none() {
+        items.extend(runs(c)?.into_iter().map(Item::Run));
+    }
+    // Newest first; a stable sort keeps each list's own order within one second.
+    items.sort_by_key(|i| std::cmp::Reverse(i.time()));
+    items.truncate(a.n);
+    for i in &items {
+        match i {
+            Item::Edit(e) => {
+                println!(
+                    "generation {}  {}  {}",
+                    e.generation,
+                    crate::repo::release_date(e.time),
+                    e.user
+                );
+                for c in &e.changes {
+                    println!("  * {c}");
+                }
+            }
+            Item::Run(r) => print_run(r),
         }
     }
     Ok(())
+}
+
+fn print_run(r: &AuditEntry) {
+    let ok = r.results.iter().filter(|x| x.succeeded()).count();
+    println!(
+        "run {}  {}  {}  on {} ({} of {} hosts succeeded)",
+        r.id,
+        crate::repo::release_date(r.time),
+        r.user,
+        r.targets.join(" "),
+        ok,
+        r.results.len()
+    );
+    println!("  $ {}", r.command);
+    for x in &r.results {
+        let status = match (&x.error, &x.signal, x.exit) {
+            (Some(e), _, _) => format!("error: {e}"),
+            (None, Some(s), _) => format!("signal {s}"),
+            (None, None, Some(code)) => format!("exit {code}"),
+            (None, None, None) => "-".into(),
+        };
+        println!("  {}: {status} ({} ms)", x.host, x.duration_ms);
+    }
 }

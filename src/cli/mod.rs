@@ -1,14 +1,19 @@
 //! `umc-admin`: edits the model through umcd's admin API. One file per subcommand.
 //!
 //! Exit codes: 0 success, 1 the server rejected the request (invalid input, conflict, unknown
-//! name), 2 usage error, 3 umcd unreachable or the token was refused, 4 server error.
+//! name), 2 usage error, 3 umcd unreachable or the token was refused, 4 server error; fleet
+//! commands also 5 (a host exited non-zero), 6 (a host did not run the command), 130 (Ctrl-C).
 
 mod assign;
 mod catalog;
+pub mod fleet;
 mod log;
 pub mod node;
 mod render;
+mod restart;
+mod ssh;
 mod task;
+pub mod upgrade;
 mod var;
 
 use clap::{Parser, Subcommand};
@@ -20,8 +25,8 @@ use crate::client::{Client, ClientError};
 #[command(
     name = "umc-admin",
     version,
-    about = "Edit the umc fleet model through umcd",
-    after_help = "Environment: UMC_URL (default http://127.0.0.1:8080), UMC_TOKEN or UMC_TOKEN_FILE (default ./umc-data/admin.token)."
+    about = "Edit the umc fleet model through umcd, and run commands on its hosts over SSH",
+    after_help = "Environment: UMC_URL (default http://127.0.0.1:8080), UMC_TOKEN or UMC_TOKEN_FILE (default ./umc-data/admin.token); for ssh/upgrade/restart SSH_AUTH_SOCK and UMC_KNOWN_HOSTS (default ~/.config/umc/known_hosts).\nExit codes: 0 success, 1 rejected input, 2 usage, 3 umcd unreachable or token refused, 4 server error, 5 a host exited non-zero, 6 a host did not run the command, 130 interrupted."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -40,7 +45,7 @@ enum Command {
     Assign(assign::AssignArgs),
     /// Unassign tasks from a node
     Unassign(assign::AssignArgs),
-    /// Show the history of edits
+    /// Show the history of edits and fleet commands
     Log(log::LogArgs),
     /// Global variables (node variables overlay them in templates)
     #[command(subcommand)]
@@ -50,6 +55,12 @@ enum Command {
     /// Upstream package catalogs: import, list, search, show, remove
     #[command(subcommand)]
     Catalog(catalog::CatalogCmd),
+    /// Run a command on hosts over SSH
+    Ssh(ssh::SshArgs),
+    /// Run the node update cycle now, over SSH
+    Upgrade(upgrade::UpgradeArgs),
+    /// Restart (or reload) a systemd service over SSH
+    Restart(restart::RestartArgs),
 }
 
 /// A failure with the exit code it maps to.
@@ -101,6 +112,9 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Var(c) => var::run(&client, c),
         Command::Render(a) => render::run(&client, a),
         Command::Catalog(c) => catalog::run(&client, c),
+        Command::Ssh(a) => ssh::run(&client, a),
+        Command::Upgrade(a) => upgrade::run(&client, a),
+        Command::Restart(a) => restart::run(&client, a),
     }
 }
 

@@ -17,8 +17,8 @@ use serde::Deserialize;
 use super::catalog;
 use super::{ApiError, AppState, now};
 use crate::api::{
-    EditRequest, EditResponse, FileInfo, LogEntry, NodeInfo, NodeToken, RenderedFile, ServerInfo,
-    TaskInfo,
+    AuditEntry, AuditRequest, EditRequest, EditResponse, FileInfo, LogEntry, NodeInfo, NodeToken,
+    RenderedFile, ServerInfo, TaskInfo,
 };
 use crate::model::{Entity, FileAction, Model, host_package, normalize_host, task_package};
 use crate::repo;
@@ -38,6 +38,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/vars", get(vars))
         .route("/log", get(log))
         .route("/edit", post(edit))
+        .route("/audit", get(audit_list).post(audit_record))
         .route("/catalogs", get(catalog::list))
         .route(
             "/catalogs/{name}",
@@ -350,6 +351,57 @@ async fn edit(
             generation: e.generation,
             changes: e.changes.into_iter().map(|c| c.text).collect(),
             warnings: e.warnings,
+        }))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    limit: Option<usize>,
+}
+
+async fn audit_list(
+    State(s): State<Arc<AppState>>,
+    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let limit = q.limit.unwrap_or(50).min(10_000);
+    blocking(move || Ok(Json(s.store.audit(limit)?))).await
+}
+
+/// Records a fleet command umc-admin ran. It is history, not a model edit: no generation.
+async fn audit_record(
+    State(s): State<Arc<AppState>>,
+    Extension(User(user)): Extension<User>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<AuditEntry>, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(s.config.max_body)
+        } else {
+            ApiError::new(e.status(), e.body_text())
+        }
+    })?;
+    let req: AuditRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?;
+    if req.command.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "audit record: empty command",
+        ));
+    }
+    let time = now();
+    blocking(move || {
+        let id = s.store.record_audit(&user, &req, time)?;
+        Ok(Json(AuditEntry {
+            id,
+            time,
+            user,
+            targets: req.targets,
+            command: req.command,
+            results: req.results,
         }))
     })
     .await

@@ -14,7 +14,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::api::{LogEntry, Op, SshTarget};
+use crate::api::{AuditEntry, AuditRequest, LogEntry, Op, RunResult, SshTarget};
 use crate::model::{
     Change, Entity, FileAction, Model, ModelError, Node, Task, TaskFile, TokenSource,
 };
@@ -33,6 +33,10 @@ const GENERATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("generatio
 const TOUCHES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("touches_v1");
 /// generation -> commit time (seconds): Release dates without decoding generation records.
 const TIMES: TableDefinition<u64, i64> = TableDefinition::new("times_v1");
+/// id -> a fleet command umc-admin ran over SSH (time, user, targets, command, each host's
+/// result). Separate from the model history: it bumps no generation, so no package version or
+/// Release date moves.
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_v1");
 /// sha256(token) -> user name.
 const API_TOKENS: TableDefinition<&[u8], &str> = TableDefinition::new("api_tokens_v1");
 
@@ -125,6 +129,24 @@ struct GenRec {
     time: i64,
     user: String,
     changes: Vec<ChangeRec>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AuditHostRec {
+    host: String,
+    exit: Option<u32>,
+    signal: Option<String>,
+    duration_ms: u64,
+    error: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AuditRec {
+    time: i64,
+    user: String,
+    targets: Vec<String>,
+    command: String,
+    results: Vec<AuditHostRec>,
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
@@ -303,6 +325,7 @@ impl Store {
             tx.open_table(TOUCHES)?;
             tx.open_table(TIMES)?;
             tx.open_table(API_TOKENS)?;
+            tx.open_table(AUDIT)?;
             catalog::create_tables(&tx)?;
         }
         tx.commit()?;
@@ -664,6 +687,73 @@ impl Store {
                     });
                 }
             }
+        }
+        Ok(out)
+    }
+}
+
+impl Store {
+    /// Records a fleet command; returns its id. Touches no model table and no generation.
+    pub fn record_audit(
+        &self,
+        user: &str,
+        req: &AuditRequest,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let rec = AuditRec {
+            time: now,
+            user: user.to_string(),
+            targets: req.targets.clone(),
+            command: req.command.clone(),
+            results: req
+                .results
+                .iter()
+                .map(|r| AuditHostRec {
+                    host: r.host.clone(),
+                    exit: r.exit,
+                    signal: r.signal.clone(),
+                    duration_ms: r.duration_ms,
+                    error: r.error.clone(),
+                })
+                .collect(),
+        };
+        let tx = self.db.begin_write()?;
+        let id = {
+            let mut t = tx.open_table(AUDIT)?;
+            let id = t.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+            t.insert(id, encode(&rec)?.as_slice())?;
+            id
+        };
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Recorded fleet commands, newest first.
+    pub fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(AUDIT)?;
+        let mut out = Vec::new();
+        for row in t.iter()?.rev().take(limit) {
+            let (k, v) = row?;
+            let rec: AuditRec = decode("audit", v.value())?;
+            out.push(AuditEntry {
+                id: k.value(),
+                time: rec.time,
+                user: rec.user,
+                targets: rec.targets,
+                command: rec.command,
+                results: rec
+                    .results
+                    .into_iter()
+                    .map(|r| RunResult {
+                        host: r.host,
+                        exit: r.exit,
+                        signal: r.signal,
+                        duration_ms: r.duration_ms,
+                        error: r.error,
+                    })
+                    .collect(),
+            });
         }
         Ok(out)
     }

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod sshd;
+
 use std::path::Path;
 
 /// Whether an executable called `name` is on `PATH`.
