@@ -32,12 +32,13 @@ struct Chroot {
 
 impl Chroot {
     fn new() -> Chroot {
-        Chroot::new_in(&std::env::temp_dir())
+        Chroot::new_in(Some(&std::env::temp_dir()))
     }
 
-    /// The overlay under `base`. sshd's ChrootDirectory wants every path component owned by
-    /// root and writable by nobody else, which /tmp (1777) is not.
-    fn new_in(tmp_base: &Path) -> Chroot {
+    /// The overlay under `tmp_base`, or with `None` in a `runs/` folder beside the cached
+    /// chroot: sshd's ChrootDirectory wants every path component owned by root and writable by
+    /// nobody else, which /tmp (1777) is not, and CI may clone the repo anywhere (even /tmp).
+    fn new_in(tmp_base: Option<&Path>) -> Chroot {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/make-chroot.sh");
         let out = Command::new("sh")
             .arg(script)
@@ -45,7 +46,18 @@ impl Chroot {
             .expect("make-chroot.sh");
         assert!(out.status.success(), "make-chroot.sh: {}", show(&out));
         let base = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
-        let tmp = tempfile::tempdir_in(tmp_base).expect("tempdir");
+        let runs = match tmp_base {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let runs = base.parent().expect("cache dir").join("runs");
+                std::fs::create_dir_all(&runs).expect("runs dir");
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&runs, std::fs::Permissions::from_mode(0o755))
+                    .expect("chmod runs");
+                runs
+            }
+        };
+        let tmp = tempfile::tempdir_in(&runs).expect("tempdir");
         let (upper, work, root) = (
             tmp.path().join("upper"),
             tmp.path().join("work"),
@@ -265,7 +277,7 @@ fn upgrade_over_ssh_installs_a_newly_assigned_package() {
     s.admin_ok(&["task", "add", "tools"]);
     s.admin_ok(&["task", "depend", "tools", "less"]);
 
-    let c = Chroot::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let c = Chroot::new_in(None);
     enroll(&s, &c);
     c.cycle();
     assert_eq!(c.status(&format!("umc-{HOST}")), "installed");
