@@ -108,6 +108,22 @@ fn is_upload(path: &str) -> bool {
         .is_some_and(|rest| rest.ends_with("/file") && rest.matches('/').count() == 1)
 }
 
+/// A JSON request body: 413 past `max`, 400 with serde's position for malformed JSON.
+fn json_body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    max: usize,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(max)
+        } else {
+            ApiError::new(e.status(), e.body_text())
+        }
+    })?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))
+}
+
 fn too_large(max: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -335,15 +351,7 @@ async fn edit(
     Extension(User(user)): Extension<User>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<EditResponse>, ApiError> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large(s.config.max_body)
-        } else {
-            ApiError::new(e.status(), e.body_text())
-        }
-    })?;
-    let req: EditRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?;
+    let req: EditRequest = json_body(body, s.config.max_body)?;
     blocking(move || {
         let e = s.store.edit_checked(&user, &req.ops, now(), req.force)?;
         s.set_generation(e.generation);
@@ -377,15 +385,7 @@ async fn audit_record(
     Extension(User(user)): Extension<User>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<AuditEntry>, ApiError> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large(s.config.max_body)
-        } else {
-            ApiError::new(e.status(), e.body_text())
-        }
-    })?;
-    let req: AuditRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?;
+    let req: AuditRequest = json_body(body, s.config.max_body)?;
     if req.command.trim().is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
