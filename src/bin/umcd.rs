@@ -146,11 +146,7 @@ async fn run() -> Result<()> {
         let d = Sha256::digest(description.as_bytes());
         u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    if let Some(g) = store.note_serving_inputs(fingerprint, &description, now)? {
+    if let Some(g) = store.note_serving_inputs(fingerprint, &description, http::now())? {
         eprintln!("umcd: serving configuration changed ({description}); generation {g}");
     }
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -92,7 +92,7 @@ impl AppState {
 }
 
 /// Wall-clock seconds: read here, in the HTTP layer, and passed down as data.
-pub(crate) fn now() -> i64 {
+pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -369,20 +369,11 @@ impl Store {
                 None
             } else {
                 let generation = current + 1;
-                let mut times = tx.open_table(TIMES)?;
-                let last = times.last()?.map(|(_, t)| t.value()).unwrap_or(i64::MIN);
-                let time = now.max(last);
-                times.insert(generation, time)?;
-                let rec = GenRec {
-                    time,
-                    user: "umcd".to_string(),
-                    changes: vec![ChangeRec {
-                        text: format!("umcd's serving configuration changed: {description}"),
-                        entities: Vec::new(),
-                    }],
+                let change = ChangeRec {
+                    text: format!("umcd's serving configuration changed: {description}"),
+                    entities: Vec::new(),
                 };
-                tx.open_table(GENERATIONS)?
-                    .insert(generation, encode(&rec)?.as_slice())?;
+                record_generation(&tx, generation, now, "umcd", vec![change])?;
                 meta.insert("generation", generation)?;
                 meta.insert("server_generation", generation)?;
                 Some(generation)
@@ -515,25 +506,14 @@ impl Store {
             }
         }
         {
-            let mut gens = tx.open_table(GENERATIONS)?;
-            let mut times = tx.open_table(TIMES)?;
-            // Commit times never go backwards, even if the clock does: Release dates derive
-            // from them and apt ignores a Release older than the one it has.
-            let last_time = times.last()?.map(|(_, t)| t.value()).unwrap_or(i64::MIN);
-            let time = now.max(last_time);
-            times.insert(generation, time)?;
-            let rec = GenRec {
-                time,
-                user: user.to_string(),
-                changes: changes
-                    .iter()
-                    .map(|c| ChangeRec {
-                        text: c.text.clone(),
-                        entities: c.entities.iter().map(Entity::key).collect(),
-                    })
-                    .collect(),
-            };
-            gens.insert(generation, encode(&rec)?.as_slice())?;
+            let recs = changes
+                .iter()
+                .map(|c| ChangeRec {
+                    text: c.text.clone(),
+                    entities: c.entities.iter().map(Entity::key).collect(),
+                })
+                .collect();
+            let time = record_generation(&tx, generation, now, user, recs)?;
             // Each touched entity's own lines, grouped in one pass.
             let mut lines: BTreeMap<&Entity, Vec<String>> = BTreeMap::new();
             for c in &changes {
@@ -757,6 +737,30 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Writes generation `generation`'s time and history record; returns its commit time.
+/// Commit times never go backwards, even if the clock does: Release dates derive from them and
+/// apt ignores a Release older than the one it has.
+fn record_generation(
+    tx: &redb::WriteTransaction,
+    generation: u64,
+    now: i64,
+    user: &str,
+    changes: Vec<ChangeRec>,
+) -> Result<i64, StoreError> {
+    let mut times = tx.open_table(TIMES)?;
+    let last = times.last()?.map(|(_, t)| t.value()).unwrap_or(i64::MIN);
+    let time = now.max(last);
+    times.insert(generation, time)?;
+    let rec = GenRec {
+        time,
+        user: user.to_string(),
+        changes,
+    };
+    tx.open_table(GENERATIONS)?
+        .insert(generation, encode(&rec)?.as_slice())?;
+    Ok(time)
 }
 
 fn entity_history(
