@@ -9,7 +9,7 @@
 //!   `build_archive_cached_task_debs`, the render with the task debs already in the deb cache
 //!   and only the host's own package built: a host's first request once other hosts with
 //!   the same tasks have been served.
-//! - `fleet/*`: `store.host_data(host)` + `repo::packages(&data)` for one host in a store of
+//! - `fleet/*`: `store.host_data(host)` + `repo::packages(&data, serving())` for one host in a store of
 //!   1,000 and of 10,000 nodes (200 tasks, ~3 per node, some including others). Both stores
 //!   are built in edits of up to 5,000 nodes (so the 10,000-node one also has bigger edits).
 //! - `fleet_edit/*`: one one-op edit (set a node variable) in each of those stores: the
@@ -35,6 +35,14 @@ fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// What umcd adds to `umc-node`: a keyring-sized blob and the default policy.
+fn serving() -> umc::nodefiles::Serving<'static> {
+    umc::nodefiles::Serving {
+        keyring: &[0x99; 600],
+        conffiles: umc::model::ConffilePolicy::KeepLocal,
+    }
 }
 
 fn archs() -> Vec<String> {
@@ -109,7 +117,7 @@ fn cold(c: &mut Criterion) {
     let archs = archs();
     let data = store.host_data(HOST).expect("host_data").expect("host");
     assert_eq!(data.tasks.len(), 10);
-    let packages = repo::packages(&data).expect("packages");
+    let packages = repo::packages(&data, serving()).expect("packages");
     assert_eq!(packages.len(), 11);
     let task_pkg = packages
         .iter()
@@ -149,7 +157,7 @@ fn cold(c: &mut Criterion) {
     g.bench_function("build_archive", |b| {
         b.iter(|| {
             let data = black_box(&data);
-            let packages = repo::packages(data).expect("packages");
+            let packages = repo::packages(data, serving()).expect("packages");
             repo::build_archive(data, &packages, &archs, &keys, |p| {
                 repo::build_deb(p).map(Arc::new)
             })
@@ -159,7 +167,7 @@ fn cold(c: &mut Criterion) {
     g.bench_function("build_archive_cached_task_debs", |b| {
         b.iter(|| {
             let data = black_box(&data);
-            let packages = repo::packages(data).expect("packages");
+            let packages = repo::packages(data, serving()).expect("packages");
             repo::build_archive(data, &packages, &archs, &keys, |p| {
                 if p.name == host_pkg.name {
                     repo::build_deb(p).map(Arc::new)
@@ -173,7 +181,9 @@ fn cold(c: &mut Criterion) {
     g.bench_function("host_data", |b| {
         b.iter(|| store.host_data(black_box(HOST)).expect("host_data"))
     });
-    g.bench_function("packages", |b| b.iter(|| repo::packages(black_box(&data))));
+    g.bench_function("packages", |b| {
+        b.iter(|| repo::packages(black_box(&data), serving()))
+    });
     g.bench_function("build_deb_task", |b| {
         b.iter(|| repo::build_deb(black_box(&task_pkg)).expect("deb"))
     });
@@ -324,7 +334,7 @@ fn fleet(c: &mut Criterion) {
                 "fleet {nodes}: host {host} sees {} tasks, {} packages; (history items, lines) \
                  per entity {:?}; the newest generation has {} change lines",
                 data.tasks.len(),
-                repo::packages(&data).expect("packages").len(),
+                repo::packages(&data, serving()).expect("packages").len(),
                 data.history
                     .values()
                     .map(|h| (h.len(), h.iter().map(|i| i.lines.len()).sum::<usize>()))
@@ -349,7 +359,7 @@ fn fleet(c: &mut Criterion) {
                         .host_data(black_box(host))
                         .expect("host_data")
                         .expect("host");
-                    repo::packages(&data).expect("packages")
+                    repo::packages(&data, serving()).expect("packages")
                 })
             },
         );
@@ -376,6 +386,8 @@ fn fleet(c: &mut Criterion) {
                     set_vars: [("bench".to_string(), i.to_string())].into(),
                     unset_vars: Vec::new(),
                     ssh: None,
+                    url: None,
+                    conffiles: None,
                 };
                 store.edit(USER, &[op], now()).expect("edit")
             })

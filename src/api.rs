@@ -38,6 +38,12 @@ pub enum Op {
         unset_vars: Vec<String>,
         #[serde(default)]
         ssh: Option<String>,
+        /// umcd's URL as the node reaches it.
+        #[serde(default)]
+        url: Option<String>,
+        /// `keep-local`, `server-wins`, or `default` (umcd's setting).
+        #[serde(default)]
+        conffiles: Option<String>,
     },
     TaskAdd {
         task: String,
@@ -142,6 +148,12 @@ pub struct NodeInfo {
     /// The closure of the assigned tasks, sorted.
     pub task_closure: Vec<String>,
     pub ssh: Option<SshTarget>,
+    /// umcd's URL as the node reaches it; `None` until enrolled.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The node's own conffile policy; `None` follows umcd's default.
+    #[serde(default)]
+    pub conffiles: Option<String>,
     pub generation: u64,
 }
 

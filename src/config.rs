@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::model::ConffilePolicy;
 use crate::repo::DEFAULT_ARCHITECTURES;
 
 #[derive(Debug, Clone)]
@@ -20,6 +21,8 @@ pub struct Config {
     pub catalog_timeout: std::time::Duration,
     /// A client must send a request's headers within this time (bounds slow and idle clients).
     pub header_timeout: std::time::Duration,
+    /// Conffile policy of nodes that set none (`umc-admin node set --conffiles`).
+    pub conffiles: ConffilePolicy,
 }
 
 impl Default for Config {
@@ -36,6 +39,7 @@ impl Default for Config {
             max_body: 8 << 20,
             catalog_timeout: std::time::Duration::from_secs(30),
             header_timeout: std::time::Duration::from_secs(30),
+            conffiles: ConffilePolicy::KeepLocal,
         }
     }
 }
@@ -51,6 +55,8 @@ pub struct FileConfig {
     pub max_body_kib: Option<usize>,
     pub catalog_timeout_secs: Option<u64>,
     pub header_timeout_secs: Option<u64>,
+    /// "keep-local" or "server-wins".
+    pub conffiles: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +68,8 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("{path}: conffiles must be \"keep-local\" or \"server-wins\", not \"{value}\"")]
+    BadPolicy { path: PathBuf, value: String },
     #[error("architecture '{0}' is not a Debian architecture name")]
     BadArch(String),
 }
@@ -93,6 +101,12 @@ impl Config {
         }
         if let Some(v) = f.header_timeout_secs {
             self.header_timeout = std::time::Duration::from_secs(v.max(1));
+        }
+        if let Some(v) = f.conffiles {
+            self.conffiles = ConffilePolicy::parse(&v).ok_or_else(|| ConfigError::BadPolicy {
+                path: path.to_path_buf(),
+                value: v.clone(),
+            })?;
         }
         if let Some(v) = f.catalog_timeout_secs {
             self.catalog_timeout = std::time::Duration::from_secs(v.max(1));

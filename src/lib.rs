@@ -11,6 +11,7 @@ pub mod config;
 pub mod deb;
 pub mod http;
 pub mod model;
+pub mod nodefiles;
 pub mod repo;
 pub mod sign;
 pub mod ssh;

@@ -27,6 +27,11 @@ pub struct Node {
     pub ssh: Option<SshTarget>,
     /// Secret for apt's Basic auth and reports.
     pub token: String,
+    /// umcd's URL as this node reaches it (set at enrollment); `umc-node` ships apt sources
+    /// pointing there. `None`: the node's apt configuration is managed by hand.
+    pub url: Option<String>,
+    /// Conffile policy of this node; `None` follows umcd's default.
+    pub conffiles: Option<ConffilePolicy>,
     /// Newest generation that changed this node's package inputs.
     pub generation: u64,
 }
@@ -41,8 +46,45 @@ pub struct Task {
     pub includes: BTreeSet<String>,
     /// Files the task ships, rendered per host, by absolute path.
     pub files: BTreeMap<String, TaskFile>,
+    /// Conffiles the task used to ship: its package tells dpkg to delete them on upgrade
+    /// (`remove-on-upgrade`), so a dropped file disappears from nodes.
+    pub dropped: BTreeSet<String>,
     /// Newest generation that changed this task.
     pub generation: u64,
+}
+
+/// What dpkg does with a conffile the admin changed on the node when umc ships a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConffilePolicy {
+    /// The local edit stays and umc's version waits beside it as `.dpkg-dist`
+    /// (`--force-confdef --force-confold`).
+    #[default]
+    KeepLocal,
+    /// umc's version replaces the local edit, which is kept as `.dpkg-old`; applies to umc's
+    /// own packages only.
+    ServerWins,
+}
+
+impl ConffilePolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConffilePolicy::KeepLocal => "keep-local",
+            ConffilePolicy::ServerWins => "server-wins",
+        }
+    }
+    pub fn parse(s: &str) -> Option<ConffilePolicy> {
+        match s {
+            "keep-local" => Some(ConffilePolicy::KeepLocal),
+            "server-wins" => Some(ConffilePolicy::ServerWins),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ConffilePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What a node does when a shipped file changed.
@@ -84,6 +126,9 @@ pub enum Entity {
     Node(String),
     Task(String),
     Global,
+    /// umcd's own serving inputs (signing keys, the files of `umc-node`); touched when they
+    /// change at startup, never by an edit.
+    Server,
 }
 
 impl Entity {
@@ -92,6 +137,7 @@ impl Entity {
             Entity::Node(n) => format!("node:{n}"),
             Entity::Task(t) => format!("task:{t}"),
             Entity::Global => "global".to_string(),
+            Entity::Server => "server".to_string(),
         }
     }
     pub fn from_key(key: &str) -> Option<Entity> {
@@ -101,6 +147,8 @@ impl Entity {
             Some(Entity::Task(t.to_string()))
         } else if key == "global" {
             Some(Entity::Global)
+        } else if key == "server" {
+            Some(Entity::Server)
         } else {
             None
         }
@@ -195,6 +243,10 @@ pub enum ModelError {
         path: String,
         mode: u32,
     },
+    #[error("invalid conffile policy '{0}': expected keep-local, server-wins or default")]
+    InvalidPolicy(String),
+    #[error("invalid URL '{url}': {why}")]
+    InvalidUrl { url: String, why: String },
     #[error("invalid service name '{0}'")]
     InvalidService(String),
     #[error("task '{task}': no file '{path}'")]
@@ -401,6 +453,56 @@ impl fmt::Display for SshTarget {
     }
 }
 
+/// Where a displaced file's original goes: `<path>.umc-orig` (see contrib/maintscripts).
+pub const DIVERTED_SUFFIX: &str = ".umc-orig";
+
+/// Paths of the `umc-node` package and of umc's state on nodes (a trailing `/`: everything
+/// below); no task may ship them.
+pub const NODE_PATHS: &[&str] = &[
+    "/etc/umc/",
+    "/var/lib/umc/",
+    "/usr/sbin/umc-cycle",
+    "/lib/systemd/system/umc-cycle.service",
+    "/lib/systemd/system/umc-cycle.timer",
+    "/etc/apt/sources.list.d/umc.sources",
+    "/etc/apt/auth.conf.d/umc.conf",
+    "/usr/share/keyrings/umc-archive-keyring.gpg",
+];
+
+fn path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "/._+-@=,%~".contains(c)
+}
+
+/// A URL nodes reach umcd at: `http://` or `https://`, a host, no credentials, query or
+/// fragment. Returned without a trailing `/`.
+pub fn validate_url(url: &str) -> Result<String, ModelError> {
+    let err = |why: &str| ModelError::InvalidUrl {
+        url: url.to_string(),
+        why: why.to_string(),
+    };
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| err("must start with http:// or https://"))?;
+    if url.len() > 1024 {
+        return Err(err("too long"));
+    }
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() {
+        return Err(err("has no host"));
+    }
+    if host.contains('@') {
+        return Err(err("must not carry credentials (nodes get their own)"));
+    }
+    if let Some(c) = url
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || "/:._-~%[]".contains(c)))
+    {
+        return Err(err(&format!("contains '{c}'")));
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
 /// Longest file path a task may ship.
 pub const MAX_PATH: usize = 4096;
 
@@ -431,8 +533,25 @@ pub fn validate_file_path(task: &str, path: &str) -> Result<(), ModelError> {
             _ => {}
         }
     }
+    // Maintainer scripts name these paths; keep them free of shell and glob syntax.
+    if let Some(c) = rest.chars().find(|&c| !path_char(c)) {
+        return Err(err(&format!(
+            "contains '{c}'; paths may use letters, digits, '/' and . _ + - @ = , % ~"
+        )));
+    }
+    if path.ends_with(DIVERTED_SUFFIX) || path.contains(".dpkg-") {
+        return Err(err(
+            "names a file dpkg or umc keep beside a configuration file (.umc-orig, .dpkg-*)",
+        ));
+    }
     if path.starts_with("/usr/share/doc/umc-") || path.starts_with("/DEBIAN/") {
         return Err(err("reserved for umc's own package files"));
+    }
+    if NODE_PATHS
+        .iter()
+        .any(|p| path == *p || (p.ends_with('/') && path.starts_with(p)))
+    {
+        return Err(err("reserved for the umc-node package"));
     }
     if path.starts_with("/usr/local/") {
         return Err(err(
@@ -633,6 +752,8 @@ impl Model {
                         tasks: BTreeSet::new(),
                         ssh,
                         token: tokens.token(),
+                        url: None,
+                        conffiles: None,
                         generation: 0,
                     },
                 );
@@ -656,8 +777,19 @@ impl Model {
                 set_vars,
                 unset_vars,
                 ssh,
+                url,
+                conffiles,
             } => {
                 let host = normalize_host(host)?;
+                let url = url.as_deref().map(validate_url).transpose()?;
+                let conffiles = match conffiles.as_deref() {
+                    None => None,
+                    Some("default") => Some(None),
+                    Some(p) => Some(Some(
+                        ConffilePolicy::parse(p)
+                            .ok_or_else(|| ModelError::InvalidPolicy(p.to_string()))?,
+                    )),
+                };
                 let node = self.node_mut(&host)?;
                 let e = || vec![Entity::Node(host.clone())];
                 for (k, v) in set_vars {
@@ -683,6 +815,25 @@ impl Model {
                         node.ssh = Some(target);
                     }
                 }
+                if let Some(url) = url
+                    && node.url.as_ref() != Some(&url)
+                {
+                    line(
+                        format!("{who} set the umc URL of node '{host}' to '{url}'"),
+                        e(),
+                    );
+                    node.url = Some(url);
+                }
+                if let Some(policy) = conffiles
+                    && node.conffiles != policy
+                {
+                    let shown = policy.map_or("umcd's default", ConffilePolicy::as_str);
+                    line(
+                        format!("{who} set the conffile policy of node '{host}' to {shown}"),
+                        e(),
+                    );
+                    node.conffiles = policy;
+                }
             }
             Op::TaskAdd { task, description } => {
                 validate_task_name(task)?;
@@ -700,6 +851,7 @@ impl Model {
                         removes: BTreeSet::new(),
                         includes: BTreeSet::new(),
                         files: BTreeMap::new(),
+                        dropped: BTreeSet::new(),
                         generation: 0,
                     },
                 );
@@ -883,6 +1035,7 @@ impl Model {
                 // Syntax errors are caught here, with line and column.
                 crate::template::Template::parse(path, template)?;
                 let t = self.task_mut(task)?;
+                t.dropped.remove(path);
                 let file = TaskFile {
                     path: path.clone(),
                     template: template.clone(),
@@ -905,11 +1058,17 @@ impl Model {
             }
             Op::TaskFileRemove { task, path } => {
                 let t = self.task_mut(task)?;
-                if t.files.remove(path).is_none() {
-                    return Err(ModelError::NoSuchFile {
-                        task: task.clone(),
-                        path: path.clone(),
-                    });
+                match t.files.remove(path) {
+                    Some(f) if f.is_conffile() => {
+                        t.dropped.insert(path.clone());
+                    }
+                    Some(_) => {}
+                    None => {
+                        return Err(ModelError::NoSuchFile {
+                            task: task.clone(),
+                            path: path.clone(),
+                        });
+                    }
                 }
                 line(
                     format!("{who} removed file '{path}' from task '{task}'"),

@@ -56,9 +56,10 @@ fn signature_accepted_and_every_edit_reaches_the_node() {
         .field("umc-task-base", "Version")
         .expect("umc-task-base known");
     // Versioned, so that installing the host package upgrades every changed task package.
+    let v_node = apt.field("umc-node", "Version").expect("umc-node known");
     assert_eq!(
         apt.field(&host_pkg, "Depends"),
-        Some(format!("umc-task-web (>= {v_web})"))
+        Some(format!("umc-node (>= {v_node}), umc-task-web (>= {v_web})"))
     );
     assert_eq!(
         apt.field("umc-task-web", "Depends"),
@@ -98,7 +99,11 @@ fn signature_accepted_and_every_edit_reaches_the_node() {
     apt.update_ok();
     let v_host2 = apt.field(&host_pkg, "Version").expect("version");
     assert!(version_gt(&v_host2, &v_host), "{v_host2} > {v_host}");
-    assert_eq!(apt.field(&host_pkg, "Depends"), None);
+    let v_node = apt.field("umc-node", "Version").expect("umc-node");
+    assert_eq!(
+        apt.field(&host_pkg, "Depends"),
+        Some(format!("umc-node (>= {v_node})"))
+    );
     assert_eq!(apt.field("umc-task-web", "Version"), None);
 
     // the changelog inside the package names the user and the change

@@ -145,7 +145,7 @@ impl Chroot {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    /// contrib/umc-cycle, copied into the chroot: the node's real cycle.
+    /// umc-cycle as umc-node installed it (contrib/umc-cycle): the node's real cycle.
     fn cycle(&self) -> String {
         self.ok(&["/usr/sbin/umc-cycle"])
     }
@@ -172,35 +172,17 @@ fn tools() -> bool {
         .all(|t| require_tool(t))
 }
 
-fn enroll(s: &Server, c: &Chroot) {
-    let keyring = s.get("/umc-archive-keyring.gpg", None, &[]).body;
-    c.write("/etc/apt/keyrings/umc.gpg", &keyring, 0o644);
-    let root = env!("CARGO_MANIFEST_DIR");
-    let read = |p: &str| std::fs::read_to_string(Path::new(root).join(p)).expect("apt-conf");
-    let sources = read("apt-conf/umc.sources.in")
-        .replace("@URL@", &s.url)
-        .replace("@HOST@", HOST)
-        .replace("@KEYRING@", "/etc/apt/keyrings/umc.gpg");
-    c.write(
-        "/etc/apt/sources.list.d/umc.sources",
-        sources.as_bytes(),
-        0o644,
-    );
-    let auth = read("apt-conf/umc-auth.conf.in")
-        .replace("@URL@", &s.url)
-        .replace("@HOST@", HOST)
-        .replace("@TOKEN@", &s.node_token(HOST));
-    c.write("/etc/apt/auth.conf.d/umc.conf", auth.as_bytes(), 0o600);
-    c.write(
-        "/usr/sbin/umc-cycle",
-        &std::fs::read(Path::new(root).join("contrib/umc-cycle")).expect("umc-cycle"),
-        0o755,
-    );
-    c.write(
-        "/etc/umc/package",
-        format!("umc-{HOST}\n").as_bytes(),
-        0o644,
-    );
+/// The one line `umc-admin node enroll` prints, as the admin would paste it on the node.
+fn enroll_line(s: &Server) -> String {
+    s.admin_ok(&["node", "enroll", HOST, "--url", &s.url])
+        .trim()
+        .to_string()
+}
+
+/// Enrolls the chroot from nothing with the printed one-liner (curl inside the chroot,
+/// talking to umcd on 127.0.0.1); the bootstrap script runs the first cycle. Returns its output.
+fn enroll(s: &Server, c: &Chroot) -> String {
+    c.ok(&["sh", "-c", &enroll_line(s)])
 }
 
 #[test]
@@ -218,20 +200,14 @@ fn install_remove_and_unassign_in_a_real_chroot() {
     s.admin_ok(&["assign", HOST, "web"]);
 
     let c = Chroot::new();
-    enroll(&s, &c);
     assert_eq!(c.status("nginx-light"), "not-installed");
 
-    // First install: the host package pulls in its tasks and their real dependencies.
-    c.ok(&[
-        "apt-get",
-        "-q",
-        "update",
-        "-o",
-        "APT::Update::Error-Mode=any",
-    ]);
-    c.ok(&["apt-get", "-q", "-y", "install", &format!("umc-{HOST}")]);
+    // Enrollment runs the first cycle: the host package pulls in its tasks and their real
+    // dependencies.
+    enroll(&s, &c);
     for p in [
         &format!("umc-{HOST}") as &str,
+        "umc-node",
         "umc-task-web",
         "umc-task-base",
         "nginx-light",
@@ -278,11 +254,6 @@ fn upgrade_over_ssh_installs_a_newly_assigned_package() {
     s.admin_ok(&["task", "depend", "tools", "less"]);
 
     let c = Chroot::new_in(None);
-    enroll(&s, &c);
-    c.cycle();
-    assert_eq!(c.status(&format!("umc-{HOST}")), "installed");
-    assert_eq!(c.status("less"), "not-installed");
-
     let keys = tempfile::tempdir().expect("tempdir");
     let key = keys.path().join("id_ed25519");
     keygen(&key, "ed25519");
@@ -302,19 +273,40 @@ fn upgrade_over_ssh_installs_a_newly_assigned_package() {
         "--ssh",
         &format!("root@127.0.0.1:{port}"),
     ]);
+    let admin = |args: &[&str]| {
+        Command::new(UMC_ADMIN)
+            .args(args)
+            .args(["--accept-new", "--timeout", "600", "-i"])
+            .arg(&key)
+            .env("UMC_URL", &s.url)
+            .env("UMC_TOKEN", s.token())
+            .env("HOME", keys.path())
+            .env("UMC_KNOWN_HOSTS", keys.path().join("known_hosts"))
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .output()
+            .expect("umc-admin")
+    };
+
+    // Enrollment over SSH: the same one-liner, run on the node by umc-admin.
+    let out = admin(&["node", "enroll", HOST, "--url", &s.url, "--ssh"]);
+    assert!(out.status.success(), "node enroll --ssh: {}", show(&out));
+    assert_eq!(c.status(&format!("umc-{HOST}")), "installed");
+    assert_eq!(c.status("umc-node"), "installed");
+    assert_eq!(c.status("less"), "not-installed");
+    let audit = s.admin_ok(&["log", "--audit"]);
+    assert!(
+        audit.contains(&format!("umc-admin node enroll {HOST} --ssh")),
+        "{audit}"
+    );
+    assert!(
+        !audit.contains(&s.node_token(HOST)),
+        "no credentials in the audit: {audit}"
+    );
+
     s.admin_ok(&["assign", HOST, "tools"]);
 
-    let out = Command::new(UMC_ADMIN)
-        .args(["upgrade", HOST, "--accept-new", "--timeout", "600", "-i"])
-        .arg(&key)
-        .env("UMC_URL", &s.url)
-        .env("UMC_TOKEN", s.token())
-        .env("HOME", keys.path())
-        .env("UMC_KNOWN_HOSTS", keys.path().join("known_hosts"))
-        .env_remove("SSH_AUTH_SOCK")
-        .stdin(Stdio::null())
-        .output()
-        .expect("umc-admin upgrade");
+    let out = admin(&["upgrade", HOST]);
     assert!(out.status.success(), "umc-admin upgrade: {}", show(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -326,4 +318,199 @@ fn upgrade_over_ssh_installs_a_newly_assigned_package() {
     let want: umc::api::TaskInfo =
         serde_json::from_str(&s.admin_ok(&["task", "show", "tools", "--json"])).expect("json");
     assert_eq!(v, want.version);
+}
+
+const SITE_V1: &str = "# {{ host.fqdn }}: managed by umc\nserver {\n    listen {{ vars.port }};\n    server_name {{ host.name }}.{{ host.domain }};\n}\n";
+const SITE_V2: &str = "# {{ host.fqdn }}: managed by umc (v2)\nserver {\n    listen {{ vars.port }};\n    server_name {{ host.fqdn }};\n    root /srv/{{ host.name }};\n}\n";
+const NGINX_CONF: &str = "# nginx.conf for {{ host.name }}, from umc\nuser www-data;\nworker_processes {{ vars.workers | default(value=\"auto\") }};\npid /run/nginx.pid;\nevents { worker_connections 768; }\nhttp { include /etc/nginx/conf.d/*.conf; }\n";
+
+fn file_add(s: &Server, path: &str, template: &str, action: &[&str]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = dir.path().join("template");
+    std::fs::write(&t, template).expect("template");
+    let t = t.to_str().expect("utf8").to_string();
+    let mut args = vec!["task", "file", "add", "web", path, "--template", &t];
+    args.extend_from_slice(action);
+    s.admin_ok(&args);
+}
+
+fn read(c: &Chroot, p: &str) -> String {
+    std::fs::read_to_string(c.path(p)).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+/// Build items 3–6 of the templates issue on a real node: enrollment by the printed one-liner,
+/// rendered conffiles, a diversion of nginx-common's nginx.conf and its undoing, the skipped
+/// reload without systemd, keep-local and server-wins, and unassignment.
+#[test]
+fn enroll_and_manage_files_in_a_real_chroot() {
+    if !tools() {
+        return;
+    }
+    let s = Server::start();
+    s.admin_ok(&["var", "set", "port=8081"]);
+    s.admin_ok(&["node", "add", HOST, "--var", "port=8082"]);
+    s.admin_ok(&["task", "add", "web"]);
+    s.admin_ok(&["task", "depend", "web", "nginx-light"]);
+    file_add(
+        &s,
+        "/etc/nginx/conf.d/site.conf",
+        SITE_V1,
+        &["--reload", "nginx"],
+    );
+    file_add(
+        &s,
+        "/etc/nginx/nginx.conf",
+        NGINX_CONF,
+        &["--restart", "nginx"],
+    );
+    s.admin_ok(&["assign", HOST, "web"]);
+    let c = Chroot::new();
+
+    // Enrollment fails clearly: wrong credentials, an unreachable server, not root.
+    let line = enroll_line(&s);
+    let token = s.node_token(HOST);
+    let bad = c.run(&["sh", "-c", &line.replace(&token, "0000")]);
+    assert!(!bad.status.success(), "wrong token: {}", show(&bad));
+    assert!(
+        show(&bad).contains("401"),
+        "curl names the refusal: {}",
+        show(&bad)
+    );
+    assert!(show(&bad).contains("enrolling"), "{}", show(&bad));
+    let port = s.url.rsplit(':').next().expect("port").to_string();
+    let closed = common::sshd::free_port().to_string();
+    let down = c.run(&["sh", "-c", &line.replace(&port, &closed)]);
+    assert!(!down.status.success(), "server down: {}", show(&down));
+    assert!(show(&down).contains("enrolling"), "{}", show(&down));
+    let user = Command::new("chroot")
+        .args(["--userspec=nobody:nogroup"])
+        .arg(&c.root)
+        .args(["sh", "-c", &line])
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", "/tmp")
+        .stdin(Stdio::null())
+        .output()
+        .expect("chroot as nobody");
+    assert!(!user.status.success());
+    assert!(show(&user).contains("must run as root"), "{}", show(&user));
+    assert_eq!(
+        c.status("umc-node"),
+        "not-installed",
+        "nothing was installed"
+    );
+
+    // From nothing: the one-liner installs the apt configuration and runs the first cycle.
+    let out = enroll(&s, &c);
+    eprintln!("enrollment:\n{out}");
+    for p in [
+        &format!("umc-{HOST}") as &str,
+        "umc-node",
+        "umc-task-web",
+        "nginx-light",
+    ] {
+        assert_eq!(c.status(p), "installed", "{p}: {out}");
+    }
+    let auth_mode = std::fs::metadata(c.path("/etc/apt/auth.conf.d/umc.conf"))
+        .expect("auth.conf")
+        .permissions();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(auth_mode.mode() & 0o777, 0o600);
+    assert!(
+        c.ok(&["dpkg", "-S", "/usr/sbin/umc-cycle"])
+            .starts_with("umc-node:")
+    );
+    assert!(c.path("/lib/systemd/system/umc-cycle.timer").exists());
+    // Again: idempotent.
+    enroll(&s, &c);
+
+    let site = read(&c, "/etc/nginx/conf.d/site.conf");
+    assert!(
+        site.starts_with(&format!("# {HOST}: managed by umc\n")),
+        "{site}"
+    );
+    assert!(
+        site.contains("listen 8082;"),
+        "the node's variable wins: {site}"
+    );
+    assert!(site.contains("server_name grumpy.example.com;"), "{site}");
+    // nginx.conf belongs to nginx-common: displaced, the original kept beside it.
+    let nginx = read(&c, "/etc/nginx/nginx.conf");
+    assert!(
+        nginx.starts_with("# nginx.conf for grumpy, from umc"),
+        "{nginx}"
+    );
+    let diversions = c.ok(&["dpkg-divert", "--list"]);
+    assert!(
+        diversions.contains(
+            "diversion of /etc/nginx/nginx.conf to /etc/nginx/nginx.conf.umc-orig by umc-task-web"
+        ),
+        "{diversions}"
+    );
+    let original = read(&c, "/etc/nginx/nginx.conf.umc-orig");
+    assert!(original.contains("worker_processes"), "{original}");
+    assert!(
+        out.contains("systemd is not running"),
+        "the reload is skipped: {out}"
+    );
+
+    // A template edit reaches the node; the reload is skipped without error.
+    file_add(
+        &s,
+        "/etc/nginx/conf.d/site.conf",
+        SITE_V2,
+        &["--reload", "nginx"],
+    );
+    let out = c.cycle();
+    let site = read(&c, "/etc/nginx/conf.d/site.conf");
+    assert!(site.contains("root /srv/grumpy;"), "{site}");
+    assert!(
+        out.contains("files of nginx changed; systemd is not running"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("nginx.conf"),
+        "nginx.conf did not change: {out}"
+    );
+
+    // Dropping nginx.conf from the task: the file and the diversion go, the original is back.
+    s.admin_ok(&["task", "file", "rm", "web", "/etc/nginx/nginx.conf"]);
+    c.cycle();
+    assert_eq!(read(&c, "/etc/nginx/nginx.conf"), original);
+    assert!(!c.path("/etc/nginx/nginx.conf.umc-orig").exists());
+    let diversions = c.ok(&["dpkg-divert", "--list"]);
+    assert!(!diversions.contains("umc-task-web"), "{diversions}");
+    c.ok(&["dpkg", "--verify", "nginx-common"]);
+
+    // keep-local: a local edit survives an update; umc's version waits as .dpkg-dist.
+    let local = "# edited on the node\n";
+    c.write("/etc/nginx/conf.d/site.conf", local.as_bytes(), 0o644);
+    s.admin_ok(&["var", "set", "port=9000"]);
+    s.admin_ok(&["node", "set", HOST, "--unset-var", "port"]);
+    c.cycle();
+    assert_eq!(read(&c, "/etc/nginx/conf.d/site.conf"), local);
+    let dist = read(&c, "/etc/nginx/conf.d/site.conf.dpkg-dist");
+    assert!(dist.contains("listen 9000;"), "{dist}");
+
+    // server-wins for this node: umc's version replaces the edit (kept as .dpkg-old).
+    s.admin_ok(&["node", "set", HOST, "--conffiles", "server-wins"]);
+    let out = c.cycle();
+    let site = read(&c, "/etc/nginx/conf.d/site.conf");
+    assert!(site.contains("listen 9000;"), "{site}\n{out}");
+    assert_eq!(read(&c, "/etc/nginx/conf.d/site.conf.dpkg-old"), local);
+    assert!(!c.path("/etc/nginx/conf.d/site.conf.dpkg-dist").exists());
+    // Only umc's packages are reinstalled.
+    assert!(
+        out.contains("server-wins: replacing local edits in umc-task-web"),
+        "{out}"
+    );
+
+    // Unassigning the task removes it, its files and what only it needed.
+    s.admin_ok(&["unassign", HOST, "web"]);
+    c.cycle();
+    for p in ["umc-task-web", "nginx-light"] {
+        assert_eq!(c.status(p), "not-installed", "{p}");
+    }
+    assert!(!c.path("/etc/nginx/conf.d/site.conf").exists());
+    assert_eq!(c.status("umc-node"), "installed");
 }

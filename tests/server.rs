@@ -159,11 +159,34 @@ fn every_served_deb_matches_its_stanza_and_passes_lintian() {
     if !(require_tool("dpkg-deb") && require_tool("lintian")) {
         return;
     }
+    require_tool("shellcheck");
     let s = fleet();
-    let packages = host_get(&s, "dists/umc/main/binary-amd64/Packages", &[]).text();
+    // A task package with files, maintainer scripts and a dropped conffile, and a umc-node
+    // with the node's apt configuration.
     let dir = tempfile::tempdir().expect("tmp");
+    let template = dir.path().join("site.conf");
+    std::fs::write(&template, "server_name {{ host.fqdn }};\n").expect("w");
+    let t = template.to_str().expect("utf8");
+    let add = |path: &str, action: &[&str]| {
+        let mut args = vec!["task", "file", "add", "web", path, "--template", t];
+        args.extend_from_slice(action);
+        s.admin_ok(&args);
+    };
+    add("/etc/nginx/conf.d/site.conf", &["--reload", "nginx"]);
+    add("/etc/nginx/nginx.conf", &["--restart", "nginx"]);
+    add("/usr/share/umc-test/plain.txt", &[]);
+    add("/etc/old.conf", &[]);
+    s.admin_ok(&["task", "file", "rm", "web", "/etc/old.conf"]);
+    s.admin_ok(&[
+        "node",
+        "enroll",
+        HOST,
+        "--url",
+        "http://umc.example.com:8080",
+    ]);
+    let packages = host_get(&s, "dists/umc/main/binary-amd64/Packages", &[]).text();
     let list = stanzas(&packages);
-    assert_eq!(list.len(), 3, "{packages}");
+    assert_eq!(list.len(), 4, "{packages}");
     let mut files = Vec::new();
     for st in &list {
         let deb = host_get(&s, &st["Filename"], &[]).body;
@@ -200,6 +223,52 @@ fn every_served_deb_matches_its_stanza_and_passes_lintian() {
             contents.lines().all(|l| l.contains(" root/root ")),
             "{contents}"
         );
+        // The maintainer scripts dpkg would run pass shellcheck.
+        let control_dir = dir.path().join(format!("{}.control", st["Package"]));
+        let out = Command::new("dpkg-deb")
+            .arg("--control")
+            .arg(&path)
+            .arg(&control_dir)
+            .output()
+            .expect("dpkg-deb --control");
+        assert!(out.status.success(), "{}", show(&out));
+        let scripts: Vec<_> = ["preinst", "postinst", "prerm", "postrm"]
+            .iter()
+            .map(|n| control_dir.join(n))
+            .filter(|p| p.exists())
+            .collect();
+        if !scripts.is_empty() {
+            let out = Command::new("shellcheck")
+                .args(["-s", "sh"])
+                .args(&scripts)
+                .output()
+                .expect("shellcheck");
+            assert!(out.status.success(), "{}: {}", st["Package"], show(&out));
+        }
+        if st["Package"] == "umc-task-web" {
+            assert_eq!(scripts.len(), 3, "preinst, postinst, postrm");
+            let conffiles =
+                std::fs::read_to_string(control_dir.join("conffiles")).expect("conffiles");
+            assert_eq!(
+                conffiles,
+                "/etc/nginx/conf.d/site.conf\n/etc/nginx/nginx.conf\nremove-on-upgrade /etc/old.conf\n"
+            );
+        }
+        if st["Package"] == "umc-node" {
+            for f in [
+                "./usr/sbin/umc-cycle",
+                "./lib/systemd/system/umc-cycle.timer",
+                "./etc/apt/sources.list.d/umc.sources",
+                "./usr/share/keyrings/umc-archive-keyring.gpg",
+            ] {
+                assert!(contents.contains(f), "{f}: {contents}");
+            }
+            assert!(
+                contents.lines().any(|l| l.starts_with("-rw------- ")
+                    && l.ends_with("./etc/apt/auth.conf.d/umc.conf")),
+                "{contents}"
+            );
+        }
         files.push(path);
     }
     let out = Command::new("lintian")

@@ -143,8 +143,8 @@ upstream db { server db1.example.com:5432; }\n# tasks: web\n"
 
     // Host A's credentials open none of host B's URLs.
     let token_a = s.node_token(A);
+    let tb = s.node_token(B);
     let packages_b = {
-        let tb = s.node_token(B);
         s.get(
             &format!("/hosts/{B}/dists/umc/main/binary-amd64/Packages"),
             Some((B, &tb)),
@@ -157,10 +157,15 @@ upstream db { server db1.example.com:5432; }\n# tasks: web\n"
         .find_map(|l| l.strip_prefix("Filename: "))
         .expect("a pool path")
         .to_string();
+    s.admin_ok(&["node", "enroll", B, "--url", "http://umc.example.com:8080"]);
+    let own = s.get(&format!("/hosts/{B}/bootstrap"), Some((B, &tb)), &[]);
+    assert_eq!(own.status, 200);
+    assert!(own.text().contains(&format!("password {tb}")));
     for path in [
         "dists/umc/InRelease",
         "dists/umc/main/binary-amd64/Packages",
         pool_b.as_str(),
+        "bootstrap",
     ] {
         let r = s.get(&format!("/hosts/{B}/{path}"), Some((A, &token_a)), &[]);
         assert_eq!(r.status, 401, "{path}");
@@ -286,6 +291,54 @@ fn template_mistakes_are_rejected_and_change_nothing() {
                 "99",
             ],
             "expected an octal mode",
+        ),
+        (
+            vec![
+                "task",
+                "file",
+                "add",
+                "web",
+                "/etc/a$(reboot).conf",
+                "--template",
+                &ok,
+            ],
+            "contains '$'",
+        ),
+        (
+            vec![
+                "task",
+                "file",
+                "add",
+                "web",
+                "/etc/apt/sources.list.d/umc.sources",
+                "--template",
+                &ok,
+            ],
+            "reserved for the umc-node package",
+        ),
+        (
+            vec![
+                "task",
+                "file",
+                "add",
+                "web",
+                "/etc/nginx/nginx.conf.umc-orig",
+                "--template",
+                &ok,
+            ],
+            "names a file dpkg or umc keep beside a configuration file",
+        ),
+        (
+            vec!["node", "set", A, "--url", "ftp://umc.example.com"],
+            "must start with http:// or https://",
+        ),
+        (
+            vec!["node", "enroll", A, "--url", "http://u:p@umc.example.com"],
+            "must not carry credentials",
+        ),
+        (
+            vec!["node", "set", A, "--conffiles", "server-loses"],
+            "invalid conffile policy 'server-loses'",
         ),
     ];
     for (args, want) in &cases {

@@ -136,10 +136,12 @@ async fn run() -> Result<()> {
     }
     // Inputs of every host's repository besides the model; a change moves all Release dates.
     let description = format!(
-        "format {}, architectures {}, keys {}",
+        "format {}, architectures {}, keys {}, node files {}, conffiles {}",
         umc::repo::FORMAT,
         config.architectures.join(" "),
-        keys.fingerprints().join(" ")
+        keys.fingerprints().join(" "),
+        umc::nodefiles::fingerprint(),
+        config.conffiles,
     );
     let fingerprint = {
         use sha2::{Digest, Sha256};

@@ -74,6 +74,19 @@ fn input(e: ssh::SshError) -> Failure {
 
 /// Runs `command` on `targets`. Nothing touches a host until every input has been checked.
 pub fn run(c: &Client, targets: &[String], command: String, a: FleetArgs) -> CliResult {
+    let shown = command.clone();
+    run_as(c, targets, command, shown, a)
+}
+
+/// Like [`run`], but `shown` stands for the command in `--json` output and in umcd's audit
+/// history (for a command that carries a secret, such as enrollment's credentials).
+pub fn run_as(
+    c: &Client,
+    targets: &[String],
+    command: String,
+    shown: String,
+    a: FleetArgs,
+) -> CliResult {
     if command.trim().is_empty() {
         return Err(usage("empty command"));
     }
@@ -151,7 +164,7 @@ pub fn run(c: &Client, targets: &[String], command: String, a: FleetArgs) -> Cli
     if a.json {
         let mut captured = std::mem::take(&mut out.captured);
         let run = JsonRun {
-            command: &command,
+            command: &shown,
             targets,
             interrupted,
             results: results
@@ -173,7 +186,7 @@ pub fn run(c: &Client, targets: &[String], command: String, a: FleetArgs) -> Cli
     }
     let audit = c.audit(&AuditRequest {
         targets: targets.to_vec(),
-        command: command.clone(),
+        command: shown.clone(),
         results: results.clone(),
     });
     let failed = results.iter().filter(|r| !r.succeeded()).count();

@@ -40,11 +40,33 @@ pub enum NodeCmd {
         unset: Vec<String>,
         #[arg(long, value_name = "USER@ADDR[:PORT]")]
         ssh: Option<String>,
+        /// umcd's URL as this node reaches it (shipped to it in umc-node's apt source)
+        #[arg(long)]
+        url: Option<String>,
+        /// keep-local, server-wins, or default (umcd's setting)
+        #[arg(long, value_name = "POLICY")]
+        conffiles: Option<String>,
     },
     /// Print the node's apt password
     Token { host: String },
+    /// Enroll a node: print the one line it runs as root (or run it over SSH with --ssh)
+    Enroll(EnrollArgs),
     /// Print what the node needs: .sources, auth.conf line, key URL
     AptConfig(AptConfigArgs),
+}
+
+#[derive(Args)]
+pub struct EnrollArgs {
+    pub host: String,
+    /// umcd's URL as the node reaches it, e.g. http://umc.example.com:8080 (remembered;
+    /// needed the first time)
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Run the enrollment on the node over SSH (its ssh target, as root) instead of printing it
+    #[arg(long)]
+    pub ssh: bool,
+    #[command(flatten)]
+    pub fleet: super::fleet::FleetArgs,
 }
 
 #[derive(Args)]
@@ -67,6 +89,8 @@ pub fn run(c: &Client, cmd: NodeCmd) -> CliResult {
             vars,
             unset,
             ssh,
+            url,
+            conffiles,
         } => {
             let set_vars = parse_vars(&vars)?;
             print_edit(&c.edit(vec![Op::NodeSet {
@@ -74,8 +98,11 @@ pub fn run(c: &Client, cmd: NodeCmd) -> CliResult {
                 set_vars,
                 unset_vars: unset,
                 ssh,
+                url,
+                conffiles,
             }])?);
         }
+        NodeCmd::Enroll(a) => return enroll(c, a),
         NodeCmd::Show { host, json } => {
             let n: NodeInfo = c.get(&format!("/nodes/{}", enc(&host)))?;
             if json {
@@ -86,6 +113,11 @@ pub fn run(c: &Client, cmd: NodeCmd) -> CliResult {
             println!(
                 "ssh:      {}",
                 n.ssh.map(|s| s.to_string()).unwrap_or_else(|| "-".into())
+            );
+            println!("url:      {}", n.url.as_deref().unwrap_or("-"));
+            println!(
+                "conffiles: {}",
+                n.conffiles.as_deref().unwrap_or("umcd's default")
             );
             println!("tasks:    {}", join(&n.tasks));
             println!("closure:  {}", join(&n.task_closure));
@@ -136,24 +168,7 @@ fn join(v: &[String]) -> String {
     }
 }
 
-/// Where nodes keep the archive key.
-pub const NODE_KEYRING: &str = "/etc/apt/keyrings/umc.gpg";
-
-/// The node's `.sources` file, from `apt-conf/umc.sources.in` (tests use the same file).
-pub fn sources_file(url: &str, host: &str, keyring: &str) -> String {
-    include_str!("../../apt-conf/umc.sources.in")
-        .replace("@URL@", url.trim_end_matches('/'))
-        .replace("@HOST@", host)
-        .replace("@KEYRING@", keyring)
-}
-
-/// The node's `auth.conf.d` entry, from `apt-conf/umc-auth.conf.in`.
-pub fn auth_file(url: &str, host: &str, token: &str) -> String {
-    include_str!("../../apt-conf/umc-auth.conf.in")
-        .replace("@URL@", url.trim_end_matches('/'))
-        .replace("@HOST@", host)
-        .replace("@TOKEN@", token)
-}
+pub use crate::nodefiles::{NODE_KEYRING, auth_file, sources_file};
 
 /// What a node needs to use its repository.
 pub fn apt_config(
@@ -165,9 +180,47 @@ pub fn apt_config(
 ) -> String {
     let url = url.trim_end_matches('/');
     format!(
-        "{}\n{}\n# /etc/umc/package (the package umc-cycle installs)\n{package}\n\n# {NODE_KEYRING}: the archive key ({}), from\n#   {url}/umc-archive-keyring.gpg\n# e.g.: curl -fsSL {url}/umc-archive-keyring.gpg -o {NODE_KEYRING}\n",
+        "{}\n{}\n# /etc/umc/node.conf (umc-cycle's settings)\nUMC_PACKAGE={package}\n\n# {NODE_KEYRING}: the archive key ({}), from\n#   {url}/umc-archive-keyring.gpg\n# e.g.: curl -fsSL {url}/umc-archive-keyring.gpg -o {NODE_KEYRING}\n",
         sources_file(url, host, NODE_KEYRING),
         auth_file(url, host, token),
         fingerprints.join(", ")
     )
+}
+
+/// `node enroll`: remember the URL, then print the node's one-liner or run it over SSH.
+fn enroll(c: &Client, a: EnrollArgs) -> CliResult {
+    if let Some(url) = &a.url {
+        let outcome = c.edit(vec![Op::NodeSet {
+            host: a.host.clone(),
+            set_vars: Default::default(),
+            unset_vars: Vec::new(),
+            ssh: None,
+            url: Some(url.clone()),
+            conffiles: None,
+        }])?;
+        if !outcome.changes.is_empty() {
+            eprintln!(
+                "generation {}: {}",
+                outcome.generation,
+                outcome.changes.join("; ")
+            );
+        }
+    }
+    let n: NodeInfo = c.get(&format!("/nodes/{}", enc(&a.host)))?;
+    let Some(url) = n.url else {
+        return Err(super::usage(format!(
+            "node '{}' has no URL yet: give --url (umcd's URL as the node reaches it)",
+            n.name
+        )));
+    };
+    let t: NodeToken = c.get(&format!("/nodes/{}/token", enc(&a.host)))?;
+    let line = crate::nodefiles::enroll_command(&url, &t.host, &t.token);
+    if a.ssh {
+        // The audit history records the enrollment, never the node's credentials.
+        let shown = format!("umc-admin node enroll {} --ssh", n.name);
+        return super::fleet::run_as(c, std::slice::from_ref(&n.name), line, shown, a.fleet);
+    }
+    eprintln!("# run as root on {}:", n.name);
+    println!("{line}");
+    Ok(())
 }

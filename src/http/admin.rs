@@ -149,6 +149,8 @@ fn node_info(model: &Model, name: &str) -> Option<NodeInfo> {
         tasks: n.tasks.iter().cloned().collect(),
         task_closure: model.closure(&n.tasks).into_iter().collect(),
         ssh: n.ssh.clone(),
+        url: n.url.clone(),
+        conffiles: n.conffiles.map(|p| p.as_str().to_string()),
         generation: n.generation,
     })
 }

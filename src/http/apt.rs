@@ -38,9 +38,17 @@ enum AptPath {
     InRelease,
     Release,
     ReleaseGpg,
-    Index { arch: String, kind: IndexKind },
-    ByHash { arch: String, sha256: String },
+    Index {
+        arch: String,
+        kind: IndexKind,
+    },
+    ByHash {
+        arch: String,
+        sha256: String,
+    },
     Pool(String),
+    /// The enrollment script (not part of the apt repository).
+    Bootstrap,
 }
 
 fn parse(rest: &str) -> Option<AptPath> {
@@ -75,6 +83,7 @@ fn parse(rest: &str) -> Option<AptPath> {
             })
         }
         ["pool", ..] => Some(AptPath::Pool(parts.join("/"))),
+        ["bootstrap"] => Some(AptPath::Bootstrap),
         _ => None,
     }
 }
@@ -126,7 +135,7 @@ enum LoadError {
 /// Renders (or fetches from cache) host `host`'s archive from one read transaction.
 fn load(state: &AppState, host: &str) -> Result<HostEntry, LoadError> {
     let data = state.store.host_data(host)?.ok_or(LoadError::Unknown)?;
-    let packages = repo::packages(&data)?;
+    let packages = repo::packages(&data, state.serving())?;
     let archs = &state.config.architectures;
     let key = repo::archive_key(&data, archs, &packages);
     let archive = state
@@ -225,6 +234,9 @@ async fn serve(
     let Some(path) = parse(&rest) else {
         return not_found();
     };
+    if path == AptPath::Bootstrap {
+        return bootstrap(state, host).await;
+    }
     let entry = match state.cache.hosts.get(&key) {
         Some(e) => e,
         None => {
@@ -299,6 +311,7 @@ async fn serve(
                 None => return not_found(),
             }
         }
+        AptPath::Bootstrap => return not_found(),
         AptPath::Pool(p) => {
             let deb_type = "application/vnd.debian.binary-package";
             match archives.clone().find_map(|a| a.debs.get(&p)) {
@@ -313,6 +326,34 @@ async fn serve(
     conditional::respond(&method, &headers, resource)
 }
 
+/// `GET /hosts/<h>/bootstrap`, already authenticated as `host`.
+async fn bootstrap(state: Arc<AppState>, host: String) -> Response<Body> {
+    let st = state.clone();
+    let node = match tokio::task::spawn_blocking(move || st.store.node(&host)).await {
+        Ok(Ok(Some(n))) => n,
+        Ok(Ok(None)) => return unauthorized(),
+        Ok(Err(e)) => return internal_error("reading node", e),
+        Err(e) => return internal_error("bootstrap task", e),
+    };
+    let Some(url) = &node.url else {
+        let msg = format!(
+            "echo 'umc: node {0} has no URL yet; run: umc-admin node enroll {0} --url <URL nodes reach umcd at>' >&2; exit 1\n",
+            node.name
+        );
+        return Response::builder()
+            .status(StatusCode::CONFLICT)
+            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(Body::from(msg))
+            .unwrap_or_default();
+    };
+    let script = crate::nodefiles::bootstrap_script(&node, url, state.serving().keyring);
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/x-shellscript; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::from(script))
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,6 +363,7 @@ mod tests {
         assert_eq!(parse("dists/umc/InRelease"), Some(AptPath::InRelease));
         assert_eq!(parse("./dists/umc/./Release"), Some(AptPath::Release));
         assert_eq!(parse("dists/other/InRelease"), None);
+        assert_eq!(parse("bootstrap"), Some(AptPath::Bootstrap));
         assert_eq!(
             parse("dists/umc/main/binary-amd64/Packages.xz"),
             Some(AptPath::Index {

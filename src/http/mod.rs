@@ -65,6 +65,14 @@ impl AppState {
         })
     }
 
+    /// What umcd contributes to every host's `umc-node` package.
+    pub fn serving(&self) -> crate::nodefiles::Serving<'_> {
+        crate::nodefiles::Serving {
+            keyring: &self.keyring_gpg,
+            conffiles: self.config.conffiles,
+        }
+    }
+
     /// The newest committed generation (readers use it to find cached views).
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)

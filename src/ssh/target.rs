@@ -169,6 +169,8 @@ mod tests {
             tasks: vec![],
             task_closure: closure.iter().map(|s| s.to_string()).collect(),
             ssh,
+            url: None,
+            conffiles: None,
             generation: 1,
         }
     }

@@ -16,7 +16,8 @@ use sha2::{Digest, Sha256};
 
 use crate::api::{AuditEntry, AuditRequest, LogEntry, Op, RunResult, SshTarget};
 use crate::model::{
-    Change, Entity, FileAction, Model, ModelError, Node, Task, TaskFile, TokenSource,
+    Change, ConffilePolicy, Entity, FileAction, Model, ModelError, Node, Task, TaskFile,
+    TokenSource,
 };
 
 /// Bump with a migration in [`Store::open`] whenever a table's format changes.
@@ -88,6 +89,11 @@ struct NodeRec {
     tasks: BTreeSet<String>,
     ssh: Option<SshRec>,
     token: String,
+    #[serde(default)]
+    url: Option<String>,
+    /// "keep-local" | "server-wins"
+    #[serde(default)]
+    conffiles: Option<String>,
     generation: u64,
 }
 
@@ -108,6 +114,8 @@ struct TaskRec {
     includes: BTreeSet<String>,
     #[serde(default)]
     files: Vec<FileRec>,
+    #[serde(default)]
+    dropped: BTreeSet<String>,
     generation: u64,
 }
 
@@ -168,6 +176,8 @@ fn node_from(name: &str, r: NodeRec) -> Node {
             port: s.port,
         }),
         token: r.token,
+        url: r.url,
+        conffiles: r.conffiles.as_deref().and_then(ConffilePolicy::parse),
         generation: r.generation,
     }
 }
@@ -182,6 +192,8 @@ fn node_rec(n: &Node) -> NodeRec {
             port: s.port,
         }),
         token: n.token.clone(),
+        url: n.url.clone(),
+        conffiles: n.conffiles.map(|p| p.as_str().to_string()),
         generation: n.generation,
     }
 }
@@ -212,6 +224,7 @@ fn task_from(name: &str, r: TaskRec) -> Task {
         removes: r.removes,
         includes: r.includes,
         files,
+        dropped: r.dropped,
         generation: r.generation,
     }
 }
@@ -235,6 +248,7 @@ fn task_rec(t: &Task) -> TaskRec {
                 }),
             })
             .collect(),
+        dropped: t.dropped.clone(),
         generation: t.generation,
     }
 }
@@ -270,6 +284,8 @@ pub struct HostData {
     /// Global variables and the newest generation that changed them.
     pub vars: BTreeMap<String, String>,
     pub vars_generation: u64,
+    /// Newest generation at which umcd's serving inputs changed (keys, `umc-node`'s files).
+    pub server_generation: u64,
     /// Commit time of the newest generation among the view's inputs: the Release `Date`.
     pub date: i64,
     /// Another generation was committed in the same second as the one `date` comes from, so a
@@ -369,11 +385,21 @@ impl Store {
                 None
             } else {
                 let generation = current + 1;
+                let text = format!("umcd's serving configuration changed: {description}");
                 let change = ChangeRec {
-                    text: format!("umcd's serving configuration changed: {description}"),
-                    entities: Vec::new(),
+                    text: text.clone(),
+                    entities: vec![Entity::Server.key()],
                 };
-                record_generation(&tx, generation, now, "umcd", vec![change])?;
+                let time = record_generation(&tx, generation, now, "umcd", vec![change])?;
+                let touch = TouchRec {
+                    time,
+                    user: "umcd".to_string(),
+                    lines: vec![text],
+                };
+                tx.open_table(TOUCHES)?.insert(
+                    (Entity::Server.key().as_str(), generation),
+                    encode(&touch)?.as_slice(),
+                )?;
                 meta.insert("generation", generation)?;
                 meta.insert("server_generation", generation)?;
                 Some(generation)
@@ -503,6 +529,7 @@ impl Store {
                     }
                 }
                 Entity::Global => model.vars_generation = generation,
+                Entity::Server => {}
             }
         }
         {
@@ -606,7 +633,8 @@ impl Store {
         let times = tx.open_table(TIMES)?;
         let touches = tx.open_table(TOUCHES)?;
         let mut history = BTreeMap::new();
-        let entities = std::iter::once(Entity::Node(node.name.clone()))
+        let entities = [Entity::Node(node.name.clone()), Entity::Server]
+            .into_iter()
             .chain(tasks.keys().map(|t| Entity::Task(t.clone())))
             .chain(templated.then_some(Entity::Global));
         for e in entities {
@@ -633,6 +661,7 @@ impl Store {
             history,
             vars,
             vars_generation,
+            server_generation,
             date,
             date_ambiguous,
         }))

@@ -8,7 +8,8 @@ set -eu
 
 suite=bookworm
 cache=${1:-${UMC_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/umc-tests}}
-root="$cache/$suite-minbase"
+# Bump the suffix when the package set changes, so a stale cache is not reused.
+root="$cache/$suite-minbase-2"
 
 if [ -f "$root/.umc-ready" ]; then
     echo "$root"
@@ -26,7 +27,7 @@ fi
 
 mkdir -p "$cache"
 rm -rf "$root.tmp"
-debootstrap --variant=minbase "$suite" "$root.tmp" "$mirror" >&2
+debootstrap --variant=minbase --include=curl "$suite" "$root.tmp" "$mirror" >&2
 # Services must never start inside the chroot (nginx's postinst would bind the host's port 80).
 printf '#!/bin/sh\nexit 101\n' > "$root.tmp/usr/sbin/policy-rc.d"
 chmod 0755 "$root.tmp/usr/sbin/policy-rc.d"

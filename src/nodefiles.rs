@@ -1,0 +1,264 @@
+//! What umc puts on a node besides task files: the `umc-node` package (the node's cycle, its
+//! timer and its apt configuration), the enrollment script, and the maintainer scripts of task
+//! packages. The canonical texts are real files in `contrib/` and `apt-conf/`, embedded at
+//! build time; tests run the same files.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+use crate::deb::{DataFile, SCRIPT_NAMES};
+use crate::model::{ConffilePolicy, FileAction, Node, TaskFile};
+
+pub const CYCLE: &str = include_str!("../contrib/umc-cycle");
+pub const CYCLE_SERVICE: &str = include_str!("../contrib/umc-cycle.service");
+pub const CYCLE_TIMER: &str = include_str!("../contrib/umc-cycle.timer");
+const NODE_CONF: &str = include_str!("../apt-conf/node.conf.in");
+const NODE_LINTIAN_OVERRIDES: &str = include_str!("../contrib/umc-node.lintian-overrides");
+const SOURCES: &str = include_str!("../apt-conf/umc.sources.in");
+const AUTH: &str = include_str!("../apt-conf/umc-auth.conf.in");
+const BOOTSTRAP: &str = include_str!("../contrib/bootstrap.sh.in");
+const NODE_POSTINST: &str = include_str!("../contrib/maintscripts/node.postinst");
+const NODE_PRERM: &str = include_str!("../contrib/maintscripts/node.prerm");
+const NODE_POSTRM: &str = include_str!("../contrib/maintscripts/node.postrm");
+const TASK_PREINST: &str = include_str!("../contrib/maintscripts/task.preinst");
+const TASK_POSTINST: &str = include_str!("../contrib/maintscripts/task.postinst");
+const TASK_POSTRM: &str = include_str!("../contrib/maintscripts/task.postrm");
+
+/// The package every host view carries and `umc-<host>` depends on.
+pub const NODE_PACKAGE: &str = "umc-node";
+pub const NODE_KEYRING: &str = "/usr/share/keyrings/umc-archive-keyring.gpg";
+pub const NODE_SOURCES: &str = "/etc/apt/sources.list.d/umc.sources";
+pub const NODE_AUTH: &str = "/etc/apt/auth.conf.d/umc.conf";
+pub const NODE_CONF_PATH: &str = "/usr/share/umc/node.conf";
+
+/// What umcd itself contributes to `umc-node`.
+#[derive(Debug, Clone, Copy)]
+pub struct Serving<'a> {
+    /// The archive keyring, binary OpenPGP.
+    pub keyring: &'a [u8],
+    /// Conffile policy of nodes that set none.
+    pub conffiles: ConffilePolicy,
+}
+
+/// A short digest of every embedded node file: part of umcd's serving inputs, so a umcd
+/// release that changes them moves `umc-node`'s version.
+pub fn fingerprint() -> String {
+    let mut h = Sha256::new();
+    for text in [
+        CYCLE,
+        CYCLE_SERVICE,
+        CYCLE_TIMER,
+        NODE_CONF,
+        NODE_LINTIAN_OVERRIDES,
+        SOURCES,
+        AUTH,
+        BOOTSTRAP,
+        NODE_POSTINST,
+        NODE_PRERM,
+        NODE_POSTRM,
+        TASK_PREINST,
+        TASK_POSTINST,
+        TASK_POSTRM,
+    ] {
+        h.update((text.len() as u64).to_le_bytes());
+        h.update(text.as_bytes());
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
+/// The node's `.sources` file, from `apt-conf/umc.sources.in`.
+pub fn sources_file(url: &str, host: &str, keyring: &str) -> String {
+    SOURCES
+        .replace("@URL@", url.trim_end_matches('/'))
+        .replace("@HOST@", host)
+        .replace("@KEYRING@", keyring)
+}
+
+/// The node's `auth.conf.d` entry, from `apt-conf/umc-auth.conf.in`.
+pub fn auth_file(url: &str, host: &str, token: &str) -> String {
+    AUTH.replace("@URL@", url.trim_end_matches('/'))
+        .replace("@HOST@", host)
+        .replace("@TOKEN@", token)
+}
+
+/// The files of `umc-node` for `node`. Without a URL the node's apt configuration is its
+/// admin's, and only the cycle ships.
+pub fn node_files(node: &Node, package: &str, serving: Serving<'_>) -> Vec<DataFile> {
+    let policy = node.conffiles.unwrap_or(serving.conffiles);
+    let mut files = vec![
+        DataFile {
+            mode: 0o755,
+            ..DataFile::new("/usr/sbin/umc-cycle", CYCLE)
+        },
+        DataFile::new("/lib/systemd/system/umc-cycle.service", CYCLE_SERVICE),
+        DataFile::new("/lib/systemd/system/umc-cycle.timer", CYCLE_TIMER),
+        DataFile::new(
+            NODE_CONF_PATH,
+            NODE_CONF
+                .replace("@PACKAGE@", package)
+                .replace("@CONFFILES@", policy.as_str()),
+        ),
+    ];
+    if let Some(url) = &node.url {
+        files.push(DataFile::new(
+            "/usr/share/lintian/overrides/umc-node",
+            NODE_LINTIAN_OVERRIDES,
+        ));
+        files.push(DataFile::new(NODE_KEYRING, serving.keyring));
+        files.push(DataFile::conffile(
+            NODE_SOURCES,
+            sources_file(url, &node.name, NODE_KEYRING),
+        ));
+        files.push(DataFile {
+            mode: 0o600,
+            ..DataFile::conffile(NODE_AUTH, auth_file(url, &node.name, &node.token))
+        });
+    }
+    files
+}
+
+/// `umc-node`'s maintainer scripts.
+pub fn node_scripts() -> BTreeMap<String, String> {
+    [
+        ("postinst", NODE_POSTINST),
+        ("prerm", NODE_PRERM),
+        ("postrm", NODE_POSTRM),
+    ]
+    .into_iter()
+    .map(|(n, t)| (n.to_string(), t.to_string()))
+    .collect()
+}
+
+/// Maintainer scripts of a task package shipping `files`: displacing files other packages
+/// own, giving them back when dropped, reloading or restarting services whose files
+/// changed. `None` when the task ships no files and dropped none (a plain metapackage).
+pub fn task_scripts(
+    package: &str,
+    files: &[&TaskFile],
+    dropped_any: bool,
+) -> Option<BTreeMap<String, String>> {
+    if files.is_empty() && !dropped_any {
+        return None;
+    }
+    let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let mut watched = Vec::new();
+    let mut actions = Vec::new();
+    for f in files {
+        let (verb, service) = match &f.action {
+            Some(FileAction::Reload(s)) => ("reload", s),
+            Some(FileAction::Restart(s)) => ("restart", s),
+            None => continue,
+        };
+        watched.push(f.path.as_str());
+        actions.push(format!("{} {verb} {service}", f.path));
+    }
+    // Paths and service names are validated to plain characters (model::validate_file_path,
+    // validate_service), so they sit inside single quotes as they are.
+    let fill = |text: &str| {
+        text.replace("@PACKAGE@", package)
+            .replace("@FILES@", &paths.join(" "))
+            .replace("@WATCHED@", &watched.join(" "))
+            .replace("@ACTIONS@", &actions.join("\n"))
+    };
+    let scripts: BTreeMap<String, String> = [
+        ("preinst", TASK_PREINST),
+        ("postinst", TASK_POSTINST),
+        ("postrm", TASK_POSTRM),
+    ]
+    .into_iter()
+    .map(|(n, t)| (n.to_string(), fill(t)))
+    .collect();
+    debug_assert!(scripts.keys().all(|k| SCRIPT_NAMES.contains(&k.as_str())));
+    Some(scripts)
+}
+
+/// `GET /hosts/<h>/bootstrap`: the POSIX sh script that enrolls `node` (which has a URL).
+pub fn bootstrap_script(node: &Node, url: &str, keyring: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(keyring);
+    let wrapped: Vec<&str> = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap_or_default())
+        .collect();
+    // A here-document adds the final newline back.
+    let body = |s: String| s.strip_suffix('\n').map(str::to_string).unwrap_or(s);
+    BOOTSTRAP
+        .replace("@KEYRING_BASE64@", &wrapped.join("\n"))
+        .replace("@KEYRING_PATH@", NODE_KEYRING)
+        .replace(
+            "@SOURCES@",
+            &body(sources_file(url, &node.name, NODE_KEYRING)),
+        )
+        .replace("@SOURCES_PATH@", NODE_SOURCES)
+        .replace("@AUTH@", &body(auth_file(url, &node.name, &node.token)))
+        .replace("@AUTH_PATH@", NODE_AUTH)
+        .replace("@URL@", url)
+        .replace("@HOST@", &node.name)
+}
+
+/// The one line a new node runs as root: fetch its bootstrap script with curl (or wget when
+/// curl is absent) and run it; a failed download says so and exits non-zero.
+pub fn enroll_command(url: &str, host: &str, token: &str) -> String {
+    let url = url.trim_end_matches('/');
+    format!(
+        "u='{url}/hosts/{host}/bootstrap'; if command -v curl >/dev/null; then s=$(curl -fsS -u '{host}:{token}' \"$u\"); else s=$(wget -nv -O- --auth-no-challenge --user='{host}' --password='{token}' \"$u\"); fi && sh -c \"$s\" umc-bootstrap || {{ echo \"umc: enrolling {host} failed (see above)\" >&2; false; }}"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn node() -> Node {
+        Node {
+            name: "web1.example.com".into(),
+            vars: BTreeMap::new(),
+            tasks: BTreeSet::new(),
+            ssh: None,
+            token: "0123abcd".into(),
+            url: Some("http://umc.example.com:8080".into()),
+            conffiles: None,
+            generation: 3,
+        }
+    }
+
+    #[test]
+    fn bootstrap_embeds_the_same_bytes_umc_node_ships() {
+        let n = node();
+        let serving = Serving {
+            keyring: b"\x99\x01key",
+            conffiles: ConffilePolicy::KeepLocal,
+        };
+        let script = bootstrap_script(&n, "http://umc.example.com:8080", serving.keyring);
+        let files = node_files(&n, "umc-web1.example.com", serving);
+        for path in [NODE_SOURCES, NODE_AUTH] {
+            let f = files.iter().find(|f| f.path == path).expect("shipped");
+            let text = std::str::from_utf8(&f.contents).expect("utf8");
+            assert!(script.contains(text), "{path} differs:\n{script}");
+        }
+        let placeholder = script
+            .split('@')
+            .skip(1)
+            .step_by(2)
+            .find(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_uppercase() || c == '_'));
+        assert_eq!(placeholder, None, "unfilled placeholder:\n{script}");
+    }
+
+    #[test]
+    fn task_scripts_only_for_packages_with_files() {
+        assert!(task_scripts("umc-task-x", &[], false).is_none());
+        let f = TaskFile {
+            path: "/etc/nginx/nginx.conf".into(),
+            template: String::new(),
+            mode: 0o644,
+            action: Some(FileAction::Reload("nginx".into())),
+        };
+        let s = task_scripts("umc-task-web", &[&f], false).expect("scripts");
+        assert!(s["postinst"].contains("actions='/etc/nginx/nginx.conf reload nginx'"));
+        assert!(s["preinst"].contains("watched='/etc/nginx/nginx.conf'"));
+        assert!(s.values().all(|t| !t.contains("@PACKAGE@")));
+    }
+}
