@@ -14,8 +14,18 @@
 //!   are built in edits of up to 5,000 nodes (so the 10,000-node one also has bigger edits).
 //! - `fleet_edit/*`: one one-op edit (set a node variable) in each of those stores: the
 //!   admin-side cost of an edit as the fleet grows.
+//! - `cold/view_3_templated_files`: `build_archive` again, for the same host when three of its
+//!   tasks also ship a templated file (`benches/templates/`: an nginx site, `nginx.conf` and an
+//!   `/etc/default` file, 1.3 to 2.6 KiB with loops and conditionals), rendered cold. Compare
+//!   with `cold/build_archive`; `cold/packages_3_templated_files` is the rendering part.
+//! - `template_edit/*`: a store of 1,000 nodes that all run task `web`, which ships the nginx
+//!   site template (global variables plus per-node `weight` and `tls`).
+//!   `shared_1000` replaces that template: `Store::edit_checked`, as `POST /api/v1/edit` calls
+//!   it, renders the new template for all 1,000 hosts before the durable commit.
+//!   `node_var_1000`, the baseline, sets a variable of one node of the same store (one host
+//!   re-rendered).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -111,6 +121,92 @@ fn small_store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// The three task files of `templated_store`, also used by `benches/template-edit.sh`.
+const SITE_CONF: &str = include_str!("templates/site.conf.tera");
+const NGINX_CONF: &str = include_str!("templates/nginx.conf.tera");
+const DEFAULT_AGENT: &str = include_str!("templates/default.tera");
+
+fn vars(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+    kv.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The global variables the templates read.
+fn global_vars() -> BTreeMap<String, String> {
+    vars(&[
+        ("collector_port", "4317"),
+        ("collectors", "10.1.0.21, 10.1.0.22, 10.2.0.21"),
+        ("datacenter", "fra1"),
+        ("log_level", "warn"),
+        ("max_body", "16m"),
+        ("monitor_from", "10.9.0.0/24,10.9.1.0/24"),
+        ("proxies", "10.0.0.2,10.0.0.3,10.0.1.2,10.0.1.3"),
+        ("resolvers", "10.0.0.53,10.0.1.53"),
+        ("site_domain", "shop.example.net"),
+        (
+            "upstreams",
+            "10.0.2.11:8080,10.0.2.12:8080,10.0.2.13:8080,10.0.2.14:8080",
+        ),
+        ("worker_connections", "4096"),
+    ])
+}
+
+/// The variables of node `i`: every node has its own `weight`, every other one TLS.
+fn node_vars(i: usize) -> BTreeMap<String, String> {
+    let weight = (i % 5 + 1).to_string();
+    let tls = if i.is_multiple_of(2) { "on" } else { "off" };
+    vars(&[("weight", &weight), ("tls", tls)])
+}
+
+fn file_op(task: &str, path: &str, template: String, reload: Option<&str>) -> Op {
+    Op::TaskFileAdd {
+        task: task.to_string(),
+        path: path.to_string(),
+        template,
+        mode: Some(0o644),
+        reload: reload.map(str::to_string),
+        restart: None,
+    }
+}
+
+/// `small_store`, then one edit: the global and node variables, and one templated file in
+/// each of the first three tasks.
+fn templated_store() -> (tempfile::TempDir, Store) {
+    let (dir, store) = small_store();
+    let ops = vec![
+        Op::VarSet {
+            vars: global_vars(),
+        },
+        Op::NodeSet {
+            host: HOST.to_string(),
+            set_vars: node_vars(0),
+            unset_vars: Vec::new(),
+            ssh: None,
+        },
+        file_op(
+            "task00",
+            "/etc/nginx/conf.d/site.conf",
+            SITE_CONF.to_string(),
+            Some("nginx"),
+        ),
+        file_op(
+            "task01",
+            "/etc/nginx/nginx.conf",
+            NGINX_CONF.to_string(),
+            Some("nginx"),
+        ),
+        file_op(
+            "task02",
+            "/etc/default/app-agent",
+            DEFAULT_AGENT.to_string(),
+            None,
+        ),
+    ];
+    store.edit(USER, &ops, now()).expect("templates edit");
+    (dir, store)
+}
+
 fn cold(c: &mut Criterion) {
     let (_dir, store) = small_store();
     let keys = keys();
@@ -177,6 +273,37 @@ fn cold(c: &mut Criterion) {
             })
             .expect("archive")
         })
+    });
+    // The same host when three of its tasks ship a templated file, rendered cold.
+    let (_tdir, tstore) = templated_store();
+    let tdata = tstore.host_data(HOST).expect("host_data").expect("host");
+    let tpackages = repo::packages(&tdata).expect("packages");
+    let tarchive = repo::build_archive(&tdata, &tpackages, &archs, &keys, |p| {
+        repo::build_deb(p).map(Arc::new)
+    })
+    .expect("archive");
+    eprintln!(
+        "templated fixture: {} packages, rendered files {:?} B, InRelease {} B",
+        tpackages.len(),
+        tpackages
+            .iter()
+            .flat_map(|p| &p.files)
+            .map(|f| (f.path.as_str(), f.contents.len()))
+            .collect::<Vec<_>>(),
+        tarchive.in_release.len(),
+    );
+    g.bench_function("view_3_templated_files", |b| {
+        b.iter(|| {
+            let data = black_box(&tdata);
+            let packages = repo::packages(data).expect("packages");
+            repo::build_archive(data, &packages, &archs, &keys, |p| {
+                repo::build_deb(p).map(Arc::new)
+            })
+            .expect("archive")
+        })
+    });
+    g.bench_function("packages_3_templated_files", |b| {
+        b.iter(|| repo::packages(black_box(&tdata)).expect("packages"))
     });
     g.bench_function("host_data", |b| {
         b.iter(|| store.host_data(black_box(HOST)).expect("host_data"))
@@ -396,5 +523,112 @@ fn fleet(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, cold, fleet);
+const TEMPLATE_NODES: usize = 1_000;
+
+/// `TEMPLATE_NODES` nodes, each with its own variables, all assigned task `web`, which ships
+/// the nginx site template. Two edits: the variables and the task, then the nodes.
+fn template_store() -> (tempfile::TempDir, Store) {
+    let started = Instant::now();
+    let (dir, store) = open_store();
+    let t = now();
+    let mut ops = vec![Op::VarSet {
+        vars: global_vars(),
+    }];
+    ops.extend(task_ops("web", "Web frontends"));
+    ops.push(file_op(
+        "web",
+        "/etc/nginx/conf.d/site.conf",
+        SITE_CONF.to_string(),
+        Some("nginx"),
+    ));
+    store.edit(USER, &ops, t).expect("task edit");
+    let mut ops = Vec::with_capacity(2 * TEMPLATE_NODES);
+    for n in 0..TEMPLATE_NODES {
+        ops.push(Op::NodeAdd {
+            host: node_name(n),
+            vars: node_vars(n),
+            ssh: None,
+        });
+        ops.push(Op::Assign {
+            host: node_name(n),
+            tasks: vec!["web".to_string()],
+        });
+    }
+    store.edit(USER, &ops, t).expect("nodes edit");
+    eprintln!(
+        "template store with {TEMPLATE_NODES} nodes on task 'web' built in {:.2?}",
+        started.elapsed()
+    );
+    (dir, store)
+}
+
+/// The site template, changed: a revision comment, and every other revision one more
+/// directive, so each edit really replaces the text.
+fn site_revision(i: u64) -> String {
+    let extra = if i.is_multiple_of(2) {
+        ""
+    } else {
+        "    proxy_buffering off;\n"
+    };
+    let body = SITE_CONF.replacen(
+        "    root /srv/www/",
+        &format!("{extra}    root /srv/www/"),
+        1,
+    );
+    format!("# revision {i}\n{body}")
+}
+
+fn template_edit(c: &mut Criterion) {
+    let (_dir, store) = template_store();
+    let mut g = c.benchmark_group("template_edit");
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(8));
+    let mut i = 0u64;
+    g.bench_function("shared_1000", |b| {
+        b.iter(|| {
+            i += 1;
+            let op = file_op(
+                "web",
+                "/etc/nginx/conf.d/site.conf",
+                site_revision(i),
+                Some("nginx"),
+            );
+            let e = store.edit_checked(USER, &[op], now(), false).expect("edit");
+            assert_eq!(e.changes.len(), 1, "{:?}", e.changes);
+            e
+        })
+    });
+    let host = node_name(7);
+    g.bench_function("node_var_1000", |b| {
+        b.iter(|| {
+            i += 1;
+            let op = Op::NodeSet {
+                host: host.clone(),
+                set_vars: [("bench".to_string(), i.to_string())].into(),
+                unset_vars: Vec::new(),
+                ssh: None,
+            };
+            store.edit_checked(USER, &[op], now(), false).expect("edit")
+        })
+    });
+    g.finish();
+    // The stored model renders the newest revision for the hosts.
+    let data = store.host_data(&host).expect("host_data").expect("host");
+    let packages = repo::packages(&data).expect("packages");
+    let site = packages
+        .iter()
+        .flat_map(|p| &p.files)
+        .find(|f| f.path == "/etc/nginx/conf.d/site.conf")
+        .expect("site.conf");
+    let first = String::from_utf8_lossy(&site.contents);
+    eprintln!(
+        "template_edit: {i} edits; {host} now gets a {} B site.conf starting '{}'",
+        site.contents.len(),
+        first.lines().next().unwrap_or_default()
+    );
+}
+
+criterion_group!(benches, cold, fleet, template_edit);
 criterion_main!(benches);
