@@ -183,6 +183,8 @@ fn templated_store() -> (tempfile::TempDir, Store) {
             set_vars: node_vars(0),
             unset_vars: Vec::new(),
             ssh: None,
+            url: None,
+            conffiles: None,
         },
         file_op(
             "task00",
@@ -277,7 +279,7 @@ fn cold(c: &mut Criterion) {
     // The same host when three of its tasks ship a templated file, rendered cold.
     let (_tdir, tstore) = templated_store();
     let tdata = tstore.host_data(HOST).expect("host_data").expect("host");
-    let tpackages = repo::packages(&tdata).expect("packages");
+    let tpackages = repo::packages(&tdata, serving()).expect("packages");
     let tarchive = repo::build_archive(&tdata, &tpackages, &archs, &keys, |p| {
         repo::build_deb(p).map(Arc::new)
     })
@@ -295,7 +297,7 @@ fn cold(c: &mut Criterion) {
     g.bench_function("view_3_templated_files", |b| {
         b.iter(|| {
             let data = black_box(&tdata);
-            let packages = repo::packages(data).expect("packages");
+            let packages = repo::packages(data, serving()).expect("packages");
             repo::build_archive(data, &packages, &archs, &keys, |p| {
                 repo::build_deb(p).map(Arc::new)
             })
@@ -303,7 +305,7 @@ fn cold(c: &mut Criterion) {
         })
     });
     g.bench_function("packages_3_templated_files", |b| {
-        b.iter(|| repo::packages(black_box(&tdata)).expect("packages"))
+        b.iter(|| repo::packages(black_box(&tdata), serving()).expect("packages"))
     });
     g.bench_function("host_data", |b| {
         b.iter(|| store.host_data(black_box(HOST)).expect("host_data"))
@@ -609,6 +611,8 @@ fn template_edit(c: &mut Criterion) {
                 set_vars: [("bench".to_string(), i.to_string())].into(),
                 unset_vars: Vec::new(),
                 ssh: None,
+                url: None,
+                conffiles: None,
             };
             store.edit_checked(USER, &[op], now(), false).expect("edit")
         })
@@ -616,7 +620,7 @@ fn template_edit(c: &mut Criterion) {
     g.finish();
     // The stored model renders the newest revision for the hosts.
     let data = store.host_data(&host).expect("host_data").expect("host");
-    let packages = repo::packages(&data).expect("packages");
+    let packages = repo::packages(&data, serving()).expect("packages");
     let site = packages
         .iter()
         .flat_map(|p| &p.files)
