@@ -23,6 +23,15 @@ pub struct Config {
     pub header_timeout: std::time::Duration,
     /// Conffile policy of nodes that set none (`umc-admin node set --conffiles`).
     pub conffiles: ConffilePolicy,
+    /// Largest node report accepted.
+    pub report_max: usize,
+    /// Reports kept per host.
+    pub report_keep: usize,
+    /// When a host counts as stale or drifting.
+    pub thresholds: crate::report::Thresholds,
+    /// Entries of the edit log (`umc-admin log`) and of the fleet-command audit kept.
+    pub log_keep: usize,
+    pub audit_keep: usize,
 }
 
 impl Default for Config {
@@ -40,6 +49,15 @@ impl Default for Config {
             catalog_timeout: std::time::Duration::from_secs(30),
             header_timeout: std::time::Duration::from_secs(30),
             conffiles: ConffilePolicy::KeepLocal,
+            report_max: 64 << 10,
+            report_keep: 20,
+            // The timer runs every 30 min with up to 10 min of random delay.
+            thresholds: crate::report::Thresholds {
+                stale_after: 2 * 3600,
+                drift_after: 45 * 60,
+            },
+            log_keep: 100_000,
+            audit_keep: 10_000,
         }
     }
 }
@@ -57,6 +75,12 @@ pub struct FileConfig {
     pub header_timeout_secs: Option<u64>,
     /// "keep-local" or "server-wins".
     pub conffiles: Option<String>,
+    pub report_max_kib: Option<usize>,
+    pub report_keep: Option<usize>,
+    pub stale_after_secs: Option<i64>,
+    pub drift_after_secs: Option<i64>,
+    pub log_keep: Option<usize>,
+    pub audit_keep: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +131,24 @@ impl Config {
                 path: path.to_path_buf(),
                 value: v.clone(),
             })?;
+        }
+        if let Some(v) = f.report_max_kib {
+            self.report_max = v.max(1) << 10;
+        }
+        if let Some(v) = f.report_keep {
+            self.report_keep = v.max(1);
+        }
+        if let Some(v) = f.stale_after_secs {
+            self.thresholds.stale_after = v.max(1);
+        }
+        if let Some(v) = f.drift_after_secs {
+            self.thresholds.drift_after = v.max(1);
+        }
+        if let Some(v) = f.log_keep {
+            self.log_keep = v.max(1);
+        }
+        if let Some(v) = f.audit_keep {
+            self.audit_keep = v.max(1);
         }
         if let Some(v) = f.catalog_timeout_secs {
             self.catalog_timeout = std::time::Duration::from_secs(v.max(1));

@@ -13,6 +13,7 @@ pub mod http;
 pub mod model;
 pub mod nodefiles;
 pub mod repo;
+pub mod report;
 pub mod sign;
 pub mod ssh;
 pub mod store;

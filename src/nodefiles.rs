@@ -98,7 +98,15 @@ pub fn node_files(node: &Node, package: &str, serving: Serving<'_>) -> Vec<DataF
             NODE_CONF_PATH,
             NODE_CONF
                 .replace("@PACKAGE@", package)
-                .replace("@CONFFILES@", policy.as_str()),
+                .replace("@CONFFILES@", policy.as_str())
+                .replace(
+                    "@REPORT_URL@",
+                    &node
+                        .url
+                        .as_ref()
+                        .map(|u| format!("{u}/hosts/{}/report", node.name))
+                        .unwrap_or_default(),
+                ),
         ),
     ];
     if let Some(url) = &node.url {

@@ -249,9 +249,9 @@ pub fn packages(data: &HostData, serving: Serving<'_>) -> Result<Vec<Package>, R
             "umc node cycle and apt configuration of host {}\numc-cycle and its systemd timer keep this host on its umc repository;\nthe package also carries the repository's apt source, credentials and\nsigning key, so changes to them reach the host through apt.",
             node.name
         ),
-        // umc-cycle needs apt, flock (util-linux) and deb-systemd-helper
-        // (init-system-helpers): all Essential, so no dependency is declared.
-        depends: Vec::new(),
+        // umc-cycle also needs apt, flock (util-linux) and deb-systemd-helper
+        // (init-system-helpers): all Essential. curl or wget posts its report.
+        depends: vec!["curl | wget".to_string()],
         conflicts: Vec::new(),
         protected: false,
         files: nodefiles::node_files(node, &host_pkg, serving),

@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 success, 1 the server rejected the request (invalid input, conflict, unknown
 //! name), 2 usage error, 3 umcd unreachable or the token was refused, 4 server error; fleet
-//! commands also 5 (a host exited non-zero), 6 (a host did not run the command), 130 (Ctrl-C).
+//! commands also 5 (a host exited non-zero), 6 (a host did not run the command), 130 (Ctrl-C);
+//! `status` 7 (a host is failed or stale); `check` the Nagios codes 0/1/2/3.
 
 mod assign;
 mod catalog;
@@ -12,6 +13,7 @@ pub mod node;
 mod render;
 mod restart;
 mod ssh;
+pub mod status;
 mod task;
 pub mod upgrade;
 mod var;
@@ -26,7 +28,7 @@ use crate::client::{Client, ClientError};
     name = "umc-admin",
     version,
     about = "Edit the umc fleet model through umcd, and run commands on its hosts over SSH",
-    after_help = "Environment: UMC_URL (default http://127.0.0.1:8080), UMC_TOKEN or UMC_TOKEN_FILE (default ./umc-data/admin.token); for ssh/upgrade/restart SSH_AUTH_SOCK and UMC_KNOWN_HOSTS (default ~/.config/umc/known_hosts).\nExit codes: 0 success, 1 rejected input, 2 usage, 3 umcd unreachable or token refused, 4 server error, 5 a host exited non-zero, 6 a host did not run the command, 130 interrupted."
+    after_help = "Environment: UMC_URL (default http://127.0.0.1:8080), UMC_TOKEN or UMC_TOKEN_FILE (default ./umc-data/admin.token); for ssh/upgrade/restart SSH_AUTH_SOCK and UMC_KNOWN_HOSTS (default ~/.config/umc/known_hosts).\nExit codes: 0 success, 1 rejected input, 2 usage, 3 umcd unreachable or token refused, 4 server error, 5 a host exited non-zero, 6 a host did not run the command, 7 (status) a host is failed or stale, 130 interrupted; check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -61,6 +63,10 @@ enum Command {
     Upgrade(upgrade::UpgradeArgs),
     /// Restart (or reload) a systemd service over SSH
     Restart(restart::RestartArgs),
+    /// Which hosts applied the model, which failed and why (exit 7 if any is failed or stale)
+    Status(status::StatusArgs),
+    /// Nagios/Icinga plugin: one status line with performance data, exit 0/1/2/3
+    Check(status::CheckArgs),
 }
 
 /// A failure with the exit code it maps to.
@@ -102,6 +108,10 @@ pub fn usage(message: impl Into<String>) -> Failure {
 pub type CliResult = Result<(), Failure>;
 
 pub fn run(cli: Cli) -> CliResult {
+    // The plugin reports every failure, even an unreachable umcd, in its own format.
+    if let Command::Check(a) = cli.command {
+        std::process::exit(status::check(a));
+    }
     let client = Client::from_env()?;
     match cli.command {
         Command::Node(c) => node::run(&client, c),
@@ -115,6 +125,8 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Ssh(a) => ssh::run(&client, a),
         Command::Upgrade(a) => upgrade::run(&client, a),
         Command::Restart(a) => restart::run(&client, a),
+        Command::Status(a) => status::run(&client, a),
+        Command::Check(_) => Ok(()),
     }
 }
 

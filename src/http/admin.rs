@@ -37,6 +37,8 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/nodes/{host}/render", get(render))
         .route("/vars", get(vars))
         .route("/log", get(log))
+        .route("/status", get(super::status::list))
+        .route("/status/{host}", get(super::status::host))
         .route("/edit", post(edit))
         .route("/audit", get(audit_list).post(audit_record))
         .route("/catalogs", get(catalog::list))

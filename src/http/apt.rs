@@ -10,11 +10,11 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, Response, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use base64::Engine;
 
-use super::AppState;
 use super::conditional::{self, IMMUTABLE, NO_CACHE, Resource};
+use super::{AppState, now};
 use crate::cache::HostEntry;
 use crate::repo::{self, Archive, Artifact, COMPONENT, SUITE};
 use crate::store::token_hash;
@@ -22,6 +22,7 @@ use crate::store::token_hash;
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/hosts/{host}", get(unauthorized_only))
+        .route("/hosts/{host}/report", post(super::status::report))
         .route("/hosts/{host}/{*rest}", get(serve))
 }
 
@@ -88,7 +89,7 @@ fn parse(rest: &str) -> Option<AptPath> {
     }
 }
 
-fn unauthorized() -> Response<Body> {
+pub(super) fn unauthorized() -> Response<Body> {
     Response::builder()
         .status(StatusCode::UNAUTHORIZED)
         .header(header::WWW_AUTHENTICATE, "Basic realm=\"umc\"")
@@ -190,9 +191,47 @@ fn remember(state: &AppState, archive: &Archive) {
 /// A stand-in compared against when a host does not exist, so both cases do the same work.
 const NO_HOST: [u8; 32] = [0xff; 32];
 
-fn internal_error(what: &str, e: impl std::fmt::Display) -> Response<Body> {
+pub(super) fn internal_error(what: &str, e: impl std::fmt::Display) -> Response<Body> {
     tracing::error!("{what}: {e}");
     (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n").into_response()
+}
+
+/// Checks that the request carries `host`'s own credentials (HTTP Basic, user = host name).
+/// Unknown hosts and wrong passwords get the same answer.
+pub(super) async fn authenticate(
+    state: &Arc<AppState>,
+    host: &str,
+    headers: &HeaderMap,
+) -> Result<(), Response<Body>> {
+    let Some((user, password)) = basic_credentials(headers) else {
+        return Err(unauthorized());
+    };
+    if user.to_ascii_lowercase() != host {
+        return Err(unauthorized());
+    }
+    // From a cache that also remembers unknown hosts: nothing is rendered or stored for a
+    // client that has not proven it is this host.
+    let key = (host.to_string(), state.generation());
+    let token = match state.cache.tokens.get(&key) {
+        Some(t) => t,
+        None => {
+            let st = state.clone();
+            let h = host.to_string();
+            let res = tokio::task::spawn_blocking(move || st.store.node(&h)).await;
+            let token = match res {
+                Ok(Ok(node)) => node.map(|n| token_hash(&n.token)),
+                Ok(Err(e)) => return Err(internal_error("reading node", e)),
+                Err(e) => return Err(internal_error("auth task", e)),
+            };
+            state.cache.tokens.insert(key, token);
+            token
+        }
+    };
+    let given = token_hash(&password);
+    if given != token.unwrap_or(NO_HOST) || token.is_none() {
+        return Err(unauthorized());
+    }
+    Ok(())
 }
 
 async fn serve(
@@ -202,35 +241,10 @@ async fn serve(
     headers: HeaderMap,
 ) -> Response<Body> {
     let host = host.to_ascii_lowercase();
-    let Some((user, password)) = basic_credentials(&headers) else {
-        return unauthorized();
-    };
-    if user.to_ascii_lowercase() != host {
-        return unauthorized();
+    if let Err(r) = authenticate(&state, &host, &headers).await {
+        return r;
     }
-    // Credentials first, from a cache that also remembers unknown hosts: nothing is rendered
-    // for a client that has not proven it is this host.
-    let generation = state.generation();
-    let key = (host.clone(), generation);
-    let token = match state.cache.tokens.get(&key) {
-        Some(t) => t,
-        None => {
-            let st = state.clone();
-            let h = host.clone();
-            let res = tokio::task::spawn_blocking(move || st.store.node(&h)).await;
-            let token = match res {
-                Ok(Ok(node)) => node.map(|n| token_hash(&n.token)),
-                Ok(Err(e)) => return internal_error("reading node", e),
-                Err(e) => return internal_error("auth task", e),
-            };
-            state.cache.tokens.insert(key.clone(), token);
-            token
-        }
-    };
-    let given = token_hash(&password);
-    if given != token.unwrap_or(NO_HOST) || token.is_none() {
-        return unauthorized();
-    }
+    let key = (host.clone(), state.generation());
     let Some(path) = parse(&rest) else {
         return not_found();
     };
@@ -241,8 +255,9 @@ async fn serve(
         Some(e) => e,
         None => {
             let st = state.clone();
+            let h = host.clone();
             let res = tokio::task::spawn_blocking(move || {
-                st.cache.hosts.try_get_with(key, || load(&st, &host))
+                st.cache.hosts.try_get_with(key, || load(&st, &h))
             })
             .await;
             match res {
@@ -275,6 +290,21 @@ async fn serve(
     };
     let arch_ok = |arch: &str| state.config.architectures.iter().any(|a| a == arch);
     let archives = std::iter::once(archive).chain(entry.previous.as_ref());
+    match &path {
+        AptPath::InRelease | AptPath::Release => state.saw(&host, |s| s.inrelease = Some(now())),
+        AptPath::Pool(p) => {
+            if let Some(v) = p
+                .rsplit('/')
+                .next()
+                .and_then(|f| f.strip_prefix(&format!("{}_", archive_host_package(&host))))
+                .and_then(|f| f.strip_suffix("_all.deb"))
+            {
+                let v = v.replace("%3a", ":");
+                state.saw(&host, |s| s.host_deb = Some((v, now())));
+            }
+        }
+        _ => {}
+    }
     let resource = match path {
         AptPath::InRelease => index(&archive.in_release),
         AptPath::Release => index(&archive.release),
@@ -324,6 +354,10 @@ async fn serve(
         }
     };
     conditional::respond(&method, &headers, resource)
+}
+
+fn archive_host_package(host: &str) -> String {
+    crate::model::host_package(host)
 }
 
 /// `GET /hosts/<h>/bootstrap`, already authenticated as `host`.

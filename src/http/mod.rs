@@ -7,6 +7,7 @@ mod apt;
 mod catalog;
 pub mod conditional;
 mod error;
+mod status;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -45,6 +46,12 @@ pub struct AppState {
     keyring_asc: bytes::Bytes,
     generation: AtomicU64,
     catalog_index: RwLock<Arc<crate::catalog::SearchIndex>>,
+    /// Passive signals per host (InRelease fetches, host deb downloads), flushed to the store
+    /// by the report writer.
+    seen: std::sync::Mutex<std::collections::BTreeMap<String, crate::report::Seen>>,
+    /// Reports on their way to the writer, which commits them in batches.
+    reports: tokio::sync::mpsc::Sender<status::Job>,
+    report_rx: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<status::Job>>>,
 }
 
 impl AppState {
@@ -53,7 +60,12 @@ impl AppState {
         let keyring_asc = keys.public_keyring_armored()?.into();
         let generation = AtomicU64::new(store.generation()?);
         let catalog_index = RwLock::new(Arc::new(catalog::build_index(&store)?));
+        let seen = std::sync::Mutex::new(store.load_seen()?);
+        let (reports, report_rx) = tokio::sync::mpsc::channel(status::QUEUE);
         Ok(AppState {
+            seen,
+            reports,
+            report_rx: std::sync::Mutex::new(Some(report_rx)),
             catalog_index,
             generation,
             store,
@@ -63,6 +75,17 @@ impl AppState {
             keyring_gpg,
             keyring_asc,
         })
+    }
+
+    /// Records a passive signal of `host`.
+    pub(crate) fn saw(&self, host: &str, f: impl FnOnce(&mut crate::report::Seen)) {
+        if let Ok(mut seen) = self.seen.lock() {
+            f(seen.entry(host.to_string()).or_default());
+        }
+    }
+
+    pub(crate) fn seen_snapshot(&self) -> std::collections::BTreeMap<String, crate::report::Seen> {
+        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// What umcd contributes to every host's `umc-node` package.
@@ -179,7 +202,13 @@ pub async fn run(
     use hyper_util::service::TowerToHyperService;
 
     let header_timeout = state.config.header_timeout;
-    let app = router(state);
+    let writer = state
+        .report_rx
+        .lock()
+        .ok()
+        .and_then(|mut r| r.take())
+        .map(|rx| tokio::spawn(status::writer(state.clone(), rx)));
+    let app = router(state.clone());
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -229,5 +258,9 @@ pub async fn run(
     {
         tracing::warn!("shutdown: requests still running after {SHUTDOWN_GRACE:?}; closing");
     }
+    if let Some(w) = writer {
+        w.abort();
+    }
+    status::flush_seen(&state).await;
     Ok(())
 }

@@ -4,6 +4,9 @@
 //! Storage records are private serde types here, separate from `model` and `api`.
 
 mod catalog;
+mod reports;
+
+pub use reports::{IncomingReport, StoredReport};
 
 pub use catalog::{CatalogHit, CatalogMeta};
 
@@ -343,6 +346,7 @@ impl Store {
             tx.open_table(API_TOKENS)?;
             tx.open_table(AUDIT)?;
             catalog::create_tables(&tx)?;
+            reports::create_tables(&tx)?;
         }
         tx.commit()?;
         Ok(Store { db })
@@ -665,6 +669,19 @@ impl Store {
             date,
             date_ambiguous,
         }))
+    }
+
+    /// Commit times of `generations` (those still recorded).
+    pub fn times(&self, generations: &BTreeSet<u64>) -> Result<BTreeMap<u64, i64>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(TIMES)?;
+        let mut out = BTreeMap::new();
+        for g in generations {
+            if let Some(v) = t.get(*g)? {
+                out.insert(*g, v.value());
+            }
+        }
+        Ok(out)
     }
 
     /// Edits newest first, optionally only those touching `entity`.

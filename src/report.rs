@@ -1,0 +1,489 @@
+//! Node reports: what `umc-cycle` tells umcd after every run, and how umcd judges each host.
+//!
+//! The report is line-based text (`Field: value`), because `umc-cycle` is POSIX sh and must
+//! not need a JSON encoder. umcd validates it strictly (sizes, counts, times), stores the
+//! validated text as it came, and parses it again when reading. Pure: no IO, no clock.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The first line of every report.
+pub const FORMAT_LINE: &str = "Format: umc-report/1";
+/// Longest accepted line (a tail line of apt output is cut by the node before this).
+pub const MAX_LINE: usize = 1024;
+pub const MAX_STEPS: usize = 16;
+pub const MAX_LIST: usize = 512;
+pub const MAX_TAIL: usize = 100;
+/// How far in the future (by umcd's clock) a report's times may be.
+pub const MAX_CLOCK_SKEW: i64 = 300;
+
+/// One step of the cycle: `update`, `install`, `server-wins`, `autoremove`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    pub name: String,
+    /// `None`: skipped because an earlier step failed.
+    pub exit: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub started: i64,
+    pub finished: i64,
+    pub steps: Vec<Step>,
+    /// Installed versions of umc's packages (`dpkg-query`), by package.
+    pub installed: BTreeMap<String, String>,
+    pub held: Vec<String>,
+    pub broken: Vec<String>,
+    /// umc conffiles modified locally (`dpkg --verify`).
+    pub modified: Vec<String>,
+    pub reboot_required: bool,
+    pub upgradable: u64,
+    /// apt's `E:`/`W:` lines, and the end of a failed step's output.
+    pub tail: Vec<String>,
+}
+
+impl Report {
+    /// The first step that did not exit 0.
+    pub fn failed_step(&self) -> Option<&Step> {
+        self.steps.iter().find(|s| s.exit.is_some_and(|e| e != 0))
+    }
+
+    /// The line that best explains a failure: the last `E:` line, else the last tail line.
+    pub fn error_line(&self) -> Option<&str> {
+        self.tail
+            .iter()
+            .rev()
+            .find(|l| l.starts_with("E:") || l.starts_with("Error:"))
+            .or_else(|| self.tail.last())
+            .map(String::as_str)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReportError {
+    #[error("report line {line}: {why}")]
+    Line { line: usize, why: String },
+    #[error("report: {0}")]
+    Invalid(String),
+}
+
+fn bad(line: usize, why: impl Into<String>) -> ReportError {
+    ReportError::Line {
+        line,
+        why: why.into(),
+    }
+}
+
+fn plain(s: &str) -> bool {
+    !s.is_empty() && !s.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
+/// Parses and validates `text`, sent at `now` (umcd's clock).
+pub fn parse(text: &str, now: i64) -> Result<Report, ReportError> {
+    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
+    match lines.next() {
+        Some((_, l)) if l == FORMAT_LINE => {}
+        _ => {
+            return Err(ReportError::Invalid(format!(
+                "the first line must be '{FORMAT_LINE}'"
+            )));
+        }
+    }
+    let mut r = Report::default();
+    let (mut started, mut finished) = (None, None);
+    for (n, line) in lines {
+        if line.len() > MAX_LINE {
+            return Err(bad(n, format!("longer than {MAX_LINE} bytes")));
+        }
+        if line.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(bad(n, "contains control characters"));
+        }
+        if line.is_empty() {
+            continue;
+        }
+        let (field, value) = line
+            .split_once(": ")
+            .or_else(|| line.strip_suffix(':').map(|f| (f, "")))
+            .ok_or_else(|| bad(n, "expected 'Field: value'"))?;
+        let time = |v: &str| -> Result<i64, ReportError> {
+            v.parse::<i64>()
+                .ok()
+                .filter(|t| *t > 0)
+                .ok_or_else(|| bad(n, format!("{field}: not a Unix time")))
+        };
+        let push = |list: &mut Vec<String>, v: &str| -> Result<(), ReportError> {
+            if list.len() >= MAX_LIST {
+                return Err(bad(n, format!("more than {MAX_LIST} {field} lines")));
+            }
+            if !plain(v) {
+                return Err(bad(n, format!("{field}: expected one word")));
+            }
+            list.push(v.to_string());
+            Ok(())
+        };
+        match field {
+            "Started" => started = Some(time(value)?),
+            "Finished" => finished = Some(time(value)?),
+            "Step" => {
+                if r.steps.len() >= MAX_STEPS {
+                    return Err(bad(n, format!("more than {MAX_STEPS} steps")));
+                }
+                let (name, exit) = value
+                    .split_once(' ')
+                    .ok_or_else(|| bad(n, "Step: expected '<name> <exit status|->'"))?;
+                if !plain(name) {
+                    return Err(bad(n, "Step: bad name"));
+                }
+                let exit = match exit {
+                    "-" => None,
+                    e => Some(
+                        e.parse::<i32>()
+                            .ok()
+                            .filter(|e| (0..=255).contains(e))
+                            .ok_or_else(|| bad(n, "Step: exit status must be 0-255 or '-'"))?,
+                    ),
+                };
+                r.steps.push(Step {
+                    name: name.to_string(),
+                    exit,
+                });
+            }
+            "Installed" => {
+                let (pkg, version) = value
+                    .split_once(' ')
+                    .ok_or_else(|| bad(n, "Installed: expected '<package> <version>'"))?;
+                if !plain(pkg) || !plain(version) {
+                    return Err(bad(n, "Installed: expected '<package> <version>'"));
+                }
+                if r.installed.len() >= MAX_LIST {
+                    return Err(bad(n, format!("more than {MAX_LIST} Installed lines")));
+                }
+                r.installed.insert(pkg.to_string(), version.to_string());
+            }
+            "Held" => push(&mut r.held, value)?,
+            "Broken" => push(&mut r.broken, value)?,
+            "Modified" => push(&mut r.modified, value)?,
+            "Reboot-Required" => {
+                r.reboot_required = match value {
+                    "yes" => true,
+                    "no" => false,
+                    _ => return Err(bad(n, "Reboot-Required: expected yes or no")),
+                }
+            }
+            "Upgradable" => {
+                r.upgradable = value
+                    .parse()
+                    .map_err(|_| bad(n, "Upgradable: expected a count"))?;
+            }
+            "Tail" => {
+                if r.tail.len() >= MAX_TAIL {
+                    return Err(bad(n, format!("more than {MAX_TAIL} Tail lines")));
+                }
+                r.tail.push(value.to_string());
+            }
+            // Unknown fields are refused: a typo must not pass as an empty report.
+            other => return Err(bad(n, format!("unknown field '{other}'"))),
+        }
+    }
+    r.started = started.ok_or_else(|| ReportError::Invalid("no Started line".into()))?;
+    r.finished = finished.ok_or_else(|| ReportError::Invalid("no Finished line".into()))?;
+    if r.finished < r.started {
+        return Err(ReportError::Invalid("Finished is before Started".into()));
+    }
+    if r.finished > now + MAX_CLOCK_SKEW {
+        return Err(ReportError::Invalid(format!(
+            "Finished is {} s in umcd's future (more than {MAX_CLOCK_SKEW} s): check the node's clock",
+            r.finished - now
+        )));
+    }
+    if r.steps.is_empty() {
+        return Err(ReportError::Invalid("no Step lines".into()));
+    }
+    Ok(r)
+}
+
+/// How a host stands against the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum State {
+    Ok,
+    Pending,
+    Drift,
+    Failed,
+    Stale,
+}
+
+impl State {
+    pub const ALL: [State; 5] = [
+        State::Ok,
+        State::Pending,
+        State::Failed,
+        State::Stale,
+        State::Drift,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Ok => "ok",
+            State::Pending => "pending",
+            State::Drift => "drift",
+            State::Failed => "failed",
+            State::Stale => "stale",
+        }
+    }
+    /// Failed and stale hosts make `umc-admin status` and `check` fail.
+    pub fn is_bad(self) -> bool {
+        matches!(self, State::Failed | State::Stale)
+    }
+}
+
+/// Hosts per state name, every state present (for `check` and `/metrics`).
+pub fn count_states<'a>(
+    states: impl IntoIterator<Item = &'a str>,
+) -> BTreeMap<&'static str, usize> {
+    let mut out: BTreeMap<&'static str, usize> =
+        State::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    for name in states {
+        if let Some(s) = State::ALL.iter().find(|s| s.as_str() == name) {
+            *out.entry(s.as_str()).or_default() += 1;
+        }
+    }
+    out
+}
+
+/// When a host counts as stale or drifting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// No report and no InRelease fetch for this long: stale.
+    pub stale_after: i64,
+    /// Installed older than published for this long (the cycle interval plus a grace period):
+    /// drift.
+    pub drift_after: i64,
+}
+
+/// What umcd saw of a host without any report: its apt traffic.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    /// Last InRelease fetch.
+    pub inrelease: Option<i64>,
+    /// Last `umc-<host>` deb downloaded: version and time.
+    pub host_deb: Option<(String, i64)>,
+}
+
+/// The verdict on one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub state: State,
+    pub installed: Option<String>,
+    pub last_seen: Option<i64>,
+    /// `ok`, or `failed: install exited 100`.
+    pub last_result: Option<String>,
+    pub reason: String,
+}
+
+fn ago(secs: i64) -> String {
+    let secs = secs.max(0);
+    if secs < 120 {
+        format!("{secs} s")
+    } else if secs < 7200 {
+        format!("{} min", secs / 60)
+    } else if secs < 172_800 {
+        format!("{} h", secs / 3600)
+    } else {
+        format!("{} days", secs / 86_400)
+    }
+}
+
+/// Judges one host. `package` is its `umc-<host>` package, published at `version` since
+/// `published_at`; `last` is its newest report and when umcd received it.
+pub fn judge(
+    package: &str,
+    version: &str,
+    published_at: i64,
+    last: Option<(i64, &Report)>,
+    seen: Option<&Seen>,
+    now: i64,
+    t: Thresholds,
+) -> Verdict {
+    let installed = last.and_then(|(_, r)| r.installed.get(package).cloned());
+    let last_seen = [
+        last.map(|(received, _)| received),
+        seen.and_then(|s| s.inrelease),
+    ]
+    .into_iter()
+    .flatten()
+    .max();
+    let last_result = last.map(|(_, r)| match r.failed_step() {
+        Some(s) => format!(
+            "failed: {} exited {}",
+            s.name,
+            s.exit.map_or("-".to_string(), |e| e.to_string())
+        ),
+        None => "ok".to_string(),
+    });
+    let verdict = |state, reason: String| Verdict {
+        state,
+        installed: installed.clone(),
+        last_seen,
+        last_result: last_result.clone(),
+        reason,
+    };
+    match last_seen {
+        None => return verdict(State::Stale, "never seen".into()),
+        Some(t_seen) if now - t_seen > t.stale_after => {
+            return verdict(
+                State::Stale,
+                format!("no report or apt request for {}", ago(now - t_seen)),
+            );
+        }
+        Some(_) => {}
+    }
+    if let Some((_, r)) = last
+        && let Some(step) = r.failed_step()
+    {
+        let why = r
+            .error_line()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{} exited {}", step.name, step.exit.unwrap_or(-1)));
+        return verdict(State::Failed, why);
+    }
+    if installed.as_deref() == Some(version) {
+        return verdict(State::Ok, format!("{package} {version} installed"));
+    }
+    let behind = now - published_at;
+    let have = match (&installed, seen.and_then(|s| s.host_deb.as_ref())) {
+        (Some(v), _) => format!("installed {v}"),
+        (None, Some((v, _))) => format!("no report yet; downloaded {v}"),
+        (None, None) => "no report yet".to_string(),
+    };
+    if behind > t.drift_after {
+        verdict(
+            State::Drift,
+            format!("{have}, published {version} {} ago", ago(behind)),
+        )
+    } else {
+        verdict(
+            State::Pending,
+            format!("{have}, published {version} {} ago", ago(behind)),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn text(extra: &str) -> String {
+        format!(
+            "{FORMAT_LINE}\nStarted: {}\nFinished: {}\nStep: update 0\nStep: install 0\n{extra}",
+            NOW - 60,
+            NOW - 10
+        )
+    }
+
+    #[test]
+    fn parses_a_full_report() {
+        let r = parse(
+            &text(
+                "Installed: umc-web1 1.7\nHeld: foo\nModified: /etc/x.conf\nReboot-Required: yes\nUpgradable: 3\nTail: W: something\n",
+            ),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(r.installed["umc-web1"], "1.7");
+        assert!(r.reboot_required);
+        assert_eq!(r.upgradable, 3);
+        assert_eq!(r.failed_step(), None);
+    }
+
+    #[test]
+    fn rejects_bad_reports() {
+        for (t, want) in [
+            ("hello".to_string(), "first line"),
+            (text("Bogus: 1\n"), "unknown field 'Bogus'"),
+            (text("Step: install x\n"), "exit status"),
+            (text("Installed: a\n"), "Installed"),
+            (
+                text(&format!("Tail: {}\n", "x".repeat(2000))),
+                "longer than",
+            ),
+            (
+                format!(
+                    "{FORMAT_LINE}\nStarted: {NOW}\nFinished: {}\nStep: a 0\n",
+                    NOW + 3600
+                ),
+                "future",
+            ),
+            (
+                format!("{FORMAT_LINE}\nStarted: 5\nFinished: 6\n"),
+                "no Step",
+            ),
+        ] {
+            let e = parse(&t, NOW).unwrap_err().to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+    }
+
+    #[test]
+    fn verdicts() {
+        let t = Thresholds {
+            stale_after: 600,
+            drift_after: 300,
+        };
+        let ok = parse(&text("Installed: umc-h 1.7\n"), NOW).unwrap();
+        let v = judge(
+            "umc-h",
+            "1.7",
+            NOW - 1000,
+            Some((NOW - 5, &ok)),
+            None,
+            NOW,
+            t,
+        );
+        assert_eq!(v.state, State::Ok);
+        let v = judge(
+            "umc-h",
+            "1.8",
+            NOW - 100,
+            Some((NOW - 5, &ok)),
+            None,
+            NOW,
+            t,
+        );
+        assert_eq!(v.state, State::Pending, "{}", v.reason);
+        let v = judge(
+            "umc-h",
+            "1.8",
+            NOW - 400,
+            Some((NOW - 5, &ok)),
+            None,
+            NOW,
+            t,
+        );
+        assert_eq!(v.state, State::Drift, "{}", v.reason);
+        let v = judge(
+            "umc-h",
+            "1.7",
+            NOW - 1000,
+            Some((NOW - 700, &ok)),
+            None,
+            NOW,
+            t,
+        );
+        assert_eq!(v.state, State::Stale);
+        let failed = parse(
+            &format!(
+                "{FORMAT_LINE}\nStarted: {NOW}\nFinished: {NOW}\nStep: update 0\nStep: install 100\nStep: autoremove -\nTail: E: Unable to locate package nope\n"
+            ),
+            NOW,
+        )
+        .unwrap();
+        let v = judge("umc-h", "1.7", NOW, Some((NOW, &failed)), None, NOW, t);
+        assert_eq!(v.state, State::Failed);
+        assert_eq!(v.reason, "E: Unable to locate package nope");
+        assert_eq!(v.last_result.as_deref(), Some("failed: install exited 100"));
+        let v = judge("umc-h", "1.7", NOW, None, None, NOW, t);
+        assert_eq!((v.state, v.reason.as_str()), (State::Stale, "never seen"));
+    }
+}

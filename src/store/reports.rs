@@ -1,0 +1,204 @@
+//! Node reports and passive signals: telemetry beside the model. Nothing here bumps a
+//! generation or moves a package version; everything here is bounded.
+
+use std::collections::BTreeMap;
+
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::{AUDIT, GENERATIONS, Store, StoreError, decode, encode};
+use crate::report::Seen;
+
+/// (host, sequence) → a validated report as the node sent it, with its arrival time.
+const REPORTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("reports_v1");
+/// host → the newest row of `reports_v1` (so status reads one row per host).
+const LAST_REPORT: TableDefinition<&str, &[u8]> = TableDefinition::new("last_report_v1");
+/// host → what umcd saw of its apt traffic (flushed from memory now and then).
+const SEEN: TableDefinition<&str, &[u8]> = TableDefinition::new("seen_v1");
+
+pub(super) fn create_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(REPORTS)?;
+    tx.open_table(LAST_REPORT)?;
+    tx.open_table(SEEN)?;
+    Ok(())
+}
+
+#[derive(Serialize, Deserialize)]
+struct ReportRec {
+    received: i64,
+    text: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SeenRec {
+    inrelease: Option<i64>,
+    host_deb: Option<(String, i64)>,
+}
+
+/// A report to store: its host, when umcd received it, and its validated text.
+#[derive(Debug, Clone)]
+pub struct IncomingReport {
+    pub host: String,
+    pub received: i64,
+    pub text: String,
+}
+
+/// A stored report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredReport {
+    pub received: i64,
+    pub text: String,
+}
+
+impl Store {
+    /// Stores `batch` in one durable transaction, keeping the newest `keep` reports per host.
+    pub fn add_reports(&self, batch: &[IncomingReport], keep: usize) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut reports = tx.open_table(REPORTS)?;
+            let mut last = tx.open_table(LAST_REPORT)?;
+            for r in batch {
+                let host = r.host.as_str();
+                let next = reports
+                    .range((host, 0)..=(host, u64::MAX))?
+                    .next_back()
+                    .transpose()?
+                    .map_or(0, |(k, _)| k.value().1 + 1);
+                let rec = encode(&ReportRec {
+                    received: r.received,
+                    text: r.text.clone(),
+                })?;
+                reports.insert((host, next), rec.as_slice())?;
+                last.insert(host, rec.as_slice())?;
+                let keep_from = (next + 1).saturating_sub(keep.max(1) as u64);
+                let old: Vec<u64> = reports
+                    .range((host, 0)..(host, keep_from))?
+                    .map(|row| row.map(|(k, _)| k.value().1))
+                    .collect::<Result<_, _>>()?;
+                for seq in old {
+                    reports.remove((host, seq))?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Each host's newest report.
+    pub fn last_reports(&self) -> Result<BTreeMap<String, StoredReport>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(LAST_REPORT)?;
+        let mut out = BTreeMap::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            let rec: ReportRec = decode("report", v.value())?;
+            out.insert(
+                k.value().to_string(),
+                StoredReport {
+                    received: rec.received,
+                    text: rec.text,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// `host`'s newest reports, newest first.
+    pub fn reports(&self, host: &str, limit: usize) -> Result<Vec<StoredReport>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(REPORTS)?;
+        let mut out = Vec::new();
+        for row in t.range((host, 0)..=(host, u64::MAX))?.rev().take(limit) {
+            let (_, v) = row?;
+            let rec: ReportRec = decode("report", v.value())?;
+            out.push(StoredReport {
+                received: rec.received,
+                text: rec.text,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Writes umcd's in-memory passive signals.
+    pub fn save_seen(&self, seen: &BTreeMap<String, Seen>) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(SEEN)?;
+            for (host, s) in seen {
+                let rec = SeenRec {
+                    inrelease: s.inrelease,
+                    host_deb: s.host_deb.clone(),
+                };
+                t.insert(host.as_str(), encode(&rec)?.as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn load_seen(&self) -> Result<BTreeMap<String, Seen>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(SEEN)?;
+        let mut out = BTreeMap::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            let rec: SeenRec = decode("seen", v.value())?;
+            out.insert(
+                k.value().to_string(),
+                Seen {
+                    inrelease: rec.inrelease,
+                    host_deb: rec.host_deb,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Retention: keeps the newest `log_keep` entries of the edit log (`umc-admin log`) and
+    /// `audit_keep` fleet-command records, and forgets reports and signals of hosts that are
+    /// no longer in the model. Package changelogs are not affected: they read the per-entity
+    /// index, which holds at most what a changelog shows per entity. Returns rows removed.
+    pub fn prune(&self, log_keep: usize, audit_keep: usize) -> Result<u64, StoreError> {
+        let tx = self.db.begin_write()?;
+        let mut removed = 0u64;
+        {
+            for (table, keep) in [(GENERATIONS, log_keep), (AUDIT, audit_keep)] {
+                let mut t = tx.open_table(table)?;
+                let newest = t.last()?.map(|(k, _)| k.value());
+                if let Some(newest) = newest {
+                    let cut = (newest + 1).saturating_sub(keep.max(1) as u64);
+                    let before = t.len()?;
+                    t.retain_in(..cut, |_, _| false)?;
+                    removed += before - t.len()?;
+                }
+            }
+            let nodes = tx.open_table(super::NODES)?;
+            let mut gone = Vec::new();
+            for table in [LAST_REPORT, SEEN] {
+                let t = tx.open_table(table)?;
+                for row in t.iter()? {
+                    let (k, _) = row?;
+                    let host = k.value().to_string();
+                    if nodes.get(host.as_str())?.is_none() {
+                        gone.push(host);
+                    }
+                }
+            }
+            gone.sort();
+            gone.dedup();
+            let mut last = tx.open_table(LAST_REPORT)?;
+            let mut seen = tx.open_table(SEEN)?;
+            let mut reports = tx.open_table(REPORTS)?;
+            for host in &gone {
+                last.remove(host.as_str())?;
+                seen.remove(host.as_str())?;
+                let h = host.as_str();
+                let before = reports.len()?;
+                reports.retain_in((h, 0)..=(h, u64::MAX), |_, _| false)?;
+                removed += before - reports.len()?;
+            }
+        }
+        tx.commit()?;
+        Ok(removed)
+    }
+}
