@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use base64::Engine;
 
 use super::conditional::{self, IMMUTABLE, NO_CACHE, Resource};
+use super::metrics::CacheId;
 use super::{AppState, now};
 use crate::cache::HostEntry;
 use crate::repo::{self, Archive, Artifact, COMPONENT, SUITE};
@@ -139,20 +140,27 @@ fn load(state: &AppState, host: &str) -> Result<HostEntry, LoadError> {
     let packages = repo::packages(&data, state.serving())?;
     let archs = &state.config.architectures;
     let key = repo::archive_key(&data, archs, &packages);
+    let mut rendered = false;
     let archive = state
         .cache
         .archives
         .try_get_with(key, || -> Result<_, LoadError> {
+            rendered = true;
+            let started = std::time::Instant::now();
             let archive = repo::build_archive(&data, &packages, archs, &state.keys, |p| {
-                state
-                    .cache
-                    .debs
-                    .try_get_with(repo::package_key(p), || repo::build_deb(p).map(Arc::new))
-                    .map_err(|e| repo::RepoError::Cached(e.to_string()))
-            })?;
-            Ok(Arc::new(archive))
-        })
-        .map_err(|e| LoadError::Cached(e.to_string()))?;
+                let mut built = false;
+                let deb = state.cache.debs.try_get_with(repo::package_key(p), || {
+                    built = true;
+                    repo::build_deb(p).map(Arc::new)
+                });
+                state.metrics.cache_lookup(CacheId::Debs, !built);
+                deb.map_err(|e| repo::RepoError::Cached(e.to_string()))
+            });
+            state.metrics.render(started.elapsed());
+            Ok(Arc::new(archive?))
+        });
+    state.metrics.cache_lookup(CacheId::Archives, !rendered);
+    let archive = archive.map_err(|e| LoadError::Cached(e.to_string()))?;
     // Keep the archive this one replaces: a node that fetched the older InRelease a moment
     // ago fetches its indexes (by-hash) and debs next.
     let entry = match state.cache.latest.get(host) {
@@ -212,7 +220,11 @@ pub(super) async fn authenticate(
     // From a cache that also remembers unknown hosts: nothing is rendered or stored for a
     // client that has not proven it is this host.
     let key = (host.to_string(), state.generation());
-    let token = match state.cache.tokens.get(&key) {
+    let cached = state.cache.tokens.get(&key);
+    state
+        .metrics
+        .cache_lookup(CacheId::Tokens, cached.is_some());
+    let token = match cached {
         Some(t) => t,
         None => {
             let st = state.clone();
@@ -251,7 +263,9 @@ async fn serve(
     if path == AptPath::Bootstrap {
         return bootstrap(state, host).await;
     }
-    let entry = match state.cache.hosts.get(&key) {
+    let cached = state.cache.hosts.get(&key);
+    state.metrics.cache_lookup(CacheId::Hosts, cached.is_some());
+    let entry = match cached {
         Some(e) => e,
         None => {
             let st = state.clone();

@@ -7,6 +7,7 @@ mod apt;
 mod catalog;
 pub mod conditional;
 mod error;
+mod metrics;
 mod status;
 
 use std::future::Future;
@@ -42,6 +43,7 @@ pub struct AppState {
     pub keys: SigningKeys,
     pub cache: ArtifactCache,
     pub config: Config,
+    pub(crate) metrics: metrics::Metrics,
     keyring_gpg: bytes::Bytes,
     keyring_asc: bytes::Bytes,
     generation: AtomicU64,
@@ -72,6 +74,7 @@ impl AppState {
             keys,
             cache: ArtifactCache::new(config.cache_bytes),
             config,
+            metrics: metrics::Metrics::new(),
             keyring_gpg,
             keyring_asc,
         })
@@ -134,6 +137,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let max_body = state.config.max_body;
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics::handler))
         .route("/umc-archive-keyring.gpg", get(keyring_gpg))
         .route("/umc-archive-keyring.asc", get(keyring_asc))
         .merge(apt::routes())
@@ -141,6 +145,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1",
             admin::routes(state.clone()).layer(DefaultBodyLimit::max(max_body)),
         )
+        // Outermost: counts every request, unmatched ones included.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 

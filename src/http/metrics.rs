@@ -1,0 +1,528 @@
+//! `GET /metrics`: Prometheus text format 0.0.4, written here by hand.
+//!
+//! Everything recorded on the request path is a relaxed atomic add into a fixed array
+//! (indexed by route class, status code or bucket): no lock, no allocation, no map lookup.
+//! The text is only assembled when someone scrapes.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// What a request was, for the request counter and latency histogram. Few on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    AptInRelease,
+    AptIndex,
+    AptPool,
+    AptOther,
+    AdminApi,
+    Report,
+    Other,
+}
+
+const CLASSES: [(Class, &str); 7] = [
+    (Class::AptInRelease, "apt_inrelease"),
+    (Class::AptIndex, "apt_index"),
+    (Class::AptPool, "apt_pool"),
+    (Class::AptOther, "apt_other"),
+    (Class::AdminApi, "admin_api"),
+    (Class::Report, "report"),
+    (Class::Other, "other"),
+];
+
+/// Classifies by method and path alone (before routing, without allocating), so requests
+/// the router rejects are counted in the class they were aimed at.
+pub fn classify(method: &Method, path: &str) -> Class {
+    if path == "/api/v1" || path.starts_with("/api/v1/") {
+        return Class::AdminApi;
+    }
+    let Some(rest) = path.strip_prefix("/hosts/") else {
+        return Class::Other;
+    };
+    // `<host>/<rest>`; apt sends `/./` literally for flat repositories.
+    let mut parts = rest.split('/').filter(|p| !p.is_empty() && *p != ".");
+    parts.next();
+    let first = parts.next();
+    let last = parts.next_back().or(first);
+    if *method == Method::POST && last == Some("report") {
+        return Class::Report;
+    }
+    match (first, last) {
+        (Some("dists"), Some("InRelease")) => Class::AptInRelease,
+        (Some("dists"), Some(f)) if f.starts_with("Packages") || rest.contains("/by-hash/") => {
+            Class::AptIndex
+        }
+        (Some("pool"), _) => Class::AptPool,
+        _ => Class::AptOther,
+    }
+}
+
+/// The caches whose lookups are counted (see src/http/apt.rs).
+#[derive(Debug, Clone, Copy)]
+pub enum CacheId {
+    Debs,
+    Archives,
+    Tokens,
+    Hosts,
+}
+
+const COUNTED_CACHES: [&str; 4] = ["debs", "archives", "tokens", "hosts"];
+
+/// Upper bounds (seconds) of the request latency buckets: a warm apt request is well under a
+/// millisecond, a cold render or a catalog import takes seconds.
+const HTTP_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Upper bounds (seconds) of the render buckets: one host's archive, including its cold debs.
+const RENDER_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// HTTP status codes are three digits (`http::StatusCode` allows 100..=999).
+const CODES: usize = 1000;
+
+struct Histogram {
+    bounds: &'static [f64],
+    /// Per bucket, not cumulative; the last slot is +Inf.
+    buckets: Box<[AtomicU64]>,
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_nanos: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = self.bounds.partition_point(|b| *b < secs);
+        self.buckets[i].fetch_add(1, Relaxed);
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Relaxed);
+    }
+
+    /// `<name>_bucket`, `_sum` and `_count` lines; `labels` is empty or `k="v",`.
+    fn write(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            cumulative += b.load(Relaxed);
+            let le = match self.bounds.get(i) {
+                Some(bound) => bound.to_string(),
+                None => "+Inf".to_string(),
+            };
+            let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{le}\"}} {cumulative}");
+        }
+        let sum = self.sum_nanos.load(Relaxed) as f64 / 1e9;
+        let labels = labels.trim_end_matches(',');
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braces} {sum}");
+        // The count is the +Inf bucket as read above, so one scrape is self-consistent.
+        let _ = writeln!(out, "{name}_count{braces} {cumulative}");
+    }
+}
+
+pub struct Metrics {
+    started: SystemTime,
+    /// `class * CODES + status code`.
+    requests: Box<[AtomicU64]>,
+    latency: [Histogram; CLASSES.len()],
+    render: Histogram,
+    hits: [AtomicU64; COUNTED_CACHES.len()],
+    misses: [AtomicU64; COUNTED_CACHES.len()],
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        Metrics {
+            started: SystemTime::now(),
+            requests: (0..CLASSES.len() * CODES)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            latency: std::array::from_fn(|_| Histogram::new(HTTP_BUCKETS)),
+            render: Histogram::new(RENDER_BUCKETS),
+            hits: Default::default(),
+            misses: Default::default(),
+        }
+    }
+
+    pub fn request(&self, class: Class, code: u16, took: Duration) {
+        let code = usize::from(code).min(CODES - 1);
+        self.requests[class as usize * CODES + code].fetch_add(1, Relaxed);
+        self.latency[class as usize].observe(took);
+    }
+
+    /// One lookup of `cache`: found, or not (and then built or fetched).
+    pub fn cache_lookup(&self, cache: CacheId, hit: bool) {
+        let counters = if hit { &self.hits } else { &self.misses };
+        counters[cache as usize].fetch_add(1, Relaxed);
+    }
+
+    /// One cold render of a host's archive.
+    pub fn render(&self, took: Duration) {
+        self.render.observe(took);
+    }
+}
+
+/// One host as the fleet gauges show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostGauge {
+    pub host: String,
+    /// One of [`HOST_STATES`].
+    pub state: &'static str,
+    /// Unix seconds of the host's last report.
+    pub last_report: Option<i64>,
+    /// Whether that report said the run succeeded.
+    pub last_success: Option<bool>,
+}
+
+/// Every state `umc_hosts` reports, 0 included.
+pub const HOST_STATES: [&str; 5] = ["ok", "pending", "failed", "stale", "drift"];
+
+/// The fleet as the gauges show it, sorted by host.
+fn fleet_gauges(state: &AppState) -> Vec<HostGauge> {
+    let rows = match super::status::fleet(state, super::now()) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("metrics: fleet status: {e}");
+            return Vec::new();
+        }
+    };
+    rows.into_iter()
+        .map(|r| HostGauge {
+            state: crate::report::State::ALL
+                .iter()
+                .map(|s| s.as_str())
+                .find(|s| *s == r.state)
+                .unwrap_or("unknown"),
+            last_success: r.last_result.as_deref().map(|x| x == "ok"),
+            last_report: r.last_report,
+            host: r.host,
+        })
+        .collect()
+}
+
+/// `GET /metrics` (no auth: whoever reaches it sees host names).
+pub async fn handler(State(state): State<Arc<AppState>>) -> Response {
+    let st = state.clone();
+    // The fleet gauges may read the store: keep that off the async workers.
+    let fleet = match tokio::task::spawn_blocking(move || fleet_gauges(&st)).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!("metrics task: {e}");
+            Vec::new()
+        }
+    };
+    let body = render(&state, &fleet);
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
+}
+
+/// The middleware that counts and times every request by [`Class`].
+pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let class = classify(req.method(), req.uri().path());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    // Until the response head is ready: umcd's bodies are in memory, so this is the work.
+    state
+        .metrics
+        .request(class, resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+/// A label value in the text format: backslash, double quote and newline escaped.
+fn escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn render(state: &AppState, fleet: &[HostGauge]) -> String {
+    let m = &state.metrics;
+    let mut out = String::with_capacity(16 << 10);
+    let o = &mut out;
+
+    family(
+        o,
+        "umc_http_requests_total",
+        "counter",
+        "HTTP requests answered, by route class and status code.",
+    );
+    for (class, name) in CLASSES {
+        for code in 0..CODES {
+            let n = m.requests[class as usize * CODES + code].load(Relaxed);
+            if n > 0 {
+                let _ = writeln!(
+                    o,
+                    "umc_http_requests_total{{class=\"{name}\",code=\"{code}\"}} {n}"
+                );
+            }
+        }
+    }
+    family(
+        o,
+        "umc_http_request_duration_seconds",
+        "histogram",
+        "Time to the response head, by route class.",
+    );
+    for (class, name) in CLASSES {
+        m.latency[class as usize].write(
+            o,
+            "umc_http_request_duration_seconds",
+            &format!("class=\"{name}\","),
+        );
+    }
+
+    family(
+        o,
+        "umc_render_duration_seconds",
+        "histogram",
+        "Cold renders of a host's archive (indexes, signatures, uncached debs).",
+    );
+    m.render.write(o, "umc_render_duration_seconds", "");
+
+    let caches = &state.cache;
+    family(
+        o,
+        "umc_cache_hits_total",
+        "counter",
+        "Cache lookups that found their entry.",
+    );
+    for (i, name) in COUNTED_CACHES.iter().enumerate() {
+        let n = m.hits[i].load(Relaxed);
+        let _ = writeln!(o, "umc_cache_hits_total{{cache=\"{name}\"}} {n}");
+    }
+    family(
+        o,
+        "umc_cache_misses_total",
+        "counter",
+        "Cache lookups that had to build or read their entry.",
+    );
+    for (i, name) in COUNTED_CACHES.iter().enumerate() {
+        let n = m.misses[i].load(Relaxed);
+        let _ = writeln!(o, "umc_cache_misses_total{{cache=\"{name}\"}} {n}");
+    }
+    // moka updates its sizes lazily: these are close, not exact. `tokens` has no byte weigher.
+    let weighted = [
+        ("debs", caches.debs.weighted_size()),
+        ("archives", caches.archives.weighted_size()),
+        ("hosts", caches.hosts.weighted_size()),
+        ("latest", caches.latest.weighted_size()),
+        ("recent", caches.recent.weighted_size()),
+    ];
+    family(
+        o,
+        "umc_cache_bytes",
+        "gauge",
+        "Approximate bytes held by each cache.",
+    );
+    for (name, n) in weighted {
+        let _ = writeln!(o, "umc_cache_bytes{{cache=\"{name}\"}} {n}");
+    }
+    let entries = [
+        ("debs", caches.debs.entry_count()),
+        ("archives", caches.archives.entry_count()),
+        ("tokens", caches.tokens.entry_count()),
+        ("hosts", caches.hosts.entry_count()),
+        ("latest", caches.latest.entry_count()),
+        ("recent", caches.recent.entry_count()),
+    ];
+    family(
+        o,
+        "umc_cache_entries",
+        "gauge",
+        "Approximate entries in each cache.",
+    );
+    for (name, n) in entries {
+        let _ = writeln!(o, "umc_cache_entries{{cache=\"{name}\"}} {n}");
+    }
+
+    write_fleet(o, fleet);
+
+    family(
+        o,
+        "umc_generation",
+        "gauge",
+        "The newest committed model generation.",
+    );
+    let _ = writeln!(o, "umc_generation {}", state.generation());
+    family(
+        o,
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since the Unix epoch in seconds.",
+    );
+    let start = m
+        .started
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let _ = writeln!(o, "process_start_time_seconds {start}");
+    out
+}
+
+fn write_fleet(o: &mut String, fleet: &[HostGauge]) {
+    let mut states: std::collections::BTreeMap<&str, u64> =
+        HOST_STATES.iter().map(|s| (*s, 0)).collect();
+    for h in fleet {
+        *states.entry(h.state).or_default() += 1;
+    }
+    family(o, "umc_hosts", "gauge", "Hosts by state.");
+    for (state, n) in states {
+        let _ = writeln!(o, "umc_hosts{{state=\"{}\"}} {n}", escape(state));
+    }
+    family(
+        o,
+        "umc_host_last_report_timestamp_seconds",
+        "gauge",
+        "When each host last reported, in Unix seconds.",
+    );
+    for h in fleet {
+        if let Some(t) = h.last_report {
+            let host = escape(&h.host);
+            let _ = writeln!(
+                o,
+                "umc_host_last_report_timestamp_seconds{{host=\"{host}\"}} {t}"
+            );
+        }
+    }
+    family(
+        o,
+        "umc_host_last_report_success",
+        "gauge",
+        "Whether each host's last report said its run succeeded (1) or failed (0).",
+    );
+    for h in fleet {
+        if let Some(ok) = h.last_success {
+            let host = escape(&h.host);
+            let _ = writeln!(
+                o,
+                "umc_host_last_report_success{{host=\"{host}\"}} {}",
+                u8::from(ok)
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes() {
+        let get = Method::GET;
+        let h = "/hosts/web1.example.com";
+        let cases = [
+            (
+                &get,
+                format!("{h}/dists/umc/InRelease"),
+                Class::AptInRelease,
+            ),
+            (
+                &get,
+                format!("{h}/./dists/umc/./InRelease"),
+                Class::AptInRelease,
+            ),
+            (&get, format!("{h}/dists/umc/Release"), Class::AptOther),
+            (&get, format!("{h}/dists/umc/Release.gpg"), Class::AptOther),
+            (
+                &get,
+                format!("{h}/dists/umc/main/binary-amd64/Packages.xz"),
+                Class::AptIndex,
+            ),
+            (
+                &get,
+                format!("{h}/dists/umc/main/binary-amd64/by-hash/SHA256/ab"),
+                Class::AptIndex,
+            ),
+            (&get, format!("{h}/pool/main/u/umc-x/x.deb"), Class::AptPool),
+            (&get, format!("{h}/bootstrap"), Class::AptOther),
+            (&get, h.to_string(), Class::AptOther),
+            (&Method::POST, format!("{h}/report"), Class::Report),
+            (&get, format!("{h}/report"), Class::AptOther),
+            (&Method::POST, "/api/v1/edit".to_string(), Class::AdminApi),
+            (&get, "/api/v1".to_string(), Class::AdminApi),
+            (&get, "/api/v10".to_string(), Class::Other),
+            (&get, "/metrics".to_string(), Class::Other),
+            (&get, "/healthz".to_string(), Class::Other),
+        ];
+        for (m, path, want) in cases {
+            assert_eq!(classify(m, &path), want, "{m} {path}");
+        }
+    }
+
+    #[test]
+    fn histogram_buckets_are_upper_bounds() {
+        let h = Histogram::new(&[0.1, 1.0]);
+        h.observe(Duration::from_millis(100)); // le="0.1" holds 0.1 itself
+        h.observe(Duration::from_millis(500));
+        h.observe(Duration::from_secs(5));
+        let mut out = String::new();
+        h.write(&mut out, "x", "");
+        assert_eq!(
+            out,
+            "x_bucket{le=\"0.1\"} 1\nx_bucket{le=\"1\"} 2\nx_bucket{le=\"+Inf\"} 3\n\
+             x_sum 5.6\nx_count 3\n"
+        );
+    }
+
+    #[test]
+    fn fleet_labels_are_escaped_and_every_state_is_present() {
+        let mut out = String::new();
+        write_fleet(&mut out, &[]);
+        for s in HOST_STATES {
+            assert!(
+                out.contains(&format!("umc_hosts{{state=\"{s}\"}} 0\n")),
+                "{out}"
+            );
+        }
+        let mut out = String::new();
+        write_fleet(
+            &mut out,
+            &[HostGauge {
+                host: "a\\b\"c\nd".into(),
+                state: "failed",
+                last_report: Some(1_700_000_000),
+                last_success: Some(false),
+            }],
+        );
+        assert!(out.contains("umc_hosts{state=\"failed\"} 1\n"), "{out}");
+        assert!(out.contains(
+            "umc_host_last_report_timestamp_seconds{host=\"a\\\\b\\\"c\\nd\"} 1700000000\n"
+        ));
+        assert!(out.contains("umc_host_last_report_success{host=\"a\\\\b\\\"c\\nd\"} 0\n"));
+    }
+}
