@@ -514,3 +514,62 @@ fn enroll_and_manage_files_in_a_real_chroot() {
     assert!(!c.path("/etc/nginx/conf.d/site.conf").exists());
     assert_eq!(c.status("umc-node"), "installed");
 }
+
+fn host_status(s: &Server) -> umc::api::HostStatus {
+    let out = s.admin(&["status", "--json"]);
+    let rows: Vec<umc::api::HostStatus> =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)));
+    rows.into_iter().find(|r| r.host == HOST).expect("row")
+}
+
+/// The monitoring issue on a real node: umc-cycle's reports make the host ok, pending, drift,
+/// failed (with apt's own error line) and stale.
+#[test]
+fn node_reports_drive_status_in_a_real_chroot() {
+    if !tools() {
+        return;
+    }
+    let s = Server::start_with_config("stale_after_secs = 12\ndrift_after_secs = 2\n");
+    s.admin_ok(&["node", "add", HOST]);
+    s.admin_ok(&["task", "add", "tools"]);
+    s.admin_ok(&["task", "depend", "tools", "less"]);
+    s.admin_ok(&["assign", HOST, "tools"]);
+    let c = Chroot::new();
+    enroll(&s, &c);
+    let st = host_status(&s);
+    assert_eq!(st.state, "ok", "{st:?}");
+    assert_eq!(st.installed.as_deref(), Some(st.published.as_str()));
+    assert_eq!(st.last_result.as_deref(), Some("ok"));
+
+    // An edit the node has not applied yet: pending, then drift.
+    s.admin_ok(&["task", "depend", "tools", "no-such-package-anywhere"]);
+    assert_eq!(host_status(&s).state, "pending");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let st = host_status(&s);
+    assert_eq!(st.state, "drift", "{st:?}");
+
+    // The cycle fails on the unsatisfiable dependency: failed, with apt's error line.
+    let out = c.run(&["/usr/sbin/umc-cycle"]);
+    assert!(!out.status.success(), "{}", show(&out));
+    let st = host_status(&s);
+    assert_eq!(st.state, "failed", "{st:?}");
+    assert!(st.reason.starts_with("E: "), "{st:?}");
+    assert_eq!(
+        st.last_result.as_deref(),
+        Some("failed: install exited 100")
+    );
+    let detail = s.admin(&["status", HOST]);
+    assert_eq!(detail.status.code(), Some(7));
+    let text = String::from_utf8_lossy(&detail.stdout);
+    assert!(text.contains("no-such-package-anywhere"), "{text}");
+
+    // Fixed in the model: the next cycle is ok again.
+    s.admin_ok(&["task", "undepend", "tools", "no-such-package-anywhere"]);
+    c.cycle();
+    assert_eq!(host_status(&s).state, "ok");
+
+    // Silence: stale once the threshold passes.
+    std::thread::sleep(std::time::Duration::from_secs(13));
+    let st = host_status(&s);
+    assert_eq!(st.state, "stale", "{st:?}");
+}

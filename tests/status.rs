@@ -1,0 +1,220 @@
+//! Node reports and fleet status through umcd's HTTP API and umc-admin: states, bad reports,
+//! `umc-admin status` and the `check` plugin. The chroot test (tests/chroot.rs) has real
+//! nodes send real reports; here reports are written by hand to reach every corner.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{Server, UMC_ADMIN, http, show};
+
+const A: &str = "web1.example.com";
+const B: &str = "web2.example.com";
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn fleet(config: &str) -> Server {
+    let s = Server::start_with_config(config);
+    s.admin_ok(&["node", "add", A]);
+    s.admin_ok(&["node", "add", B]);
+    s.admin_ok(&["task", "add", "web"]);
+    s.admin_ok(&["task", "depend", "web", "nginx-light"]);
+    s.admin_ok(&["assign", A, "web"]);
+    s.admin_ok(&["assign", B, "web"]);
+    s
+}
+
+fn published(s: &Server, host: &str) -> String {
+    let n: umc::api::NodeInfo =
+        serde_json::from_str(&s.admin_ok(&["node", "show", host, "--json"])).expect("json");
+    n.version
+}
+
+fn report(installed: &str, install_exit: &str, tail: &[&str]) -> String {
+    let t = now();
+    let mut r = format!(
+        "Format: umc-report/1\nStarted: {}\nFinished: {t}\nStep: update 0\nStep: install {install_exit}\nStep: autoremove {}\nInstalled: umc-node 1.1\nInstalled: umc-{A} {installed}\nReboot-Required: no\nUpgradable: 0\n",
+        t - 20,
+        if install_exit == "0" { "0" } else { "-" }
+    );
+    for l in tail {
+        r.push_str(&format!("Tail: {l}\n"));
+    }
+    r
+}
+
+fn post(s: &Server, host: &str, user: &str, password: &str, body: &[u8]) -> common::Resp {
+    http(
+        "POST",
+        &format!("{}/hosts/{host}/report", s.url),
+        Some((user, password)),
+        &[("Content-Type", "text/plain")],
+        Some(body),
+    )
+}
+
+fn status(s: &Server) -> Vec<umc::api::HostStatus> {
+    let out = s.admin(&["status", "--json"]);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)))
+}
+
+fn state_of(s: &Server, host: &str) -> (String, String) {
+    let row = status(s).into_iter().find(|r| r.host == host).expect("row");
+    (row.state, row.reason)
+}
+
+#[test]
+fn reports_drive_the_states() {
+    let s = fleet("stale_after_secs = 3\ndrift_after_secs = 1\n");
+    let (ta, tb) = (s.node_token(A), s.node_token(B));
+    assert_eq!(state_of(&s, A).0, "stale", "never seen");
+
+    // ok: the published version is installed.
+    let v = published(&s, A);
+    let r = post(&s, A, A, &ta, report(&v, "0", &[]).as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(state_of(&s, A).0, "ok");
+
+    // pending right after an edit, drift once the threshold passes.
+    s.admin_ok(&["task", "depend", "web", "less"]);
+    let (st, reason) = state_of(&s, A);
+    assert_eq!(st, "pending", "{reason}");
+    assert!(reason.contains(&format!("installed {v}")), "{reason}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let r = post(&s, A, A, &ta, report(&v, "0", &[]).as_bytes());
+    assert_eq!(r.status, 200);
+    assert_eq!(state_of(&s, A).0, "drift");
+
+    // failed, with apt's error line as the reason.
+    let e = "E: Unable to locate package umc-no-such-package";
+    let r = post(
+        &s,
+        A,
+        A,
+        &ta,
+        report(&v, "100", &["W: something odd", e]).as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    let (st, reason) = state_of(&s, A);
+    assert_eq!((st.as_str(), reason.as_str()), ("failed", e));
+
+    // The host view lists the recent reports and the tail; exit 7 (a host failed).
+    let out = s.admin(&["status", A]);
+    assert_eq!(out.status.code(), Some(7), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(e) && text.contains("install=100"), "{text}");
+
+    // The plugin: one line with perfdata; B is stale too -> 2 bad hosts.
+    let out = std::process::Command::new(UMC_ADMIN)
+        .args(["check", "--warn", "1", "--crit", "2"])
+        .env("UMC_URL", &s.url)
+        .env("UMC_TOKEN", s.token())
+        .output()
+        .expect("check");
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{line}");
+    assert!(line.starts_with("UMC CRITICAL - 2 of 2 hosts"), "{line}");
+    assert!(
+        line.contains("| ") && line.contains("failed=1;1;2;0;2"),
+        "{line}"
+    );
+    assert_eq!(line.lines().count(), 1);
+
+    // B reports fine: WARNING at --warn 1 --crit 2.
+    let vb = published(&s, B);
+    let rb = report(&vb, "0", &[]).replace(&format!("umc-{A}"), &format!("umc-{B}"));
+    assert_eq!(post(&s, B, B, &tb, rb.as_bytes()).status, 200);
+    let out = std::process::Command::new(UMC_ADMIN)
+        .args(["check", "--warn", "1", "--crit", "2"])
+        .env("UMC_URL", &s.url)
+        .env("UMC_TOKEN", s.token())
+        .output()
+        .expect("check");
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+
+    // stale once nothing is heard for longer than the threshold.
+    std::thread::sleep(Duration::from_millis(4500));
+    assert_eq!(state_of(&s, B).0, "stale");
+
+    // umcd unreachable: UNKNOWN (3).
+    let out = std::process::Command::new(UMC_ADMIN)
+        .arg("check")
+        .env("UMC_URL", "http://127.0.0.1:1")
+        .env("UMC_TOKEN", "x")
+        .output()
+        .expect("check");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("UMC UNKNOWN - "));
+}
+
+#[test]
+fn bad_reports_are_refused_and_nothing_is_stored() {
+    let s = fleet("report_max_kib = 4\n");
+    let (ta, tb) = (s.node_token(A), s.node_token(B));
+    let v = published(&s, A);
+    let good = report(&v, "0", &[]);
+    let later = now() + 86_400;
+    let future =
+        format!("Format: umc-report/1\nStarted: {later}\nFinished: {later}\nStep: update 0\n");
+    let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        (A, &tb, good.clone().into_bytes(), 401, ""),
+        (A, "wrong", good.clone().into_bytes(), 401, ""),
+        (
+            A,
+            &ta,
+            format!("{good}Tail: {}\n", "x".repeat(900))
+                .repeat(8)
+                .into_bytes(),
+            413,
+            "larger than",
+        ),
+        (A, &ta, b"hello\n".to_vec(), 400, "first line"),
+        (
+            A,
+            &ta,
+            format!("{good}Colour: blue\n").into_bytes(),
+            400,
+            "unknown field 'Colour'",
+        ),
+        (A, &ta, future.into_bytes(), 400, "future"),
+        (A, &ta, vec![0xff, 0xfe], 400, "UTF-8"),
+    ];
+    for (host, password, body, want, text) in cases {
+        // Host B's credentials for host A's report: the user name is B.
+        let user = if password == tb { B } else { host };
+        let r = post(&s, host, user, password, &body);
+        assert_eq!(r.status, want, "{}", r.text());
+        assert!(r.text().contains(text), "{text}: {}", r.text());
+    }
+    let row = status(&s).into_iter().find(|r| r.host == A).expect("row");
+    assert_eq!(row.last_report, None, "nothing was stored");
+    assert_eq!(row.state, "stale");
+}
+
+#[test]
+fn reports_are_kept_bounded_and_survive_a_restart() {
+    let mut s = fleet("report_keep = 3\n");
+    let ta = s.node_token(A);
+    let v = published(&s, A);
+    for _ in 0..5 {
+        assert_eq!(
+            post(&s, A, A, &ta, report(&v, "0", &[]).as_bytes()).status,
+            200
+        );
+    }
+    let detail = |s: &Server| -> umc::api::HostStatusDetail {
+        let out = s.admin(&["status", A, "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)))
+    };
+    assert_eq!(detail(&s).reports.len(), 3);
+    s.stop();
+    let s2 = Server::start_in(&s.data.clone());
+    let d = detail(&s2);
+    assert_eq!(d.reports.len(), 3);
+    assert_eq!(d.status.state, "ok");
+}
