@@ -197,8 +197,37 @@ fn bad_reports_are_refused_and_nothing_is_stored() {
 }
 
 #[test]
+fn passive_signals_without_reports() {
+    let s = fleet("");
+    let tb = s.node_token(B);
+    let get = |path: &str| s.get(&format!("/hosts/{B}/{path}"), Some((B, &tb)), &[]);
+    assert_eq!(get("dists/umc/InRelease").status, 200);
+    let row = status(&s).into_iter().find(|r| r.host == B).expect("row");
+    assert_eq!(row.state, "pending", "{row:?}");
+    assert!(
+        row.last_seen.is_some() && row.last_report.is_none(),
+        "{row:?}"
+    );
+    assert_eq!(row.reason.split(',').next(), Some("no report yet"));
+    let packages = get("dists/umc/main/binary-amd64/Packages").text();
+    let pool = packages
+        .lines()
+        .filter_map(|l| l.strip_prefix("Filename: "))
+        .find(|f| f.contains(&format!("umc-{B}_")))
+        .expect("host package")
+        .to_string();
+    assert_eq!(get(&pool).status, 200);
+    let row = status(&s).into_iter().find(|r| r.host == B).expect("row");
+    assert!(
+        row.reason
+            .starts_with(&format!("no report yet; downloaded {}", row.published)),
+        "{row:?}"
+    );
+}
+
+#[test]
 fn reports_are_kept_bounded_and_survive_a_restart() {
-    let mut s = fleet("report_keep = 3\n");
+    let mut s = fleet("report_keep = 3\nlog_keep = 4\n");
     let ta = s.node_token(A);
     let v = published(&s, A);
     for _ in 0..5 {
@@ -212,9 +241,29 @@ fn reports_are_kept_bounded_and_survive_a_restart() {
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)))
     };
     assert_eq!(detail(&s).reports.len(), 3);
+    assert!(
+        s.admin_ok(&["log", "-n", "100"])
+            .matches("generation")
+            .count()
+            > 4
+    );
     s.stop();
-    let s2 = Server::start_in(&s.data.clone());
+    // Retention runs at startup (and every minute): the edit log keeps its newest 4 entries.
+    let conf = s.data.parent().expect("tmp").join("umcd.toml");
+    let conf = conf.to_str().expect("utf8").to_string();
+    let s2 = Server::start_in_with(&s.data.clone(), &["--config", &conf]);
     let d = detail(&s2);
     assert_eq!(d.reports.len(), 3);
     assert_eq!(d.status.state, "ok");
+    let mut entries = 0;
+    for _ in 0..50 {
+        let log: Vec<umc::api::LogEntry> =
+            serde_json::from_str(&s2.admin_ok(&["log", "-n", "100", "--json"])).expect("json");
+        entries = log.len();
+        if entries <= 4 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(entries, 4);
 }

@@ -91,8 +91,8 @@ pub(super) async fn report(
 
 /// Commits queued reports in batches; every `TICK` also flushes passive signals and prunes.
 pub(super) async fn writer(state: Arc<AppState>, mut rx: mpsc::Receiver<Job>) {
+    // The first tick fires at once: retention also runs at startup.
     let mut tick = tokio::time::interval(TICK);
-    tick.tick().await;
     loop {
         let first = tokio::select! {
             job = rx.recv() => match job {
