@@ -388,7 +388,7 @@ impl Store {
             if old == Some(fingerprint) || current == 0 {
                 None
             } else {
-                let generation = current + 1;
+                let generation = next_generation(&meta)?;
                 let text = format!("umcd's serving configuration changed: {description}");
                 let change = ChangeRec {
                     text: text.clone(),
@@ -519,83 +519,70 @@ impl Store {
                 warnings,
             });
         }
-        let generation = current + 1;
-        for e in &touched {
-            match e {
-                Entity::Node(n) => {
-                    if let Some(node) = model.nodes.get_mut(n) {
-                        node.generation = generation;
-                    }
-                }
-                Entity::Task(t) => {
-                    if let Some(task) = model.tasks.get_mut(t) {
-                        task.generation = generation;
-                    }
-                }
-                Entity::Global => model.vars_generation = generation,
-                Entity::Server => {}
-            }
-        }
-        {
-            let recs = changes
-                .iter()
-                .map(|c| ChangeRec {
-                    text: c.text.clone(),
-                    entities: c.entities.iter().map(Entity::key).collect(),
-                })
-                .collect();
-            let time = record_generation(&tx, generation, now, user, recs)?;
-            // Each touched entity's own lines, grouped in one pass.
-            let mut lines: BTreeMap<&Entity, Vec<String>> = BTreeMap::new();
-            for c in &changes {
-                for e in &c.entities {
-                    lines.entry(e).or_default().push(c.text.clone());
-                }
-            }
-            let mut touches = tx.open_table(TOUCHES)?;
-            for (e, lines) in lines {
-                let touch = TouchRec {
-                    time,
-                    user: user.to_string(),
-                    lines,
-                };
-                touches.insert((e.key().as_str(), generation), encode(&touch)?.as_slice())?;
-            }
-            let mut nodes = tx.open_table(NODES)?;
-            for name in old.nodes.keys().filter(|n| !model.nodes.contains_key(*n)) {
-                nodes.remove(name.as_str())?;
-            }
-            for (name, node) in &model.nodes {
-                if old.nodes.get(name) != Some(node) {
-                    nodes.insert(name.as_str(), encode(&node_rec(node))?.as_slice())?;
-                }
-            }
-            let mut tasks = tx.open_table(TASKS)?;
-            for name in old.tasks.keys().filter(|n| !model.tasks.contains_key(*n)) {
-                tasks.remove(name.as_str())?;
-            }
-            for (name, task) in &model.tasks {
-                if old.tasks.get(name) != Some(task) {
-                    tasks.insert(name.as_str(), encode(&task_rec(task))?.as_slice())?;
-                }
-            }
-            let mut vars = tx.open_table(VARS)?;
-            for k in old.vars.keys().filter(|k| !model.vars.contains_key(*k)) {
-                vars.remove(k.as_str())?;
-            }
-            for (k, v) in &model.vars {
-                vars.insert(k.as_str(), v.as_str())?;
-            }
-            let mut meta = tx.open_table(META)?;
-            meta.insert("generation", generation)?;
-            meta.insert("vars_generation", model.vars_generation)?;
-        }
+        let generation = {
+            let meta = tx.open_table(META)?;
+            next_generation(&meta)?
+        };
+        commit_changes(&tx, user, now, &old, model, &changes, generation)?;
         tx.commit()?;
         Ok(EditOutcome {
             generation,
             changes,
             warnings,
         })
+    }
+
+    /// Makes every later generation larger than `floor`. An import or restore sets it to the
+    /// current Unix time: generations are counters far below that, so no edit after an import
+    /// of an older export can reuse a version nodes saw before the loss.
+    pub fn set_generation_floor(&self, floor: u64) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            let old = meta
+                .get("generation_floor")?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            meta.insert("generation_floor", old.max(floor))?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Moves every package of every host above anything published before: one generation,
+    /// at least the current Unix time, touching every node and task, the global variables and
+    /// umcd's own inputs, with `reason` as its change line. Used after a restore, where nodes
+    /// may have seen versions (from edits lost since the snapshot) that the restored model
+    /// would otherwise publish again for different content.
+    pub fn resync(&self, user: &str, reason: &str, now: i64) -> Result<u64, StoreError> {
+        let tx = self.db.begin_write()?;
+        let model = {
+            let (n, t, v) = (
+                tx.open_table(NODES)?,
+                tx.open_table(TASKS)?,
+                tx.open_table(VARS)?,
+            );
+            let mut m = load_model(&n, &t, &v)?;
+            let meta = tx.open_table(META)?;
+            m.vars_generation = meta.get("vars_generation")?.map(|v| v.value()).unwrap_or(0);
+            m
+        };
+        let generation = {
+            let meta = tx.open_table(META)?;
+            next_generation(&meta)?.max(now.max(0) as u64)
+        };
+        let text = reason.to_string();
+        let entities: Vec<Entity> = model
+            .nodes
+            .keys()
+            .map(|n| Entity::Node(n.clone()))
+            .chain(model.tasks.keys().map(|t| Entity::Task(t.clone())))
+            .chain([Entity::Global, Entity::Server])
+            .collect();
+        let changes = vec![Change { text, entities }];
+        commit_changes(&tx, user, now, &model, model.clone(), &changes, generation)?;
+        tx.commit()?;
+        Ok(generation)
     }
 
     /// Reads what host `host` needs to render its repository, or `None` for an unknown host.
@@ -788,6 +775,104 @@ impl Store {
 /// Writes generation `generation`'s time and history record; returns its commit time.
 /// Commit times never go backwards, even if the clock does: Release dates derive from them and
 /// apt ignores a Release older than the one it has.
+/// The generation an edit commits next: one above the newest, and above the floor that an
+/// import or restore sets (see [`Store::set_generation_floor`]).
+fn next_generation(meta: &impl ReadableTable<&'static str, u64>) -> Result<u64, StoreError> {
+    let current = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
+    let floor = meta
+        .get("generation_floor")?
+        .map(|v| v.value())
+        .unwrap_or(0);
+    Ok(current.max(floor) + 1)
+}
+
+/// Writes `model` (the result of `changes` applied to `old`) as generation `generation`: every
+/// entity a change touched moves to it, and the history and changelog index record the lines.
+fn commit_changes(
+    tx: &redb::WriteTransaction,
+    user: &str,
+    now: i64,
+    old: &Model,
+    mut model: Model,
+    changes: &[Change],
+    generation: u64,
+) -> Result<(), StoreError> {
+    let touched: BTreeSet<Entity> = changes.iter().flat_map(|c| c.entities.clone()).collect();
+    let mut server_touched = false;
+    for e in &touched {
+        match e {
+            Entity::Node(n) => {
+                if let Some(node) = model.nodes.get_mut(n) {
+                    node.generation = generation;
+                }
+            }
+            Entity::Task(t) => {
+                if let Some(task) = model.tasks.get_mut(t) {
+                    task.generation = generation;
+                }
+            }
+            Entity::Global => model.vars_generation = generation,
+            Entity::Server => server_touched = true,
+        }
+    }
+    let recs = changes
+        .iter()
+        .map(|c| ChangeRec {
+            text: c.text.clone(),
+            entities: c.entities.iter().map(Entity::key).collect(),
+        })
+        .collect();
+    let time = record_generation(tx, generation, now, user, recs)?;
+    // Each touched entity's own lines, grouped in one pass.
+    let mut lines: BTreeMap<&Entity, Vec<String>> = BTreeMap::new();
+    for c in changes {
+        for e in &c.entities {
+            lines.entry(e).or_default().push(c.text.clone());
+        }
+    }
+    let mut touches = tx.open_table(TOUCHES)?;
+    for (e, lines) in lines {
+        let touch = TouchRec {
+            time,
+            user: user.to_string(),
+            lines,
+        };
+        touches.insert((e.key().as_str(), generation), encode(&touch)?.as_slice())?;
+    }
+    let mut nodes = tx.open_table(NODES)?;
+    for name in old.nodes.keys().filter(|n| !model.nodes.contains_key(*n)) {
+        nodes.remove(name.as_str())?;
+    }
+    for (name, node) in &model.nodes {
+        if old.nodes.get(name) != Some(node) {
+            nodes.insert(name.as_str(), encode(&node_rec(node))?.as_slice())?;
+        }
+    }
+    let mut tasks = tx.open_table(TASKS)?;
+    for name in old.tasks.keys().filter(|n| !model.tasks.contains_key(*n)) {
+        tasks.remove(name.as_str())?;
+    }
+    for (name, task) in &model.tasks {
+        if old.tasks.get(name) != Some(task) {
+            tasks.insert(name.as_str(), encode(&task_rec(task))?.as_slice())?;
+        }
+    }
+    let mut vars = tx.open_table(VARS)?;
+    for k in old.vars.keys().filter(|k| !model.vars.contains_key(*k)) {
+        vars.remove(k.as_str())?;
+    }
+    for (k, v) in &model.vars {
+        vars.insert(k.as_str(), v.as_str())?;
+    }
+    let mut meta = tx.open_table(META)?;
+    meta.insert("generation", generation)?;
+    meta.insert("vars_generation", model.vars_generation)?;
+    if server_touched {
+        meta.insert("server_generation", generation)?;
+    }
+    Ok(())
+}
+
 fn record_generation(
     tx: &redb::WriteTransaction,
     generation: u64,
@@ -860,4 +945,76 @@ fn load_model(
             .insert(k.value().to_string(), v.value().to_string());
     }
     Ok(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(&dir.path().join("umc.redb")).expect("open");
+        (dir, s)
+    }
+
+    fn add(host: &str) -> Op {
+        Op::NodeAdd {
+            host: host.into(),
+            vars: BTreeMap::new(),
+            ssh: None,
+        }
+    }
+
+    #[test]
+    fn the_floor_lifts_every_later_generation() {
+        let (_d, s) = store();
+        assert_eq!(
+            s.edit("sh", &[add("a.example.com")], 10).expect("edit").0,
+            1
+        );
+        s.set_generation_floor(1_000).expect("floor");
+        s.set_generation_floor(500)
+            .expect("a lower floor changes nothing");
+        assert_eq!(
+            s.edit("sh", &[add("b.example.com")], 11).expect("edit").0,
+            1_001
+        );
+        assert_eq!(
+            s.edit("sh", &[add("c.example.com")], 12).expect("edit").0,
+            1_002
+        );
+    }
+
+    #[test]
+    fn resync_moves_every_entity_to_one_new_generation() {
+        let (_d, s) = store();
+        s.edit("sh", &[add("a.example.com"), add("b.example.com")], 10)
+            .expect("edit");
+        s.edit(
+            "sh",
+            &[Op::TaskAdd {
+                task: "web".into(),
+                description: None,
+            }],
+            11,
+        )
+        .expect("edit");
+        let g = s
+            .resync("umcd", "restored from a backup", 1_700_000_000)
+            .expect("resync");
+        assert_eq!(g, 1_700_000_000);
+        let (current, m) = s.model().expect("model");
+        assert_eq!(current, g);
+        assert!(m.nodes.values().all(|n| n.generation == g));
+        assert!(m.tasks.values().all(|t| t.generation == g));
+        assert_eq!(m.vars_generation, g);
+        let data = s.host_data("a.example.com").expect("read").expect("host");
+        assert_eq!(data.server_generation, g);
+        assert_eq!(data.date, 1_700_000_000);
+        // The next edit continues above it.
+        assert_eq!(
+            s.edit("sh", &[add("c.example.com")], 12).expect("edit").0,
+            g + 1
+        );
+    }
 }
