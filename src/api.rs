@@ -320,6 +320,9 @@ pub struct AuditEntry {
     pub id: u64,
     /// Seconds since the Unix epoch, UTC: when the server recorded it.
     pub time: i64,
+    /// When the command began: `time` minus the slowest host's duration.
+    #[serde(default)]
+    pub started: i64,
     pub user: String,
     pub targets: Vec<String>,
     pub command: String,

@@ -109,6 +109,24 @@ impl Client {
     }
 
     /// Commits `ops` as one generation.
+    /// `GET /api/v1<path>`, its body copied into `out`; returns the byte count.
+    pub fn download(&self, path: &str, out: &mut impl std::io::Write) -> Result<u64, ClientError> {
+        let mut resp = self
+            .agent
+            .get(format!("{}/api/v1{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call()
+            .map_err(|e| self.transport(e))?;
+        if !resp.status().is_success() {
+            return self.finish::<serde_json::Value>(Ok(resp)).map(|_| 0);
+        }
+        let mut body = resp.body_mut().with_config().limit(u64::MAX).reader();
+        std::io::copy(&mut body, out).map_err(|e| ClientError::Transport {
+            url: self.base.clone(),
+            detail: format!("reading {path}: {e}"),
+        })
+    }
+
     pub fn edit(&self, ops: Vec<Op>) -> Result<EditResponse, ClientError> {
         self.edit_with(ops, false)
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use umc::config::Config;
 use umc::http::{self, AppState};
@@ -25,12 +25,25 @@ struct Args {
     #[arg(long, env = "UMC_LISTEN")]
     listen: Option<std::net::SocketAddr>,
     /// Data directory: database, signing key, admin token [default: ./umc-data]
-    #[arg(long, env = "UMC_DATA")]
+    #[arg(long, env = "UMC_DATA", global = true)]
     data_dir: Option<PathBuf>,
     /// TOML configuration file (keys: listen, data_dir, architectures, cache_mib, max_body_kib);
     /// flags and environment override it
-    #[arg(long, env = "UMC_CONFIG")]
+    #[arg(long, env = "UMC_CONFIG", global = true)]
     config: Option<PathBuf>,
+    /// Without a command, umcd serves
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Recreate a server's data directory from `umc-admin backup`'s file (the directory must be
+    /// new or empty); every package then moves above what nodes may have seen
+    Restore {
+        /// The backup file (`-` reads standard input)
+        file: PathBuf,
+    },
 }
 
 fn write_secret(path: &Path, contents: &[u8]) -> Result<()> {
@@ -68,6 +81,42 @@ fn admin_token(store: &Store, data: &Path) -> Result<()> {
         );
     }
     store.replace_api_tokens("admin", &token)?;
+    Ok(())
+}
+
+/// `umcd restore <file>`: see `umc::backup::restore`.
+fn restore(file: &Path, data: &Path) -> Result<()> {
+    let input: Box<dyn std::io::Read> = if file == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?,
+        ))
+    };
+    let r = umc::backup::restore(input, data, http::now())
+        .with_context(|| format!("restoring {} into {}", file.display(), data.display()))?;
+    let m = &r.manifest;
+    println!(
+        "umcd: restored {} into {}: generation {} (taken {}, database schema {})",
+        file.display(),
+        data.display(),
+        m.generation,
+        umc::repo::release_date(m.taken_at),
+        m.schema,
+    );
+    for f in &r.files {
+        println!("  {}", f.display());
+    }
+    if let Some(mig) = &r.migration {
+        println!(
+            "umcd: migrated the database from schema {} to {} (old copy: {})",
+            mig.from,
+            mig.to,
+            mig.backup.display()
+        );
+    }
+    println!("umcd: generation {}: {}", r.generation, r.reason);
+    println!("umcd: start it with: umcd --data-dir {}", data.display());
     Ok(())
 }
 
@@ -115,12 +164,23 @@ async fn run() -> Result<()> {
     }
     config.validate()?;
     let data = config.data_dir.clone();
+    if let Some(Command::Restore { file }) = &args.command {
+        return restore(file, &data);
+    }
     std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("securing {}", data.display()))?;
 
     let store = Store::open(&data.join("umc.redb"))
         .with_context(|| format!("opening {}", data.join("umc.redb").display()))?;
+    if let Some(m) = store.migration() {
+        eprintln!(
+            "umcd: migrated the database from schema {} to {}; the old one is kept as {}",
+            m.from,
+            m.to,
+            m.backup.display()
+        );
+    }
     admin_token(&store, &data)?;
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())

@@ -6,6 +6,7 @@
 //! `status` 7 (a host is failed or stale); `check` the Nagios codes 0/1/2/3.
 
 mod assign;
+mod backup;
 mod catalog;
 pub mod fleet;
 mod log;
@@ -67,6 +68,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Nagios/Icinga plugin: one status line with performance data, exit 0/1/2/3
     Check(status::CheckArgs),
+    /// Save a consistent snapshot of the running umcd (database, signing keys: secret)
+    Backup(backup::BackupArgs),
 }
 
 /// A failure with the exit code it maps to.
@@ -127,6 +130,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Restart(a) => restart::run(&client, a),
         Command::Status(a) => status::run(&client, a),
         Command::Check(_) => Ok(()),
+        Command::Backup(a) => backup::run(&client, a),
     }
 }
 

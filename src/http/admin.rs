@@ -41,6 +41,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/status/{host}", get(super::status::host))
         .route("/edit", post(edit))
         .route("/audit", get(audit_list).post(audit_record))
+        .route("/backup", get(super::backup::download))
         .route("/catalogs", get(catalog::list))
         .route(
             "/catalogs/{name}",
@@ -402,6 +403,7 @@ async fn audit_record(
         Ok(Json(AuditEntry {
             id,
             time,
+            started: crate::store::audit_started(time, req.results.iter().map(|r| r.duration_ms)),
             user,
             targets: req.targets,
             command: req.command,

@@ -4,6 +4,7 @@
 
 mod admin;
 mod apt;
+mod backup;
 mod catalog;
 pub mod conditional;
 mod error;

@@ -3,8 +3,13 @@
 //!
 //! Storage records are private serde types here, separate from `model` and `api`.
 
+mod backup;
 mod catalog;
+mod migrate;
 mod reports;
+
+pub use backup::{SNAPSHOT_TABLES, Snapshot};
+pub use migrate::{Migration, audit_started, backup_path};
 
 pub use reports::{IncomingReport, StoredReport};
 
@@ -23,8 +28,9 @@ use crate::model::{
     TokenSource,
 };
 
-/// Bump with a migration in [`Store::open`] whenever a table's format changes.
-pub const SCHEMA_VERSION: u64 = 1;
+/// Bump with a migration step in `migrate::run` whenever a table's format changes.
+/// 2: audit records carry `started`.
+pub const SCHEMA_VERSION: u64 = 2;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes_v1");
@@ -59,7 +65,7 @@ pub enum StoreError {
     #[error("{0}")]
     UnknownPackage(String),
     #[error(
-        "database schema version {found} is newer than this umcd supports ({SCHEMA_VERSION}); upgrade umcd"
+        "database schema version {found} is newer than this umcd supports (schema {SCHEMA_VERSION}): it was written by a newer umcd; run that umcd (or a newer one), or restore a backup made for this version"
     )]
     TooNew { found: u64 },
 }
@@ -154,6 +160,8 @@ struct AuditHostRec {
 #[derive(Serialize, Deserialize)]
 struct AuditRec {
     time: i64,
+    /// When the command began (schema 2; filled for older records by the migration).
+    started: i64,
     user: String,
     targets: Vec<String>,
     command: String,
@@ -319,12 +327,31 @@ pub fn token_hash(token: &str) -> [u8; 32] {
 
 pub struct Store {
     db: Database,
+    migrated: Option<Migration>,
 }
 
 impl Store {
     /// Opens (creating if needed) the database and checks its schema version.
+    /// An older database is migrated first (see `migrate`); a newer one is refused.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::create(path)?;
+        let mut db = Database::create(path)?;
+        let mut migrated = None;
+        match migrate::recorded_schema(&db)? {
+            Some(v) if v > SCHEMA_VERSION => return Err(StoreError::TooNew { found: v }),
+            Some(v) if v < SCHEMA_VERSION => {
+                // Closed while copied: the copy is exactly the last commit.
+                drop(db);
+                let backup = migrate::keep_copy(path, v)?;
+                db = Database::create(path)?;
+                migrate::run(&db, v)?;
+                migrated = Some(Migration {
+                    from: v,
+                    to: SCHEMA_VERSION,
+                    backup,
+                });
+            }
+            _ => {}
+        }
         let tx = db.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
@@ -335,7 +362,7 @@ impl Store {
                     meta.insert("generation", 0)?;
                 }
                 Some(v) if v > SCHEMA_VERSION => return Err(StoreError::TooNew { found: v }),
-                Some(_) => {} // == SCHEMA_VERSION; older versions get migrations here
+                Some(_) => {} // == SCHEMA_VERSION: migrated above
             }
             tx.open_table(NODES)?;
             tx.open_table(TASKS)?;
@@ -349,7 +376,12 @@ impl Store {
             reports::create_tables(&tx)?;
         }
         tx.commit()?;
-        Ok(Store { db })
+        Ok(Store { db, migrated })
+    }
+
+    /// The migration [`Store::open`] ran, if the database was older.
+    pub fn migration(&self) -> Option<&Migration> {
+        self.migrated.as_ref()
     }
 
     pub fn generation(&self) -> Result<u64, StoreError> {
@@ -715,6 +747,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let rec = AuditRec {
             time: now,
+            started: audit_started(now, req.results.iter().map(|r| r.duration_ms)),
             user: user.to_string(),
             targets: req.targets.clone(),
             command: req.command.clone(),
@@ -752,6 +785,7 @@ impl Store {
             out.push(AuditEntry {
                 id: k.value(),
                 time: rec.time,
+                started: rec.started,
                 user: rec.user,
                 targets: rec.targets,
                 command: rec.command,

@@ -10,11 +10,11 @@ use super::{AUDIT, GENERATIONS, Store, StoreError, decode, encode};
 use crate::report::Seen;
 
 /// (host, sequence) → a validated report as the node sent it, with its arrival time.
-const REPORTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("reports_v1");
+pub(super) const REPORTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("reports_v1");
 /// host → the newest row of `reports_v1` (so status reads one row per host).
-const LAST_REPORT: TableDefinition<&str, &[u8]> = TableDefinition::new("last_report_v1");
+pub(super) const LAST_REPORT: TableDefinition<&str, &[u8]> = TableDefinition::new("last_report_v1");
 /// host → what umcd saw of its apt traffic (flushed from memory now and then).
-const SEEN: TableDefinition<&str, &[u8]> = TableDefinition::new("seen_v1");
+pub(super) const SEEN: TableDefinition<&str, &[u8]> = TableDefinition::new("seen_v1");
 
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(REPORTS)?;

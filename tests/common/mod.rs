@@ -84,8 +84,15 @@ impl Server {
             .append(true)
             .open(data.join("umcd.log"))
             .expect("log");
+        // A random port unless `extra` names one (a restored server takes over the old URL).
+        let listen = if extra.contains(&"--listen") {
+            &[][..]
+        } else {
+            &["--listen", "127.0.0.1:0"][..]
+        };
         let mut child = Command::new(UMCD)
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .args(listen)
+            .arg("--data-dir")
             .arg(data)
             .args(extra)
             .env("RUST_LOG", "warn")

@@ -1,0 +1,279 @@
+//! Backup, restore and schema migrations, with the real binaries, stock apt-get and dpkg.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{Apt, Server, UMCD, require_tool, show, version_gt};
+
+const HOST: &str = "grumpy.example.com";
+const PACKAGES: [&str; 4] = [
+    "umc-grumpy.example.com",
+    "umc-node",
+    "umc-task-web",
+    "umc-task-base",
+];
+
+fn keyring(s: &Server) -> Vec<u8> {
+    let r = s.get("/umc-archive-keyring.gpg", None, &[]);
+    assert_eq!(r.status, 200);
+    r.body
+}
+
+/// `umcd restore <file> --data-dir <data>`; returns stdout.
+fn restore(file: &Path, data: &Path) -> std::process::Output {
+    Command::new(UMCD)
+        .arg("restore")
+        .arg(file)
+        .arg("--data-dir")
+        .arg(data)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run umcd restore")
+}
+
+/// The `Date` of the InRelease apt keeps in its lists.
+fn listed_date(apt: &Apt) -> std::time::SystemTime {
+    let lists = apt.dir.path().join("var/lib/apt/lists");
+    let file = std::fs::read_dir(&lists)
+        .expect("lists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with("_InRelease"))
+        .expect("apt keeps an InRelease");
+    let text = std::fs::read_to_string(file).expect("read InRelease");
+    let date = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Date: "))
+        .expect("Date field");
+    httpdate::parse_http_date(&date.replace("UTC", "GMT")).expect("RFC 1123 date")
+}
+
+fn versions(apt: &Apt) -> Vec<String> {
+    PACKAGES
+        .iter()
+        .map(|p| {
+            apt.field(p, "Version")
+                .unwrap_or_else(|| panic!("{p} known"))
+        })
+        .collect()
+}
+
+fn version_ge(a: &str, b: &str) -> bool {
+    a == b || version_gt(a, b)
+}
+
+#[test]
+fn restore_keeps_versions_and_dates_monotonic_for_a_node_that_saw_later_edits() {
+    if !(require_tool("apt-get") && require_tool("dpkg")) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut s = Server::start_in(&tmp.path().join("a"));
+    s.admin_ok(&["node", "add", HOST]);
+    s.admin_ok(&["task", "add", "web"]);
+    s.admin_ok(&["task", "add", "base"]);
+    s.admin_ok(&["task", "depend", "web", "nginx-light"]);
+    s.admin_ok(&["task", "depend", "base", "less"]);
+    s.admin_ok(&["task", "include", "web", "base"]);
+    s.admin_ok(&["assign", HOST, "web"]);
+    let keys = keyring(&s);
+    let apt = Apt::new(&s.url, HOST, &s.node_token(HOST), &keys);
+    apt.update_ok();
+
+    // A backup while edits run concurrently: the snapshot is one transaction, whatever lands.
+    let file = tmp.path().join("umc.backup");
+    let writer = {
+        let (url, token) = (s.url.clone(), s.token());
+        std::thread::spawn(move || {
+            for i in 0..15 {
+                let out = Command::new(common::UMC_ADMIN)
+                    .args(["var", "set", &format!("n{i}=x")])
+                    .env("UMC_URL", &url)
+                    .env("UMC_TOKEN", &token)
+                    .output()
+                    .expect("umc-admin");
+                assert!(out.status.success(), "{}", show(&out));
+            }
+        })
+    };
+    let out = s.admin(&["backup", file.to_str().expect("utf-8")]);
+    writer.join().expect("edits");
+    assert!(out.status.success(), "backup: {}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SECRETS"),
+        "{}",
+        show(&out)
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file)
+            .expect("backup")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the backup holds secrets");
+    }
+    let listing = Command::new("tar")
+        .arg("tf")
+        .arg(&file)
+        .output()
+        .expect("tar");
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    assert_eq!(
+        listing.lines().take(3).collect::<Vec<_>>(),
+        ["UMC-BACKUP-CONTAINS-SECRETS", "backup.json", "umc.redb"],
+        "{listing}"
+    );
+    assert!(listing.contains("signing-key.asc") && listing.contains("admin.token"));
+
+    // Edits after the backup, which the node sees: a restore will lose them.
+    s.admin_ok(&["task", "depend", "web", "curl"]);
+    s.admin_ok(&["node", "set", HOST, "--var", "lost=yes"]);
+    apt.update_ok();
+    assert!(
+        apt.field("umc-task-web", "Depends")
+            .is_some_and(|d| d.contains("curl"))
+    );
+    let seen_versions = versions(&apt);
+    let seen_date = listed_date(&apt);
+    let url = s.url.clone();
+    s.stop();
+
+    // The node keeps its URL: the restored umcd listens where the old one did.
+    let data = tmp.path().join("b");
+    let out = restore(&file, &data);
+    assert!(out.status.success(), "restore: {}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("every package moves above"),
+        "{}",
+        show(&out)
+    );
+    let again = restore(&file, &data);
+    assert!(!again.status.success(), "a non-empty data dir is refused");
+    let addr = url.strip_prefix("http://").expect("http url");
+    let r = Server::start_in_with(&data, &["--listen", addr]);
+    assert_eq!(r.url, url);
+    assert_eq!(
+        keyring(&r),
+        keys,
+        "the restored server signs with the same keys"
+    );
+
+    apt.update_ok();
+    let date = listed_date(&apt);
+    assert!(date >= seen_date, "InRelease Date went backwards");
+    // The restored model arrived (apt did not silently keep its old lists): curl is gone.
+    let depends = apt.field("umc-task-web", "Depends").expect("depends");
+    assert!(!depends.contains("curl"), "{depends}");
+    let now_versions = versions(&apt);
+    for (p, (new, old)) in PACKAGES.iter().zip(now_versions.iter().zip(&seen_versions)) {
+        assert!(version_gt(new, old), "{p}: {new} must be above {old}");
+    }
+    // A change after the restore moves above again.
+    r.admin_ok(&["task", "depend", "web", "wget"]);
+    apt.update_ok();
+    let v = apt.field("umc-task-web", "Version").expect("version");
+    assert!(version_gt(&v, &now_versions[2]), "{v}");
+    assert!(version_ge(&v, &seen_versions[2]));
+    assert!(listed_date(&apt) >= date);
+    let log = r.admin_ok(&["log", "-n", "3"]);
+    assert!(
+        log.contains("umcd restored a backup taken at generation"),
+        "{log}"
+    );
+}
+
+/// Copies the schema-1 fixture (made by the schema-1 umcd, see the commit that added it).
+fn fixture_data(dir: &Path) -> std::path::PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).expect("data");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/schema-1.redb");
+    std::fs::copy(&fixture, data.join("umc.redb")).expect("copy fixture");
+    data
+}
+
+const META: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta_v1");
+
+fn schema_of(db: &Path) -> u64 {
+    use redb::ReadableDatabase;
+    let db = redb::Database::open(db).expect("open");
+    let tx = db.begin_read().expect("read");
+    let meta = tx.open_table(META).expect("meta");
+    meta.get("schema").expect("get").expect("schema").value()
+}
+
+#[test]
+fn a_schema_1_database_migrates_on_start_and_keeps_a_copy() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = fixture_data(tmp.path());
+    assert_eq!(schema_of(&data.join("umc.redb")), 1);
+    let mut s = Server::start_in(&data);
+    let log = std::fs::read_to_string(data.join("umcd.log")).expect("log");
+    assert!(
+        log.contains("migrated the database from schema 1 to 2"),
+        "{log}"
+    );
+    let bak = data.join("umc.redb.schema-1.bak");
+    assert_eq!(schema_of(&bak), 1, "the copy is the schema-1 database");
+
+    // The model is intact.
+    let nodes = s.admin_ok(&["node", "list"]);
+    assert!(
+        nodes.contains("web1.example.com") && nodes.contains("db1.example.com"),
+        "{nodes}"
+    );
+    let web = s.admin_ok(&["node", "show", "web1.example.com"]);
+    assert!(web.contains("web"), "{web}");
+    let vars = s.admin_ok(&["var", "list"]);
+    assert!(vars.contains("db_port"), "{vars}");
+    let log = s.admin_ok(&["log", "--task", "web", "-n", "10"]);
+    assert!(log.contains("nginx-light"), "{log}");
+    // The new field: filled from the record's time and its slowest host (10 s).
+    let runs: serde_json::Value =
+        serde_json::from_str(&s.admin_ok(&["log", "--audit", "--json"])).expect("json");
+    let run = &runs[0];
+    assert_eq!(run["command"], "uptime");
+    let (time, started) = (
+        run["time"].as_i64().expect("time"),
+        run["started"].as_i64().expect("started"),
+    );
+    assert_eq!(time - started, 10, "{run}");
+    s.stop();
+    assert_eq!(schema_of(&data.join("umc.redb")), 2);
+
+    // A second start has nothing to migrate.
+    let s = Server::start_in(&data);
+    drop(s);
+    let log = std::fs::read_to_string(data.join("umcd.log")).expect("log");
+    assert_eq!(log.matches("migrated the database").count(), 1, "{log}");
+}
+
+#[test]
+fn a_database_from_a_newer_schema_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = fixture_data(tmp.path());
+    {
+        let db = redb::Database::create(data.join("umc.redb")).expect("open");
+        let tx = db.begin_write().expect("write");
+        tx.open_table(META)
+            .expect("meta")
+            .insert("schema", 99)
+            .expect("insert");
+        tx.commit().expect("commit");
+    }
+    let out = Command::new(UMCD)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stdin(Stdio::null())
+        .output()
+        .expect("umcd");
+    assert!(!out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("database schema version 99 is newer than this umcd supports (schema 2)")
+            && err.contains("newer umcd"),
+        "{err}"
+    );
+    assert_eq!(schema_of(&data.join("umc.redb")), 99, "left alone");
+    assert!(!data.join("umc.redb.schema-99.bak").exists());
+}
