@@ -8,6 +8,7 @@
 mod assign;
 mod catalog;
 pub mod fleet;
+mod key;
 mod log;
 pub mod node;
 mod render;
@@ -67,6 +68,9 @@ enum Command {
     Status(status::StatusArgs),
     /// Nagios/Icinga plugin: one status line with performance data, exit 0/1/2/3
     Check(status::CheckArgs),
+    /// Archive signing keys: list, rotate, import, status, retire
+    #[command(subcommand)]
+    Key(key::KeyCmd),
 }
 
 /// A failure with the exit code it maps to.
@@ -127,6 +131,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Restart(a) => restart::run(&client, a),
         Command::Status(a) => status::run(&client, a),
         Command::Check(_) => Ok(()),
+        Command::Key(c) => key::run(&client, c),
     }
 }
 

@@ -7,6 +7,7 @@ mod apt;
 mod catalog;
 pub mod conditional;
 mod error;
+mod keys;
 mod metrics;
 mod status;
 
@@ -29,6 +30,7 @@ use crate::sign::SigningKeys;
 use crate::store::Store;
 
 pub use error::ApiError;
+pub use keys::{KeySet, serving_inputs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -40,12 +42,13 @@ pub enum StartError {
 
 pub struct AppState {
     pub store: Store,
-    pub keys: SigningKeys,
+    /// The signing keys and their keyrings, swapped whole by a key change (`keys.rs`).
+    keyset: RwLock<Arc<KeySet>>,
+    /// Serializes key changes.
+    pub(crate) key_ops: std::sync::Mutex<()>,
     pub cache: ArtifactCache,
     pub config: Config,
     pub(crate) metrics: metrics::Metrics,
-    keyring_gpg: bytes::Bytes,
-    keyring_asc: bytes::Bytes,
     generation: AtomicU64,
     catalog_index: RwLock<Arc<crate::catalog::SearchIndex>>,
     /// Passive signals per host (InRelease fetches, host deb downloads), flushed to the store
@@ -58,8 +61,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Store, keys: SigningKeys, config: Config) -> Result<AppState, StartError> {
-        let keyring_gpg = keys.public_keyring_binary()?.into();
-        let keyring_asc = keys.public_keyring_armored()?.into();
+        let keyset = RwLock::new(Arc::new(KeySet::new(keys)?));
         let generation = AtomicU64::new(store.generation()?);
         let catalog_index = RwLock::new(Arc::new(catalog::build_index(&store)?));
         let seen = std::sync::Mutex::new(store.load_seen()?);
@@ -71,12 +73,11 @@ impl AppState {
             catalog_index,
             generation,
             store,
-            keys,
+            keyset,
+            key_ops: std::sync::Mutex::new(()),
             cache: ArtifactCache::new(config.cache_bytes),
             config,
             metrics: metrics::Metrics::new(),
-            keyring_gpg,
-            keyring_asc,
         })
     }
 
@@ -91,11 +92,29 @@ impl AppState {
         self.seen.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    /// What umcd contributes to every host's `umc-node` package.
-    pub fn serving(&self) -> crate::nodefiles::Serving<'_> {
-        crate::nodefiles::Serving {
-            keyring: &self.keyring_gpg,
-            conffiles: self.config.conffiles,
+    /// What umcd contributes to every host's `umc-node` package, with the key set `keys`
+    /// (take it once per render from [`AppState::keys`], so one view signs and ships the
+    /// same keys).
+    pub fn serving<'a>(&self, keys: &'a KeySet) -> crate::nodefiles::Serving<'a> {
+        keys.serving(&self.config)
+    }
+
+    /// The current signing keys and keyrings.
+    pub fn keys(&self) -> Arc<KeySet> {
+        match self.keyset.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn set_keys(&self, keys: KeySet) {
+        self.set_keys_arc(Arc::new(keys));
+    }
+
+    pub(crate) fn set_keys_arc(&self, keys: Arc<KeySet>) {
+        match self.keyset.write() {
+            Ok(mut g) => *g = keys,
+            Err(poisoned) => *poisoned.into_inner() = keys,
         }
     }
 
@@ -181,7 +200,12 @@ async fn keyring_gpg(
     method: Method,
     headers: HeaderMap,
 ) -> Response {
-    keyring(&method, &headers, &s.keyring_gpg, "application/pgp-keys")
+    keyring(
+        &method,
+        &headers,
+        &s.keys().keyring_gpg,
+        "application/pgp-keys",
+    )
 }
 
 async fn keyring_asc(
@@ -189,7 +213,12 @@ async fn keyring_asc(
     method: Method,
     headers: HeaderMap,
 ) -> Response {
-    keyring(&method, &headers, &s.keyring_asc, "application/pgp-keys")
+    keyring(
+        &method,
+        &headers,
+        &s.keys().keyring_asc,
+        "application/pgp-keys",
+    )
 }
 
 /// Most connections served at once; more wait in the kernel's accept queue.

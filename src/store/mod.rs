@@ -4,11 +4,14 @@
 //! Storage records are private serde types here, separate from `model` and `api`.
 
 mod catalog;
+mod keys;
 mod reports;
 
 pub use reports::{IncomingReport, StoredReport};
 
 pub use catalog::{CatalogHit, CatalogMeta};
+
+pub use keys::{KeyChange, KeyRecord, ServingInputs};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -347,6 +350,7 @@ impl Store {
             tx.open_table(AUDIT)?;
             catalog::create_tables(&tx)?;
             reports::create_tables(&tx)?;
+            keys::create_tables(&tx)?;
         }
         tx.commit()?;
         Ok(Store { db })
