@@ -688,3 +688,100 @@ fn write_new_file_0600(dir: &Path, path: &Path, contents: &[u8]) -> Result<bool,
     removed.map_err(io_err("remove", &tmp))?;
     Ok(created)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> SigningKeys {
+        SigningKeys::generate(&format!("{name} <{name}@example.invalid>")).expect("generate")
+    }
+
+    #[test]
+    fn generated_keys_bind_with_sha512_and_pass_the_policy_now() {
+        let k = key("a");
+        let cert = &k.certs[0];
+        let sigs: Vec<_> = cert
+            .userids()
+            .flat_map(|u| u.self_signatures().collect::<Vec<_>>())
+            .chain(cert.primary_key().self_signatures())
+            .collect();
+        assert!(!sigs.is_empty());
+        assert!(sigs.iter().all(|s| s.hash_algo() == HashAlgorithm::SHA512));
+        assert_eq!(
+            cert.primary_key().key().pk_algo(),
+            PublicKeyAlgorithm::EdDSA
+        );
+        check_policy(cert, SystemTime::now()).expect("policy");
+        // An exported generated key imports cleanly.
+        let again = SigningKeys::import(&k.to_armored_secret().expect("tsk"), SystemTime::now())
+            .expect("import");
+        assert_eq!(again.fingerprints(), k.fingerprints());
+    }
+
+    #[test]
+    fn add_and_remove_keys() {
+        let (a, b) = (key("a"), key("b"));
+        let both = a.with_added(&b).expect("add");
+        assert_eq!(both.fingerprints().len(), 2);
+        let e = both.with_added(&b).expect_err("duplicate");
+        assert!(e.to_string().contains("already"), "{e}");
+        let fa = a.fingerprints().remove(0);
+        // gpg's grouped, lowercase form is accepted.
+        let spaced: String = fa
+            .to_lowercase()
+            .as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let only_b = both.without(&spaced).expect("retire");
+        assert_eq!(only_b.fingerprints(), b.fingerprints());
+        let e = only_b.without(&fa).expect_err("unknown");
+        assert!(e.to_string().starts_with("no signing key"), "{e}");
+        let e = only_b
+            .without(&b.fingerprints()[0])
+            .expect_err("the last key");
+        assert!(e.to_string().contains("only signing key"), "{e}");
+        assert_eq!(only_b.user_id().as_deref(), Some("b <b@example.invalid>"));
+    }
+
+    #[test]
+    fn import_refuses_public_keys_and_short_rsa() {
+        let k = key("a");
+        let public = k.public_keyring_armored().expect("public");
+        let e = SigningKeys::import(&public, SystemTime::now()).expect_err("public only");
+        assert!(e.to_string().contains("secret"), "{e}");
+        // RSA-2048 passes; the builder cannot make shorter keys, gpg can (tests/keys.rs).
+        let (rsa, _) = CertBuilder::new()
+            .set_cipher_suite(CipherSuite::RSA2k)
+            .set_primary_key_flags(KeyFlags::empty().set_certification().set_signing())
+            .add_userid("r <r@example.invalid>")
+            .generate()
+            .expect("rsa");
+        check_policy(&rsa, SystemTime::now()).expect("rsa2048 is fine");
+    }
+
+    #[test]
+    fn save_replaces_the_key_file_with_mode_0600() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (key("a"), key("b"));
+        a.save(dir.path()).expect("save");
+        let both = a.with_added(&b).expect("add");
+        both.save(dir.path()).expect("save");
+        let path = dir.path().join(SIGNING_KEY_FILE);
+        let mode = fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (loaded, created) =
+            SigningKeys::load_or_generate(dir.path(), "x <x@example.invalid>").expect("load");
+        assert!(!created);
+        let mut want = both.fingerprints();
+        let mut got = loaded.fingerprints();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 1);
+    }
+}

@@ -137,8 +137,9 @@ enum LoadError {
 /// Renders (or fetches from cache) host `host`'s archive from one read transaction.
 fn load(state: &AppState, host: &str) -> Result<HostEntry, LoadError> {
     let data = state.store.host_data(host)?.ok_or(LoadError::Unknown)?;
-    // One key set for the whole view: umc-node ships the keys InRelease is signed with.
-    let keys = state.keys();
+    // One key set for the whole view, chosen by the view's serving generation: umc-node ships
+    // the keys InRelease is signed with, and a umc-node version never changes its keyring.
+    let keys = state.keys_for(data.server_generation);
     let packages = repo::packages(&data, state.serving(&keys))?;
     let archs = &state.config.architectures;
     let key = repo::archive_key(&data, archs, &packages);

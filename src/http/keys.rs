@@ -3,12 +3,14 @@
 //! The current key set lives in `AppState` as one `Arc<KeySet>` (keys plus both public
 //! keyrings), swapped whole. A key change:
 //! 1. writes `<data>/signing-key.asc` atomically (0600 temp file, rename);
-//! 2. swaps the key set in memory, so every render from then on signs with the new set;
+//! 2. stages the new key set (`KeySets::pending`), which renders of views from the commit
+//!    below use even before step 4;
 //! 3. commits a generation touching `Entity::Server` (`Store::record_key_change`): umc-node's
 //!    version (`1.<generation>`), its changelog and every host's Release `Date` move, and the
 //!    change is in `umc-admin log` with the acting user. It also records umcd's new serving
 //!    inputs, so the next start does not commit the change a second time;
-//! 4. publishes the generation and drops the rendered archives.
+//! 4. makes the new set current (older views keep the previous set), publishes the
+//!    generation and drops the rendered archives.
 //!
 //! When the commit fails, the old file and key set are put back.
 //!
@@ -37,6 +39,40 @@ use crate::config::Config;
 use crate::nodefiles::{NODE_PACKAGE, Serving};
 use crate::sign::{SignError, SigningKeys, normalize_fingerprint};
 use crate::store::{KeyChange, KeyRecord, ServingInputs};
+
+/// The key sets a render may use. A `umc-node` version must never change its bytes, so a view
+/// is rendered with the key set that belongs to its serving generation (`server_generation`,
+/// which every key change moves):
+/// - `current` for views at `since` or later;
+/// - `previous` for older views (read just before a key change committed);
+/// - `pending` while a key change is being committed: a view newer than `since` can only come
+///   from that change (key changes are serialized, and only umcd's start moves the serving
+///   generation otherwise).
+pub struct KeySets {
+    pub current: Arc<KeySet>,
+    pub since: u64,
+    pub previous: Option<Arc<KeySet>>,
+    pub pending: Option<Arc<KeySet>>,
+}
+
+impl KeySets {
+    pub fn new(current: Arc<KeySet>, since: u64) -> KeySets {
+        KeySets {
+            current,
+            since,
+            previous: None,
+            pending: None,
+        }
+    }
+
+    pub fn select(&self, server_generation: u64) -> Arc<KeySet> {
+        match &self.pending {
+            Some(p) if server_generation > self.since => p.clone(),
+            _ if server_generation >= self.since => self.current.clone(),
+            _ => self.previous.as_ref().unwrap_or(&self.current).clone(),
+        }
+    }
+}
 
 /// The signing keys and their public keyrings, computed once per key change.
 pub struct KeySet {
@@ -219,16 +255,22 @@ fn apply(
     change: KeyChange,
 ) -> Result<u64, ApiError> {
     let old = state.keys();
-    let set = KeySet::new(next).map_err(sign_error)?;
+    let set = Arc::new(KeySet::new(next).map_err(sign_error)?);
     let serving = serving_inputs(&state.config, &set.keys.fingerprints());
     let dir = &state.config.data_dir;
     set.keys.save(dir).map_err(ApiError::internal)?;
-    state.set_keys(set);
+    state.update_keysets(|k| k.pending = Some(set.clone()));
     match state
         .store
         .record_key_change(user, &change, &serving, now())
     {
         Ok(g) => {
+            state.update_keysets(|k| {
+                k.previous = Some(k.current.clone());
+                k.current = set;
+                k.since = g;
+                k.pending = None;
+            });
             state.set_generation(g);
             // Rendered archives carry the old signatures; every view moved anyway (umc-node's
             // version and the Release date), so this only frees memory early.
@@ -238,10 +280,10 @@ fn apply(
             Ok(g)
         }
         Err(e) => {
+            state.update_keysets(|k| k.pending = None);
             if let Err(e2) = old.keys.save(dir) {
                 tracing::error!("restoring the signing key file: {e2}");
             }
-            state.set_keys_arc(old);
             Err(e.into())
         }
     }
@@ -371,4 +413,43 @@ async fn retire(
         Ok(Json(r))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(name: &str) -> Arc<KeySet> {
+        let keys =
+            SigningKeys::generate(&format!("{name} <{name}@example.invalid>")).expect("generate");
+        Arc::new(KeySet::new(keys).expect("keyset"))
+    }
+
+    /// A umc-node version never changes its keyring: views get the key set of their serving
+    /// generation, also while a key change is committing.
+    #[test]
+    fn views_get_the_key_set_of_their_serving_generation() {
+        let (a, b) = (set("a"), set("b"));
+        let fp = |k: Arc<KeySet>| k.keys.fingerprints();
+        let mut k = KeySets::new(a.clone(), 5);
+        assert_eq!(fp(k.select(5)), fp(a.clone()));
+        k.pending = Some(b.clone());
+        assert_eq!(
+            fp(k.select(5)),
+            fp(a.clone()),
+            "committed before the change"
+        );
+        assert_eq!(
+            fp(k.select(6)),
+            fp(b.clone()),
+            "the change's own generation"
+        );
+        k.previous = Some(a.clone());
+        k.current = b.clone();
+        k.since = 6;
+        k.pending = None;
+        assert_eq!(fp(k.select(5)), fp(a));
+        assert_eq!(fp(k.select(6)), fp(b.clone()));
+        assert_eq!(fp(k.select(9)), fp(b));
+    }
 }

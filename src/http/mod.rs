@@ -43,7 +43,7 @@ pub enum StartError {
 pub struct AppState {
     pub store: Store,
     /// The signing keys and their keyrings, swapped whole by a key change (`keys.rs`).
-    keyset: RwLock<Arc<KeySet>>,
+    keyset: RwLock<keys::KeySets>,
     /// Serializes key changes.
     pub(crate) key_ops: std::sync::Mutex<()>,
     pub cache: ArtifactCache,
@@ -61,7 +61,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Store, keys: SigningKeys, config: Config) -> Result<AppState, StartError> {
-        let keyset = RwLock::new(Arc::new(KeySet::new(keys)?));
+        let keyset = RwLock::new(keys::KeySets::new(
+            Arc::new(KeySet::new(keys)?),
+            store.server_generation()?,
+        ));
         let generation = AtomicU64::new(store.generation()?);
         let catalog_index = RwLock::new(Arc::new(catalog::build_index(&store)?));
         let seen = std::sync::Mutex::new(store.load_seen()?);
@@ -101,20 +104,26 @@ impl AppState {
 
     /// The current signing keys and keyrings.
     pub fn keys(&self) -> Arc<KeySet> {
+        self.with_keysets(|k| k.current.clone())
+    }
+
+    /// The key set a view whose serving inputs are at `server_generation` is rendered with,
+    /// so that a `umc-node` version always ships the same keyring (see `keys.rs`).
+    pub fn keys_for(&self, server_generation: u64) -> Arc<KeySet> {
+        self.with_keysets(|k| k.select(server_generation))
+    }
+
+    fn with_keysets<T>(&self, f: impl FnOnce(&keys::KeySets) -> T) -> T {
         match self.keyset.read() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+            Ok(g) => f(&g),
+            Err(poisoned) => f(&poisoned.into_inner()),
         }
     }
 
-    pub(crate) fn set_keys(&self, keys: KeySet) {
-        self.set_keys_arc(Arc::new(keys));
-    }
-
-    pub(crate) fn set_keys_arc(&self, keys: Arc<KeySet>) {
+    pub(crate) fn update_keysets(&self, f: impl FnOnce(&mut keys::KeySets)) {
         match self.keyset.write() {
-            Ok(mut g) => *g = keys,
-            Err(poisoned) => *poisoned.into_inner() = keys,
+            Ok(mut g) => f(&mut g),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
         }
     }
 

@@ -145,6 +145,16 @@ impl Store {
         Ok(generation)
     }
 
+    /// The newest generation that changed umcd's serving inputs (keys, node files, ...).
+    pub fn server_generation(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read()?;
+        let meta = tx.open_table(META)?;
+        Ok(meta
+            .get("server_generation")?
+            .map(|v| v.value())
+            .unwrap_or(0))
+    }
+
     /// Every recorded key, by fingerprint.
     pub fn key_records(&self) -> Result<BTreeMap<String, KeyRecord>, StoreError> {
         let tx = self.db.begin_read()?;
