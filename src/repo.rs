@@ -499,7 +499,9 @@ pub fn xz(data: &[u8]) -> Result<Vec<u8>, RepoError> {
 }
 
 /// Cache key of a host's archive: SHA-256 over every input of [`build_archive`] except the
-/// signing keys (a key change restarts umcd, which empties the cache).
+/// signing keys. Those need no place here: every key change (`umc-admin key`, or a new key
+/// file at start) commits a server generation, which moves `umc-node`'s version and so this
+/// key, and umcd renders a view with the key set of its server generation.
 pub fn archive_key(data: &HostData, architectures: &[String], packages: &[Package]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"umc-archive\0");

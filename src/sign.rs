@@ -55,7 +55,7 @@ use openpgp::parse::Parse;
 use openpgp::policy::StandardPolicy;
 use openpgp::serialize::Serialize;
 use openpgp::serialize::stream::{Armorer, Message, Signer};
-use openpgp::types::{Features, HashAlgorithm, KeyFlags, SignatureType};
+use openpgp::types::{Features, HashAlgorithm, KeyFlags, PublicKeyAlgorithm, SignatureType};
 
 /// File name of the secret key material inside the state directory.
 /// How far before "now" a new key is dated.
@@ -101,6 +101,17 @@ pub enum SignError {
     /// A body cannot be represented as a cleartext signed message.
     #[error("cannot clearsign body: {0}")]
     InvalidBody(&'static str),
+    /// An imported key that apt's verifiers (sqv's policy) would reject.
+    #[error("key {fingerprint} refused: {reason}")]
+    Rejected {
+        /// Fingerprint of the refused certificate.
+        fingerprint: String,
+        /// Why, in words an admin can act on.
+        reason: String,
+    },
+    /// A key operation that makes no sense for the current key set.
+    #[error("{0}")]
+    KeySet(String),
 }
 
 /// Wraps a sequoia (anyhow) error.
@@ -268,6 +279,116 @@ impl SigningKeys {
             .collect()
     }
 
+    /// One line per key for `umc-admin key list`: fingerprint, creation time, algorithm and
+    /// primary user ID, newest first.
+    pub fn describe(&self) -> Vec<KeyDescription> {
+        self.certs
+            .iter()
+            .map(|c| {
+                let key = c.primary_key().key();
+                let bits = key.mpis().bits();
+                let algo = match bits {
+                    Some(b) if !matches!(key.pk_algo(), PublicKeyAlgorithm::EdDSA) => {
+                        format!("{}{b}", key.pk_algo())
+                    }
+                    _ => key.pk_algo().to_string(),
+                };
+                KeyDescription {
+                    fingerprint: c.fingerprint().to_hex(),
+                    created: key
+                        .creation_time()
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs() as i64),
+                    algorithm: algo,
+                    user_id: c
+                        .userids()
+                        .next()
+                        .map(|u| String::from_utf8_lossy(u.userid().value()).into_owned())
+                        .unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+
+    /// The primary user ID of the newest key (new keys get the same one).
+    pub fn user_id(&self) -> Option<String> {
+        self.describe()
+            .into_iter()
+            .map(|d| d.user_id)
+            .find(|u| !u.is_empty())
+    }
+
+    /// These keys plus `other`'s (key rotation, import). Refuses a key already present.
+    pub fn with_added(&self, other: &SigningKeys) -> Result<SigningKeys, SignError> {
+        let have = self.fingerprints();
+        let mut certs = self.certs.clone();
+        for cert in &other.certs {
+            let fp = cert.fingerprint().to_hex();
+            if have.contains(&fp) {
+                return Err(SignError::KeySet(format!(
+                    "key {fp} is already a signing key"
+                )));
+            }
+            certs.push(cert.clone());
+        }
+        Self::from_certs(certs)
+    }
+
+    /// These keys without the one whose fingerprint is `fingerprint` (full, any case, spaces
+    /// ignored). Refuses an unknown fingerprint and the last key.
+    pub fn without(&self, fingerprint: &str) -> Result<SigningKeys, SignError> {
+        let wanted = normalize_fingerprint(fingerprint);
+        let certs: Vec<Cert> = self
+            .certs
+            .iter()
+            .filter(|c| c.fingerprint().to_hex() != wanted)
+            .cloned()
+            .collect();
+        if certs.len() == self.certs.len() {
+            return Err(SignError::KeySet(format!(
+                "no signing key {wanted} (see umc-admin key list)"
+            )));
+        }
+        if certs.is_empty() {
+            return Err(SignError::KeySet(format!(
+                "key {wanted} is the only signing key; add one first (umc-admin key rotate)"
+            )));
+        }
+        Self::from_certs(certs)
+    }
+
+    /// Parses an exported secret key (armored or binary, e.g. `gpg --export-secret-keys
+    /// --armor` from aptly or reprepro) and refuses what apt's verifiers would refuse at
+    /// `now`: RSA (or DSA, ElGamal) shorter than 2048 bits, self-signatures (user ID and
+    /// subkey bindings) made with SHA-1 or MD5, and anything else sequoia's standard policy
+    /// (the one sqv builds on) rejects. Also refuses keys without an unencrypted signing key.
+    pub fn import(tsk: &[u8], now: SystemTime) -> Result<SigningKeys, SignError> {
+        let mut certs = Vec::new();
+        for cert in CertParser::from_bytes(tsk).map_err(pgp("parse key material"))? {
+            certs.push(cert.map_err(pgp("parse key material"))?);
+        }
+        if certs.is_empty() {
+            return Err(SignError::NoKeys);
+        }
+        for cert in &certs {
+            check_policy(cert, now)?;
+            if !cert.is_tsk() {
+                return Err(SignError::Rejected {
+                    fingerprint: cert.fingerprint().to_hex(),
+                    reason: "no secret key material (export it with gpg --export-secret-keys)"
+                        .into(),
+                });
+            }
+        }
+        Self::from_certs(certs)
+    }
+
+    /// Writes the secret keys to `<dir>/signing-key.asc`, replacing it atomically: a 0600
+    /// temporary file, synced, renamed over the old one, then the directory synced.
+    pub fn save(&self, dir: &Path) -> Result<(), SignError> {
+        replace_file_0600(dir, &dir.join(SIGNING_KEY_FILE), &self.to_armored_secret()?)
+    }
+
     /// The `InRelease` form of `body`: a cleartext signed message carrying one
     /// SHA-512 signature per key. The signature creation time is the later of
     /// `time` and the newest key's creation time.
@@ -381,6 +502,123 @@ impl SigningKeys {
     }
 }
 
+/// One key as `umc-admin key list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyDescription {
+    /// Primary key fingerprint, uppercase hex.
+    pub fingerprint: String,
+    /// Creation time, Unix seconds.
+    pub created: i64,
+    /// `EdDSA`, `RSA4096`, ...
+    pub algorithm: String,
+    /// The first user ID, or empty.
+    pub user_id: String,
+}
+
+/// Uppercase hex without spaces (gpg prints fingerprints in groups).
+pub fn normalize_fingerprint(fp: &str) -> String {
+    fp.chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .trim_start_matches("0x")
+        .to_ascii_uppercase()
+}
+
+/// Refuses what sqv (apt 3) would refuse, with the reason in words.
+fn check_policy(cert: &Cert, now: SystemTime) -> Result<(), SignError> {
+    let fingerprint = cert.fingerprint().to_hex();
+    let reject = |reason: String| SignError::Rejected {
+        fingerprint: fingerprint.clone(),
+        reason,
+    };
+    for ka in cert.keys() {
+        let key = ka.key();
+        // RSA, DSA and ElGamal: the modulus (prime) size is what policies limit.
+        let weak = matches!(
+            key.mpis(),
+            openpgp::crypto::mpi::PublicKey::RSA { .. }
+                | openpgp::crypto::mpi::PublicKey::DSA { .. }
+                | openpgp::crypto::mpi::PublicKey::ElGamal { .. }
+        );
+        if let Some(bits) = key.mpis().bits().filter(|b| weak && *b < 2048) {
+            return Err(reject(format!(
+                "{} key {} has {bits} bits; apt 3's sqv rejects keys shorter than 2048 bits \
+                 (use Ed25519 or RSA-3072+)",
+                key.pk_algo(),
+                key.fingerprint().to_hex(),
+            )));
+        }
+    }
+    let self_sigs = cert
+        .userids()
+        .flat_map(|u| u.self_signatures().collect::<Vec<_>>())
+        .chain(cert.primary_key().self_signatures())
+        .chain(
+            cert.keys()
+                .subkeys()
+                .flat_map(|k| k.self_signatures().collect::<Vec<_>>()),
+        );
+    for sig in self_sigs {
+        if matches!(
+            sig.hash_algo(),
+            HashAlgorithm::SHA1 | HashAlgorithm::MD5 | HashAlgorithm::RipeMD
+        ) {
+            return Err(reject(format!(
+                "a {} self-signature uses {}; apt 3's sqv rejects SHA-1 binding signatures \
+                 since 2026-02-01 (re-sign the key with SHA-256 or SHA-512, or make a new one \
+                 with umc-admin key rotate)",
+                sig.typ(),
+                sig.hash_algo(),
+            )));
+        }
+    }
+    let policy = StandardPolicy::at(now);
+    let valid = cert
+        .with_policy(&policy, now)
+        .map_err(|e| reject(format!("rejected by the OpenPGP policy apt 3 uses: {e:#}")))?;
+    valid
+        .alive()
+        .map_err(|e| reject(format!("not alive (expired?): {e:#}")))?;
+    if valid.keys().for_signing().next().is_none() {
+        return Err(reject(
+            "no signing-capable key valid under the OpenPGP policy apt 3 uses".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Replaces `path` with `contents` (mode 0600) atomically.
+fn replace_file_0600(dir: &Path, path: &Path, contents: &[u8]) -> Result<(), SignError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let tmp = dir.join(format!(
+        ".{SIGNING_KEY_FILE}.new.{}.{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_err("create", &tmp))?;
+        file.write_all(contents).map_err(io_err("write", &tmp))?;
+        file.sync_all().map_err(io_err("sync", &tmp))?;
+        drop(file);
+        fs::rename(&tmp, path).map_err(io_err("replace", path))?;
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("sync", dir))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Splits a body into cleartext lines: split at `\n` (a final `\n` ends the
 /// last line rather than starting an empty one), trailing spaces, tabs and
 /// carriage returns removed. Refuses carriage returns elsewhere, since
@@ -449,4 +687,101 @@ fn write_new_file_0600(dir: &Path, path: &Path, contents: &[u8]) -> Result<bool,
     let created = result?;
     removed.map_err(io_err("remove", &tmp))?;
     Ok(created)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> SigningKeys {
+        SigningKeys::generate(&format!("{name} <{name}@example.invalid>")).expect("generate")
+    }
+
+    #[test]
+    fn generated_keys_bind_with_sha512_and_pass_the_policy_now() {
+        let k = key("a");
+        let cert = &k.certs[0];
+        let sigs: Vec<_> = cert
+            .userids()
+            .flat_map(|u| u.self_signatures().collect::<Vec<_>>())
+            .chain(cert.primary_key().self_signatures())
+            .collect();
+        assert!(!sigs.is_empty());
+        assert!(sigs.iter().all(|s| s.hash_algo() == HashAlgorithm::SHA512));
+        assert_eq!(
+            cert.primary_key().key().pk_algo(),
+            PublicKeyAlgorithm::EdDSA
+        );
+        check_policy(cert, SystemTime::now()).expect("policy");
+        // An exported generated key imports cleanly.
+        let again = SigningKeys::import(&k.to_armored_secret().expect("tsk"), SystemTime::now())
+            .expect("import");
+        assert_eq!(again.fingerprints(), k.fingerprints());
+    }
+
+    #[test]
+    fn add_and_remove_keys() {
+        let (a, b) = (key("a"), key("b"));
+        let both = a.with_added(&b).expect("add");
+        assert_eq!(both.fingerprints().len(), 2);
+        let e = both.with_added(&b).expect_err("duplicate");
+        assert!(e.to_string().contains("already"), "{e}");
+        let fa = a.fingerprints().remove(0);
+        // gpg's grouped, lowercase form is accepted.
+        let spaced: String = fa
+            .to_lowercase()
+            .as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let only_b = both.without(&spaced).expect("retire");
+        assert_eq!(only_b.fingerprints(), b.fingerprints());
+        let e = only_b.without(&fa).expect_err("unknown");
+        assert!(e.to_string().starts_with("no signing key"), "{e}");
+        let e = only_b
+            .without(&b.fingerprints()[0])
+            .expect_err("the last key");
+        assert!(e.to_string().contains("only signing key"), "{e}");
+        assert_eq!(only_b.user_id().as_deref(), Some("b <b@example.invalid>"));
+    }
+
+    #[test]
+    fn import_refuses_public_keys_and_short_rsa() {
+        let k = key("a");
+        let public = k.public_keyring_armored().expect("public");
+        let e = SigningKeys::import(&public, SystemTime::now()).expect_err("public only");
+        assert!(e.to_string().contains("secret"), "{e}");
+        // RSA-2048 passes; the builder cannot make shorter keys, gpg can (tests/keys.rs).
+        let (rsa, _) = CertBuilder::new()
+            .set_cipher_suite(CipherSuite::RSA2k)
+            .set_primary_key_flags(KeyFlags::empty().set_certification().set_signing())
+            .add_userid("r <r@example.invalid>")
+            .generate()
+            .expect("rsa");
+        check_policy(&rsa, SystemTime::now()).expect("rsa2048 is fine");
+    }
+
+    #[test]
+    fn save_replaces_the_key_file_with_mode_0600() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (key("a"), key("b"));
+        a.save(dir.path()).expect("save");
+        let both = a.with_added(&b).expect("add");
+        both.save(dir.path()).expect("save");
+        let path = dir.path().join(SIGNING_KEY_FILE);
+        let mode = fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (loaded, created) =
+            SigningKeys::load_or_generate(dir.path(), "x <x@example.invalid>").expect("load");
+        assert!(!created);
+        let mut want = both.fingerprints();
+        let mut got = loaded.fingerprints();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 1);
+    }
 }

@@ -573,3 +573,96 @@ fn node_reports_drive_status_in_a_real_chroot() {
     let st = host_status(&s);
     assert_eq!(st.state, "stale", "{st:?}");
 }
+
+/// Primary key fingerprints in a keyring file, as gpg reads it.
+fn keyring_fingerprints(path: &Path) -> Vec<String> {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = Command::new("gpg")
+        .arg("--homedir")
+        .arg(home.path())
+        .args(["--batch", "--with-colons", "--show-keys"])
+        .arg(path)
+        .output()
+        .expect("gpg");
+    assert!(out.status.success(), "gpg --show-keys: {}", show(&out));
+    let mut fprs = Vec::new();
+    let mut primary = false;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        match f[0] {
+            "pub" => primary = true,
+            "sub" => primary = false,
+            "fpr" if primary => {
+                fprs.push(f[9].to_string());
+                primary = false;
+            }
+            _ => {}
+        }
+    }
+    fprs.sort();
+    fprs
+}
+
+/// Key rotation (issue item 5) on a real node, with apt 2.6's own verification and no manual
+/// step on the node: it installs from key A; `key rotate` and a cycle make it trust A and B;
+/// `key retire A` (refused until the node confirmed); an edit and a cycle still update it.
+#[test]
+fn key_rotation_in_a_real_chroot() {
+    if !(tools() && require_tool("gpg")) {
+        return;
+    }
+    const KEYRING: &str = "/usr/share/keyrings/umc-archive-keyring.gpg";
+    const FILE: &str = "/etc/umc-rotation.conf";
+    let s = Server::start();
+    s.admin_ok(&["node", "add", HOST]);
+    s.admin_ok(&["task", "add", "web"]);
+    file_add(&s, FILE, "before rotation\n", &[]);
+    s.admin_ok(&["assign", HOST, "web"]);
+    let c = Chroot::new();
+    enroll(&s, &c);
+    assert_eq!(c.status("umc-task-web"), "installed");
+    let a = keyring_fingerprints(&c.path(KEYRING));
+    assert_eq!(a.len(), 1, "{a:?}");
+    let a = a[0].clone();
+
+    let rotated: umc::api::KeyChangeResponse =
+        serde_json::from_str(&s.admin_ok(&["key", "rotate", "--json"])).expect("json");
+    let b = rotated.fingerprint.clone();
+    // The node has not cycled since: retiring A is refused.
+    let out = s.admin(&["key", "retire", &a]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(show(&out).contains(HOST), "{}", show(&out));
+
+    // One cycle: apt verifies the doubly signed InRelease with A, installs the umc-node that
+    // ships A and B, and the report confirms it.
+    c.cycle();
+    let mut both = vec![a.clone(), b.clone()];
+    both.sort();
+    assert_eq!(keyring_fingerprints(&c.path(KEYRING)), both);
+    let st: umc::api::KeyStatus =
+        serde_json::from_str(&s.admin_ok(&["key", "status", "--json"])).expect("json");
+    let row = st.nodes.iter().find(|n| n.host == HOST).expect("row");
+    assert!(row.active && row.confirmed, "{st:?}");
+    assert_eq!(
+        c.ok(&["dpkg-query", "-W", "-f=${Version}", "umc-node"]),
+        format!("1.{}", rotated.generation)
+    );
+
+    s.admin_ok(&["key", "retire", &a]);
+    let log = s.admin_ok(&["log", "-n", "3"]);
+    assert!(log.contains(&format!("signing key {a} retired")), "{log}");
+
+    // An edit, then a cycle: InRelease is signed by B alone now, and the node still updates.
+    file_add(&s, FILE, "after rotation\n", &[]);
+    let published: umc::api::TaskInfo =
+        serde_json::from_str(&s.admin_ok(&["task", "show", "web", "--json"])).expect("json");
+    c.cycle();
+    assert_eq!(read(&c, FILE), "after rotation\n");
+    assert_eq!(
+        c.ok(&["dpkg-query", "-W", "-f=${Version}", "umc-task-web"]),
+        published.version
+    );
+    // The node's keyring followed: B only.
+    assert_eq!(keyring_fingerprints(&c.path(KEYRING)), vec![b]);
+    c.cycle();
+}

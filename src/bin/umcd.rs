@@ -195,19 +195,10 @@ async fn run() -> Result<()> {
         );
     }
     // Inputs of every host's repository besides the model; a change moves all Release dates.
-    let description = format!(
-        "format {}, architectures {}, keys {}, node files {}, conffiles {}",
-        umc::repo::FORMAT,
-        config.architectures.join(" "),
-        keys.fingerprints().join(" "),
-        umc::nodefiles::fingerprint(),
-        config.conffiles,
-    );
-    let fingerprint = {
-        use sha2::{Digest, Sha256};
-        let d = Sha256::digest(description.as_bytes());
-        u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
-    };
+    let umc::store::ServingInputs {
+        fingerprint,
+        description,
+    } = http::serving_inputs(&config, &keys.fingerprints());
     if let Some(g) = store.note_serving_inputs(fingerprint, &description, http::now())? {
         eprintln!("umcd: serving configuration changed ({description}); generation {g}");
     }

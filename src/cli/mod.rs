@@ -9,6 +9,7 @@ mod assign;
 mod backup;
 mod catalog;
 pub mod fleet;
+mod key;
 mod log;
 pub mod node;
 mod render;
@@ -70,6 +71,9 @@ enum Command {
     Check(status::CheckArgs),
     /// Save a consistent snapshot of the running umcd (database, signing keys: secret)
     Backup(backup::BackupArgs),
+    /// Archive signing keys: list, rotate, import, status, retire
+    #[command(subcommand)]
+    Key(key::KeyCmd),
 }
 
 /// A failure with the exit code it maps to.
@@ -131,6 +135,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Status(a) => status::run(&client, a),
         Command::Check(_) => Ok(()),
         Command::Backup(a) => backup::run(&client, a),
+        Command::Key(c) => key::run(&client, c),
     }
 }
 

@@ -54,6 +54,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         )
         .route("/catalog/search", get(catalog::search))
         .route("/catalog/packages/{name}", get(catalog::package))
+        .merge(super::keys::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint") })
         .layer(middleware::from_fn_with_state(state, auth))
 }
@@ -112,7 +113,7 @@ fn is_upload(path: &str) -> bool {
 }
 
 /// A JSON request body: 413 past `max`, 400 with serde's position for malformed JSON.
-fn json_body<T: serde::de::DeserializeOwned>(
+pub(super) fn json_body<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
     max: usize,
 ) -> Result<T, ApiError> {
@@ -198,7 +199,7 @@ async fn server(State(s): State<Arc<AppState>>) -> Result<Json<ServerInfo>, ApiE
         version: env!("CARGO_PKG_VERSION").to_string(),
         generation: s.generation(),
         architectures: s.config.architectures.clone(),
-        key_fingerprints: s.keys.fingerprints(),
+        key_fingerprints: s.keys().keys.fingerprints(),
     }))
 }
 

@@ -137,7 +137,10 @@ enum LoadError {
 /// Renders (or fetches from cache) host `host`'s archive from one read transaction.
 fn load(state: &AppState, host: &str) -> Result<HostEntry, LoadError> {
     let data = state.store.host_data(host)?.ok_or(LoadError::Unknown)?;
-    let packages = repo::packages(&data, state.serving())?;
+    // One key set for the whole view, chosen by the view's serving generation: umc-node ships
+    // the keys InRelease is signed with, and a umc-node version never changes its keyring.
+    let keys = state.keys_for(data.server_generation);
+    let packages = repo::packages(&data, state.serving(&keys))?;
     let archs = &state.config.architectures;
     let key = repo::archive_key(&data, archs, &packages);
     let mut rendered = false;
@@ -147,7 +150,7 @@ fn load(state: &AppState, host: &str) -> Result<HostEntry, LoadError> {
         .try_get_with(key, || -> Result<_, LoadError> {
             rendered = true;
             let started = std::time::Instant::now();
-            let archive = repo::build_archive(&data, &packages, archs, &state.keys, |p| {
+            let archive = repo::build_archive(&data, &packages, archs, &keys.keys, |p| {
                 let mut built = false;
                 let deb = state.cache.debs.try_get_with(repo::package_key(p), || {
                     built = true;
@@ -394,7 +397,7 @@ async fn bootstrap(state: Arc<AppState>, host: String) -> Response<Body> {
             .body(Body::from(msg))
             .unwrap_or_default();
     };
-    let script = crate::nodefiles::bootstrap_script(&node, url, state.serving().keyring);
+    let script = crate::nodefiles::bootstrap_script(&node, url, &state.keys().keyring_gpg);
     Response::builder()
         .header(header::CONTENT_TYPE, "text/x-shellscript; charset=utf-8")
         .header(header::CACHE_CONTROL, "no-store")

@@ -8,6 +8,7 @@ mod backup;
 mod catalog;
 pub mod conditional;
 mod error;
+mod keys;
 mod metrics;
 mod status;
 
@@ -30,6 +31,7 @@ use crate::sign::SigningKeys;
 use crate::store::Store;
 
 pub use error::ApiError;
+pub use keys::{KeySet, serving_inputs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -41,12 +43,13 @@ pub enum StartError {
 
 pub struct AppState {
     pub store: Store,
-    pub keys: SigningKeys,
+    /// The signing keys and their keyrings, swapped whole by a key change (`keys.rs`).
+    keyset: RwLock<keys::KeySets>,
+    /// Serializes key changes.
+    pub(crate) key_ops: std::sync::Mutex<()>,
     pub cache: ArtifactCache,
     pub config: Config,
     pub(crate) metrics: metrics::Metrics,
-    keyring_gpg: bytes::Bytes,
-    keyring_asc: bytes::Bytes,
     generation: AtomicU64,
     catalog_index: RwLock<Arc<crate::catalog::SearchIndex>>,
     /// Passive signals per host (InRelease fetches, host deb downloads), flushed to the store
@@ -59,8 +62,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Store, keys: SigningKeys, config: Config) -> Result<AppState, StartError> {
-        let keyring_gpg = keys.public_keyring_binary()?.into();
-        let keyring_asc = keys.public_keyring_armored()?.into();
+        let keyset = RwLock::new(keys::KeySets::new(
+            Arc::new(KeySet::new(keys)?),
+            store.server_generation()?,
+        ));
         let generation = AtomicU64::new(store.generation()?);
         let catalog_index = RwLock::new(Arc::new(catalog::build_index(&store)?));
         let seen = std::sync::Mutex::new(store.load_seen()?);
@@ -72,12 +77,11 @@ impl AppState {
             catalog_index,
             generation,
             store,
-            keys,
+            keyset,
+            key_ops: std::sync::Mutex::new(()),
             cache: ArtifactCache::new(config.cache_bytes),
             config,
             metrics: metrics::Metrics::new(),
-            keyring_gpg,
-            keyring_asc,
         })
     }
 
@@ -92,11 +96,35 @@ impl AppState {
         self.seen.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    /// What umcd contributes to every host's `umc-node` package.
-    pub fn serving(&self) -> crate::nodefiles::Serving<'_> {
-        crate::nodefiles::Serving {
-            keyring: &self.keyring_gpg,
-            conffiles: self.config.conffiles,
+    /// What umcd contributes to every host's `umc-node` package, with the key set `keys`
+    /// (take it once per render from [`AppState::keys`], so one view signs and ships the
+    /// same keys).
+    pub fn serving<'a>(&self, keys: &'a KeySet) -> crate::nodefiles::Serving<'a> {
+        keys.serving(&self.config)
+    }
+
+    /// The current signing keys and keyrings.
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.with_keysets(|k| k.current.clone())
+    }
+
+    /// The key set a view whose serving inputs are at `server_generation` is rendered with,
+    /// so that a `umc-node` version always ships the same keyring (see `keys.rs`).
+    pub fn keys_for(&self, server_generation: u64) -> Arc<KeySet> {
+        self.with_keysets(|k| k.select(server_generation))
+    }
+
+    fn with_keysets<T>(&self, f: impl FnOnce(&keys::KeySets) -> T) -> T {
+        match self.keyset.read() {
+            Ok(g) => f(&g),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+
+    pub(crate) fn update_keysets(&self, f: impl FnOnce(&mut keys::KeySets)) {
+        match self.keyset.write() {
+            Ok(mut g) => f(&mut g),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
         }
     }
 
@@ -182,7 +210,12 @@ async fn keyring_gpg(
     method: Method,
     headers: HeaderMap,
 ) -> Response {
-    keyring(&method, &headers, &s.keyring_gpg, "application/pgp-keys")
+    keyring(
+        &method,
+        &headers,
+        &s.keys().keyring_gpg,
+        "application/pgp-keys",
+    )
 }
 
 async fn keyring_asc(
@@ -190,7 +223,12 @@ async fn keyring_asc(
     method: Method,
     headers: HeaderMap,
 ) -> Response {
-    keyring(&method, &headers, &s.keyring_asc, "application/pgp-keys")
+    keyring(
+        &method,
+        &headers,
+        &s.keys().keyring_asc,
+        "application/pgp-keys",
+    )
 }
 
 /// Most connections served at once; more wait in the kernel's accept queue.

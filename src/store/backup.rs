@@ -34,6 +34,7 @@ pub const SNAPSHOT_TABLES: &[&str] = &[
     "reports_v1",
     "last_report_v1",
     "seen_v1",
+    "keys_v1",
 ];
 
 /// What a snapshot holds.
@@ -91,6 +92,7 @@ impl Store {
         copy(&r, &w, REPORTS)?;
         copy(&r, &w, LAST_REPORT)?;
         copy(&r, &w, SEEN)?;
+        copy(&r, &w, super::keys::KEYS)?;
         w.commit()?;
         Ok(Snapshot {
             schema: SCHEMA_VERSION,

@@ -5,6 +5,7 @@
 
 mod backup;
 mod catalog;
+mod keys;
 mod migrate;
 mod reports;
 
@@ -14,6 +15,8 @@ pub use migrate::{Migration, audit_started, backup_path};
 pub use reports::{IncomingReport, StoredReport};
 
 pub use catalog::{CatalogHit, CatalogMeta};
+
+pub use keys::{KeyChange, KeyRecord, ServingInputs};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -374,6 +377,7 @@ impl Store {
             tx.open_table(AUDIT)?;
             catalog::create_tables(&tx)?;
             reports::create_tables(&tx)?;
+            keys::create_tables(&tx)?;
         }
         tx.commit()?;
         Ok(Store { db, migrated })
