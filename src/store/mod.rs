@@ -617,6 +617,10 @@ impl Store {
             .collect();
         let changes = vec![Change { text, entities }];
         commit_changes(&tx, user, now, &model, model.clone(), &changes, generation)?;
+        // Nodes may have seen Release dates up to "now" from edits the restore lost; a date
+        // equal to one of those must not earn a 304 (see host_data's date_ambiguous).
+        tx.open_table(META)?
+            .insert("resync_generation", generation)?;
         tx.commit()?;
         Ok(generation)
     }
@@ -680,7 +684,15 @@ impl Store {
         let time_of =
             |g: u64| -> Result<Option<i64>, StoreError> { Ok(times.get(g)?.map(|t| t.value())) };
         let date = time_of(newest)?.unwrap_or(0);
-        let date_ambiguous = newest > 1 && time_of(newest - 1)? == Some(date);
+        // The generation committed before `newest` (not `newest - 1`: an import floor or a
+        // restore's resync leaves gaps) sharing its second makes the date ambiguous.
+        let previous = times
+            .range(..newest)?
+            .next_back()
+            .transpose()?
+            .map(|(_, t)| t.value());
+        let resynced = meta.get("resync_generation")?.map(|v| v.value()) == Some(newest);
+        let date_ambiguous = previous == Some(date) || resynced;
         Ok(Some(HostData {
             generation,
             node,
