@@ -7,11 +7,13 @@
 
 mod assign;
 mod catalog;
+mod export;
 pub mod fleet;
 mod log;
 pub mod node;
 mod render;
 mod restart;
+mod rollback;
 mod ssh;
 pub mod status;
 mod task;
@@ -67,6 +69,16 @@ enum Command {
     Status(status::StatusArgs),
     /// Nagios/Icinga plugin: one status line with performance data, exit 0/1/2/3
     Check(status::CheckArgs),
+    /// Print the whole model as TOML (or JSON): nodes, tasks, files, variables, assignments
+    Export(export::ExportArgs),
+    /// Make the server's model equal a fleet file, as one generation
+    Apply(export::ApplyArgs),
+    /// Restore an export (made with --with-secrets) into an empty server
+    Import(export::ImportArgs),
+    /// Make the model equal an earlier generation's, as a new generation
+    Rollback(rollback::RollbackArgs),
+    /// Show what changed between two generations
+    Diff(rollback::DiffArgs),
 }
 
 /// A failure with the exit code it maps to.
@@ -127,6 +139,11 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Restart(a) => restart::run(&client, a),
         Command::Status(a) => status::run(&client, a),
         Command::Check(_) => Ok(()),
+        Command::Export(a) => export::export(&client, a),
+        Command::Apply(a) => export::apply(&client, a),
+        Command::Import(a) => export::import(&client, a),
+        Command::Rollback(a) => rollback::rollback(&client, a),
+        Command::Diff(a) => rollback::diff(&client, a),
     }
 }
 

@@ -40,6 +40,11 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/status", get(super::status::list))
         .route("/status/{host}", get(super::status::host))
         .route("/edit", post(edit))
+        .route("/export", get(super::fleet::export))
+        .route("/apply", post(super::fleet::apply))
+        .route("/import", post(super::fleet::import))
+        .route("/rollback", post(super::fleet::rollback))
+        .route("/diff", get(super::fleet::diff))
         .route("/audit", get(audit_list).post(audit_record))
         .route("/catalogs", get(catalog::list))
         .route(
@@ -111,7 +116,7 @@ fn is_upload(path: &str) -> bool {
 }
 
 /// A JSON request body: 413 past `max`, 400 with serde's position for malformed JSON.
-fn json_body<T: serde::de::DeserializeOwned>(
+pub(super) fn json_body<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
     max: usize,
 ) -> Result<T, ApiError> {

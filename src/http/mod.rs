@@ -7,6 +7,7 @@ mod apt;
 mod catalog;
 pub mod conditional;
 mod error;
+mod fleet;
 mod metrics;
 mod status;
 

@@ -4,7 +4,10 @@
 //! Storage records are private serde types here, separate from `model` and `api`.
 
 mod catalog;
+mod history;
 mod reports;
+
+pub use history::{Export, HistoryError};
 
 pub use reports::{IncomingReport, StoredReport};
 
@@ -348,6 +351,7 @@ impl Store {
             catalog::create_tables(&tx)?;
             reports::create_tables(&tx)?;
         }
+        history::init(&tx)?;
         tx.commit()?;
         Ok(Store { db })
     }
@@ -815,6 +819,8 @@ fn commit_changes(
             Entity::Server => server_touched = true,
         }
     }
+    // Each touched entity as this generation leaves it: what rollback and diff rebuild from.
+    history::record(tx, &model, &touched, generation)?;
     let recs = changes
         .iter()
         .map(|c| ChangeRec {
