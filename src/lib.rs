@@ -10,6 +10,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod deb;
+pub mod fleetfile;
 pub mod http;
 pub mod model;
 pub mod nodefiles;

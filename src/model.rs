@@ -781,7 +781,13 @@ impl Model {
                 conffiles,
             } => {
                 let host = normalize_host(host)?;
-                let url = url.as_deref().map(validate_url).transpose()?;
+                // An empty URL or ssh target unsets it (what `apply` needs to make a node equal
+                // a fleet file that has none).
+                let url = match url.as_deref() {
+                    None => None,
+                    Some("") => Some(None),
+                    Some(u) => Some(Some(validate_url(u)?)),
+                };
                 let conffiles = match conffiles.as_deref() {
                     None => None,
                     Some("default") => Some(None),
@@ -805,7 +811,14 @@ impl Model {
                         line(format!("{who} unset variable '{k}' of node '{host}'"), e());
                     }
                 }
-                if let Some(s) = ssh {
+                if ssh.as_deref() == Some("") {
+                    if node.ssh.take().is_some() {
+                        line(
+                            format!("{who} removed the ssh target of node '{host}'"),
+                            e(),
+                        );
+                    }
+                } else if let Some(s) = ssh {
                     let target = SshTarget::parse(s)?;
                     if node.ssh.as_ref() != Some(&target) {
                         line(
@@ -816,13 +829,16 @@ impl Model {
                     }
                 }
                 if let Some(url) = url
-                    && node.url.as_ref() != Some(&url)
+                    && node.url != url
                 {
-                    line(
-                        format!("{who} set the umc URL of node '{host}' to '{url}'"),
-                        e(),
-                    );
-                    node.url = Some(url);
+                    match &url {
+                        Some(u) => line(
+                            format!("{who} set the umc URL of node '{host}' to '{u}'"),
+                            e(),
+                        ),
+                        None => line(format!("{who} removed the umc URL of node '{host}'"), e()),
+                    }
+                    node.url = url;
                 }
                 if let Some(policy) = conffiles
                     && node.conffiles != policy

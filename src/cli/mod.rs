@@ -8,12 +8,14 @@
 mod assign;
 mod backup;
 mod catalog;
+mod export;
 pub mod fleet;
 mod key;
 mod log;
 pub mod node;
 mod render;
 mod restart;
+mod rollback;
 mod ssh;
 pub mod status;
 mod task;
@@ -74,6 +76,16 @@ enum Command {
     /// Archive signing keys: list, rotate, import, status, retire
     #[command(subcommand)]
     Key(key::KeyCmd),
+    /// Print the whole model as TOML (or JSON): nodes, tasks, files, variables, assignments
+    Export(export::ExportArgs),
+    /// Make the server's model equal a fleet file, as one generation
+    Apply(export::ApplyArgs),
+    /// Restore an export (made with --with-secrets) into an empty server
+    Import(export::ImportArgs),
+    /// Make the model equal an earlier generation's, as a new generation
+    Rollback(rollback::RollbackArgs),
+    /// Show what changed between two generations
+    Diff(rollback::DiffArgs),
 }
 
 /// A failure with the exit code it maps to.
@@ -136,6 +148,11 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Check(_) => Ok(()),
         Command::Backup(a) => backup::run(&client, a),
         Command::Key(c) => key::run(&client, c),
+        Command::Export(a) => export::export(&client, a),
+        Command::Apply(a) => export::apply(&client, a),
+        Command::Import(a) => export::import(&client, a),
+        Command::Rollback(a) => rollback::rollback(&client, a),
+        Command::Diff(a) => rollback::diff(&client, a),
     }
 }
 

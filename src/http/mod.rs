@@ -8,6 +8,7 @@ mod backup;
 mod catalog;
 pub mod conditional;
 mod error;
+mod fleet;
 mod keys;
 mod metrics;
 mod status;

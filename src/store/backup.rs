@@ -35,6 +35,7 @@ pub const SNAPSHOT_TABLES: &[&str] = &[
     "last_report_v1",
     "seen_v1",
     "keys_v1",
+    "entity_versions_v1",
 ];
 
 /// What a snapshot holds.
@@ -93,6 +94,7 @@ impl Store {
         copy(&r, &w, LAST_REPORT)?;
         copy(&r, &w, SEEN)?;
         copy(&r, &w, super::keys::KEYS)?;
+        copy(&r, &w, super::history::VERSIONS)?;
         w.commit()?;
         Ok(Snapshot {
             schema: SCHEMA_VERSION,

@@ -5,11 +5,13 @@
 
 mod backup;
 mod catalog;
+mod history;
 mod keys;
 mod migrate;
 mod reports;
 
 pub use backup::{SNAPSHOT_TABLES, Snapshot};
+pub use history::{Export, HistoryError};
 pub use migrate::{Migration, audit_started, backup_path};
 
 pub use reports::{IncomingReport, StoredReport};
@@ -379,6 +381,7 @@ impl Store {
             reports::create_tables(&tx)?;
             keys::create_tables(&tx)?;
         }
+        history::init(&tx)?;
         tx.commit()?;
         Ok(Store { db, migrated })
     }
@@ -865,6 +868,8 @@ fn commit_changes(
             Entity::Server => server_touched = true,
         }
     }
+    // Each touched entity as this generation leaves it: what rollback and diff rebuild from.
+    history::record(tx, &model, &touched, generation)?;
     let recs = changes
         .iter()
         .map(|c| ChangeRec {

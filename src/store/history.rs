@@ -1,0 +1,400 @@
+//! The model at any past generation, and the fleet as a whole: export, import, and edits that
+//! make the model equal a given one (`apply`, `rollback`).
+//!
+//! `entity_versions_v1` keeps, per entity, its record as of each generation that touched it
+//! (a tombstone when it was removed). The model at generation G is, for every entity, its newest
+//! record at or before G. It grows with edits, not with the fleet: a bulk edit of 10,000 nodes
+//! writes 10,000 rows once, an edit of one task writes one.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    ChangeRec, EditOutcome, GENERATIONS, META, NODES, NodeRec, Store, StoreError, TASKS, TIMES,
+    TOUCHES, TaskRec, TouchRec, VARS, catalog, commit_changes, decode, encode, load_model,
+    next_generation, node_from, node_rec, random_token, task_from, task_rec,
+};
+use crate::api::Op;
+use crate::fleetfile::{ChangeForm, GenerationForm};
+use crate::model::{Change, Entity, Model, TokenSource};
+
+/// (entity key, generation) -> the entity's record as that generation left it.
+pub(super) const VERSIONS: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("entity_versions_v1");
+
+/// Meta key: the oldest generation whose model [`Store::model_at`] can rebuild.
+const SINCE: &str = "versions_since";
+
+#[derive(Serialize, Deserialize)]
+enum VersionRec {
+    Node(NodeRec),
+    Task(TaskRec),
+    Vars(BTreeMap<String, String>),
+    Gone,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "generation {generation} predates the recorded model history (it starts at generation {since}); it cannot be rebuilt"
+    )]
+    Unrecorded { generation: u64, since: u64 },
+    #[error("generation {generation} does not exist yet (the newest is {current})")]
+    Future { generation: u64, current: u64 },
+    #[error(
+        "import needs an empty server: this one has {nodes} nodes, {tasks} tasks and generation {generation}"
+    )]
+    NotEmpty {
+        nodes: usize,
+        tasks: usize,
+        generation: u64,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for HistoryError {
+            fn from(e: $t) -> Self { HistoryError::Store(StoreError::from(e)) }
+        }
+    )*};
+}
+db_err!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// Creates the table; on a database that has a model but no versions yet, records every
+/// entity at the current generation, which becomes the oldest one rollback can reach.
+pub(super) fn init(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(VERSIONS)?;
+    let mut meta = tx.open_table(META)?;
+    if meta.get(SINCE)?.is_some() {
+        return Ok(());
+    }
+    let generation = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
+    if generation > 0 {
+        let model = load_model(
+            &tx.open_table(NODES)?,
+            &tx.open_table(TASKS)?,
+            &tx.open_table(VARS)?,
+        )?;
+        snapshot(tx, &model, generation)?;
+    }
+    meta.insert(SINCE, generation)?;
+    Ok(())
+}
+
+/// Records every entity of `model` at `generation`.
+fn snapshot(tx: &redb::WriteTransaction, model: &Model, generation: u64) -> Result<(), StoreError> {
+    let all: BTreeSet<Entity> = model
+        .nodes
+        .keys()
+        .map(|n| Entity::Node(n.clone()))
+        .chain(model.tasks.keys().map(|t| Entity::Task(t.clone())))
+        .chain([Entity::Global])
+        .collect();
+    record(tx, model, &all, generation)
+}
+
+/// Records the entities `touched` as `model` (the model after the edit) has them. Called by
+/// `commit_changes`, so every committed generation is covered.
+pub(super) fn record(
+    tx: &redb::WriteTransaction,
+    model: &Model,
+    touched: &BTreeSet<Entity>,
+    generation: u64,
+) -> Result<(), StoreError> {
+    let mut t = tx.open_table(VERSIONS)?;
+    for e in touched {
+        let rec = match e {
+            Entity::Node(n) => model
+                .nodes
+                .get(n)
+                .map_or(VersionRec::Gone, |n| VersionRec::Node(node_rec(n))),
+            Entity::Task(name) => model
+                .tasks
+                .get(name)
+                .map_or(VersionRec::Gone, |t| VersionRec::Task(task_rec(t))),
+            Entity::Global => VersionRec::Vars(model.vars.clone()),
+            Entity::Server => continue,
+        };
+        t.insert((e.key().as_str(), generation), encode(&rec)?.as_slice())?;
+    }
+    Ok(())
+}
+
+/// Hands out the tokens of nodes an edit re-creates (rollback, import-like apply), else random.
+struct GivenTokens(VecDeque<Option<String>>);
+
+impl TokenSource for GivenTokens {
+    fn token(&mut self) -> String {
+        self.0.pop_front().flatten().unwrap_or_else(random_token)
+    }
+}
+
+/// What `export` reads.
+pub struct Export {
+    pub generation: u64,
+    pub server_generation: u64,
+    pub model: Model,
+    pub history: Vec<GenerationForm>,
+}
+
+impl Store {
+    /// The model as generation `generation` left it.
+    pub fn model_at(&self, generation: u64) -> Result<Model, HistoryError> {
+        let tx = self.db.begin_read()?;
+        let meta = tx.open_table(META)?;
+        let current = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
+        let since = meta.get(SINCE)?.map(|v| v.value()).unwrap_or(0);
+        if generation > current {
+            return Err(HistoryError::Future {
+                generation,
+                current,
+            });
+        }
+        if generation < since {
+            return Err(HistoryError::Unrecorded { generation, since });
+        }
+        let mut newest: BTreeMap<String, (u64, Vec<u8>)> = BTreeMap::new();
+        for row in tx.open_table(VERSIONS)?.iter()? {
+            let (k, v) = row?;
+            let (key, g) = k.value();
+            if g <= generation {
+                newest.insert(key.to_string(), (g, v.value().to_vec()));
+            }
+        }
+        let mut model = Model::default();
+        for (key, (g, bytes)) in newest {
+            match (Entity::from_key(&key), decode::<VersionRec>(&key, &bytes)?) {
+                (Some(Entity::Node(n)), VersionRec::Node(r)) => {
+                    model.nodes.insert(n.clone(), node_from(&n, r));
+                }
+                (Some(Entity::Task(t)), VersionRec::Task(r)) => {
+                    model.tasks.insert(t.clone(), task_from(&t, r));
+                }
+                (Some(Entity::Global), VersionRec::Vars(v)) => {
+                    model.vars = v;
+                    model.vars_generation = g;
+                }
+                _ => {}
+            }
+        }
+        Ok(model)
+    }
+
+    /// The model, its counters, and (when `history`) every generation record, oldest first.
+    pub fn export(&self, history: bool) -> Result<Export, StoreError> {
+        let tx = self.db.begin_read()?;
+        let meta = tx.open_table(META)?;
+        let generation = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
+        let server_generation = meta
+            .get("server_generation")?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        let mut model = load_model(
+            &tx.open_table(NODES)?,
+            &tx.open_table(TASKS)?,
+            &tx.open_table(VARS)?,
+        )?;
+        model.vars_generation = meta.get("vars_generation")?.map(|v| v.value()).unwrap_or(0);
+        let mut out = Vec::new();
+        if history {
+            for row in tx.open_table(GENERATIONS)?.iter()? {
+                let (g, v) = row?;
+                let rec: super::GenRec = decode("generation", v.value())?;
+                out.push(GenerationForm {
+                    generation: g.value(),
+                    time: rec.time,
+                    user: rec.user,
+                    changes: rec
+                        .changes
+                        .into_iter()
+                        .map(|c| ChangeForm {
+                            text: c.text,
+                            entities: c.entities,
+                        })
+                        .collect(),
+                });
+            }
+        }
+        Ok(Export {
+            generation,
+            server_generation,
+            model,
+            history: out,
+        })
+    }
+
+    /// Restores an export into an empty server: the model with its generation counters and
+    /// tokens, and the history (generations, the changelog index and commit times, all derived
+    /// from the generation records), so every host's packages render byte-identical. Then lifts
+    /// the generation floor to `now`: the next edit's versions are above anything any node saw,
+    /// also from edits made after the export.
+    pub fn import(&self, data: &Export, now: i64) -> Result<u64, HistoryError> {
+        if let Some(n) = data.model.nodes.values().find(|n| n.token.is_empty()) {
+            return Err(HistoryError::Invalid(format!(
+                "node '{}' has no token: import needs an export made with --with-secrets, or enrolled nodes could no longer authenticate (use 'apply' to create a fleet with new tokens)",
+                n.name
+            )));
+        }
+        let tx = self.db.begin_write()?;
+        {
+            let current = load_model(
+                &tx.open_table(NODES)?,
+                &tx.open_table(TASKS)?,
+                &tx.open_table(VARS)?,
+            )?;
+            let meta = tx.open_table(META)?;
+            let generation = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
+            if generation != 0 || !current.nodes.is_empty() || !current.tasks.is_empty() {
+                return Err(HistoryError::NotEmpty {
+                    nodes: current.nodes.len(),
+                    tasks: current.tasks.len(),
+                    generation,
+                });
+            }
+        }
+        {
+            let mut nodes = tx.open_table(NODES)?;
+            for (name, n) in &data.model.nodes {
+                nodes.insert(name.as_str(), encode(&node_rec(n))?.as_slice())?;
+            }
+            let mut tasks = tx.open_table(TASKS)?;
+            for (name, t) in &data.model.tasks {
+                tasks.insert(name.as_str(), encode(&task_rec(t))?.as_slice())?;
+            }
+            let mut vars = tx.open_table(VARS)?;
+            for (k, v) in &data.model.vars {
+                vars.insert(k.as_str(), v.as_str())?;
+            }
+            let mut gens = tx.open_table(GENERATIONS)?;
+            let mut times = tx.open_table(TIMES)?;
+            let mut touches = tx.open_table(TOUCHES)?;
+            for g in &data.history {
+                let rec = super::GenRec {
+                    time: g.time,
+                    user: g.user.clone(),
+                    changes: g
+                        .changes
+                        .iter()
+                        .map(|c| ChangeRec {
+                            text: c.text.clone(),
+                            entities: c.entities.clone(),
+                        })
+                        .collect(),
+                };
+                gens.insert(g.generation, encode(&rec)?.as_slice())?;
+                times.insert(g.generation, g.time)?;
+                let mut lines: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+                for c in &g.changes {
+                    for e in &c.entities {
+                        lines.entry(e).or_default().push(c.text.clone());
+                    }
+                }
+                for (e, lines) in lines {
+                    let touch = TouchRec {
+                        time: g.time,
+                        user: g.user.clone(),
+                        lines,
+                    };
+                    touches.insert((e, g.generation), encode(&touch)?.as_slice())?;
+                }
+            }
+            let mut meta = tx.open_table(META)?;
+            meta.insert("generation", data.generation)?;
+            meta.insert("vars_generation", data.model.vars_generation)?;
+            meta.insert("server_generation", data.server_generation)?;
+            let floor = meta
+                .get("generation_floor")?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            meta.insert("generation_floor", floor.max(now.max(0) as u64))?;
+            // History before the import has no entity versions: rollback reaches back to the
+            // imported state, not before it.
+            meta.insert(SINCE, data.generation)?;
+        }
+        snapshot(&tx, &data.model, data.generation)?;
+        tx.commit()?;
+        Ok(data.generation)
+    }
+
+    /// Applies `ops` as one generation like [`Store::edit_checked`], with three additions:
+    /// nodes the ops create get `tokens` in order (`None`: a random one); `preface` becomes the
+    /// first change line (touching nothing); `dry_run` validates and reports without writing.
+    /// An empty `ops` (nothing to change) commits nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn edit_to(
+        &self,
+        user: &str,
+        ops: &[Op],
+        tokens: Vec<Option<String>>,
+        preface: Option<String>,
+        now: i64,
+        force: bool,
+        dry_run: bool,
+    ) -> Result<EditOutcome, StoreError> {
+        let tx = self.db.begin_write()?;
+        let (old, current) = {
+            let mut m = load_model(
+                &tx.open_table(NODES)?,
+                &tx.open_table(TASKS)?,
+                &tx.open_table(VARS)?,
+            )?;
+            let meta = tx.open_table(META)?;
+            m.vars_generation = meta.get("vars_generation")?.map(|v| v.value()).unwrap_or(0);
+            (m, meta.get("generation")?.map(|v| v.value()).unwrap_or(0))
+        };
+        let mut model = old.clone();
+        let mut changes = Vec::new();
+        let mut source = GivenTokens(tokens.into());
+        for op in ops {
+            changes.extend(model.apply(op, user, &mut source)?);
+        }
+        model.validate()?;
+        let touched: BTreeSet<Entity> = changes.iter().flat_map(|c| c.entities.clone()).collect();
+        model.validate_renders(&touched)?;
+        let warnings = catalog::check_ops(&tx, ops, force)?;
+        if changes.is_empty() || dry_run {
+            if let Some(p) = preface.filter(|_| !changes.is_empty()) {
+                changes.insert(
+                    0,
+                    Change {
+                        text: p,
+                        entities: Vec::new(),
+                    },
+                );
+            }
+            return Ok(EditOutcome {
+                generation: current,
+                changes,
+                warnings,
+            });
+        }
+        if let Some(p) = preface {
+            changes.insert(
+                0,
+                Change {
+                    text: p,
+                    entities: Vec::new(),
+                },
+            );
+        }
+        let generation = next_generation(&tx.open_table(META)?)?;
+        commit_changes(&tx, user, now, &old, model, &changes, generation)?;
+        tx.commit()?;
+        Ok(EditOutcome {
+            generation,
+            changes,
+            warnings,
+        })
+    }
+}
