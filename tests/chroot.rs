@@ -666,3 +666,74 @@ fn key_rotation_in_a_real_chroot() {
     assert_eq!(keyring_fingerprints(&c.path(KEYRING)), vec![b]);
     c.cycle();
 }
+
+fn task_version(s: &Server, task: &str) -> String {
+    let t: umc::api::TaskInfo =
+        serde_json::from_str(&s.admin_ok(&["task", "show", task, "--json"])).expect("json");
+    t.version
+}
+
+fn installed(c: &Chroot, package: &str) -> String {
+    c.ok(&["dpkg-query", "-W", "-f=${Version}", package])
+}
+
+/// The data-preservation issue on a real node: a rollback brings the earlier packages back,
+/// and after export, wipe and import, one more edit reaches the node as an upgrade.
+#[test]
+fn rollback_and_import_on_a_real_node() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let mut s = Server::start_in(&data);
+    s.admin_ok(&["node", "add", HOST]);
+    s.admin_ok(&["task", "add", "tools"]);
+    s.admin_ok(&["task", "depend", "tools", "less"]);
+    s.admin_ok(&["assign", HOST, "tools"]);
+    let c = Chroot::new();
+    enroll(&s, &c);
+    assert_eq!(c.status("less"), "installed");
+    let log: Vec<umc::api::LogEntry> =
+        serde_json::from_str(&s.admin_ok(&["log", "-n", "1", "--json"])).expect("json");
+    let good = log[0].generation.to_string();
+
+    // A bad change reaches the node ...
+    s.admin_ok(&["task", "undepend", "tools", "less"]);
+    s.admin_ok(&["task", "remove", "tools", "less"]);
+    c.cycle();
+    assert_eq!(c.status("less"), "not-installed");
+    let bad_version = installed(&c, "umc-task-tools");
+    // ... and the rollback brings the earlier packages back, as newer versions.
+    s.admin_ok(&["rollback", "--to", &good]);
+    c.cycle();
+    assert_eq!(c.status("less"), "installed", "rolled back");
+    let rolled = installed(&c, "umc-task-tools");
+    assert!(
+        common::version_gt(&rolled, &bad_version),
+        "{rolled} > {bad_version}"
+    );
+
+    // Export with secrets and history, wipe the database (keys stay), import.
+    let export = s.admin_ok(&["export", "--with-secrets", "--history"]);
+    let file = tmp.path().join("fleet.toml");
+    std::fs::write(&file, &export).expect("write export");
+    let addr = s.url.strip_prefix("http://").expect("url").to_string();
+    s.stop();
+    std::fs::remove_file(data.join("umc.redb")).expect("wipe");
+    let s = Server::start_in_with(&data, &["--listen", &addr]);
+    s.admin_ok(&["import", file.to_str().expect("utf8")]);
+    assert_eq!(
+        s.admin_ok(&["export", "--with-secrets", "--history"]),
+        export
+    );
+    // The node sees the same packages: nothing to do, nothing downgraded.
+    let out = c.cycle();
+    assert_eq!(installed(&c, "umc-task-tools"), rolled, "{out}");
+    // One more edit arrives as an upgrade.
+    s.admin_ok(&["task", "depend", "tools", "gzip"]);
+    c.cycle();
+    let after = installed(&c, "umc-task-tools");
+    assert_eq!(after, task_version(&s, "tools"));
+    assert!(common::version_gt(&after, &rolled), "{after} > {rolled}");
+}
