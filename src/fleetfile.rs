@@ -493,6 +493,14 @@ fn node_from_form(
             }
         },
     };
+    // Tokens end up in apt's auth.conf and in the enrollment script: only what umcd makes.
+    if let Some(t) = &n.token
+        && !model::valid_token(t)
+    {
+        errors.push(format!(
+            "node '{name}': token must be 64 lowercase hex digits, as umcd makes them"
+        ));
+    }
     let node = Node {
         name: name.clone(),
         vars: n.vars.clone(),

@@ -469,6 +469,15 @@ pub const NODE_PATHS: &[&str] = &[
     "/usr/share/keyrings/umc-archive-keyring.gpg",
 ];
 
+/// A node token as umcd makes them (`store::random_token`): 64 lowercase hex digits. Tokens
+/// from files (apply, import) must look the same: they are written into apt's auth.conf and
+/// into the enrollment script.
+pub fn valid_token(t: &str) -> bool {
+    t.len() == 64
+        && t.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 fn path_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "/._+-@=,%~".contains(c)
 }
@@ -1172,6 +1181,17 @@ impl Model {
 
     /// Checks invariants that span entities. Called on the whole model after every edit.
     pub fn validate(&self) -> Result<(), ModelError> {
+        // Every file path and service again, not only when added: a database written before a
+        // rule tightened (paths became shell-safe in the templates issue) must be cleaned up
+        // before the next edit commits, since maintainer scripts name these paths.
+        for t in self.tasks.values() {
+            for f in t.files.values() {
+                validate_file_path(&t.name, &f.path)?;
+                if let Some(FileAction::Reload(svc) | FileAction::Restart(svc)) = &f.action {
+                    validate_service(svc)?;
+                }
+            }
+        }
         // Package names of hosts must be unique (long names are hashed, and tasks use a prefix
         // no host package can produce: `umc-task-x` would need host `task-x`, so check that too).
         let mut packages: BTreeMap<String, String> = BTreeMap::new();

@@ -207,11 +207,13 @@ pub fn bootstrap_script(node: &Node, url: &str, keyring: &[u8]) -> String {
 }
 
 /// The one line a new node runs as root: fetch its bootstrap script with curl (or wget when
-/// curl is absent) and run it; a failed download says so and exits non-zero.
+/// curl is absent) and run it; a failed download says so and exits non-zero. The token never
+/// reaches a command line (`ps` shows those to every user): curl reads it from a config on
+/// stdin, wget from a private wgetrc, and the script goes to `sh -s` on stdin.
 pub fn enroll_command(url: &str, host: &str, token: &str) -> String {
     let url = url.trim_end_matches('/');
     format!(
-        "u='{url}/hosts/{host}/bootstrap'; if command -v curl >/dev/null; then s=$(curl -fsS -u '{host}:{token}' \"$u\"); else s=$(wget -nv -O- --auth-no-challenge --user='{host}' --password='{token}' \"$u\"); fi && sh -c \"$s\" umc-bootstrap || {{ echo \"umc: enrolling {host} failed (see above)\" >&2; false; }}"
+        "u='{url}/hosts/{host}/bootstrap'; if command -v curl >/dev/null; then s=$(printf 'user = \"%s\"\\n' '{host}:{token}' | curl -fsS -K - \"$u\"); else w=$(mktemp) && printf 'user = %s\\npassword = %s\\n' '{host}' '{token}' >\"$w\" && s=$(WGETRC=\"$w\" wget -nv -O- --auth-no-challenge \"$u\"); r=$?; rm -f \"$w\"; [ \"$r\" = 0 ]; fi && printf '%s\\n' \"$s\" | sh -s || {{ echo \"umc: enrolling {host} failed (see above)\" >&2; false; }}"
     )
 }
 
@@ -253,6 +255,25 @@ mod tests {
             .step_by(2)
             .find(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_uppercase() || c == '_'));
         assert_eq!(placeholder, None, "unfilled placeholder:\n{script}");
+    }
+
+    #[test]
+    fn the_enrollment_line_is_valid_sh_and_keeps_the_token_off_command_lines() {
+        let token = "ab".repeat(32);
+        let line = enroll_command("http://umc.example.com:8080/", "web1.example.com", &token);
+        let out = std::process::Command::new("sh")
+            .args(["-n", "-c", &line])
+            .output()
+            .expect("sh");
+        assert!(out.status.success(), "{line}\n{out:?}");
+        // The token appears only as an argument of printf, a shell builtin.
+        assert_eq!(line.matches(&token).count(), 2, "{line}");
+        for part in line.split(';') {
+            if part.contains(&token) {
+                assert!(part.contains("printf"), "{part}");
+            }
+        }
+        assert!(line.contains("| sh -s"), "{line}");
     }
 
     #[test]

@@ -132,6 +132,10 @@ pub enum RepoError {
     Cached(String),
     #[error(transparent)]
     Template(#[from] crate::template::TemplateError),
+    /// A stored file path or service that today's rules refuse (written by an older umcd):
+    /// it would reach a maintainer script, so the view is not rendered.
+    #[error("{0}; remove or rename it with 'umc-admin task file rm/add'")]
+    Model(#[from] crate::model::ModelError),
 }
 
 /// A package's changelog: the edits of its own entity and of every task it reaches, newest
@@ -320,6 +324,12 @@ pub fn packages(data: &HostData, serving: Serving<'_>) -> Result<Vec<Package>, R
             });
         }
         let shipped: Vec<&model::TaskFile> = task.files.values().collect();
+        for f in &shipped {
+            model::validate_file_path(&task.name, &f.path)?;
+            if let Some(model::FileAction::Reload(s) | model::FileAction::Restart(s)) = &f.action {
+                model::validate_service(s)?;
+            }
+        }
         let scripts =
             nodefiles::task_scripts(&name, &shipped, !task.dropped.is_empty()).unwrap_or_default();
         let removed_conffiles = task

@@ -75,16 +75,18 @@ fn input(e: ssh::SshError) -> Failure {
 /// Runs `command` on `targets`. Nothing touches a host until every input has been checked.
 pub fn run(c: &Client, targets: &[String], command: String, a: FleetArgs) -> CliResult {
     let shown = command.clone();
-    run_as(c, targets, command, shown, a)
+    run_as(c, targets, command, shown, None, a)
 }
 
 /// Like [`run`], but `shown` stands for the command in `--json` output and in umcd's audit
-/// history (for a command that carries a secret, such as enrollment's credentials).
+/// history, and `stdin` is fed to the command (for a secret such as enrollment's credentials,
+/// which must appear neither in the audit nor in `ps` on the host).
 pub fn run_as(
     c: &Client,
     targets: &[String],
     command: String,
     shown: String,
+    stdin: Option<Vec<u8>>,
     a: FleetArgs,
 ) -> CliResult {
     if command.trim().is_empty() {
@@ -117,6 +119,7 @@ pub fn run_as(
     let keys = HostKeys::new(read_only, own, a.accept_new);
     let opts = RunOptions {
         command: command.clone(),
+        stdin,
         timeout: a.timeout.map(Duration::from_secs),
         connect_timeout: Duration::from_secs(
             a.timeout

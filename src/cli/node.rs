@@ -218,7 +218,16 @@ fn enroll(c: &Client, a: EnrollArgs) -> CliResult {
     if a.ssh {
         // The audit history records the enrollment, never the node's credentials.
         let shown = format!("umc-admin node enroll {} --ssh", n.name);
-        return super::fleet::run_as(c, std::slice::from_ref(&n.name), line, shown, a.fleet);
+        // The line goes to `sh -s` on stdin: in the command it would sit in `ps` for minutes.
+        let stdin = Some(format!("{line}\n").into_bytes());
+        return super::fleet::run_as(
+            c,
+            std::slice::from_ref(&n.name),
+            "sh -s".to_string(),
+            shown,
+            stdin,
+            a.fleet,
+        );
     }
     eprintln!("# run as root on {}:", n.name);
     println!("{line}");

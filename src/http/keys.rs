@@ -200,6 +200,9 @@ fn node_status(state: &AppState, needed_generation: u64) -> Result<Vec<KeyNodeSt
     let reports = state.store.last_reports()?;
     let needed = crate::repo::version(needed_generation);
     let needed_v: Option<Version> = needed.parse().ok();
+    // A node without a URL keeps a keyring its admin installed by hand: umc-node ships none,
+    // so its umc-node version proves nothing (retire it with --force once done by hand).
+    let (_, model) = state.store.model()?;
     Ok(fleet
         .into_iter()
         .map(|h| {
@@ -208,11 +211,13 @@ fn node_status(state: &AppState, needed_generation: u64) -> Result<Vec<KeyNodeSt
                     .ok()
                     .and_then(|p| p.installed.get(NODE_PACKAGE).cloned())
             });
+            let managed = model.nodes.get(&h.host).is_some_and(|n| n.url.is_some());
             let confirmed = needed_generation == 0
-                || match (installed.as_deref().map(str::parse::<Version>), &needed_v) {
-                    (Some(Ok(i)), Some(n)) => &i >= n,
-                    _ => false,
-                };
+                || (managed
+                    && match (installed.as_deref().map(str::parse::<Version>), &needed_v) {
+                        (Some(Ok(i)), Some(n)) => &i >= n,
+                        _ => false,
+                    });
             KeyNodeStatus {
                 active: h.state != crate::report::State::Stale.as_str(),
                 host: h.host,

@@ -147,7 +147,14 @@ pub struct Metrics {
     render: Histogram,
     hits: [AtomicU64; COUNTED_CACHES.len()],
     misses: [AtomicU64; COUNTED_CACHES.len()],
+    /// The fleet gauges of the last scrape: computing them reads the whole model and every
+    /// host's last report, and /metrics has no authentication, so scrapes within
+    /// `FLEET_TTL` share one computation (the mutex also keeps them from running in parallel).
+    fleet: std::sync::Mutex<Option<(std::time::Instant, Arc<Vec<HostGauge>>)>>,
 }
+
+/// How long one computation of the fleet gauges serves scrapes.
+const FLEET_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Default for Metrics {
     fn default() -> Metrics {
@@ -166,6 +173,7 @@ impl Metrics {
             render: Histogram::new(RENDER_BUCKETS),
             hits: Default::default(),
             misses: Default::default(),
+            fleet: std::sync::Mutex::new(None),
         }
     }
 
@@ -202,6 +210,21 @@ pub struct HostGauge {
 /// Every state `umc_hosts` reports, 0 included.
 pub const HOST_STATES: [&str; 5] = ["ok", "pending", "failed", "stale", "drift"];
 
+/// [`fleet_gauges`], computed at most once per `FLEET_TTL`.
+fn cached_fleet_gauges(state: &AppState) -> Arc<Vec<HostGauge>> {
+    let Ok(mut cache) = state.metrics.fleet.lock() else {
+        return Arc::new(fleet_gauges(state));
+    };
+    if let Some((at, gauges)) = cache.as_ref()
+        && at.elapsed() < FLEET_TTL
+    {
+        return gauges.clone();
+    }
+    let gauges = Arc::new(fleet_gauges(state));
+    *cache = Some((std::time::Instant::now(), gauges.clone()));
+    gauges
+}
+
 /// The fleet as the gauges show it, sorted by host.
 fn fleet_gauges(state: &AppState) -> Vec<HostGauge> {
     let rows = match super::status::fleet(state, super::now()) {
@@ -229,11 +252,11 @@ fn fleet_gauges(state: &AppState) -> Vec<HostGauge> {
 pub async fn handler(State(state): State<Arc<AppState>>) -> Response {
     let st = state.clone();
     // The fleet gauges may read the store: keep that off the async workers.
-    let fleet = match tokio::task::spawn_blocking(move || fleet_gauges(&st)).await {
+    let fleet = match tokio::task::spawn_blocking(move || cached_fleet_gauges(&st)).await {
         Ok(f) => f,
         Err(e) => {
             tracing::error!("metrics task: {e}");
-            Vec::new()
+            Arc::new(Vec::new())
         }
     };
     let body = render(&state, &fleet);

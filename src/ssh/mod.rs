@@ -116,6 +116,8 @@ impl Credentials {
 /// What every host runs, and how long it may take.
 pub struct RunOptions {
     pub command: String,
+    /// Sent to the command's standard input, then EOF (a secret stays out of `ps` this way).
+    pub stdin: Option<Vec<u8>>,
     /// Bound on the whole host run: connect, authenticate, command.
     pub timeout: Option<Duration>,
     /// Bound on connect + key exchange + authentication.
@@ -337,6 +339,10 @@ async fn run_host(
         .exec(true, opts.command.as_bytes())
         .await
         .map_err(protocol)?;
+    if let Some(input) = &opts.stdin {
+        channel.data(&input[..]).await.map_err(protocol)?;
+        channel.eof().await.map_err(protocol)?;
+    }
     let (mut out, mut err) = (Lines::default(), Lines::default());
     let (mut exit, mut signal) = (None, None);
     let send = |stderr: bool, line: String| {

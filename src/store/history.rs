@@ -246,6 +246,33 @@ impl Store {
                 n.name
             )));
         }
+        if let Some(n) = data
+            .model
+            .nodes
+            .values()
+            .find(|n| !crate::model::valid_token(&n.token))
+        {
+            return Err(HistoryError::Invalid(format!(
+                "node '{}': token must be 64 lowercase hex digits, as umcd makes them",
+                n.name
+            )));
+        }
+        // Release dates come from the commit times of the generations the model refers to;
+        // without them every view would be dated 1970 and apt would keep its old lists.
+        let recorded: BTreeSet<u64> = data.history.iter().map(|g| g.generation).collect();
+        let referenced = data
+            .model
+            .nodes
+            .values()
+            .map(|n| n.generation)
+            .chain(data.model.tasks.values().map(|t| t.generation))
+            .chain([data.model.vars_generation, data.server_generation])
+            .filter(|g| *g > 0);
+        if let Some(g) = referenced.into_iter().find(|g| !recorded.contains(g)) {
+            return Err(HistoryError::Invalid(format!(
+                "the export has no history entry for generation {g}, which the model refers to: import needs an export made with --history (for a server whose edit log was pruned, use backup and restore)"
+            )));
+        }
         let tx = self.db.begin_write()?;
         {
             let current = load_model(

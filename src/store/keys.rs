@@ -80,7 +80,8 @@ impl Store {
         let tx = self.db.begin_write()?;
         let generation = {
             let mut meta = tx.open_table(META)?;
-            let generation = meta.get("generation")?.map(|v| v.value()).unwrap_or(0) + 1;
+            // Above an import's or restore's floor, like every other generation.
+            let generation = super::next_generation(&meta)?;
             let text = match change {
                 KeyChange::Added { fingerprint, how } if how == "import" => {
                     format!("signing key {fingerprint} imported; InRelease is signed by it too")

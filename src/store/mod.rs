@@ -830,7 +830,9 @@ impl Store {
 /// apt ignores a Release older than the one it has.
 /// The generation an edit commits next: one above the newest, and above the floor that an
 /// import or restore sets (see [`Store::set_generation_floor`]).
-fn next_generation(meta: &impl ReadableTable<&'static str, u64>) -> Result<u64, StoreError> {
+pub(super) fn next_generation(
+    meta: &impl ReadableTable<&'static str, u64>,
+) -> Result<u64, StoreError> {
     let current = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
     let floor = meta
         .get("generation_floor")?
