@@ -32,7 +32,8 @@ impl ClientError {
 
 pub struct Client {
     base: String,
-    token: String,
+    /// The `Authorization` header value.
+    auth: String,
     agent: ureq::Agent,
 }
 
@@ -45,7 +46,7 @@ impl Client {
             .into();
         Client {
             base: base.trim_end_matches('/').to_string(),
-            token: token.to_string(),
+            auth: format!("Bearer {token}"),
             agent,
         }
     }
@@ -67,6 +68,18 @@ impl Client {
             }
         };
         Ok(Client::new(&base, &token))
+    }
+
+    /// The same server, authenticated as `user` with its password (HTTP Basic; umcd takes it
+    /// only to create a token).
+    pub fn with_password(&self, user: &str, password: &str) -> Client {
+        use base64::Engine;
+        let creds = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        Client {
+            base: self.base.clone(),
+            auth: format!("Basic {creds}"),
+            agent: self.agent.clone(),
+        }
     }
 
     pub fn base(&self) -> &str {
@@ -103,7 +116,7 @@ impl Client {
         let r = self
             .agent
             .get(format!("{}/api/v1{path}", self.base))
-            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Authorization", &self.auth)
             .call();
         self.finish(r)
     }
@@ -114,7 +127,7 @@ impl Client {
         let mut resp = self
             .agent
             .get(format!("{}/api/v1{path}", self.base))
-            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Authorization", &self.auth)
             .call()
             .map_err(|e| self.transport(e))?;
         if !resp.status().is_success() {
@@ -144,7 +157,7 @@ impl Client {
         let r = self
             .agent
             .post(format!("{}/api/v1{path}", self.base))
-            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Authorization", &self.auth)
             .send_json(body);
         self.finish(r)
     }
@@ -158,7 +171,7 @@ impl Client {
         let r = self
             .agent
             .post(format!("{}/api/v1{path}", self.base))
-            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Authorization", &self.auth)
             .header("Content-Type", "application/octet-stream")
             .send(body);
         self.finish(r)
@@ -168,7 +181,7 @@ impl Client {
         let r = self
             .agent
             .delete(format!("{}/api/v1{path}", self.base))
-            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Authorization", &self.auth)
             .call();
         self.finish(r)
     }
@@ -180,7 +193,7 @@ impl Client {
         let r = self
             .agent
             .post(format!("{}/api/v1/audit", self.base))
-            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Authorization", &self.auth)
             .send_json(req);
         self.finish(r)
     }

@@ -61,7 +61,8 @@ fn write_secret(path: &Path, contents: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The admin token: `<data>/admin.token`, made on first start; the only token of user `admin`.
+/// The admin token: `<data>/admin.token`, made on first start; the only token of user `admin`
+/// (an `admin`-role user, created here when missing).
 fn admin_token(store: &Store, data: &Path) -> Result<()> {
     let path = data.join("admin.token");
     let token = match std::fs::read_to_string(&path) {
@@ -80,7 +81,9 @@ fn admin_token(store: &Store, data: &Path) -> Result<()> {
             path.display()
         );
     }
-    store.replace_api_tokens("admin", &token)?;
+    // The bootstrap token's user is always an admin (recreated if someone removed it).
+    store.ensure_admin_user("admin", http::now())?;
+    store.replace_api_tokens("admin", &token, http::now())?;
     Ok(())
 }
 

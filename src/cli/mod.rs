@@ -20,6 +20,7 @@ mod ssh;
 pub mod status;
 mod task;
 pub mod upgrade;
+mod user;
 mod var;
 
 use clap::{Parser, Subcommand};
@@ -86,6 +87,12 @@ enum Command {
     Rollback(rollback::RollbackArgs),
     /// Show what changed between two generations
     Diff(rollback::DiffArgs),
+    /// Users and roles (admin, operator, viewer): add, passwd, rm, list
+    #[command(subcommand)]
+    User(user::UserCmd),
+    /// API tokens: create (for the calling user), list, revoke
+    #[command(subcommand)]
+    Token(user::TokenCmd),
 }
 
 /// A failure with the exit code it maps to.
@@ -153,6 +160,8 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Import(a) => export::import(&client, a),
         Command::Rollback(a) => rollback::rollback(&client, a),
         Command::Diff(a) => rollback::diff(&client, a),
+        Command::User(c) => user::run_user(&client, c),
+        Command::Token(c) => user::run_token(&client, c),
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,10 +18,11 @@ use super::catalog;
 use super::{ApiError, AppState, now};
 use crate::api::{
     AuditEntry, AuditRequest, EditRequest, EditResponse, FileInfo, LogEntry, NodeInfo, NodeToken,
-    RenderedFile, ServerInfo, TaskInfo,
+    Op, RenderedFile, Role, ServerInfo, TaskInfo,
 };
 use crate::model::{Entity, FileAction, Model, host_package, normalize_host, task_package};
 use crate::repo;
+use crate::store::Caller;
 
 #[derive(Clone)]
 pub struct User(pub String);
@@ -60,60 +61,141 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/catalog/search", get(catalog::search))
         .route("/catalog/packages/{name}", get(catalog::package))
         .merge(super::keys::routes())
+        .merge(super::users::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint") })
         .layer(middleware::from_fn_with_state(state, auth))
 }
 
 async fn auth(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
-    let token = req
+    let authorization = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_string());
-    let user = match token {
-        Some(t) => match state.store.api_user(&t) {
-            Ok(u) => u,
-            Err(e) => return ApiError::from(e).into_response(),
-        },
-        None => None,
+        .map(str::to_string);
+    let path = api_path(req.uri().path()).to_string();
+    let method = req.method().clone();
+    let caller = match caller(&state, authorization.as_deref(), &method, &path).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
     };
-    match user {
-        Some(u) => {
-            // Refuse an oversized body from its Content-Length, before anything reads it (and
-            // before hyper answers `Expect: 100-continue`).
-            let declared = req
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            let max = if is_upload(req.uri().path()) {
-                catalog::UPLOAD_MAX
-            } else {
-                state.config.max_body
-            };
-            if declared.is_some_and(|n| n > max as u64) {
-                return too_large(max).into_response();
-            }
-            req.extensions_mut().insert(User(u));
-            next.run(req).await
-        }
-        None => {
-            let mut r = ApiError::new(StatusCode::UNAUTHORIZED, "missing or invalid API token")
-                .into_response();
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-            r
-        }
+    let Some(caller) = caller else {
+        let mut r =
+            ApiError::new(StatusCode::UNAUTHORIZED, "missing or invalid API token").into_response();
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return r;
+    };
+    let need = required_role(&method, &path);
+    if caller.role < need {
+        return forbidden(&caller, &format!("{method} /api/v1{path}"), need).into_response();
     }
+    // Refuse an oversized body from its Content-Length, before anything reads it (and
+    // before hyper answers `Expect: 100-continue`).
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let max = if is_upload(&path) {
+        catalog::UPLOAD_MAX
+    } else {
+        state.config.max_body
+    };
+    if declared.is_some_and(|n| n > max as u64) {
+        return too_large(max).into_response();
+    }
+    req.extensions_mut().insert(User(caller.name.clone()));
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+/// The route below `/api/v1` (a nested router may or may not see the prefix).
+fn api_path(path: &str) -> &str {
+    path.strip_prefix("/api/v1").unwrap_or(path)
+}
+
+/// Who is calling: a Bearer token (known, unexpired, its user still exists), or, for
+/// `POST /tokens` only, HTTP Basic with a user's password (how a user gets a first token).
+async fn caller(
+    state: &Arc<AppState>,
+    authorization: Option<&str>,
+    method: &Method,
+    path: &str,
+) -> Result<Option<Caller>, ApiError> {
+    let Some(value) = authorization else {
+        return Ok(None);
+    };
+    if let Some(t) = value.strip_prefix("Bearer ") {
+        return Ok(state.store.api_user(t.trim(), now())?);
+    }
+    let basic = value.strip_prefix("Basic ").and_then(|b| {
+        use base64::Engine;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b.trim())
+            .ok()?;
+        let text = String::from_utf8(raw).ok()?;
+        let (user, pass) = text.split_once(':')?;
+        Some((user.to_string(), pass.to_string()))
+    });
+    match basic {
+        Some((user, pass)) if method == Method::POST && path == "/tokens" => {
+            let s = state.clone();
+            blocking(move || Ok(s.store.check_password(&user, &pass)?)).await
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The role a route needs. `POST /edit` needs at least operator here; `edit` then asks
+/// [`ops_role`] for its operations. Token routes are open to every user for their own tokens.
+fn required_role(method: &Method, path: &str) -> Role {
+    // The backup holds every secret; the user list is the admin's business.
+    let secret_read = path == "/backup" || path == "/users";
+    match *method {
+        Method::GET | Method::HEAD if path.starts_with("/nodes/") && path.ends_with("/token") => {
+            Role::Operator
+        }
+        Method::GET | Method::HEAD if secret_read => Role::Admin,
+        Method::GET | Method::HEAD => Role::Viewer,
+        Method::POST if path == "/tokens" => Role::Viewer,
+        Method::DELETE if path.starts_with("/tokens/") => Role::Viewer,
+        Method::POST if path == "/edit" || path == "/audit" => Role::Operator,
+        _ => Role::Admin,
+    }
+}
+
+/// The role an edit needs: operators change nodes and assignments, nothing else.
+fn ops_role(ops: &[Op]) -> Option<(Role, &Op)> {
+    ops.iter()
+        .map(|op| match op {
+            Op::NodeAdd { .. }
+            | Op::NodeRemove { .. }
+            | Op::NodeSet { .. }
+            | Op::Assign { .. }
+            | Op::Unassign { .. } => (Role::Operator, op),
+            _ => (Role::Admin, op),
+        })
+        .max_by_key(|(r, _)| *r)
+}
+
+fn forbidden(caller: &Caller, what: &str, need: Role) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!(
+            "user '{}' ({}) may not {what}: it needs role {}",
+            caller.name,
+            caller.role.as_str(),
+            need.as_str()
+        ),
+    )
 }
 
 /// `POST /catalogs/<name>/file` carries a whole Packages file, beyond the JSON body limit.
 fn is_upload(path: &str) -> bool {
-    path.strip_prefix("/catalogs/")
-        .or_else(|| path.strip_prefix("/api/v1/catalogs/"))
+    api_path(path)
+        .strip_prefix("/catalogs/")
         .is_some_and(|rest| rest.ends_with("/file") && rest.matches('/').count() == 1)
 }
 
@@ -359,10 +441,18 @@ async fn log(
 
 async fn edit(
     State(s): State<Arc<AppState>>,
-    Extension(User(user)): Extension<User>,
+    Extension(caller): Extension<Caller>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<EditResponse>, ApiError> {
     let req: EditRequest = json_body(body, s.config.max_body)?;
+    if let Some((need, op)) = ops_role(&req.ops).filter(|(need, _)| caller.role < *need) {
+        let name = serde_json::to_value(op)
+            .ok()
+            .and_then(|v| v.get("op").and_then(|o| o.as_str()).map(str::to_string))
+            .unwrap_or_default();
+        return Err(forbidden(&caller, &format!("edit with op '{name}'"), need));
+    }
+    let user = caller.name;
     blocking(move || {
         let e = s.store.edit_checked(&user, &req.ops, now(), req.force)?;
         s.set_generation(e.generation);

@@ -50,7 +50,11 @@ impl From<StoreError> for ApiError {
                 };
                 ApiError::new(status, m.to_string())
             }
-            StoreError::UnknownPackage(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
+            StoreError::UnknownPackage(m) | StoreError::Invalid(m) => {
+                ApiError::new(StatusCode::BAD_REQUEST, m)
+            }
+            StoreError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
+            StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
             other => ApiError::internal(other),
         }
     }

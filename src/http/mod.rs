@@ -12,6 +12,7 @@ mod fleet;
 mod keys;
 mod metrics;
 mod status;
+mod users;
 
 use std::future::Future;
 use std::sync::Arc;

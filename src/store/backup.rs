@@ -36,6 +36,8 @@ pub const SNAPSHOT_TABLES: &[&str] = &[
     "seen_v1",
     "keys_v1",
     "entity_versions_v1",
+    "users_v1",
+    "token_info_v1",
 ];
 
 /// What a snapshot holds.
@@ -95,6 +97,8 @@ impl Store {
         copy(&r, &w, SEEN)?;
         copy(&r, &w, super::keys::KEYS)?;
         copy(&r, &w, super::history::VERSIONS)?;
+        copy(&r, &w, super::users::USERS)?;
+        copy(&r, &w, super::users::TOKEN_INFO)?;
         w.commit()?;
         Ok(Snapshot {
             schema: SCHEMA_VERSION,

@@ -9,6 +9,7 @@ mod history;
 mod keys;
 mod migrate;
 mod reports;
+mod users;
 
 pub use backup::{SNAPSHOT_TABLES, Snapshot};
 pub use history::{Export, HistoryError};
@@ -19,6 +20,8 @@ pub use reports::{IncomingReport, StoredReport};
 pub use catalog::{CatalogHit, CatalogMeta};
 
 pub use keys::{KeyChange, KeyRecord, ServingInputs};
+
+pub use users::{Caller, check_user_name, hash_password};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -73,6 +76,14 @@ pub enum StoreError {
         "database schema version {found} is newer than this umcd supports (schema {SCHEMA_VERSION}): it was written by a newer umcd; run that umcd (or a newer one), or restore a backup made for this version"
     )]
     TooNew { found: u64 },
+    /// The request names something that does not exist (a user, a token).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request would create something that exists.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 macro_rules! db_err {
@@ -380,6 +391,7 @@ impl Store {
             catalog::create_tables(&tx)?;
             reports::create_tables(&tx)?;
             keys::create_tables(&tx)?;
+            users::create_tables(&tx)?;
         }
         history::init(&tx)?;
         tx.commit()?;
@@ -395,17 +407,6 @@ impl Store {
         let tx = self.db.begin_read()?;
         let meta = tx.open_table(META)?;
         Ok(meta.get("generation")?.map(|v| v.value()).unwrap_or(0))
-    }
-
-    /// Registers an API token for `user` (stored hashed).
-    pub fn add_api_token(&self, token: &str, user: &str) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut t = tx.open_table(API_TOKENS)?;
-            t.insert(token_hash(token).as_slice(), user)?;
-        }
-        tx.commit()?;
-        Ok(())
     }
 
     /// Records what, besides the model, shapes every host's repository (packaging format,
@@ -450,36 +451,6 @@ impl Store {
         };
         tx.commit()?;
         Ok(committed)
-    }
-
-    /// Makes `token` the only API token of `user`: older ones stop working (a leaked admin
-    /// token is revoked by deleting admin.token and restarting umcd).
-    pub fn replace_api_tokens(&self, user: &str, token: &str) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut t = tx.open_table(API_TOKENS)?;
-            let mut stale = Vec::new();
-            for row in t.iter()? {
-                let (k, v) = row?;
-                if v.value() == user {
-                    stale.push(k.value().to_vec());
-                }
-            }
-            for k in stale {
-                t.remove(k.as_slice())?;
-            }
-            t.insert(token_hash(token).as_slice(), user)?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// The user an API token belongs to.
-    pub fn api_user(&self, token: &str) -> Result<Option<String>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(API_TOKENS)?;
-        Ok(t.get(token_hash(token).as_slice())?
-            .map(|v| v.value().to_string()))
     }
 
     /// The whole model as of the latest generation.

@@ -1,0 +1,137 @@
+//! `/api/v1/users` and `/api/v1/tokens`: named users with roles, and their API tokens. Who may
+//! call what is decided in `admin::auth`; these handlers only scope token lists to the caller.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Extension, Json, Router};
+use bytes::Bytes;
+
+use super::admin::{blocking, json_body};
+use super::{ApiError, AppState, now};
+use crate::api::{Role, TokenCreated, TokenInfo, TokenRequest, UserInfo, UserRequest};
+use crate::store::{self, Caller};
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/users", get(list).post(add))
+        .route("/users/{name}", delete(remove))
+        .route("/users/{name}/password", post(passwd))
+        .route("/tokens", get(tokens).post(create_token))
+        .route("/tokens/{id}", delete(revoke))
+}
+
+/// At least 8 characters: the hash is slow, but a 3-letter password is still guessed.
+fn check_password(p: &str) -> Result<(), ApiError> {
+    if p.chars().count() < 8 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "password: use at least 8 characters",
+        ));
+    }
+    Ok(())
+}
+
+async fn list(State(s): State<Arc<AppState>>) -> Result<Json<Vec<UserInfo>>, ApiError> {
+    blocking(move || Ok(Json(s.store.users()?))).await
+}
+
+async fn add(
+    State(s): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<UserInfo>, ApiError> {
+    let req: UserRequest = json_body(body, s.config.max_body)?;
+    store::check_user_name(&req.name)?;
+    check_password(&req.password)?;
+    let role = req.role.unwrap_or(Role::Viewer);
+    let created = now();
+    blocking(move || {
+        let hash = store::hash_password(&req.password)?;
+        s.store.add_user(&req.name, role, &hash, created)?;
+        Ok(Json(UserInfo {
+            name: req.name,
+            role,
+            created,
+            has_password: true,
+        }))
+    })
+    .await
+}
+
+async fn passwd(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let req: UserRequest = json_body(body, s.config.max_body)?;
+    check_password(&req.password)?;
+    blocking(move || {
+        let hash = store::hash_password(&req.password)?;
+        s.store.set_password(&name, &hash)?;
+        Ok(Json(serde_json::json!({ "user": name })))
+    })
+    .await
+}
+
+async fn remove(
+    State(s): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if name == caller.name {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("user '{name}' may not remove itself"),
+        ));
+    }
+    blocking(move || {
+        s.store.remove_user(&name)?;
+        Ok(Json(serde_json::json!({ "user": name })))
+    })
+    .await
+}
+
+/// Admins see every token; anyone else their own.
+fn owner_scope(caller: &Caller) -> Option<String> {
+    (caller.role != Role::Admin).then(|| caller.name.clone())
+}
+
+async fn tokens(
+    State(s): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Vec<TokenInfo>>, ApiError> {
+    blocking(move || Ok(Json(s.store.tokens(owner_scope(&caller).as_deref())?))).await
+}
+
+async fn create_token(
+    State(s): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<TokenCreated>, ApiError> {
+    let req: TokenRequest = json_body(body, s.config.max_body)?;
+    let created = now();
+    let expires = req.expires_days.map(|d| created + i64::from(d) * 86_400);
+    blocking(move || {
+        let token = store::random_token();
+        let info = s
+            .store
+            .add_api_token(&token, &caller.name, &req.name, created, expires)?;
+        Ok(Json(TokenCreated { info, token }))
+    })
+    .await
+}
+
+async fn revoke(
+    State(s): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    blocking(move || {
+        s.store.revoke_token(&id, owner_scope(&caller).as_deref())?;
+        Ok(Json(serde_json::json!({ "revoked": id })))
+    })
+    .await
+}
