@@ -25,7 +25,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 /// At least 8 characters: the hash is slow, but a 3-letter password is still guessed.
-fn check_password(p: &str) -> Result<(), ApiError> {
+fn password_policy(p: &str) -> Result<(), ApiError> {
     if p.chars().count() < 8 {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -45,7 +45,7 @@ async fn add(
 ) -> Result<Json<UserInfo>, ApiError> {
     let req: UserRequest = json_body(body, s.config.max_body)?;
     store::check_user_name(&req.name)?;
-    check_password(&req.password)?;
+    password_policy(&req.password)?;
     let role = req.role.unwrap_or(Role::Viewer);
     let created = now();
     blocking(move || {
@@ -67,7 +67,7 @@ async fn passwd(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let req: UserRequest = json_body(body, s.config.max_body)?;
-    check_password(&req.password)?;
+    password_policy(&req.password)?;
     blocking(move || {
         let hash = store::hash_password(&req.password)?;
         s.store.set_password(&name, &hash)?;
