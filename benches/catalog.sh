@@ -13,6 +13,8 @@
 # Needs: cargo, curl, xz, apt-cache. Listens on 127.0.0.1 only; umcd is stopped by PID on exit
 # and the temp dir is removed.
 set -euo pipefail
+# shellcheck source=benches/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 RUNS=${RUNS:-3}
 SEARCHES=${SEARCHES:-200}
@@ -27,15 +29,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/umc-catalog.XXXXXX")
 UMCD_PID=
 cleanup() {
     local rc=$?
-    if [ -n "$UMCD_PID" ] && kill -0 "$UMCD_PID" 2>/dev/null; then
-        kill "$UMCD_PID" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            kill -0 "$UMCD_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$UMCD_PID" 2>/dev/null || true
-        wait "$UMCD_PID" 2>/dev/null || true
-    fi
+    stop_pids "$UMCD_PID"
     if [ "$rc" -ne 0 ]; then
         echo "catalog.sh: failed (exit $rc); last lines of the umcd log:" >&2
         tail -n 20 "$TMP/umcd.log" 2>/dev/null >&2 || true
@@ -46,7 +40,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { printf '== %s\n' "$*" >&2; }
 now_ms() { date +%s%3N; }
 
 # ------------------------------------------------------------------------------ the input

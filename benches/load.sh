@@ -12,6 +12,8 @@
 # Needs: cargo, curl, wrk, jq, /usr/sbin/nginx (Debian nginx-light). Listens on 127.0.0.1
 # only; everything it starts is stopped by PID on exit and its temp dir is removed.
 set -euo pipefail
+# shellcheck source=benches/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 WRK_DURATION=${WRK_DURATION:-10s}
 WRK_THREADS=${WRK_THREADS:-2}
@@ -33,18 +35,7 @@ PERF_PID=
 
 cleanup() {
     local rc=$?
-    for pid in $PERF_PID $NGINX_PID $UMCD_PID; do
-        if kill -0 "$pid" 2>/dev/null; then
-            kill "$pid" 2>/dev/null || true
-            # bounded wait for a clean exit, then force
-            for _ in $(seq 1 50); do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.1
-            done
-            kill -9 "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
+    stop_pids "$PERF_PID" "$NGINX_PID" "$UMCD_PID"
     if [ "$rc" -ne 0 ]; then
         echo "load.sh: failed (exit $rc); last lines of the server logs:" >&2
         tail -n 20 "$TMP/umcd.log" "$TMP/nginx/error.log" 2>/dev/null >&2 || true
@@ -54,34 +45,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-log() { printf '== %s\n' "$*" >&2; }
-
-# A TCP port on 127.0.0.1 nothing listens on (bounded number of tries).
-free_port() {
-    local port
-    for _ in $(seq 1 200); do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return 0
-        fi
-    done
-    echo "load.sh: no free port found" >&2
-    return 1
-}
-
-# Waits (bounded) until $1 answers 2xx/4xx.
-wait_http() {
-    for _ in $(seq 1 100); do
-        if curl -s -o /dev/null "$1"; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "load.sh: $1 did not come up" >&2
-    return 1
-}
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }

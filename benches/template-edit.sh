@@ -28,6 +28,8 @@
 # starts (umcd, the temporary GNUPGHOME's gpg-agent) is stopped on exit, umcd by PID, and its
 # temp dir is removed.
 set -euo pipefail
+# shellcheck source=benches/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 RUNS=${RUNS:-5}
 FLEET=${FLEET:-1000}
@@ -48,15 +50,7 @@ export GNUPGHOME=$TMP/gnupg
 
 cleanup() {
     local rc=$?
-    if [ -n "$UMCD_PID" ] && kill -0 "$UMCD_PID" 2>/dev/null; then
-        kill "$UMCD_PID" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            kill -0 "$UMCD_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$UMCD_PID" 2>/dev/null || true
-        wait "$UMCD_PID" 2>/dev/null || true
-    fi
+    stop_pids "$UMCD_PID"
     # Only the agent of our own temporary GNUPGHOME.
     if [ -d "$GNUPGHOME" ]; then
         gpgconf --homedir "$GNUPGHOME" --kill all 2>/dev/null || true
@@ -71,38 +65,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { printf '== %s\n' "$*" >&2; }
-
 now_ns() { date +%s%N; }
 ms_since() { echo $((($(now_ns) - $1) / 1000000)); }
 
 # Median of the numbers on stdin (the lower middle one for an even count).
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-
-# A TCP port on 127.0.0.1 nothing listens on (bounded number of tries).
-free_port() {
-    local port
-    for _ in $(seq 1 200); do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return 0
-        fi
-    done
-    echo "template-edit.sh: no free port found" >&2
-    return 1
-}
-
-wait_http() {
-    for _ in $(seq 1 100); do
-        if curl -s -o /dev/null "$1"; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "template-edit.sh: $1 did not come up" >&2
-    return 1
-}
 
 # Revision $1 of the site template: a comment line, and on odd revisions one more directive.
 revision() {
