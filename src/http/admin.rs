@@ -167,7 +167,7 @@ fn required_role(method: &Method, path: &str) -> Role {
 }
 
 /// The role an edit needs: operators change nodes and assignments, nothing else.
-fn ops_role(ops: &[Op]) -> Option<(Role, &Op)> {
+pub(super) fn ops_role(ops: &[Op]) -> Option<(Role, &Op)> {
     ops.iter()
         .map(|op| match op {
             Op::NodeAdd { .. }

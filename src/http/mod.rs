@@ -12,6 +12,7 @@ mod fleet;
 mod keys;
 mod metrics;
 mod status;
+pub mod ui;
 mod users;
 
 use std::future::Future;
@@ -41,6 +42,8 @@ pub enum StartError {
     Sign(#[from] crate::sign::SignError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Ui(String),
 }
 
 pub struct AppState {
@@ -60,7 +63,24 @@ pub struct AppState {
     /// Reports on their way to the writer, which commits them in batches.
     reports: tokio::sync::mpsc::Sender<status::Job>,
     report_rx: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<status::Job>>>,
+    /// The web console's templates, sessions and login limiter.
+    pub(crate) ui: ui::Ui,
+    /// The model at the newest generation this process has read, shared by readers.
+    model: std::sync::Mutex<Option<(u64, Arc<crate::model::Model>)>>,
+    /// Fleet status for the console, at most `FLEET_TTL` old and never older than the model.
+    fleet: std::sync::Mutex<Option<FleetSnapshot>>,
 }
+
+/// Every host's status at one moment (for the console's lists).
+pub(crate) struct FleetSnapshot {
+    pub at: std::time::Instant,
+    pub generation: u64,
+    pub rows: Arc<Vec<crate::api::HostStatus>>,
+}
+
+/// How long the console's fleet status may be reused: reports arrive all the time, and
+/// judging 10,000 of them on every page view would cost more than the page.
+const FLEET_TTL: Duration = Duration::from_secs(5);
 
 impl AppState {
     pub fn new(store: Store, keys: SigningKeys, config: Config) -> Result<AppState, StartError> {
@@ -84,7 +104,52 @@ impl AppState {
             cache: ArtifactCache::new(config.cache_bytes),
             config,
             metrics: metrics::Metrics::new(),
+            ui: ui::Ui::new().map_err(StartError::Ui)?,
+            model: std::sync::Mutex::new(None),
+            fleet: std::sync::Mutex::new(None),
         })
+    }
+
+    /// The model as of the newest generation, read from the store once per generation.
+    pub(crate) fn model(&self) -> Result<Arc<crate::model::Model>, crate::store::StoreError> {
+        let want = self.generation();
+        if let Ok(g) = self.model.lock()
+            && let Some((gen_, m)) = g.as_ref()
+            && *gen_ >= want
+        {
+            return Ok(m.clone());
+        }
+        let (g, m) = self.store.model()?;
+        let m = Arc::new(m);
+        if let Ok(mut slot) = self.model.lock()
+            && slot.as_ref().is_none_or(|(old, _)| *old <= g)
+        {
+            *slot = Some((g, m.clone()));
+        }
+        Ok(m)
+    }
+
+    /// Every host's status, reused for up to `FLEET_TTL` unless the model changed.
+    pub(crate) fn fleet_status(
+        &self,
+    ) -> Result<Arc<Vec<crate::api::HostStatus>>, crate::store::StoreError> {
+        let want = self.generation();
+        if let Ok(g) = self.fleet.lock()
+            && let Some(f) = g.as_ref()
+            && f.generation >= want
+            && f.at.elapsed() < FLEET_TTL
+        {
+            return Ok(f.rows.clone());
+        }
+        let rows = Arc::new(status::fleet(self, now())?);
+        if let Ok(mut slot) = self.fleet.lock() {
+            *slot = Some(FleetSnapshot {
+                at: std::time::Instant::now(),
+                generation: want,
+                rows: rows.clone(),
+            });
+        }
+        Ok(rows)
     }
 
     /// Records a passive signal of `host`.
@@ -172,6 +237,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/umc-archive-keyring.gpg", get(keyring_gpg))
         .route("/umc-archive-keyring.asc", get(keyring_asc))
         .merge(apt::routes())
+        .route("/", get(|| async { axum::response::Redirect::to("/ui/") }))
+        .route(
+            "/ui",
+            get(|| async { axum::response::Redirect::to("/ui/") }),
+        )
+        .merge(ui::routes(state.clone()))
         .nest(
             "/api/v1",
             admin::routes(state.clone()).layer(DefaultBodyLimit::max(max_body)),
@@ -277,7 +348,7 @@ pub async fn run(
             },
             _ = &mut shutdown => break,
         };
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             conn = listener.accept() => match conn {
                 Ok(c) => c,
                 Err(e) => {
@@ -289,7 +360,14 @@ pub async fn run(
             },
             _ = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(app.clone());
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        ));
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();

@@ -150,7 +150,7 @@ pub(super) async fn flush_seen(state: &Arc<AppState>) {
 
 /// Every node's status, sorted by host name, at `now`.
 pub(crate) fn fleet(state: &AppState, now: i64) -> Result<Vec<HostStatus>, StoreError> {
-    let (_, model) = state.store.model()?;
+    let model = state.model()?;
     let reports = state.store.last_reports()?;
     let seen = state.seen_snapshot();
     let gens: BTreeSet<u64> = model

@@ -83,6 +83,17 @@ pub fn hash_password(password: &str) -> Result<String, StoreError> {
         .map_err(|e| StoreError::Db(format!("hashing password: {e}")))
 }
 
+/// A hash of a random password with the same parameters as real ones, made once.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        hash_password(&crate::store::random_token()).unwrap_or_else(|_| {
+            // Without OS randomness no password can be set either; any valid PHC string works.
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$0000000000000000000000000000000000000000000".into()
+        })
+    })
+}
+
 fn verify_password(hash: &str, password: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
     PasswordHash::new(hash).is_ok_and(|h| {
@@ -194,6 +205,9 @@ impl Store {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(USERS)?;
         let Some(v) = t.get(name)? else {
+            // Spend the same time as a wrong password, so a login's timing does not tell
+            // which user names exist.
+            verify_password(dummy_hash(), password);
             return Ok(None);
         };
         let r: UserRec = decode(&format!("user {name}"), v.value())?;
@@ -202,8 +216,23 @@ impl Store {
                 name: name.to_string(),
                 role: role_of(name, &r)?,
             })),
-            _ => Ok(None),
+            Some(_) => Ok(None),
+            None => {
+                verify_password(dummy_hash(), password);
+                Ok(None)
+            }
         }
+    }
+
+    /// The role of user `name`, or none when it does not exist (any more).
+    pub fn user_role(&self, name: &str) -> Result<Option<Role>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(USERS)?;
+        let Some(v) = t.get(name)? else {
+            return Ok(None);
+        };
+        let r: UserRec = decode(&format!("user {name}"), v.value())?;
+        Ok(Some(role_of(name, &r)?))
     }
 
     /// Registers `token` (stored hashed) for `user`.

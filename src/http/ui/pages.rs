@@ -1,0 +1,325 @@
+//! The dashboard and the nodes list: the two pages that read the whole fleet, so they work
+//! from the shared model and the cached fleet status (see `AppState::fleet_status`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use serde::Serialize;
+
+use super::{Ctx, error_page, form_value, render};
+use crate::http::{AppState, now};
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/ui/", get(dashboard))
+        .route("/ui/nodes", get(nodes))
+}
+
+/// Rows per page of the nodes list.
+pub const PAGE: usize = 50;
+
+/// States from worst to best: the order attention lists use.
+const SEVERITY: [&str; 5] = ["failed", "stale", "drift", "pending", "ok"];
+
+fn severity(state: &str) -> usize {
+    SEVERITY.iter().position(|s| *s == state).unwrap_or(0)
+}
+
+/// "3 min ago", for a time in the past.
+pub fn ago(now: i64, t: i64) -> String {
+    let d = (now - t).max(0);
+    match d {
+        0..=59 => format!("{d} s ago"),
+        60..=3599 => format!("{} min ago", d / 60),
+        3600..=86_399 => format!("{} h ago", d / 3600),
+        _ => format!("{} d ago", d / 86_400),
+    }
+}
+
+/// The full UTC time, for a `title` next to [`ago`].
+pub fn utc(t: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64);
+    httpdate::fmt_http_date(t)
+}
+
+#[derive(Serialize)]
+pub struct When {
+    pub ago: String,
+    pub utc: String,
+}
+
+pub fn when(now: i64, t: i64) -> When {
+    When {
+        ago: ago(now, t),
+        utc: utc(t),
+    }
+}
+
+#[derive(Serialize)]
+struct StateCount {
+    state: &'static str,
+    count: usize,
+}
+
+#[derive(Serialize)]
+struct Row<'a> {
+    host: &'a str,
+    state: &'a str,
+    reason: &'a str,
+    last_result: Option<&'a str>,
+    tasks: Vec<&'a str>,
+    installed: Option<&'a str>,
+    published: &'a str,
+    last_seen: Option<When>,
+}
+
+#[derive(Serialize)]
+struct Change {
+    generation: u64,
+    user: String,
+    when: When,
+    lines: Vec<String>,
+    more: usize,
+}
+
+async fn dashboard(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+) -> Response {
+    let st = state.clone();
+    let data = tokio::task::spawn_blocking(move || {
+        let model = st.model()?;
+        let fleet = st.fleet_status()?;
+        let log = st.store.log(None, 8)?;
+        Ok::<_, crate::store::StoreError>((model, fleet, log))
+    })
+    .await;
+    let (model, fleet, log) = match data {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => return super::internal(e),
+        Err(e) => return super::internal(e),
+    };
+    let t = now();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in fleet.iter() {
+        *counts.entry(r.state.as_str()).or_default() += 1;
+    }
+    let by_state: Vec<StateCount> = ["ok", "pending", "drift", "failed", "stale"]
+        .into_iter()
+        .map(|s| StateCount {
+            state: s,
+            count: counts.get(s).copied().unwrap_or(0),
+        })
+        .collect();
+    let mut attention: Vec<_> = fleet.iter().filter(|r| r.state != "ok").collect();
+    let needing = attention.len();
+    attention.sort_by(|a, b| {
+        severity(&a.state)
+            .cmp(&severity(&b.state))
+            .then_with(|| a.host.cmp(&b.host))
+    });
+    let attention: Vec<Row> = attention
+        .into_iter()
+        .take(15)
+        .map(|r| row(&model, r, t))
+        .collect();
+    let changes: Vec<Change> = log
+        .into_iter()
+        .map(|e| Change {
+            generation: e.generation,
+            user: e.user,
+            when: when(t, e.time),
+            more: e.changes.len().saturating_sub(4),
+            lines: e.changes.into_iter().take(4).collect(),
+        })
+        .collect();
+    let mut page = tera::Context::new();
+    page.insert("title", "Dashboard");
+    page.insert("nav", "dashboard");
+    page.insert("by_state", &by_state);
+    page.insert("total", &fleet.len());
+    page.insert("tasks", &model.tasks.len());
+    page.insert("generation", &state.generation());
+    page.insert("attention", &attention);
+    page.insert("needing", &needing);
+    page.insert("changes", &changes);
+    render(&state, &ctx, StatusCode::OK, "dashboard.html", page)
+}
+
+fn row<'a>(model: &'a crate::model::Model, r: &'a crate::api::HostStatus, now: i64) -> Row<'a> {
+    Row {
+        host: &r.host,
+        state: &r.state,
+        reason: &r.reason,
+        last_result: r.last_result.as_deref(),
+        tasks: model
+            .nodes
+            .get(&r.host)
+            .map(|n| n.tasks.iter().map(String::as_str).collect())
+            .unwrap_or_default(),
+        installed: r.installed.as_deref(),
+        published: &r.published,
+        last_seen: r.last_seen.map(|s| when(now, s)),
+    }
+}
+
+/// A nodes-list filter, as the query string and the bulk page carry it.
+#[derive(Serialize, Default, Clone, Debug)]
+pub struct Filter {
+    pub q: String,
+    pub state: String,
+    pub task: String,
+}
+
+impl Filter {
+    pub fn from_query(query: Option<&str>) -> Filter {
+        let get = |k| {
+            query
+                .and_then(|q| form_value(q.as_bytes(), k))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        Filter {
+            q: get("q").to_ascii_lowercase(),
+            state: get("state"),
+            task: get("task"),
+        }
+    }
+
+    /// The query string for this filter (without `page`).
+    pub fn query(&self) -> String {
+        let mut parts = Vec::new();
+        for (k, v) in [("q", &self.q), ("state", &self.state), ("task", &self.task)] {
+            if !v.is_empty() {
+                parts.push(format!("{k}={}", super::encode(v)));
+            }
+        }
+        parts.join("&")
+    }
+
+    /// Hosts matching the filter, in name order. The task filter matches nodes that run the
+    /// task, directly or through includes.
+    pub fn apply<'a>(
+        &self,
+        model: &crate::model::Model,
+        fleet: &'a [crate::api::HostStatus],
+    ) -> Vec<&'a crate::api::HostStatus> {
+        let runs_task = |host: &str| {
+            self.task.is_empty()
+                || model
+                    .nodes
+                    .get(host)
+                    .is_some_and(|n| model.closure(&n.tasks).contains(&self.task))
+        };
+        fleet
+            .iter()
+            .filter(|r| self.q.is_empty() || r.host.contains(&self.q))
+            .filter(|r| self.state.is_empty() || r.state == self.state)
+            .filter(|r| runs_task(&r.host))
+            .collect()
+    }
+}
+
+async fn nodes(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let filter = Filter::from_query(query.as_deref());
+    let page_no = query
+        .as_deref()
+        .and_then(|q| form_value(q.as_bytes(), "page"))
+        .map(|p| p.parse::<usize>().ok().filter(|p| *p >= 1));
+    let page_no = match page_no {
+        None => 1,
+        Some(Some(p)) => p,
+        Some(None) => {
+            return error_page(
+                &state,
+                Some(&ctx),
+                StatusCode::BAD_REQUEST,
+                "page: give a whole number from 1",
+            );
+        }
+    };
+    let st = state.clone();
+    let data = tokio::task::spawn_blocking(move || {
+        Ok::<_, crate::store::StoreError>((st.model()?, st.fleet_status()?))
+    })
+    .await;
+    let (model, fleet) = match data {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => return super::internal(e),
+        Err(e) => return super::internal(e),
+    };
+    let t = now();
+    let matching = filter.apply(&model, &fleet);
+    let pages = matching.len().div_ceil(PAGE).max(1);
+    let page_no = page_no.min(pages);
+    let rows: Vec<Row> = matching
+        .iter()
+        .skip((page_no - 1) * PAGE)
+        .take(PAGE)
+        .map(|r| row(&model, r, t))
+        .collect();
+    let base = filter.query();
+    let link = |p: usize| {
+        if base.is_empty() {
+            format!("/ui/nodes?page={p}")
+        } else {
+            format!("/ui/nodes?{base}&page={p}")
+        }
+    };
+    let mut page = tera::Context::new();
+    page.insert("title", "Nodes");
+    page.insert("nav", "nodes");
+    page.insert("filter", &filter);
+    page.insert("rows", &rows);
+    page.insert("matching", &matching.len());
+    page.insert("total", &fleet.len());
+    page.insert("first", &((page_no - 1) * PAGE + 1).min(matching.len()));
+    page.insert("last", &((page_no - 1) * PAGE + rows.len()));
+    page.insert("page_no", &page_no);
+    page.insert("pages", &pages);
+    page.insert("prev", &(page_no > 1).then(|| link(page_no - 1)));
+    page.insert("next", &(page_no < pages).then(|| link(page_no + 1)));
+    page.insert("states", &["ok", "pending", "drift", "failed", "stale"]);
+    page.insert("task_names", &model.tasks.keys().collect::<Vec<_>>());
+    page.insert(
+        "bulk",
+        &if base.is_empty() {
+            "/ui/bulk".to_string()
+        } else {
+            format!("/ui/bulk?{base}")
+        },
+    );
+    render(&state, &ctx, StatusCode::OK, "nodes.html", page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ago_reads_well() {
+        assert_eq!(ago(100, 100), "0 s ago");
+        assert_eq!(ago(200, 100), "1 min ago");
+        assert_eq!(ago(100 + 7200, 100), "2 h ago");
+        assert_eq!(ago(100 + 3 * 86_400, 100), "3 d ago");
+        assert_eq!(ago(0, 100), "0 s ago", "future times clamp");
+    }
+
+    #[test]
+    fn filter_round_trips_through_the_query() {
+        let f = Filter::from_query(Some("q=Web&state=failed&task=base+x&page=2"));
+        assert_eq!(f.q, "web");
+        assert_eq!(f.state, "failed");
+        assert_eq!(f.task, "base x");
+        assert_eq!(f.query(), "q=web&state=failed&task=base+x");
+    }
+}
