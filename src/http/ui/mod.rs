@@ -6,8 +6,10 @@
 //! Everything it serves is in the binary: templates, CSS and the small script (no CDN; fleets
 //! sit behind firewalls). The script only enhances: every page works without it.
 
+mod nodes;
 mod pages;
 pub mod session;
+mod tasks;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -56,8 +58,14 @@ impl Ui {
         let mut tera = tera::Tera::default();
         // Autoescape every page: node variables, templates and report lines are user input.
         tera.autoescape_on(vec![".html"]);
-        tera.add_raw_templates(TEMPLATES.iter().copied())
-            .map_err(|e| format!("web console templates: {e}"))?;
+        tera.add_raw_templates(
+            TEMPLATES
+                .iter()
+                .chain(tasks::TEMPLATES)
+                .chain(nodes::TEMPLATES)
+                .copied(),
+        )
+        .map_err(|e| format!("web console templates: {e}"))?;
         Ok(Ui {
             tera,
             sessions: Sessions::default(),
@@ -99,6 +107,8 @@ struct Me<'a> {
 pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     let max_body = state.config.max_body;
     let private = pages::routes()
+        .merge(tasks::routes())
+        .merge(nodes::routes())
         .route("/ui/logout", post(logout))
         .layer(middleware::from_fn_with_state(state, require_session));
     Router::new()
