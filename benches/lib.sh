@@ -45,3 +45,51 @@ wait_http() {
     echo "${0##*/}: $1 did not come up" >&2
     return 1
 }
+
+# Converts wrk's "850.00us" / "1.23ms" / "1.02s" / "2.00m" to ms.
+to_ms() {
+    awk -v v="$1" -v me="${0##*/}" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        f = (u == "us") ? 0.001 : (u == "ms") ? 1 : (u == "s") ? 1000 : (u == "m") ? 60000 : -1
+        if (f < 0) { print me ": unknown latency unit in " v > "/dev/stderr"; exit 1 }
+        printf "%.3f\n", n * f
+    }'
+}
+
+# Checks a wrk output file $1: no non-2xx answers, no socket errors (a timeout would drop a
+# slow request from the latency distribution).
+check_wrk() {
+    if grep -qE 'Non-2xx|Socket errors' "$1"; then
+        cat "$1" >&2
+        echo "${0##*/}: errors in the wrk run above" >&2
+        return 1
+    fi
+}
+
+# Prints "<host> <base64 of host:token>" for hosts 1..$3 of umcd $1 (admin token $2), sorted;
+# $4 names a function that sets $h to host number $1; $5 is a scratch directory. Four curl
+# processes in parallel, each one keep-alive connection over its share of the hosts.
+node_credentials() {
+    local base=$1 admin=$2 fleet=$3 name_fn=$4 dir=$5 jobs=4 i j pid h
+    for ((j = 0; j < jobs; j++)); do
+        : >"$dir/tokens$j.curl"
+    done
+    for ((i = 1; i <= fleet; i++)); do
+        "$name_fn" "$i"
+        printf 'url = "%s/api/v1/nodes/%s/token"\n' "$base" "$h" >>"$dir/tokens$((i % jobs)).curl"
+    done
+    local pids=()
+    for ((j = 0; j < jobs; j++)); do
+        curl -fsS -H "Authorization: Bearer $admin" -K "$dir/tokens$j.curl" >"$dir/tokens$j.json" &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid"
+    done
+    cat "$dir"/tokens[0-9]*.json | jq -r '"\(.host) \("\(.host):\(.token)" | @base64)"' | sort >"$dir/credentials.txt"
+    if [ "$(wc -l <"$dir/credentials.txt")" -ne "$fleet" ]; then
+        echo "${0##*/}: expected $fleet node tokens" >&2
+        return 1
+    fi
+    cat "$dir/credentials.txt"
+}

@@ -118,27 +118,9 @@ done
 t1=$(now_s)
 log "$FLEET hosts added in $(elapsed_ms "$t0" "$t1") ms (generation $gen)"
 
-# Node tokens: 4 curl processes in parallel, each one keep-alive connection over its share of
-# the hosts; "<host> <base64 of host:token>" lines.
+# Node tokens: "<host> <base64 of host:token>" lines.
 t0=$(now_s)
-TOKEN_JOBS=4
-for ((j = 0; j < TOKEN_JOBS; j++)); do
-    : >"$TMP/tokens$j.curl"
-done
-for ((i = 1; i <= FLEET; i++)); do
-    host_name "$i"
-    printf 'url = "%s/api/v1/nodes/%s/token"\n' "$UMC_BASE" "$h" >>"$TMP/tokens$((i % TOKEN_JOBS)).curl"
-done
-TOKEN_PIDS=()
-for ((j = 0; j < TOKEN_JOBS; j++)); do
-    curl -fsS -H "Authorization: Bearer $ADMIN_TOKEN" -K "$TMP/tokens$j.curl" >"$TMP/tokens$j.json" &
-    TOKEN_PIDS+=($!)
-done
-for pid in "${TOKEN_PIDS[@]}"; do
-    wait "$pid"
-done
-cat "$TMP"/tokens[0-9]*.json | jq -r '"\(.host) \("\(.host):\(.token)" | @base64)"' | sort >"$TMP/hosts.txt"
-[ "$(wc -l <"$TMP/hosts.txt")" -eq "$FLEET" ] || { echo "report-load.sh: expected $FLEET tokens" >&2; exit 1; }
+node_credentials "$UMC_BASE" "$ADMIN_TOKEN" "$FLEET" host_name "$TMP" >"$TMP/hosts.txt"
 t1=$(now_s)
 log "$FLEET node tokens fetched in $(elapsed_ms "$t0" "$t1") ms"
 
@@ -157,26 +139,6 @@ answer=$(printf 'Format: umc-report/1\nStarted: %d\nFinished: %d\nStep: update 0
 [ "$answer" = stored ] || { echo "report-load.sh: test report answered: $answer" >&2; exit 1; }
 
 # --------------------------------------------------------------------------------- runs
-# Converts wrk's "850.00us" / "1.23ms" / "1.02s" / "2.00m" to ms.
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        f = (u == "us") ? 0.001 : (u == "ms") ? 1 : (u == "s") ? 1000 : (u == "m") ? 60000 : -1
-        if (f < 0) { print "report-load.sh: unknown latency unit in " v > "/dev/stderr"; exit 1 }
-        printf "%.3f\n", n * f
-    }'
-}
-
-# Checks a wrk output file $1: no non-2xx answers, no socket errors (a timeout would drop a
-# slow request from the latency distribution).
-check_wrk() {
-    if grep -qE 'Non-2xx|Socket errors' "$1"; then
-        cat "$1" >&2
-        echo "report-load.sh: errors in the wrk run above" >&2
-        return 1
-    fi
-}
-
 # The paced InRelease load; prints "<req/s> <p50 ms> <p99 ms> <requests>".
 inrelease_run() {
     local out=$TMP/inrelease-$1.out

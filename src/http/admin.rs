@@ -74,7 +74,11 @@ async fn auth(State(state): State<Arc<AppState>>, mut req: Request, next: Next) 
         .map(str::to_string);
     let path = api_path(req.uri().path()).to_string();
     let method = req.method().clone();
-    let caller = match caller(&state, authorization.as_deref(), &method, &path).await {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let caller = match caller(&state, authorization.as_deref(), &method, &path, peer).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -123,6 +127,7 @@ async fn caller(
     authorization: Option<&str>,
     method: &Method,
     path: &str,
+    peer: Option<std::net::IpAddr>,
 ) -> Result<Option<Caller>, ApiError> {
     let Some(value) = authorization else {
         return Ok(None);
@@ -141,8 +146,22 @@ async fn caller(
     });
     match basic {
         Some((user, pass)) if method == Method::POST && path == "/tokens" => {
+            // The same failed-login limits as the console's login form.
+            let t = now();
+            if let Some(wait) = state.ui.limiter.blocked(&user, peer, t) {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("too many failed logins; try again in {} s", wait),
+                ));
+            }
             let s = state.clone();
-            blocking(move || Ok(s.store.check_password(&user, &pass)?)).await
+            let u = user.clone();
+            let found = blocking(move || Ok(s.store.check_password(&u, &pass)?)).await?;
+            match &found {
+                Some(c) => state.ui.limiter.succeeded(&c.name),
+                None => state.ui.limiter.failed(&user, peer, t),
+            }
+            Ok(found)
         }
         _ => Ok(None),
     }

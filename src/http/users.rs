@@ -71,6 +71,8 @@ async fn passwd(
     blocking(move || {
         let hash = store::hash_password(&req.password)?;
         s.store.set_password(&name, &hash)?;
+        // A new password ends the user's console sessions (the old one may have leaked).
+        s.ui.sessions.remove_user(&name);
         Ok(Json(serde_json::json!({ "user": name })))
     })
     .await
@@ -89,6 +91,7 @@ async fn remove(
     }
     blocking(move || {
         s.store.remove_user(&name)?;
+        s.ui.sessions.remove_user(&name);
         Ok(Json(serde_json::json!({ "user": name })))
     })
     .await

@@ -1,0 +1,144 @@
+//! A web-console session over plain HTTP: log in like a browser (login cookie, CSRF field),
+//! then GET pages and POST forms with the session's CSRF token.
+
+use super::{Resp, Server, http};
+
+/// Adds console user `name` with `role` and `password` through the real umc-admin.
+pub fn add_user(s: &Server, name: &str, role: &str, password: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(super::UMC_ADMIN)
+        .args(["user", "add", name, "--role", role])
+        .env("UMC_URL", &s.url)
+        .env("UMC_TOKEN", s.token())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run umc-admin");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", super::show(&out));
+}
+
+/// The value of cookie `name` set by `r`, if any.
+pub fn set_cookie(r: &Resp, name: &str) -> Option<String> {
+    r.headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .filter_map(|(_, v)| v.split(';').next())
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The first hidden `csrf` field of a page.
+pub fn csrf_field(html: &str) -> Option<String> {
+    let at = html.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
+    let rest = &html[at..];
+    Some(rest[..rest.find('"')?].to_string())
+}
+
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                form_urlencoded::byte_serialize(k.as_bytes()).collect::<String>(),
+                form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// POSTs the login form as a browser would; returns the response.
+pub fn login_attempt(s: &Server, user: &str, password: &str) -> Resp {
+    let page = http("GET", &format!("{}/ui/login", s.url), None, &[], None);
+    let token = set_cookie(&page, "umc_login").expect("login cookie");
+    let csrf = csrf_field(&page.text()).expect("login csrf field");
+    assert_eq!(token, csrf, "double-submit token");
+    http(
+        "POST",
+        &format!("{}/ui/login", s.url),
+        None,
+        &[
+            ("Cookie", &format!("umc_login={token}")),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        Some(
+            form(&[
+                ("csrf", &csrf),
+                ("user", user),
+                ("password", password),
+                ("next", "/ui/"),
+            ])
+            .as_bytes(),
+        ),
+    )
+}
+
+pub struct Console<'a> {
+    pub server: &'a Server,
+    pub session: String,
+    pub csrf: String,
+}
+
+impl<'a> Console<'a> {
+    /// Logs in; panics with the page when the login fails.
+    pub fn login(s: &'a Server, user: &str, password: &str) -> Console<'a> {
+        let r = login_attempt(s, user, password);
+        assert_eq!(r.status, 303, "login as {user}: {}", r.text());
+        let session = set_cookie(&r, "umc_session").expect("session cookie");
+        let mut c = Console {
+            server: s,
+            session,
+            csrf: String::new(),
+        };
+        let home = c.get("/ui/");
+        assert_eq!(home.status, 200, "{}", home.text());
+        c.csrf = csrf_field(&home.text()).expect("csrf field on the dashboard");
+        c
+    }
+
+    pub fn cookie(&self) -> String {
+        format!("umc_session={}", self.session)
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        http(
+            "GET",
+            &format!("{}{path}", self.server.url),
+            None,
+            &[("Cookie", &self.cookie())],
+            None,
+        )
+    }
+
+    /// POSTs a form with the session's CSRF token added.
+    pub fn post(&self, path: &str, fields: &[(&str, &str)]) -> Resp {
+        let mut all = vec![("csrf", self.csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post_raw(path, &form(&all))
+    }
+
+    /// POSTs `body` as is (no CSRF token added).
+    pub fn post_raw(&self, path: &str, body: &str) -> Resp {
+        http(
+            "POST",
+            &format!("{}{path}", self.server.url),
+            None,
+            &[
+                ("Cookie", &self.cookie()),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            Some(body.as_bytes()),
+        )
+    }
+}

@@ -1,0 +1,191 @@
+//! The web console's security over plain HTTP: login and sessions, CSRF, rate limits,
+//! removed users, roles, and the headers every page carries. (The browser tests are in
+//! tests/ui_browser.rs.)
+
+mod common;
+
+use common::console::{Console, add_user, csrf_field, login_attempt, set_cookie};
+use common::{Server, http};
+
+const PW: &str = "correct horse battery";
+
+fn header<'a>(r: &'a common::Resp, name: &str) -> &'a str {
+    r.header(name).unwrap_or("")
+}
+
+#[test]
+fn pages_need_a_login_and_carry_security_headers() {
+    let s = Server::start();
+    add_user(&s, "sh", "admin", PW);
+
+    let r = http("GET", &format!("{}/ui/nodes?q=web", s.url), None, &[], None);
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        header(&r, "location"),
+        "/ui/login?next=%2Fui%2Fnodes%3Fq%3Dweb"
+    );
+
+    let login = http("GET", &format!("{}/ui/login", s.url), None, &[], None);
+    assert_eq!(login.status, 200);
+    let csp = header(&login, "content-security-policy");
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(header(&login, "x-frame-options"), "DENY");
+    assert_eq!(header(&login, "x-content-type-options"), "nosniff");
+
+    let r = login_attempt(&s, "sh", PW);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let cookie = r
+        .headers
+        .iter()
+        .find(|(k, v)| k == "set-cookie" && v.starts_with("umc_session="))
+        .map(|(_, v)| v.clone())
+        .expect("session cookie");
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/ui"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+
+    // Behind a TLS-terminating proxy the cookie is Secure.
+    let page = http(
+        "GET",
+        &format!("{}/ui/login", s.url),
+        None,
+        &[("X-Forwarded-Proto", "https")],
+        None,
+    );
+    assert!(
+        page.headers
+            .iter()
+            .any(|(k, v)| k == "set-cookie" && v.contains("; Secure")),
+        "{:?}",
+        page.headers
+    );
+
+    // Every page: no inline script or style for the CSP to trip over, and escaped input.
+    let c = Console::login(&s, "sh", PW);
+    s.admin_ok(&[
+        "node",
+        "add",
+        "web1.example.com",
+        "--var",
+        "motd=<script>x</script>",
+    ]);
+    for path in ["/ui/", "/ui/nodes", "/ui/nodes?q=%3Cscript%3E", "/ui/login"] {
+        let r = c.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        let html = r.text();
+        assert!(!html.contains("<script>"), "{path}: inline script");
+        assert!(!html.contains("style="), "{path}: inline style");
+        assert!(!html.contains("onclick"), "{path}: inline handler");
+        assert_eq!(header(&r, "cache-control"), "no-store", "{path}");
+    }
+}
+
+#[test]
+fn posts_without_the_csrf_token_are_refused() {
+    let s = Server::start();
+    add_user(&s, "sh", "admin", PW);
+    let c = Console::login(&s, "sh", PW);
+
+    // Logout is a POST too: without the token the session survives.
+    for body in ["", "csrf=", "csrf=0000"] {
+        let r = c.post_raw("/ui/logout", body);
+        assert_eq!(r.status, 403, "{body:?}: {}", r.text());
+        assert!(r.text().contains("CSRF"), "{}", r.text());
+    }
+    assert_eq!(c.get("/ui/").status, 200, "still logged in");
+
+    // The right token from another origin: refused as well.
+    let r = http(
+        "POST",
+        &format!("{}/ui/logout", s.url),
+        None,
+        &[
+            ("Cookie", &c.cookie()),
+            ("Origin", "http://evil.example"),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        Some(format!("csrf={}", c.csrf).as_bytes()),
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(c.get("/ui/").status, 200);
+
+    // The login form without its double-submit token.
+    let r = http(
+        "POST",
+        &format!("{}/ui/login", s.url),
+        None,
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(format!("user=sh&password={}", PW.replace(' ', "+")).as_bytes()),
+    );
+    assert_eq!(r.status, 403);
+    assert!(set_cookie(&r, "umc_session").is_none());
+
+    // With it: logout ends the session, and the old cookie no longer works.
+    let r = c.post("/ui/logout", &[]);
+    assert_eq!(r.status, 303);
+    assert_eq!(header(&r, "location"), "/ui/login");
+    let r = c.get("/ui/");
+    assert_eq!(r.status, 303, "old cookie after logout");
+}
+
+#[test]
+fn wrong_passwords_are_rate_limited_per_user_and_address() {
+    let s = Server::start();
+    add_user(&s, "sh", "admin", PW);
+    add_user(&s, "other", "viewer", PW);
+    for i in 0..5 {
+        let r = login_attempt(&s, "sh", "wrong password");
+        assert_eq!(r.status, 401, "attempt {i}");
+        assert!(r.text().contains("wrong user name or password"));
+    }
+    // Now even the right password waits, and the page says so.
+    let r = login_attempt(&s, "sh", PW);
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.text().contains("too many failed logins"), "{}", r.text());
+    assert!(set_cookie(&r, "umc_session").is_none());
+
+    // The API's password door (a user getting a token) shares the limit.
+    let r = http(
+        "POST",
+        &format!("{}/api/v1/tokens", s.url),
+        Some(("sh", PW)),
+        &[("Content-Type", "application/json")],
+        Some(b"{}"),
+    );
+    assert_eq!(r.status, 429, "{}", r.text());
+
+    // Another user from the same address is not locked out by sh's failures...
+    Console::login(&s, "other", PW);
+    // ...until the address itself has failed too often (20), whatever the names.
+    for i in 0..15 {
+        let r = login_attempt(&s, &format!("nobody{i}"), "x");
+        assert_eq!(r.status, 401);
+    }
+    let r = login_attempt(&s, "other", PW);
+    assert_eq!(r.status, 429, "{}", r.text());
+}
+
+#[test]
+fn a_removed_users_session_stops_working() {
+    let s = Server::start();
+    add_user(&s, "sh", "admin", PW);
+    add_user(&s, "vi", "viewer", PW);
+    let c = Console::login(&s, "vi", PW);
+    let page = c.get("/ui/");
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("viewer"));
+    assert!(csrf_field(&page.text()).is_some());
+
+    s.admin_ok(&["user", "rm", "vi"]);
+    let r = c.get("/ui/");
+    assert_eq!(r.status, 303, "a removed user's cookie");
+    assert!(header(&r, "location").starts_with("/ui/login"));
+    // Re-creating the name does not revive the old session.
+    add_user(&s, "vi", "viewer", PW);
+    assert_eq!(c.get("/ui/").status, 303);
+    // The password is wrong for nobody else: the new account logs in normally.
+    Console::login(&s, "vi", PW);
+}
