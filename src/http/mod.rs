@@ -69,6 +69,7 @@ pub struct AppState {
     model: std::sync::Mutex<Option<(u64, Arc<crate::model::Model>)>>,
     /// Fleet status for the console, at most `FLEET_TTL` old and never older than the model.
     fleet: std::sync::Mutex<Option<FleetSnapshot>>,
+    fleet_refreshing: std::sync::atomic::AtomicBool,
 }
 
 /// Every host's status at one moment (for the console's lists).
@@ -78,8 +79,8 @@ pub(crate) struct FleetSnapshot {
     pub rows: Arc<Vec<crate::api::HostStatus>>,
 }
 
-/// How long the console's fleet status may be reused: reports arrive all the time, and
-/// judging 10,000 of them on every page view would cost more than the page.
+/// How old the console's fleet status may get before a background refresh: reports arrive
+/// all the time, and judging 10,000 of them on every page view would cost more than the page.
 const FLEET_TTL: Duration = Duration::from_secs(5);
 
 impl AppState {
@@ -107,6 +108,7 @@ impl AppState {
             ui: ui::Ui::new().map_err(StartError::Ui)?,
             model: std::sync::Mutex::new(None),
             fleet: std::sync::Mutex::new(None),
+            fleet_refreshing: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -129,23 +131,41 @@ impl AppState {
         Ok(m)
     }
 
-    /// Every host's status, reused for up to `FLEET_TTL` unless the model changed.
+    /// Every host's status. Judged afresh when the model changed (whoever just edited sees
+    /// the effect); otherwise reused, and once older than `FLEET_TTL` refreshed in the
+    /// background while readers keep getting the previous snapshot, so no page view waits
+    /// for 10,000 reports to be judged.
     pub(crate) fn fleet_status(
-        &self,
+        self: &Arc<Self>,
     ) -> Result<Arc<Vec<crate::api::HostStatus>>, crate::store::StoreError> {
         let want = self.generation();
         if let Ok(g) = self.fleet.lock()
             && let Some(f) = g.as_ref()
             && f.generation >= want
-            && f.at.elapsed() < FLEET_TTL
         {
+            if f.at.elapsed() >= FLEET_TTL && !self.fleet_refreshing.swap(true, Ordering::AcqRel) {
+                let st = self.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = st.judge_fleet() {
+                        tracing::warn!("fleet status: {e}");
+                    }
+                    st.fleet_refreshing.store(false, Ordering::Release);
+                });
+            }
             return Ok(f.rows.clone());
         }
+        self.judge_fleet()
+    }
+
+    fn judge_fleet(&self) -> Result<Arc<Vec<crate::api::HostStatus>>, crate::store::StoreError> {
+        let generation = self.generation();
         let rows = Arc::new(status::fleet(self, now())?);
-        if let Ok(mut slot) = self.fleet.lock() {
+        if let Ok(mut slot) = self.fleet.lock()
+            && slot.as_ref().is_none_or(|old| old.generation <= generation)
+        {
             *slot = Some(FleetSnapshot {
                 at: std::time::Instant::now(),
-                generation: want,
+                generation,
                 rows: rows.clone(),
             });
         }

@@ -42,6 +42,9 @@ pub struct Ui {
     tera: tera::Tera,
     pub sessions: Sessions,
     pub limiter: Limiter,
+    /// The dashboard's latest changes, per generation (a bulk edit's record holds thousands
+    /// of lines; decoding them on every view would cost more than the rest of the page).
+    recent: std::sync::Mutex<Option<(u64, Arc<Vec<pages::Recent>>)>>,
 }
 
 /// Every page template, by name.
@@ -70,6 +73,7 @@ impl Ui {
             tera,
             sessions: Sessions::default(),
             limiter: Limiter::default(),
+            recent: std::sync::Mutex::new(None),
         })
     }
 }

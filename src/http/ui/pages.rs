@@ -79,12 +79,53 @@ struct Row<'a> {
 }
 
 #[derive(Serialize)]
-struct Change {
+struct Change<'a> {
     generation: u64,
-    user: String,
+    user: &'a str,
     when: When,
+    lines: &'a [String],
+    more: usize,
+}
+
+/// One of the dashboard's latest changes, its lines cut to [`RECENT_LINES`].
+pub struct Recent {
+    generation: u64,
+    time: i64,
+    user: String,
     lines: Vec<String>,
     more: usize,
+}
+
+const RECENT: usize = 8;
+const RECENT_LINES: usize = 4;
+
+/// The latest changes, read once per generation.
+fn recent(state: &AppState) -> Result<Arc<Vec<Recent>>, crate::store::StoreError> {
+    let g = state.generation();
+    if let Ok(slot) = state.ui.recent.lock()
+        && let Some((at, r)) = slot.as_ref()
+        && *at == g
+    {
+        return Ok(r.clone());
+    }
+    let r: Arc<Vec<Recent>> = Arc::new(
+        state
+            .store
+            .log(None, RECENT)?
+            .into_iter()
+            .map(|e| Recent {
+                generation: e.generation,
+                time: e.time,
+                user: e.user,
+                more: e.changes.len().saturating_sub(RECENT_LINES),
+                lines: e.changes.into_iter().take(RECENT_LINES).collect(),
+            })
+            .collect(),
+    );
+    if let Ok(mut slot) = state.ui.recent.lock() {
+        *slot = Some((g, r.clone()));
+    }
+    Ok(r)
 }
 
 async fn dashboard(
@@ -95,7 +136,7 @@ async fn dashboard(
     let data = tokio::task::spawn_blocking(move || {
         let model = st.model()?;
         let fleet = st.fleet_status()?;
-        let log = st.store.log(None, 8)?;
+        let log = recent(&st)?;
         Ok::<_, crate::store::StoreError>((model, fleet, log))
     })
     .await;
@@ -129,13 +170,13 @@ async fn dashboard(
         .map(|r| row(&model, r, t))
         .collect();
     let changes: Vec<Change> = log
-        .into_iter()
+        .iter()
         .map(|e| Change {
             generation: e.generation,
-            user: e.user,
+            user: &e.user,
             when: when(t, e.time),
-            more: e.changes.len().saturating_sub(4),
-            lines: e.changes.into_iter().take(4).collect(),
+            more: e.more,
+            lines: &e.lines,
         })
         .collect();
     let mut page = tera::Context::new();
