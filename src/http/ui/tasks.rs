@@ -69,11 +69,11 @@ async fn load_model(state: &Arc<AppState>) -> Result<Arc<Model>, Response> {
 }
 
 /// The status and message of a refused edit (the response itself when it is internal).
-fn refused(e: EditError) -> Result<(StatusCode, String), Response> {
+fn refused(e: EditError) -> Result<(StatusCode, String), Box<Response>> {
     match e {
         EditError::Forbidden(m) => Ok((StatusCode::FORBIDDEN, m)),
         EditError::Rejected(s, m) => Ok((s, m)),
-        EditError::Internal(r) => Err(r),
+        EditError::Internal(r) => Err(Box::new(r)),
     }
 }
 
@@ -203,7 +203,7 @@ async fn create(
             }
             Err(e) => match refused(e) {
                 Ok(r) => r,
-                Err(resp) => return resp,
+                Err(resp) => return *resp,
             },
         }
     };
@@ -448,7 +448,7 @@ async fn task_edit(
             Ok(e) => Ok(e),
             Err(e) => match refused(e) {
                 Ok(r) => Err(r),
-                Err(resp) => return resp,
+                Err(resp) => return *resp,
             },
         },
     };
@@ -963,7 +963,7 @@ async fn file_post(
         Err(e) => {
             let (status, message) = match refused(e) {
                 Ok(r) => r,
-                Err(resp) => return resp,
+                Err(resp) => return *resp,
             };
             if message.starts_with("template '") {
                 view.listing =
@@ -1006,7 +1006,7 @@ async fn file_delete(
         Err(e) => {
             let (status, message) = match refused(e) {
                 Ok(r) => r,
-                Err(resp) => return resp,
+                Err(resp) => return *resp,
             };
             let model = match load_model(&state).await {
                 Ok(m) => m,
