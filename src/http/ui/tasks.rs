@@ -1,14 +1,1279 @@
-//! (stub) pages of the console; see mod.rs.
+//! The task pages (list, one task with its depends, removes, includes, files and nodes), the
+//! file/template editor with validation at the right line and a per-host preview, and the
+//! catalog search with the package-name suggestions the forms use.
+//!
+//! Every form posts to its own route and commits through [`super::edit`]; a refused edit
+//! re-renders the page with the message next to the field that caused it (the model is
+//! unchanged: `edit` commits nothing on error).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
 
+use super::{Ctx, EditError, done, edit, encode, error_page, form_value, render};
+use crate::api::Op;
 use crate::http::AppState;
+use crate::model::{FileAction, Model, Task};
+use crate::store::EditOutcome;
+use crate::template::{MAX_FILE, Template, TemplateError};
 
 /// This module's templates, by name (registered by [`super::Ui::new`]).
-pub const TEMPLATES: &[(&str, &str)] = &[];
+pub const TEMPLATES: &[(&str, &str)] = &[
+    ("tasks.html", include_str!("templates/tasks.html")),
+    ("tasks_show.html", include_str!("templates/tasks_show.html")),
+    ("tasks_file.html", include_str!("templates/tasks_file.html")),
+    ("catalog.html", include_str!("templates/catalog.html")),
+];
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
+        .route("/ui/tasks", get(list).post(create))
+        .route("/ui/tasks/{name}", get(show))
+        .route("/ui/tasks/{name}/describe", post(describe))
+        .route("/ui/tasks/{name}/depends", post(depend))
+        .route("/ui/tasks/{name}/undepend", post(undepend))
+        .route("/ui/tasks/{name}/removes", post(removes))
+        .route("/ui/tasks/{name}/unremove", post(unremove))
+        .route("/ui/tasks/{name}/includes", post(include))
+        .route("/ui/tasks/{name}/exclude", post(exclude))
+        .route("/ui/tasks/{name}/delete", post(delete))
+        .route("/ui/tasks/{name}/file", get(file_page).post(file_post))
+        .route("/ui/tasks/{name}/file/delete", post(file_delete))
+        .route("/ui/catalog", get(catalog))
+        .route("/ui/catalog/suggest", get(suggest))
+}
+
+/// Nodes listed on a task page; the nodes list (filtered by the task) has them all.
+const NODES_SHOWN: usize = 200;
+/// Rows of an includes tree (a wide diamond-shaped DAG could otherwise blow up).
+const TREE_ROWS: usize = 500;
+/// Catalog search results per page.
+const CATALOG_HITS: usize = 100;
+/// Package-name suggestions per request.
+const SUGGESTIONS: usize = 20;
+
+async fn load_model(state: &Arc<AppState>) -> Result<Arc<Model>, Response> {
+    let st = state.clone();
+    match tokio::task::spawn_blocking(move || st.model()).await {
+        Ok(Ok(m)) => Ok(m),
+        Ok(Err(e)) => Err(super::internal(e)),
+        Err(e) => Err(super::internal(e)),
+    }
+}
+
+/// The status and message of a refused edit (the response itself when it is internal).
+fn refused(e: EditError) -> Result<(StatusCode, String), Box<Response>> {
+    match e {
+        EditError::Forbidden(m) => Ok((StatusCode::FORBIDDEN, m)),
+        EditError::Rejected(s, m) => Ok((s, m)),
+        EditError::Internal(r) => Err(Box::new(r)),
+    }
+}
+
+/// "<what> (generation N)", plus catalog warnings; "nothing changed" when the edit was a no-op.
+fn outcome_message(what: &str, e: &EditOutcome) -> String {
+    let mut m = if e.changes.is_empty() {
+        format!("Nothing changed (generation {})", e.generation)
+    } else {
+        format!("{what} (generation {})", e.generation)
+    };
+    for w in &e.warnings {
+        m.push_str(&format!("; warning: {w}"));
+    }
+    m
+}
+
+fn task_url(name: &str) -> String {
+    format!("/ui/tasks/{name}")
+}
+
+fn file_url(task: &str, path: &str) -> String {
+    format!("/ui/tasks/{task}/file?path={}", encode(path))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The task list
+
+#[derive(Serialize)]
+struct TaskRow<'a> {
+    name: &'a str,
+    description: &'a str,
+    depends: usize,
+    removes: usize,
+    files: usize,
+    nodes: usize,
+}
+
+#[derive(Serialize, Default)]
+struct NewTask {
+    name: String,
+    description: String,
+    error: Option<String>,
+}
+
+/// How many nodes run each task, directly or through includes.
+fn node_counts(model: &Model) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for node in model.nodes.values() {
+        for t in model.closure(&node.tasks) {
+            *counts.entry(t).or_default() += 1;
+        }
+    }
+    counts
+}
+
+fn list_page(
+    state: &AppState,
+    ctx: &Ctx,
+    model: &Model,
+    status: StatusCode,
+    form: NewTask,
+) -> Response {
+    let counts = node_counts(model);
+    let rows: Vec<TaskRow> = model
+        .tasks
+        .values()
+        .map(|t| TaskRow {
+            name: &t.name,
+            description: &t.description,
+            depends: t.depends.len(),
+            removes: t.removes.len(),
+            files: t.files.len(),
+            nodes: counts.get(&t.name).copied().unwrap_or(0),
+        })
+        .collect();
+    let mut page = tera::Context::new();
+    page.insert("title", "Tasks");
+    page.insert("nav", "tasks");
+    page.insert("rows", &rows);
+    page.insert("form", &form);
+    render(state, ctx, status, "tasks.html", page)
+}
+
+async fn list(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+) -> Response {
+    let model = match load_model(&state).await {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    list_page(&state, &ctx, &model, StatusCode::OK, NewTask::default())
+}
+
+async fn create(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    body: Bytes,
+) -> Response {
+    let name = form_value(&body, "name")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let description = form_value(&body, "description")
+        .unwrap_or_default()
+        .trim()
+        .replace("\r\n", "\n");
+    let mut form = NewTask {
+        name: name.clone(),
+        description: description.clone(),
+        error: None,
+    };
+    let (status, message) = if name.is_empty() {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "enter a task name".to_string(),
+        )
+    } else {
+        let op = Op::TaskAdd {
+            task: name.clone(),
+            description: (!description.is_empty()).then_some(description),
+        };
+        match edit(&state, &ctx, vec![op]).await {
+            Ok(e) => {
+                let msg = outcome_message(&format!("Created task '{name}'"), &e);
+                return done(&state, &ctx, msg, &task_url(&name));
+            }
+            Err(e) => match refused(e) {
+                Ok(r) => r,
+                Err(resp) => return *resp,
+            },
+        }
+    };
+    form.error = Some(message);
+    let model = match load_model(&state).await {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    list_page(&state, &ctx, &model, status, form)
+}
+
+// ---------------------------------------------------------------------------------------------
+// One task
+
+/// One row of the includes tree, in depth-first order. The template opens a nested list
+/// after a row with `open` and closes `close.len()` levels after a row.
+#[derive(Serialize, Debug, PartialEq, Eq)]
+struct TreeRow {
+    name: String,
+    depth: usize,
+    /// A direct include of the task (it gets an "exclude" button).
+    direct: bool,
+    /// No such task (cannot happen in a valid model; shown rather than hidden).
+    missing: bool,
+    /// Already on the path from the root (the model forbids cycles; never recursed into).
+    cycle: bool,
+    open: bool,
+    close: Vec<()>,
+}
+
+/// The includes of `root`, recursively, as [`TreeRow`]s (at most `max` rows).
+fn includes_tree(tasks: &BTreeMap<String, Task>, root: &str, max: usize) -> Vec<TreeRow> {
+    fn walk(
+        tasks: &BTreeMap<String, Task>,
+        name: &str,
+        depth: usize,
+        path: &mut Vec<String>,
+        out: &mut Vec<TreeRow>,
+        max: usize,
+    ) {
+        let Some(task) = tasks.get(name) else {
+            return;
+        };
+        for sub in &task.includes {
+            if out.len() >= max {
+                return;
+            }
+            let missing = !tasks.contains_key(sub);
+            let cycle = path.iter().any(|p| p == sub);
+            let open = !missing && !cycle && tasks.get(sub).is_some_and(|t| !t.includes.is_empty());
+            out.push(TreeRow {
+                name: sub.clone(),
+                depth,
+                direct: depth == 0,
+                missing,
+                cycle,
+                open,
+                close: Vec::new(),
+            });
+            if open {
+                path.push(sub.clone());
+                walk(tasks, sub, depth + 1, path, out, max);
+                path.pop();
+                if let Some(last) = out.last_mut() {
+                    last.close.push(());
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut path = vec![root.to_string()];
+    walk(tasks, root, 0, &mut path, &mut out, max);
+    out
+}
+
+#[derive(Serialize)]
+struct FileRow {
+    path: String,
+    href: String,
+    mode: String,
+    conffile: bool,
+    action: Option<String>,
+    size: usize,
+}
+
+fn action_text(a: &Option<FileAction>) -> Option<String> {
+    match a {
+        Some(FileAction::Reload(s)) => Some(format!("reload {s}")),
+        Some(FileAction::Restart(s)) => Some(format!("restart {s}")),
+        None => None,
+    }
+}
+
+#[derive(Serialize)]
+struct NodeRow<'a> {
+    host: &'a str,
+    direct: bool,
+}
+
+/// The values and the errors of the task page's forms, one slot per form.
+#[derive(Serialize, Default, Clone)]
+struct TaskFields {
+    description: Option<String>,
+    relation: Option<String>,
+    package: Option<String>,
+    subtask: Option<String>,
+    delete: Option<String>,
+}
+
+#[derive(Clone, Copy)]
+enum Field {
+    Description,
+    Relation,
+    Package,
+    Subtask,
+    Delete,
+}
+
+impl TaskFields {
+    fn slot(&mut self, f: Field) -> &mut Option<String> {
+        match f {
+            Field::Description => &mut self.description,
+            Field::Relation => &mut self.relation,
+            Field::Package => &mut self.package,
+            Field::Subtask => &mut self.subtask,
+            Field::Delete => &mut self.delete,
+        }
+    }
+}
+
+fn task_page(
+    state: &AppState,
+    ctx: &Ctx,
+    model: &Model,
+    name: &str,
+    status: StatusCode,
+    form: TaskFields,
+    errors: TaskFields,
+) -> Response {
+    let Some(task) = model.tasks.get(name) else {
+        return error_page(
+            state,
+            Some(ctx),
+            StatusCode::NOT_FOUND,
+            &format!("unknown task '{name}'"),
+        );
+    };
+    let files: Vec<FileRow> = task
+        .files
+        .values()
+        .map(|f| FileRow {
+            path: f.path.clone(),
+            href: file_url(name, &f.path),
+            mode: format!("{:04o}", f.mode),
+            conffile: f.is_conffile(),
+            action: action_text(&f.action),
+            size: f.template.len(),
+        })
+        .collect();
+    let running: Vec<NodeRow> = model
+        .nodes
+        .values()
+        .filter(|n| model.closure(&n.tasks).contains(name))
+        .map(|n| NodeRow {
+            host: &n.name,
+            direct: n.tasks.contains(name),
+        })
+        .collect();
+    let included_by: Vec<&str> = model
+        .tasks
+        .values()
+        .filter(|t| t.includes.contains(name))
+        .map(|t| t.name.as_str())
+        .collect();
+    let others: Vec<&str> = model
+        .tasks
+        .keys()
+        .filter(|t| t.as_str() != name && !task.includes.contains(*t))
+        .map(String::as_str)
+        .collect();
+    let mut page = tera::Context::new();
+    page.insert("title", &format!("Task {name}"));
+    page.insert("nav", "tasks");
+    page.insert("name", name);
+    page.insert("description", &task.description);
+    page.insert("depends", &task.depends);
+    page.insert("removes", &task.removes);
+    page.insert("tree", &includes_tree(&model.tasks, name, TREE_ROWS));
+    page.insert("tree_cap", &TREE_ROWS);
+    page.insert("included_by", &included_by);
+    page.insert("others", &others);
+    page.insert("files", &files);
+    page.insert("new_file", &format!("/ui/tasks/{name}/file"));
+    page.insert("node_total", &running.len());
+    page.insert(
+        "nodes",
+        &running.into_iter().take(NODES_SHOWN).collect::<Vec<_>>(),
+    );
+    page.insert("nodes_cap", &NODES_SHOWN);
+    page.insert("all_nodes", &format!("/ui/nodes?task={}", encode(name)));
+    page.insert("bulk", &format!("/ui/bulk?task={}", encode(name)));
+    page.insert("generation", &task.generation);
+    page.insert("form", &form);
+    page.insert("errors", &errors);
+    render(state, ctx, status, "tasks_show.html", page)
+}
+
+async fn show(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    Path(name): Path<String>,
+) -> Response {
+    let model = match load_model(&state).await {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    task_page(
+        &state,
+        &ctx,
+        &model,
+        &name,
+        StatusCode::OK,
+        TaskFields::default(),
+        TaskFields::default(),
+    )
+}
+
+/// Commits `op` for the form `field` (whose submitted value was `value`): on success back to
+/// the task page with `what` as the message, else the task page with the error at the field.
+async fn task_edit(
+    state: Arc<AppState>,
+    ctx: Ctx,
+    name: String,
+    field: Field,
+    value: String,
+    op: Result<Op, String>,
+    what: String,
+) -> Response {
+    let result = match op {
+        Err(m) => Err((StatusCode::UNPROCESSABLE_ENTITY, m)),
+        Ok(op) => match edit(&state, &ctx, vec![op]).await {
+            Ok(e) => Ok(e),
+            Err(e) => match refused(e) {
+                Ok(r) => Err(r),
+                Err(resp) => return *resp,
+            },
+        },
+    };
+    let (status, message) = match result {
+        Ok(e) => {
+            let to = if matches!(field, Field::Delete) {
+                "/ui/tasks".to_string()
+            } else {
+                task_url(&name)
+            };
+            return done(&state, &ctx, outcome_message(&what, &e), &to);
+        }
+        Err(r) => r,
+    };
+    let model = match load_model(&state).await {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let mut form = TaskFields::default();
+    let mut errors = TaskFields::default();
+    *form.slot(field) = Some(value);
+    *errors.slot(field) = Some(message);
+    task_page(&state, &ctx, &model, &name, status, form, errors)
+}
+
+fn field(body: &[u8], name: &str) -> String {
+    form_value(body, name)
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+fn required(value: &str, what: &str) -> Result<(), String> {
+    if value.is_empty() {
+        Err(format!("enter {what}"))
+    } else {
+        Ok(())
+    }
+}
+
+async fn describe(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let description = field(&body, "description").replace("\r\n", "\n");
+    let op = Op::TaskSet {
+        task: name.clone(),
+        description: description.clone(),
+    };
+    let what = "Saved the description".to_string();
+    task_edit(
+        state,
+        ctx,
+        name,
+        Field::Description,
+        description,
+        Ok(op),
+        what,
+    )
+    .await
+}
+
+async fn depend(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let relation = field(&body, "relation");
+    let op = required(&relation, "a relation, e.g. nginx (>= 1.22)").map(|_| Op::TaskDepend {
+        task: name.clone(),
+        relations: vec![relation.clone()],
+    });
+    let what = format!("Added dependency '{relation}'");
+    task_edit(state, ctx, name, Field::Relation, relation, op, what).await
+}
+
+async fn undepend(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let relation = field(&body, "relation");
+    let op = required(&relation, "the dependency to remove").map(|_| Op::TaskUndepend {
+        task: name.clone(),
+        packages: vec![relation.clone()],
+    });
+    let what = format!("Removed dependency '{relation}'");
+    task_edit(state, ctx, name, Field::Relation, String::new(), op, what).await
+}
+
+async fn removes(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let package = field(&body, "package");
+    let op = required(&package, "a package name").map(|_| Op::TaskRemovePackage {
+        task: name.clone(),
+        packages: vec![package.clone()],
+    });
+    let what = format!("Nodes running '{name}' now remove '{package}'");
+    task_edit(state, ctx, name, Field::Package, package, op, what).await
+}
+
+async fn unremove(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let package = field(&body, "package");
+    let op = required(&package, "the package to keep").map(|_| Op::TaskUnremovePackage {
+        task: name.clone(),
+        packages: vec![package.clone()],
+    });
+    let what = format!("No longer removing '{package}'");
+    task_edit(state, ctx, name, Field::Package, String::new(), op, what).await
+}
+
+async fn include(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let subtask = field(&body, "subtask");
+    let op = required(&subtask, "a task name").map(|_| Op::TaskInclude {
+        task: name.clone(),
+        subtasks: vec![subtask.clone()],
+    });
+    let what = format!("Included task '{subtask}'");
+    task_edit(state, ctx, name, Field::Subtask, subtask, op, what).await
+}
+
+async fn exclude(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let subtask = field(&body, "subtask");
+    let op = required(&subtask, "the task to exclude").map(|_| Op::TaskExclude {
+        task: name.clone(),
+        subtasks: vec![subtask.clone()],
+    });
+    let what = format!("Excluded task '{subtask}'");
+    task_edit(state, ctx, name, Field::Subtask, String::new(), op, what).await
+}
+
+async fn delete(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    Path(name): Path<String>,
+) -> Response {
+    let op = Op::TaskRemove { task: name.clone() };
+    let what = format!("Removed task '{name}'");
+    task_edit(state, ctx, name, Field::Delete, String::new(), Ok(op), what).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file/template editor
+
+/// Lines of a listing around an error; a longer source shows this many either side of it.
+const LISTING_CONTEXT: usize = 50;
+
+/// One numbered source line of the listing shown with a template error.
+#[derive(Serialize, Debug, PartialEq, Eq)]
+struct SourceLine {
+    no: usize,
+    text: String,
+    bad: bool,
+}
+
+/// The numbered lines of `source` with line `bad` (1-based) marked; a long source is cut to
+/// the lines around `bad`.
+fn numbered_source(source: &str, bad: Option<usize>) -> Vec<SourceLine> {
+    let lines: Vec<&str> = source.split('\n').collect();
+    let (from, to) = match bad {
+        Some(b) if lines.len() > 2 * LISTING_CONTEXT + 1 => (
+            b.saturating_sub(LISTING_CONTEXT + 1),
+            (b + LISTING_CONTEXT).min(lines.len()),
+        ),
+        _ => (0, lines.len()),
+    };
+    lines
+        .iter()
+        .enumerate()
+        .skip(from)
+        .take(to.saturating_sub(from))
+        .map(|(i, l)| SourceLine {
+            no: i + 1,
+            text: l.strip_suffix('\r').unwrap_or(l).to_string(),
+            bad: bad == Some(i + 1),
+        })
+        .collect()
+}
+
+/// The line a store message like "template '/x' for host 'h': line 3, column 5: …" names.
+fn message_line(message: &str) -> Option<usize> {
+    let rest = &message[message.find(": line ")? + ": line ".len()..];
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
+#[derive(Serialize, Default)]
+struct FileForm {
+    path: String,
+    template: String,
+    mode: String,
+    action: String,
+    service: String,
+    host: String,
+    /// The path is a file the task already ships (offer deleting it).
+    exists: bool,
+}
+
+#[derive(Serialize, Default)]
+struct FileErrors {
+    path: Option<String>,
+    template: Option<String>,
+    mode: Option<String>,
+    service: Option<String>,
+    host: Option<String>,
+    form: Option<String>,
+}
+
+#[derive(Default)]
+struct FileView {
+    form: FileForm,
+    errors: FileErrors,
+    listing: Option<Vec<SourceLine>>,
+    preview: Option<String>,
+}
+
+fn file_view(
+    state: &AppState,
+    ctx: &Ctx,
+    model: &Model,
+    name: &str,
+    status: StatusCode,
+    mut view: FileView,
+) -> Response {
+    let Some(task) = model.tasks.get(name) else {
+        return error_page(
+            state,
+            Some(ctx),
+            StatusCode::NOT_FOUND,
+            &format!("unknown task '{name}'"),
+        );
+    };
+    view.form.exists = task.files.contains_key(&view.form.path);
+    let hosts: Vec<&str> = model
+        .nodes
+        .values()
+        .filter(|n| model.closure(&n.tasks).contains(name))
+        .map(|n| n.name.as_str())
+        .collect();
+    let title = if view.form.exists {
+        format!("{} · {name}", view.form.path)
+    } else {
+        format!("New file · {name}")
+    };
+    let mut page = tera::Context::new();
+    page.insert("title", &title);
+    page.insert("nav", "tasks");
+    page.insert("name", name);
+    page.insert("task_url", &task_url(name));
+    page.insert("hosts", &hosts);
+    page.insert("form", &view.form);
+    page.insert("errors", &view.errors);
+    page.insert("listing", &view.listing);
+    page.insert("host_listed", &hosts.contains(&view.form.host.as_str()));
+    page.insert("has_preview", &view.preview.is_some());
+    page.insert("preview", &view.preview);
+    page.insert("max_file", &MAX_FILE);
+    render(state, ctx, status, "tasks_file.html", page)
+}
+
+async fn file_page(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let path = query
+        .as_deref()
+        .and_then(|q| form_value(q.as_bytes(), "path"))
+        .map(|p| p.trim().to_string())
+        .unwrap_or_default();
+    let model = match load_model(&state).await {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let mut form = FileForm {
+        mode: "0644".into(),
+        action: "none".into(),
+        ..FileForm::default()
+    };
+    if let Some(task) = model.tasks.get(&name)
+        && !path.is_empty()
+    {
+        let Some(f) = task.files.get(&path) else {
+            return error_page(
+                &state,
+                Some(&ctx),
+                StatusCode::NOT_FOUND,
+                &format!("task '{name}': no file '{path}'"),
+            );
+        };
+        form.template = f.template.clone();
+        form.mode = format!("{:04o}", f.mode);
+        (form.action, form.service) = match &f.action {
+            Some(FileAction::Reload(s)) => ("reload".into(), s.clone()),
+            Some(FileAction::Restart(s)) => ("restart".into(), s.clone()),
+            None => ("none".into(), String::new()),
+        };
+    }
+    form.path = path;
+    let view = FileView {
+        form,
+        ..FileView::default()
+    };
+    file_view(&state, &ctx, &model, &name, StatusCode::OK, view)
+}
+
+/// Where a store error about a file belongs.
+fn file_error_slot<'a>(errors: &'a mut FileErrors, message: &str) -> &'a mut Option<String> {
+    if message.starts_with("template '") {
+        &mut errors.template
+    } else if message.contains("invalid file path") || message.contains("is shipped by both") {
+        &mut errors.path
+    } else if message.contains(" is not a file mode") {
+        &mut errors.mode
+    } else if message.contains("service") {
+        &mut errors.service
+    } else {
+        &mut errors.form
+    }
+}
+
+/// A template error as shown next to the textarea, and the line it names.
+fn template_error(e: &TemplateError) -> (String, Option<usize>) {
+    match e {
+        TemplateError::Syntax {
+            line,
+            column,
+            message,
+            ..
+        } => (
+            format!("line {line}, column {column}: {message}"),
+            Some(*line),
+        ),
+        TemplateError::Render {
+            host,
+            line,
+            column,
+            message,
+            ..
+        } => (
+            format!("for host '{host}': line {line}, column {column}: {message}"),
+            Some(*line),
+        ),
+        TemplateError::Other { host, message, .. } => {
+            (format!("for host '{host}': {message}"), None)
+        }
+        TemplateError::TooLarge { what, .. } => {
+            (format!("{what} is larger than {MAX_FILE} bytes"), None)
+        }
+    }
+}
+
+async fn file_post(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let model = match load_model(&state).await {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let mut form = FileForm {
+        path: field(&body, "path"),
+        // Browsers send a textarea's lines with CRLF; configuration files want LF.
+        template: form_value(&body, "template")
+            .unwrap_or_default()
+            .replace("\r\n", "\n"),
+        mode: field(&body, "mode"),
+        action: field(&body, "action"),
+        service: field(&body, "service"),
+        host: field(&body, "host"),
+        exists: false,
+    };
+    if form.action.is_empty() {
+        form.action = "none".into();
+    }
+    let preview = form_value(&body, "do").as_deref() == Some("preview");
+    let mut view = FileView::default();
+    let mut status = StatusCode::UNPROCESSABLE_ENTITY;
+    if !model.tasks.contains_key(&name) {
+        return error_page(
+            &state,
+            Some(&ctx),
+            StatusCode::NOT_FOUND,
+            &format!("unknown task '{name}'"),
+        );
+    }
+
+    let source_name = if form.path.is_empty() {
+        "template"
+    } else {
+        form.path.as_str()
+    };
+    let parsed = match Template::parse(source_name, &form.template) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let (m, line) = template_error(&e);
+            view.errors.template = Some(m);
+            if line.is_some() {
+                view.listing = Some(numbered_source(&form.template, line));
+            }
+            None
+        }
+    };
+
+    if preview {
+        if let Some(t) = parsed {
+            let host = form.host.to_ascii_lowercase();
+            match model.nodes.get(&host) {
+                None if host.is_empty() => {
+                    view.errors.host = Some("choose a host to preview for".into());
+                }
+                None => view.errors.host = Some(format!("unknown node '{}'", form.host)),
+                Some(node) => {
+                    let closure = model.closure(&node.tasks);
+                    match t.render(&model.host_context(node, &closure)) {
+                        Ok(out) => {
+                            view.preview = Some(out);
+                            status = StatusCode::OK;
+                        }
+                        Err(e) => {
+                            let (m, line) = template_error(&e);
+                            view.errors.template = Some(m);
+                            if line.is_some() {
+                                view.listing = Some(numbered_source(&form.template, line));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        view.form = form;
+        return file_view(&state, &ctx, &model, &name, status, view);
+    }
+
+    let mode = if form.mode.is_empty() {
+        None
+    } else {
+        match u32::from_str_radix(&form.mode, 8) {
+            Ok(m) => Some(m),
+            Err(_) => {
+                view.errors.mode = Some(format!(
+                    "mode '{}': give an octal file mode such as 0644",
+                    form.mode
+                ));
+                None
+            }
+        }
+    };
+    let (reload, restart) = match form.action.as_str() {
+        "none" => (None, None),
+        "reload" | "restart" if form.service.is_empty() => {
+            view.errors.service = Some(format!("enter the service to {}", form.action));
+            (None, None)
+        }
+        "reload" => (Some(form.service.clone()), None),
+        "restart" => (None, Some(form.service.clone())),
+        other => {
+            view.errors.service = Some(format!("action '{other}': choose none, reload or restart"));
+            (None, None)
+        }
+    };
+    if form.path.is_empty() {
+        view.errors.path = Some("enter the file's absolute path, e.g. /etc/app.conf".into());
+    }
+    let invalid = view.errors.path.is_some()
+        || view.errors.template.is_some()
+        || view.errors.mode.is_some()
+        || view.errors.service.is_some();
+    if invalid {
+        view.form = form;
+        return file_view(&state, &ctx, &model, &name, status, view);
+    }
+    let op = Op::TaskFileAdd {
+        task: name.clone(),
+        path: form.path.clone(),
+        template: form.template.clone(),
+        mode,
+        reload,
+        restart,
+    };
+    match edit(&state, &ctx, vec![op]).await {
+        Ok(e) => {
+            let msg = outcome_message(&format!("Saved {}", form.path), &e);
+            done(&state, &ctx, msg, &file_url(&name, &form.path))
+        }
+        Err(e) => {
+            let (status, message) = match refused(e) {
+                Ok(r) => r,
+                Err(resp) => return *resp,
+            };
+            if message.starts_with("template '") {
+                view.listing =
+                    message_line(&message).map(|line| numbered_source(&form.template, Some(line)));
+            }
+            let slot = if status == StatusCode::FORBIDDEN {
+                &mut view.errors.form
+            } else {
+                file_error_slot(&mut view.errors, &message)
+            };
+            *slot = Some(message);
+            view.form = form;
+            let model = match load_model(&state).await {
+                Ok(m) => m,
+                Err(r) => return r,
+            };
+            file_view(&state, &ctx, &model, &name, status, view)
+        }
+    }
+}
+
+async fn file_delete(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let path = field(&body, "path");
+    let op = Op::TaskFileRemove {
+        task: name.clone(),
+        path: path.clone(),
+    };
+    match edit(&state, &ctx, vec![op]).await {
+        Ok(e) => done(
+            &state,
+            &ctx,
+            outcome_message(&format!("Removed file {path}"), &e),
+            &task_url(&name),
+        ),
+        Err(e) => {
+            let (status, message) = match refused(e) {
+                Ok(r) => r,
+                Err(resp) => return *resp,
+            };
+            let model = match load_model(&state).await {
+                Ok(m) => m,
+                Err(r) => return r,
+            };
+            let mut form = FileForm {
+                path: path.clone(),
+                mode: "0644".into(),
+                action: "none".into(),
+                ..FileForm::default()
+            };
+            if let Some(f) = model.tasks.get(&name).and_then(|t| t.files.get(&path)) {
+                form.template = f.template.clone();
+                form.mode = format!("{:04o}", f.mode);
+                (form.action, form.service) = match &f.action {
+                    Some(FileAction::Reload(s)) => ("reload".into(), s.clone()),
+                    Some(FileAction::Restart(s)) => ("restart".into(), s.clone()),
+                    None => ("none".into(), String::new()),
+                };
+            }
+            let view = FileView {
+                form,
+                errors: FileErrors {
+                    form: Some(message),
+                    ..FileErrors::default()
+                },
+                ..FileView::default()
+            };
+            file_view(&state, &ctx, &model, &name, status, view)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The catalog
+
+#[derive(Serialize)]
+struct Hit<'a> {
+    name: &'a str,
+    version: &'a str,
+    description: &'a str,
+    catalog: &'a str,
+}
+
+#[derive(Serialize)]
+struct CatalogRow {
+    name: String,
+    packages: u64,
+    verified: bool,
+    source: String,
+}
+
+async fn catalog(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let q = query
+        .as_deref()
+        .and_then(|q| form_value(q.as_bytes(), "q"))
+        .map(|q| q.trim().to_string())
+        .unwrap_or_default();
+    let st = state.clone();
+    let catalogs = match tokio::task::spawn_blocking(move || st.store.catalogs()).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return super::internal(e),
+        Err(e) => return super::internal(e),
+    };
+    let catalogs: Vec<CatalogRow> = catalogs
+        .into_iter()
+        .map(|c| CatalogRow {
+            source: if c.url.is_empty() {
+                "uploaded file".into()
+            } else {
+                format!("{} {}", c.url, c.suite)
+            },
+            name: c.name,
+            packages: c.packages,
+            verified: c.verified,
+        })
+        .collect();
+    let index = state.catalog_index();
+    let hits: Vec<Hit> = index
+        .search(&q, CATALOG_HITS)
+        .into_iter()
+        .map(|e| Hit {
+            name: &e.name,
+            version: &e.version,
+            description: e.description.lines().next().unwrap_or(""),
+            catalog: &e.catalog,
+        })
+        .collect();
+    let mut page = tera::Context::new();
+    page.insert("title", "Catalog");
+    page.insert("nav", "catalog");
+    page.insert("q", &q);
+    page.insert("hits", &hits);
+    page.insert("cap", &CATALOG_HITS);
+    page.insert("indexed", &index.len());
+    page.insert("catalogs", &catalogs);
+    render(&state, &ctx, StatusCode::OK, "catalog.html", page)
+}
+
+/// Package names for the autocomplete: names starting with `q` first, then names containing
+/// it; each once; at most [`SUGGESTIONS`].
+fn suggestions(index: &crate::catalog::SearchIndex, q: &str) -> Vec<String> {
+    let term = q.trim().to_lowercase();
+    let mut seen = BTreeSet::new();
+    index
+        .search(&term, SUGGESTIONS * 4)
+        .into_iter()
+        .filter(|e| e.name.contains(&term))
+        .filter(|e| seen.insert(e.name.as_str()))
+        .take(SUGGESTIONS)
+        .map(|e| e.name.clone())
+        .collect()
+}
+
+async fn suggest(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
+    let q = query
+        .as_deref()
+        .and_then(|q| form_value(q.as_bytes(), "q"))
+        .unwrap_or_default();
+    let names = suggestions(&state.catalog_index(), &q);
+    let body = serde_json::to_string(&names).unwrap_or_else(|_| "[]".into());
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.into_bytes(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(name: &str, includes: &[&str]) -> Task {
+        Task {
+            name: name.into(),
+            description: String::new(),
+            depends: Vec::new(),
+            removes: BTreeSet::new(),
+            includes: includes.iter().map(|s| s.to_string()).collect(),
+            files: BTreeMap::new(),
+            dropped: BTreeSet::new(),
+            generation: 1,
+        }
+    }
+
+    fn tasks(list: &[(&str, &[&str])]) -> BTreeMap<String, Task> {
+        list.iter()
+            .map(|(n, i)| (n.to_string(), task(n, i)))
+            .collect()
+    }
+
+    fn shape(rows: &[TreeRow]) -> Vec<(String, usize, bool, usize)> {
+        rows.iter()
+            .map(|r| (r.name.clone(), r.depth, r.open, r.close.len()))
+            .collect()
+    }
+
+    #[test]
+    fn includes_tree_nests_and_closes_every_level() {
+        let t = tasks(&[
+            ("web", &["base", "tls"]),
+            ("tls", &["base", "certs"]),
+            ("certs", &["base"]),
+            ("base", &[]),
+        ]);
+        let rows = includes_tree(&t, "web", 100);
+        assert_eq!(
+            shape(&rows),
+            vec![
+                ("base".into(), 0, false, 0),
+                ("tls".into(), 0, true, 0),
+                ("base".into(), 1, false, 0),
+                ("certs".into(), 1, true, 0),
+                // Closes certs' list and tls' list.
+                ("base".into(), 2, false, 2),
+            ]
+        );
+        assert!(rows[0].direct && rows[1].direct && !rows[2].direct);
+        let opened = rows.iter().filter(|r| r.open).count();
+        let closed: usize = rows.iter().map(|r| r.close.len()).sum();
+        assert_eq!(opened, closed);
+    }
+
+    #[test]
+    fn includes_tree_guards_cycles_missing_tasks_and_size() {
+        let t = tasks(&[("a", &["b", "ghost"]), ("b", &["a"])]);
+        let rows = includes_tree(&t, "a", 100);
+        assert_eq!(rows.len(), 3);
+        assert_eq!((rows[0].name.as_str(), rows[0].open), ("b", true));
+        assert!(rows[1].cycle && !rows[1].open, "{rows:?}");
+        assert_eq!(rows[1].close.len(), 1);
+        assert!(rows[2].missing);
+        // A cut tree still closes what it opened.
+        let rows = includes_tree(&t, "a", 1);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].close.len(), 1);
+        assert!(includes_tree(&t, "nothing", 10).is_empty());
+    }
+
+    #[test]
+    fn numbered_source_marks_the_bad_line() {
+        let rows = numbered_source("a\nb\r\nc", Some(2));
+        assert_eq!(
+            rows,
+            vec![
+                SourceLine {
+                    no: 1,
+                    text: "a".into(),
+                    bad: false
+                },
+                SourceLine {
+                    no: 2,
+                    text: "b".into(),
+                    bad: true
+                },
+                SourceLine {
+                    no: 3,
+                    text: "c".into(),
+                    bad: false
+                },
+            ]
+        );
+        let long: String = (1..=1000).map(|i| format!("l{i}\n")).collect();
+        let rows = numbered_source(&long, Some(500));
+        assert_eq!(rows.first().map(|r| r.no), Some(500 - LISTING_CONTEXT));
+        assert_eq!(rows.last().map(|r| r.no), Some(500 + LISTING_CONTEXT));
+        assert_eq!(rows.iter().filter(|r| r.bad).count(), 1);
+        let rows = numbered_source(&long, Some(1));
+        assert_eq!(rows.first().map(|r| r.no), Some(1));
+        assert!(numbered_source(&long, None).len() > 1000);
+    }
+
+    #[test]
+    fn store_messages_name_their_line_and_field() {
+        let m =
+            "template '/etc/x' for host 'h.example': line 3, column 7: field `a` is not defined";
+        assert_eq!(message_line(m), Some(3));
+        assert_eq!(message_line("unknown task 'x'"), None);
+        let mut e = FileErrors::default();
+        *file_error_slot(&mut e, m) = Some(m.into());
+        assert!(e.template.is_some());
+        let mut e = FileErrors::default();
+        let p = "task 't': invalid file path 'x': must be absolute";
+        *file_error_slot(&mut e, p) = Some(p.into());
+        assert!(e.path.is_some());
+        let mut e = FileErrors::default();
+        let p = "task 't': file '/x': mode 17777 is not a file mode (0 to 7777)";
+        *file_error_slot(&mut e, p) = Some(p.into());
+        assert!(e.mode.is_some());
+    }
+
+    #[test]
+    fn suggestions_are_names_each_once() {
+        let idx = crate::catalog::SearchIndex::new(
+            [
+                ("a", "nginx", "1", "web server"),
+                ("b", "nginx", "2", "web server"),
+                ("a", "libnginx-mod", "1", "module"),
+                ("a", "apache2", "1", "like nginx"),
+            ]
+            .map(|(c, n, v, d)| (c.into(), n.into(), v.into(), d.into())),
+        );
+        assert_eq!(suggestions(&idx, "nginx"), vec!["nginx", "libnginx-mod"]);
+        assert!(suggestions(&idx, "").is_empty());
+    }
 }
