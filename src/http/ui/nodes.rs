@@ -216,7 +216,7 @@ async fn node_page(
         })
         .collect();
     let closure = model.closure(&n.tasks);
-    let packages = package_rows(&model, &n.tasks, &closure);
+    let packages = package_rows(&model, n, &closure);
     let files = rendered_files(&model, n, &closure);
     let assignable: Vec<&String> = model
         .tasks
@@ -283,9 +283,10 @@ async fn node_page(
 /// what it removes (Conflicts).
 fn package_rows(
     model: &Model,
-    assigned: &BTreeSet<String>,
+    node: &crate::model::Node,
     closure: &BTreeSet<String>,
 ) -> Vec<PackageRow> {
+    let assigned = &node.tasks;
     let mut included_by: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for t in closure {
         if let Some(task) = model.tasks.get(t) {
@@ -303,7 +304,12 @@ fn package_rows(
         .map(|task| PackageRow {
             task: task.name.clone(),
             package: task_package(&task.name),
-            version: crate::repo::version(model.task_generation(task)),
+            // The version this host's apt sees: a task with files renders per host.
+            version: crate::repo::version(crate::model::task_generation(
+                &model.tasks,
+                task,
+                Some((node, model.vars_generation)),
+            )),
             direct: assigned.contains(&task.name),
             included_by: included_by
                 .get(task.name.as_str())
@@ -1059,6 +1065,16 @@ async fn history(
         StatusCode::BAD_REQUEST
     };
     let filtered = !(q.user.is_empty() && q.node.is_empty() && q.task.is_empty());
+    let more = (entries.len() == limit && limit < HISTORY_MAX).then(|| {
+        let mut parts = Vec::new();
+        for (k, v) in [("user", &q.user), ("node", &q.node), ("task", &q.task)] {
+            if !v.is_empty() {
+                parts.push(format!("{k}={}", encode(v)));
+            }
+        }
+        parts.push(format!("limit={}", (limit * 2).min(HISTORY_MAX)));
+        format!("/ui/history?{}", parts.join("&"))
+    });
     let mut page = tera::Context::new();
     page.insert("title", "History");
     page.insert("nav", "history");
@@ -1067,6 +1083,7 @@ async fn history(
     page.insert("entries", &entries);
     page.insert("filtered", &filtered);
     page.insert("limit", &limit);
+    page.insert("more", &more);
     render(&state, &ctx, status, "history.html", page)
 }
 
