@@ -267,6 +267,29 @@ fn the_node_page_shows_what_the_node_gets() {
     assert!(!r.body.contains("id=\"var-form\""));
     assert!(!r.body.contains("id=\"assign-task\""));
 
+    // A failed report: its time, result, steps with exit status and error lines.
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let report = format!(
+        "Format: umc-report/1\nStarted: {}\nFinished: {t}\nStep: update 0\nStep: install 100\nStep: autoremove -\nInstalled: umc-node 1.1\nReboot-Required: no\nUpgradable: 0\nTail: E: Unable to locate package nginx\n",
+        t - 20
+    );
+    let r = common::http(
+        "POST",
+        &format!("{}/hosts/web1.example.com/report", s.url),
+        Some(("web1.example.com", &token)),
+        &[("Content-Type", "text/plain")],
+        Some(report.as_bytes()),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let p = op.get("/ui/nodes/web1.example.com").body;
+    assert!(!p.contains("No report yet"), "{p}");
+    assert!(p.contains("E: Unable to locate package nginx"), "{p}");
+    assert!(p.contains("failed at <strong>install</strong>"), "{p}");
+    assert!(p.contains(">100<") && p.contains(">skipped<"), "{p}");
+
     let r = op.get("/ui/nodes/nope.example.com");
     assert_eq!(r.status, 404);
     assert!(r.body.contains("unknown node"), "{}", r.body);
