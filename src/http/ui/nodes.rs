@@ -1,14 +1,1104 @@
-//! (stub) pages of the console; see mod.rs.
+//! The node page (variables, tasks, the effective package list, rendered files, reports and
+//! the enrollment one-liner), bulk assignment with a confirmed diff, and the history.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use serde::Serialize;
 
-use crate::http::AppState;
+use super::pages::{Filter, When, when};
+use super::{
+    Ctx, EditError, done, edit, edit_error_page, encode, error_page, form_pairs, form_value,
+    internal, refuse_below, render,
+};
+use crate::api::{Op, Role};
+use crate::http::{AppState, now};
+use crate::model::{Entity, Model, normalize_host, task_package};
+use crate::store::StoreError;
 
 /// This module's templates, by name (registered by [`super::Ui::new`]).
-pub const TEMPLATES: &[(&str, &str)] = &[];
+pub const TEMPLATES: &[(&str, &str)] = &[
+    ("node.html", include_str!("templates/node.html")),
+    ("bulk.html", include_str!("templates/bulk.html")),
+    (
+        "bulk_confirm.html",
+        include_str!("templates/bulk_confirm.html"),
+    ),
+    ("history.html", include_str!("templates/history.html")),
+];
+
+/// Most nodes the bulk page lists (and so may select) at once.
+const BULK_SHOWN: usize = 1000;
+/// History entries shown when the query names no limit.
+const HISTORY_DEFAULT: usize = 50;
+/// Most history entries read for one page (the user filter reads more than it shows).
+const HISTORY_MAX: usize = 10_000;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
+        .route("/ui/nodes/{host}", get(node))
+        .route("/ui/nodes/{host}/vars", post(set_var))
+        .route("/ui/nodes/{host}/vars/unset", post(unset_var))
+        .route("/ui/nodes/{host}/assign", post(assign))
+        .route("/ui/nodes/{host}/unassign", post(unassign))
+        .route("/ui/bulk", get(bulk))
+        .route("/ui/bulk/preview", post(bulk_preview))
+        .route("/ui/bulk/apply", post(bulk_apply))
+        .route("/ui/history", get(history))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(internal(e)),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+fn unknown_node(state: &AppState, ctx: &Ctx, host: &str) -> Response {
+    error_page(
+        state,
+        Some(ctx),
+        StatusCode::NOT_FOUND,
+        &format!("unknown node '{host}'"),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// The node page
+
+/// What a refused node form brings back to the page: its message and the input to keep.
+#[derive(Serialize, Default)]
+struct NodeForm {
+    var_name: String,
+    var_value: String,
+    var_error: Option<String>,
+    assign_error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Status {
+    state: String,
+    reason: String,
+    installed: Option<String>,
+    published: String,
+    last_seen: Option<When>,
+    last_result: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Var {
+    name: String,
+    value: String,
+    /// A node variable overriding a global one of the same name.
+    overrides: bool,
+}
+
+#[derive(Serialize)]
+struct PackageRow {
+    task: String,
+    package: String,
+    version: String,
+    /// Assigned to the node itself (not only reached through includes).
+    direct: bool,
+    included_by: Vec<String>,
+    depends: Vec<String>,
+    removes: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Rendered {
+    path: String,
+    task: String,
+    content: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct StepRow {
+    name: String,
+    /// The exit status, or `skipped`.
+    exit: String,
+    ok: bool,
+}
+
+#[derive(Serialize)]
+struct ReportRow {
+    when: When,
+    result: &'static str,
+    failed_step: Option<String>,
+    steps: Vec<StepRow>,
+    errors: Vec<String>,
+    installed: Option<String>,
+}
+
+async fn node(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    Path(host): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    node_page(
+        &state,
+        &ctx,
+        &host,
+        &headers,
+        StatusCode::OK,
+        NodeForm::default(),
+    )
+    .await
+}
+
+/// The node page, with `form`'s message next to the field it belongs to.
+async fn node_page(
+    state: &Arc<AppState>,
+    ctx: &Ctx,
+    host: &str,
+    headers: &HeaderMap,
+    status: StatusCode,
+    form: NodeForm,
+) -> Response {
+    let Ok(host) = normalize_host(host) else {
+        return unknown_node(state, ctx, host);
+    };
+    let st = state.clone();
+    let h = host.clone();
+    let operator = ctx.can_operate();
+    let data = blocking(move || {
+        let model = st.model()?;
+        let fleet = st.fleet_status()?;
+        let reports = st.store.reports(&h, st.config.report_keep)?;
+        // The node token only for those who may see it (as the API's `/nodes/{h}/token`).
+        let token = if operator {
+            st.store.node(&h)?.map(|n| n.token)
+        } else {
+            None
+        };
+        Ok((model, fleet, reports, token))
+    })
+    .await;
+    let (model, fleet, reports, token) = match data {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let Some(n) = model.nodes.get(&host) else {
+        return unknown_node(state, ctx, &host);
+    };
+    let t = now();
+    let row = fleet
+        .binary_search_by(|r| r.host.as_str().cmp(&host))
+        .ok()
+        .and_then(|i| fleet.get(i))
+        .or_else(|| fleet.iter().find(|r| r.host == host));
+    let status_row = row.map(|r| Status {
+        state: r.state.clone(),
+        reason: r.reason.clone(),
+        installed: r.installed.clone(),
+        published: r.published.clone(),
+        last_seen: r.last_seen.map(|s| when(t, s)),
+        last_result: r.last_result.clone(),
+    });
+    let vars: Vec<Var> = n
+        .vars
+        .iter()
+        .map(|(k, v)| Var {
+            name: k.clone(),
+            value: v.clone(),
+            overrides: model.vars.contains_key(k),
+        })
+        .collect();
+    let closure = model.closure(&n.tasks);
+    let packages = package_rows(&model, n, &closure);
+    let files = rendered_files(&model, n, &closure);
+    let assignable: Vec<&String> = model
+        .tasks
+        .keys()
+        .filter(|k| !n.tasks.contains(*k))
+        .collect();
+    let reports: Vec<ReportRow> = reports
+        .iter()
+        .filter_map(|r| {
+            let p = crate::report::parse(&r.text, i64::MAX - crate::report::MAX_CLOCK_SKEW).ok()?;
+            let failed = p.failed_step().map(|s| s.name.clone());
+            Some(ReportRow {
+                when: when(t, r.received),
+                result: if failed.is_some() || !p.broken.is_empty() {
+                    "failed"
+                } else {
+                    "ok"
+                },
+                failed_step: failed,
+                steps: p
+                    .steps
+                    .iter()
+                    .map(|s| StepRow {
+                        name: s.name.clone(),
+                        exit: s.exit.map_or_else(|| "skipped".into(), |e| e.to_string()),
+                        ok: s.exit == Some(0),
+                    })
+                    .collect(),
+                errors: p.tail.clone(),
+                installed: p.installed.get(&crate::model::host_package(&host)).cloned(),
+            })
+        })
+        .collect();
+    let enroll = token.map(|token| {
+        let url = n.url.clone().unwrap_or_else(|| {
+            let h = headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("localhost");
+            format!("http://{h}")
+        });
+        crate::nodefiles::enroll_command(&url, &host, &token)
+    });
+    let mut page = tera::Context::new();
+    page.insert("title", &host);
+    page.insert("nav", "nodes");
+    page.insert("host", &host);
+    page.insert("host_q", &encode(&host));
+    page.insert("status", &status_row);
+    page.insert("url", &n.url);
+    page.insert("vars", &vars);
+    page.insert("global_vars", &model.vars.len());
+    page.insert("tasks", &n.tasks.iter().collect::<Vec<_>>());
+    page.insert("assignable", &assignable);
+    page.insert("packages", &packages);
+    page.insert("files", &files);
+    page.insert("reports", &reports);
+    page.insert("enroll", &enroll);
+    page.insert("form", &form);
+    render(state, ctx, status, "node.html", page)
+}
+
+/// One row per task of the closure: the package apt installs, what it pulls in (Depends) and
+/// what it removes (Conflicts).
+fn package_rows(
+    model: &Model,
+    node: &crate::model::Node,
+    closure: &BTreeSet<String>,
+) -> Vec<PackageRow> {
+    let assigned = &node.tasks;
+    let mut included_by: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for t in closure {
+        if let Some(task) = model.tasks.get(t) {
+            for i in &task.includes {
+                included_by
+                    .entry(i.as_str())
+                    .or_default()
+                    .insert(t.as_str());
+            }
+        }
+    }
+    closure
+        .iter()
+        .filter_map(|t| model.tasks.get(t))
+        .map(|task| PackageRow {
+            task: task.name.clone(),
+            package: task_package(&task.name),
+            // The version this host's apt sees: a task with files renders per host.
+            version: crate::repo::version(crate::model::task_generation(
+                &model.tasks,
+                task,
+                Some((node, model.vars_generation)),
+            )),
+            direct: assigned.contains(&task.name),
+            included_by: included_by
+                .get(task.name.as_str())
+                .map(|s| s.iter().map(|x| x.to_string()).collect())
+                .unwrap_or_default(),
+            depends: task.depends.clone(),
+            removes: task.removes.iter().cloned().collect(),
+        })
+        .collect()
+}
+
+/// Every file of every task in the closure, rendered for this node; a template that does not
+/// render shows its error instead.
+fn rendered_files(
+    model: &Model,
+    node: &crate::model::Node,
+    closure: &BTreeSet<String>,
+) -> Vec<Rendered> {
+    let ctx = model.host_context(node, closure);
+    let mut out = Vec::new();
+    for task in closure.iter().filter_map(|t| model.tasks.get(t)) {
+        for f in task.files.values() {
+            let r = crate::template::Template::parse(&f.path, &f.template)
+                .and_then(|tpl| tpl.render(&ctx));
+            let (content, error) = match r {
+                Ok(c) => (Some(c), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            out.push(Rendered {
+                path: f.path.clone(),
+                task: task.name.clone(),
+                content,
+                error,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path).then_with(|| a.task.cmp(&b.task)));
+    out
+}
+
+/// Commits `ops` from a node form: back to the page with a flash, or the page again with the
+/// message next to the field `field` sets.
+async fn node_edit(
+    state: &Arc<AppState>,
+    ctx: &Ctx,
+    host: &str,
+    headers: &HeaderMap,
+    ops: Vec<Op>,
+    mut form: NodeForm,
+    field: fn(&mut NodeForm, String),
+) -> Result<u64, Response> {
+    match edit(state, ctx, ops).await {
+        Ok(e) => Ok(e.generation),
+        Err(EditError::Rejected(s, m)) => {
+            field(&mut form, m);
+            Err(node_page(state, ctx, host, headers, s, form).await)
+        }
+        Err(e) => Err(edit_error_page(state, ctx, e)),
+    }
+}
+
+fn to_node(state: &AppState, ctx: &Ctx, host: &str, message: String) -> Response {
+    done(state, ctx, message, &format!("/ui/nodes/{}", encode(host)))
+}
+
+/// The node a form posts to: normalized, and known (else the 404 page).
+async fn known_node(state: &Arc<AppState>, ctx: &Ctx, host: &str) -> Result<String, Response> {
+    let Ok(h) = normalize_host(host) else {
+        return Err(unknown_node(state, ctx, host));
+    };
+    let st = state.clone();
+    let hh = h.clone();
+    let known = blocking(move || Ok(st.model()?.nodes.contains_key(&hh))).await?;
+    if known {
+        Ok(h)
+    } else {
+        Err(unknown_node(state, ctx, &h))
+    }
+}
+
+fn var_error(f: &mut NodeForm, m: String) {
+    f.var_error = Some(m);
+}
+
+fn assign_error(f: &mut NodeForm, m: String) {
+    f.assign_error = Some(m);
+}
+
+/// `POST /ui/nodes/{host}/vars`: `name`, `value`.
+async fn set_var(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    Path(host): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = refuse_below(&state, &ctx, Role::Operator, "set node variables") {
+        return r;
+    }
+    let host = match known_node(&state, &ctx, &host).await {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let name = form_value(&body, "name")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let value = form_value(&body, "value").unwrap_or_default();
+    let mut form = NodeForm {
+        var_name: name.clone(),
+        var_value: value.clone(),
+        ..NodeForm::default()
+    };
+    if name.is_empty() {
+        form.var_error = Some("name: enter a variable name".into());
+        return node_page(
+            &state,
+            &ctx,
+            &host,
+            &headers,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form,
+        )
+        .await;
+    }
+    let ops = vec![Op::NodeSet {
+        host: host.clone(),
+        set_vars: BTreeMap::from([(name.clone(), value)]),
+        unset_vars: Vec::new(),
+        ssh: None,
+        url: None,
+        conffiles: None,
+    }];
+    match node_edit(&state, &ctx, &host, &headers, ops, form, var_error).await {
+        Ok(g) => to_node(
+            &state,
+            &ctx,
+            &host,
+            format!("Set variable {name} on {host} (generation {g})"),
+        ),
+        Err(r) => r,
+    }
+}
+
+/// `POST /ui/nodes/{host}/vars/unset`: `name`.
+async fn unset_var(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    Path(host): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = refuse_below(&state, &ctx, Role::Operator, "unset node variables") {
+        return r;
+    }
+    let host = match known_node(&state, &ctx, &host).await {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let name = form_value(&body, "name")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    if name.is_empty() {
+        let form = NodeForm {
+            var_error: Some("name: choose a variable to unset".into()),
+            ..NodeForm::default()
+        };
+        return node_page(
+            &state,
+            &ctx,
+            &host,
+            &headers,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form,
+        )
+        .await;
+    }
+    let ops = vec![Op::NodeSet {
+        host: host.clone(),
+        set_vars: BTreeMap::new(),
+        unset_vars: vec![name.clone()],
+        ssh: None,
+        url: None,
+        conffiles: None,
+    }];
+    match node_edit(
+        &state,
+        &ctx,
+        &host,
+        &headers,
+        ops,
+        NodeForm::default(),
+        var_error,
+    )
+    .await
+    {
+        Ok(g) => to_node(
+            &state,
+            &ctx,
+            &host,
+            format!("Unset variable {name} on {host} (generation {g})"),
+        ),
+        Err(r) => r,
+    }
+}
+
+/// `POST /ui/nodes/{host}/assign` and `/unassign`: `task`.
+async fn assignment(
+    state: Arc<AppState>,
+    ctx: Ctx,
+    host: String,
+    headers: HeaderMap,
+    body: Bytes,
+    assign: bool,
+) -> Response {
+    if let Some(r) = refuse_below(&state, &ctx, Role::Operator, "change assignments") {
+        return r;
+    }
+    let host = match known_node(&state, &ctx, &host).await {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let task = form_value(&body, "task")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    if task.is_empty() {
+        let form = NodeForm {
+            assign_error: Some("task: choose a task".into()),
+            ..NodeForm::default()
+        };
+        return node_page(
+            &state,
+            &ctx,
+            &host,
+            &headers,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form,
+        )
+        .await;
+    }
+    let (op, verb) = if assign {
+        (
+            Op::Assign {
+                host: host.clone(),
+                tasks: vec![task.clone()],
+            },
+            "Assigned",
+        )
+    } else {
+        (
+            Op::Unassign {
+                host: host.clone(),
+                tasks: vec![task.clone()],
+            },
+            "Unassigned",
+        )
+    };
+    let prep = if assign { "to" } else { "from" };
+    let form = NodeForm::default();
+    match node_edit(&state, &ctx, &host, &headers, vec![op], form, assign_error).await {
+        Ok(g) => to_node(
+            &state,
+            &ctx,
+            &host,
+            format!("{verb} {task} {prep} {host} (generation {g})"),
+        ),
+        Err(r) => r,
+    }
+}
+
+async fn assign(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    Path(host): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    assignment(state, ctx, host, headers, body, true).await
+}
+
+async fn unassign(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    Path(host): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    assignment(state, ctx, host, headers, body, false).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bulk assignment
+
+/// What the bulk form carries: the filter it was drawn from, the chosen hosts and tasks.
+#[derive(Default, Debug)]
+struct BulkForm {
+    filter: Filter,
+    hosts: Vec<String>,
+    assign: Vec<String>,
+    unassign: Vec<String>,
+}
+
+impl BulkForm {
+    fn parse(body: &[u8]) -> BulkForm {
+        let mut f = BulkForm::default();
+        let mut hosts = BTreeSet::new();
+        let mut assign = BTreeSet::new();
+        let mut unassign = BTreeSet::new();
+        for (k, v) in form_pairs(body) {
+            let v = v.trim().to_string();
+            match k.as_str() {
+                "q" => f.filter.q = v.to_ascii_lowercase(),
+                "state" => f.filter.state = v,
+                "task" => f.filter.task = v,
+                "host" if !v.is_empty() => {
+                    hosts.insert(normalize_host(&v).unwrap_or(v));
+                }
+                "assign" if !v.is_empty() => {
+                    assign.insert(v);
+                }
+                "unassign" if !v.is_empty() => {
+                    unassign.insert(v);
+                }
+                _ => {}
+            }
+        }
+        f.hosts = hosts.into_iter().collect();
+        f.assign = assign.into_iter().collect();
+        f.unassign = unassign.into_iter().collect();
+        f
+    }
+}
+
+#[derive(Serialize, Default)]
+struct BulkErrors {
+    hosts: Option<String>,
+    tasks: Option<String>,
+}
+
+#[derive(Serialize)]
+struct HostPick<'a> {
+    host: &'a str,
+    state: &'a str,
+    checked: bool,
+}
+
+#[derive(Serialize)]
+struct TaskPick<'a> {
+    name: &'a str,
+    assign: bool,
+    unassign: bool,
+}
+
+/// Reads the model and fleet status.
+async fn fleet(
+    state: &Arc<AppState>,
+) -> Result<(Arc<Model>, Arc<Vec<crate::api::HostStatus>>), Response> {
+    let st = state.clone();
+    blocking(move || Ok((st.model()?, st.fleet_status()?))).await
+}
+
+/// The bulk page: the filter, its nodes as checkboxes, and the tasks to assign or unassign.
+/// `form` is `None` on a fresh page (every listed node checked).
+async fn bulk_page(
+    state: &Arc<AppState>,
+    ctx: &Ctx,
+    status: StatusCode,
+    filter: Filter,
+    form: Option<&BulkForm>,
+    errors: BulkErrors,
+) -> Response {
+    let (model, fleet) = match fleet(state).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let matching = filter.apply(&model, &fleet);
+    let chosen: Option<BTreeSet<&str>> = form.map(|f| f.hosts.iter().map(String::as_str).collect());
+    let hosts: Vec<HostPick> = matching
+        .iter()
+        .take(BULK_SHOWN)
+        .map(|r| HostPick {
+            host: &r.host,
+            state: &r.state,
+            checked: chosen.as_ref().is_none_or(|c| c.contains(r.host.as_str())),
+        })
+        .collect();
+    let tasks: Vec<TaskPick> = model
+        .tasks
+        .keys()
+        .map(|t| TaskPick {
+            name: t,
+            assign: form.is_some_and(|f| f.assign.contains(t)),
+            unassign: form.is_some_and(|f| f.unassign.contains(t)),
+        })
+        .collect();
+    let mut page = tera::Context::new();
+    page.insert("title", "Bulk assignment");
+    page.insert("nav", "bulk");
+    page.insert("filter", &filter);
+    page.insert("states", &["ok", "pending", "drift", "failed", "stale"]);
+    page.insert("task_names", &model.tasks.keys().collect::<Vec<_>>());
+    page.insert("hosts", &hosts);
+    page.insert("matching", &matching.len());
+    page.insert("shown", &hosts.len());
+    page.insert("capped", &(matching.len() > BULK_SHOWN));
+    page.insert("total", &fleet.len());
+    page.insert("tasks", &tasks);
+    page.insert("errors", &errors);
+    render(state, ctx, status, "bulk.html", page)
+}
+
+/// `GET /ui/bulk?q=&state=&task=`.
+async fn bulk(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Some(r) = refuse_below(&state, &ctx, Role::Operator, "assign tasks in bulk") {
+        return r;
+    }
+    let filter = Filter::from_query(query.as_deref());
+    bulk_page(
+        &state,
+        &ctx,
+        StatusCode::OK,
+        filter,
+        None,
+        BulkErrors::default(),
+    )
+    .await
+}
+
+/// One node's change: its tasks before and after.
+#[derive(Serialize)]
+struct NodeDiff {
+    host: String,
+    added: Vec<String>,
+    removed: Vec<String>,
+    /// Every task before and after, each marked `add`, `del` or `keep`.
+    tasks: Vec<DiffTask>,
+}
+
+#[derive(Serialize)]
+struct DiffTask {
+    name: String,
+    mark: &'static str,
+}
+
+/// Checks the form against the model and computes what would change, in host order.
+fn bulk_diff(
+    model: &Model,
+    f: &BulkForm,
+) -> Result<(Vec<NodeDiff>, usize), (StatusCode, BulkErrors)> {
+    let mut errors = BulkErrors::default();
+    let mut status = StatusCode::UNPROCESSABLE_ENTITY;
+    if f.hosts.is_empty() {
+        errors.hosts = Some("hosts: select at least one node".into());
+    } else if let Some(h) = f.hosts.iter().find(|h| !model.nodes.contains_key(*h)) {
+        errors.hosts = Some(format!("unknown node '{h}'"));
+        status = StatusCode::NOT_FOUND;
+    }
+    if f.assign.is_empty() && f.unassign.is_empty() {
+        errors.tasks = Some("tasks: choose a task to assign or unassign".into());
+    } else if let Some(t) = f
+        .assign
+        .iter()
+        .chain(&f.unassign)
+        .find(|t| !model.tasks.contains_key(*t))
+    {
+        errors.tasks = Some(format!("unknown task '{t}'"));
+        status = StatusCode::NOT_FOUND;
+    } else if let Some(t) = f.assign.iter().find(|t| f.unassign.contains(*t)) {
+        errors.tasks = Some(format!(
+            "task '{t}': choose either assign or unassign, not both"
+        ));
+    }
+    if errors.hosts.is_some() || errors.tasks.is_some() {
+        return Err((status, errors));
+    }
+    let mut diffs = Vec::new();
+    let mut unchanged = 0;
+    for h in &f.hosts {
+        let Some(n) = model.nodes.get(h) else {
+            continue;
+        };
+        let added: Vec<String> = f
+            .assign
+            .iter()
+            .filter(|t| !n.tasks.contains(*t))
+            .cloned()
+            .collect();
+        let removed: Vec<String> = f
+            .unassign
+            .iter()
+            .filter(|t| n.tasks.contains(*t))
+            .cloned()
+            .collect();
+        if added.is_empty() && removed.is_empty() {
+            unchanged += 1;
+            continue;
+        }
+        let all: BTreeSet<&String> = n.tasks.iter().chain(&added).collect();
+        let tasks = all
+            .into_iter()
+            .map(|t| DiffTask {
+                name: t.clone(),
+                mark: if added.contains(t) {
+                    "add"
+                } else if removed.contains(t) {
+                    "del"
+                } else {
+                    "keep"
+                },
+            })
+            .collect();
+        diffs.push(NodeDiff {
+            host: h.clone(),
+            added,
+            removed,
+            tasks,
+        });
+    }
+    Ok((diffs, unchanged))
+}
+
+/// `POST /ui/bulk/preview`: the diff to confirm.
+async fn bulk_preview(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = refuse_below(&state, &ctx, Role::Operator, "assign tasks in bulk") {
+        return r;
+    }
+    let f = BulkForm::parse(&body);
+    let (model, _) = match fleet(&state).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let (diffs, unchanged) = match bulk_diff(&model, &f) {
+        Ok(d) => d,
+        Err((status, errors)) => {
+            return bulk_page(&state, &ctx, status, f.filter.clone(), Some(&f), errors).await;
+        }
+    };
+    let back = match f.filter.query() {
+        q if q.is_empty() => "/ui/bulk".to_string(),
+        q => format!("/ui/bulk?{q}"),
+    };
+    let mut page = tera::Context::new();
+    page.insert("title", "Confirm bulk assignment");
+    page.insert("nav", "bulk");
+    page.insert("diffs", &diffs);
+    page.insert("changed", &diffs.len());
+    page.insert("unchanged", &unchanged);
+    page.insert("hosts", &diffs.iter().map(|d| &d.host).collect::<Vec<_>>());
+    page.insert("assign", &f.assign);
+    page.insert("unassign", &f.unassign);
+    page.insert("filter", &f.filter);
+    page.insert("back", &back);
+    page.insert("generation", &state.generation());
+    render(&state, &ctx, StatusCode::OK, "bulk_confirm.html", page)
+}
+
+/// `POST /ui/bulk/apply`: every change as one edit, one generation.
+async fn bulk_apply(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = refuse_below(&state, &ctx, Role::Operator, "assign tasks in bulk") {
+        return r;
+    }
+    let f = BulkForm::parse(&body);
+    let (model, _) = match fleet(&state).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let (diffs, _) = match bulk_diff(&model, &f) {
+        Ok(d) => d,
+        Err((status, errors)) => {
+            return bulk_page(&state, &ctx, status, f.filter.clone(), Some(&f), errors).await;
+        }
+    };
+    if diffs.is_empty() {
+        return done(
+            &state,
+            &ctx,
+            "Nothing to change: the selected nodes already have these assignments".into(),
+            "/ui/nodes",
+        );
+    }
+    let mut ops = Vec::new();
+    let mut assigned_to = 0;
+    let mut unassigned_from = 0;
+    for d in &diffs {
+        if !d.added.is_empty() {
+            assigned_to += 1;
+            ops.push(Op::Assign {
+                host: d.host.clone(),
+                tasks: d.added.clone(),
+            });
+        }
+        if !d.removed.is_empty() {
+            unassigned_from += 1;
+            ops.push(Op::Unassign {
+                host: d.host.clone(),
+                tasks: d.removed.clone(),
+            });
+        }
+    }
+    let e = match edit(&state, &ctx, ops).await {
+        Ok(e) => e,
+        Err(EditError::Rejected(s, m)) => {
+            let errors = BulkErrors {
+                tasks: Some(m),
+                hosts: None,
+            };
+            return bulk_page(&state, &ctx, s, f.filter.clone(), Some(&f), errors).await;
+        }
+        Err(e) => return edit_error_page(&state, &ctx, e),
+    };
+    let nodes = |n: usize| if n == 1 { "node" } else { "nodes" };
+    let mut parts = Vec::new();
+    if assigned_to > 0 {
+        parts.push(format!(
+            "Assigned {} to {assigned_to} {}",
+            f.assign.join(", "),
+            nodes(assigned_to)
+        ));
+    }
+    if unassigned_from > 0 {
+        let verb = if parts.is_empty() {
+            "Unassigned"
+        } else {
+            "unassigned"
+        };
+        parts.push(format!(
+            "{verb} {} from {unassigned_from} {}",
+            f.unassign.join(", "),
+            nodes(unassigned_from)
+        ));
+    }
+    let to = match f.assign.first() {
+        Some(t) => format!("/ui/nodes?task={}", encode(t)),
+        None => "/ui/nodes".to_string(),
+    };
+    done(
+        &state,
+        &ctx,
+        format!("{} (generation {})", parts.join("; "), e.generation),
+        &to,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// History
+
+#[derive(Serialize, Default)]
+struct HistoryQuery {
+    user: String,
+    node: String,
+    task: String,
+    limit: String,
+}
+
+#[derive(Serialize)]
+struct Entry {
+    generation: u64,
+    when: When,
+    user: String,
+    lines: Vec<String>,
+}
+
+/// `GET /ui/history?user=&node=&task=&limit=`.
+async fn history(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let get = |k| {
+        query
+            .as_deref()
+            .and_then(|q| form_value(q.as_bytes(), k))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let q = HistoryQuery {
+        user: get("user"),
+        node: get("node"),
+        task: get("task"),
+        limit: get("limit"),
+    };
+    let mut errors: BTreeMap<&str, String> = BTreeMap::new();
+    let limit = if q.limit.is_empty() {
+        HISTORY_DEFAULT
+    } else {
+        match q.limit.parse::<usize>() {
+            Ok(n) if (1..=HISTORY_MAX).contains(&n) => n,
+            _ => {
+                errors.insert(
+                    "limit",
+                    format!("limit: give a whole number from 1 to {HISTORY_MAX}"),
+                );
+                HISTORY_DEFAULT
+            }
+        }
+    };
+    let mut entity = None;
+    if !q.node.is_empty() && !q.task.is_empty() {
+        errors.insert("node", "filter by a node or by a task, not both".into());
+    } else if !q.node.is_empty() {
+        match normalize_host(&q.node) {
+            Ok(h) => entity = Some(Entity::Node(h)),
+            Err(e) => {
+                errors.insert("node", e.to_string());
+            }
+        }
+    } else if !q.task.is_empty() {
+        entity = Some(Entity::Task(q.task.clone()));
+    }
+    let mut entries = Vec::new();
+    if errors.is_empty() {
+        let read = if q.user.is_empty() {
+            limit
+        } else {
+            (limit * 10).min(HISTORY_MAX)
+        };
+        let st = state.clone();
+        let log = match blocking(move || st.store.log(entity.as_ref(), read)).await {
+            Ok(l) => l,
+            Err(r) => return r,
+        };
+        let t = now();
+        entries = log
+            .into_iter()
+            .filter(|e| q.user.is_empty() || e.user == q.user)
+            .take(limit)
+            .map(|e| Entry {
+                generation: e.generation,
+                when: when(t, e.time),
+                user: e.user,
+                lines: e.changes,
+            })
+            .collect();
+        entries.sort_by_key(|e| std::cmp::Reverse(e.generation));
+    }
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let filtered = !(q.user.is_empty() && q.node.is_empty() && q.task.is_empty());
+    let more = (entries.len() == limit && limit < HISTORY_MAX).then(|| {
+        let mut parts = Vec::new();
+        for (k, v) in [("user", &q.user), ("node", &q.node), ("task", &q.task)] {
+            if !v.is_empty() {
+                parts.push(format!("{k}={}", encode(v)));
+            }
+        }
+        parts.push(format!("limit={}", (limit * 2).min(HISTORY_MAX)));
+        format!("/ui/history?{}", parts.join("&"))
+    });
+    let mut page = tera::Context::new();
+    page.insert("title", "History");
+    page.insert("nav", "history");
+    page.insert("q", &q);
+    page.insert("errors", &errors);
+    page.insert("entries", &entries);
+    page.insert("filtered", &filtered);
+    page.insert("limit", &limit);
+    page.insert("more", &more);
+    render(&state, &ctx, status, "history.html", page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulk_form_keeps_repeated_names_sorted_and_unique() {
+        let f = BulkForm::parse(
+            b"csrf=x&q=Web&host=b.example&host=A.example&host=b.example&assign=web&assign=base&unassign=old",
+        );
+        assert_eq!(f.filter.q, "web");
+        assert_eq!(f.hosts, ["a.example", "b.example"]);
+        assert_eq!(f.assign, ["base", "web"]);
+        assert_eq!(f.unassign, ["old"]);
+    }
 }
