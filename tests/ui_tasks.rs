@@ -4,200 +4,18 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-use common::{Resp, Server, UMC_ADMIN, show};
+use common::console::{Console, add_user, api_get, element, generation};
+use common::{Resp, Server};
 use umc::api::TaskInfo;
 
 const PASSWORD: &str = "correct horse battery";
 
-/// Adds a console user (the password piped in, as a person would type it).
-fn add_user(s: &Server, name: &str, role: &str) {
-    let mut child = Command::new(UMC_ADMIN)
-        .args(["user", "add", name, "--role", role])
-        .env("UMC_URL", &s.url)
-        .env("UMC_TOKEN", s.token())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run umc-admin");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{PASSWORD}\n{PASSWORD}\n").as_bytes())
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("wait");
-    assert!(out.status.success(), "{}", show(&out));
-}
-
-/// One HTTP request that does not follow redirects (the session cookie comes on a 303).
-fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Resp {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .into();
-    let mut req = ureq::http::Request::builder().method(method).uri(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = match body {
-        Some(b) => agent.run(req.body(b.to_vec()).expect("request")),
-        None => agent.run(req.body(()).expect("request")),
-    };
-    let mut resp = resp.expect("http request");
-    let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-        .collect();
-    let body = resp
-        .body_mut()
-        .with_config()
-        .limit(64 << 20)
-        .read_to_vec()
-        .unwrap_or_default();
-    Resp {
-        status,
-        headers,
-        body,
-    }
-}
-
-/// The value of cookie `name` among a response's `Set-Cookie` headers.
-fn set_cookie(r: &Resp, name: &str) -> Option<String> {
-    r.headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .filter_map(|(_, v)| v.split(';').next())
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| k.trim() == name)
-        .map(|(_, v)| v.to_string())
-}
-
-/// The first `name="csrf" value="…"` of a page.
-fn scrape_csrf(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
-    html[at..]
-        .split('"')
-        .next()
-        .expect("csrf value")
-        .to_string()
-}
-
-fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
-        .into_bytes()
-}
-
-/// A logged-in console session.
-struct Browser {
-    url: String,
-    cookie: String,
-    csrf: String,
-}
-
-impl Browser {
-    fn login(s: &Server, user: &str) -> Browser {
-        let page = request("GET", &format!("{}/ui/login", s.url), &[], None);
-        assert_eq!(page.status, 200, "{}", page.text());
-        let login_cookie = set_cookie(&page, "umc_login").expect("umc_login cookie");
-        let csrf = scrape_csrf(&page.text());
-        let cookie = format!("umc_login={login_cookie}");
-        let r = request(
-            "POST",
-            &format!("{}/ui/login", s.url),
-            &[
-                ("Cookie", &cookie),
-                ("Content-Type", "application/x-www-form-urlencoded"),
-            ],
-            Some(&form(&[
-                ("csrf", &csrf),
-                ("user", user),
-                ("password", PASSWORD),
-                ("next", "/ui/"),
-            ])),
-        );
-        assert_eq!(r.status, 303, "login: {}", r.text());
-        let session = set_cookie(&r, "umc_session").expect("umc_session cookie");
-        let mut b = Browser {
-            url: s.url.clone(),
-            cookie: format!("umc_session={session}"),
-            csrf: String::new(),
-        };
-        let home = b.get("/ui/tasks");
-        assert_eq!(home.status, 200, "{}", home.text());
-        b.csrf = scrape_csrf(&home.text());
-        b
-    }
-
-    fn get(&self, path: &str) -> Resp {
-        request(
-            "GET",
-            &format!("{}{path}", self.url),
-            &[("Cookie", &self.cookie)],
-            None,
-        )
-    }
-
-    /// Posts a form (with this session's CSRF token).
-    fn post(&self, path: &str, pairs: &[(&str, &str)]) -> Resp {
-        let mut all = vec![("csrf", self.csrf.as_str())];
-        all.extend_from_slice(pairs);
-        request(
-            "POST",
-            &format!("{}{path}", self.url),
-            &[
-                ("Cookie", &self.cookie),
-                ("Content-Type", "application/x-www-form-urlencoded"),
-            ],
-            Some(&form(&all)),
-        )
-    }
-}
-
-/// The text of the element with `id` (up to its first closing tag), for messages.
-fn element(html: &str, id: &str) -> Option<String> {
-    let at = html.find(&format!("id=\"{id}\""))?;
-    let start = at + html[at..].find('>')? + 1;
-    let end = start + html[start..].find("</")?;
-    Some(html[start..end].to_string())
-}
-
 fn tasks(s: &Server) -> Vec<TaskInfo> {
-    let r = s.get(
-        "/api/v1/tasks",
-        None,
-        &[("Authorization", &format!("Bearer {}", s.token()))],
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    serde_json::from_slice(&r.body).expect("tasks json")
+    serde_json::from_value(api_get(s, "/api/v1/tasks")).expect("tasks json")
 }
 
 fn task(s: &Server, name: &str) -> TaskInfo {
-    let r = s.get(
-        &format!("/api/v1/tasks/{name}"),
-        None,
-        &[("Authorization", &format!("Bearer {}", s.token()))],
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    serde_json::from_slice(&r.body).expect("task json")
-}
-
-fn generation(s: &Server) -> u64 {
-    let r = s.get(
-        "/api/v1/server",
-        None,
-        &[("Authorization", &format!("Bearer {}", s.token()))],
-    );
-    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("server json");
-    v["generation"].as_u64().expect("generation")
+    serde_json::from_value(api_get(s, &format!("/api/v1/tasks/{name}"))).expect("task json")
 }
 
 fn location(r: &Resp) -> &str {
@@ -207,8 +25,8 @@ fn location(r: &Resp) -> &str {
 #[test]
 fn tasks_are_edited_through_forms_and_bad_input_changes_nothing() {
     let s = Server::start();
-    add_user(&s, "sh", "admin");
-    let b = Browser::login(&s, "sh");
+    add_user(&s, "sh", "admin", PASSWORD);
+    let b = Console::login(&s, "sh", PASSWORD);
 
     let page = b.get("/ui/tasks");
     assert!(page.text().contains("id=\"no-tasks\""), "{}", page.text());
@@ -452,8 +270,8 @@ fn tasks_are_edited_through_forms_and_bad_input_changes_nothing() {
 fn viewers_see_no_forms_and_may_not_edit() {
     let s = Server::start();
     s.admin_ok(&["task", "add", "web"]);
-    add_user(&s, "vw", "viewer");
-    let b = Browser::login(&s, "vw");
+    add_user(&s, "vw", "viewer", PASSWORD);
+    let b = Console::login(&s, "vw", PASSWORD);
     let page = b.get("/ui/tasks").text();
     assert!(!page.contains("id=\"new-task\""), "{page}");
     let page = b.get("/ui/tasks/web").text();
@@ -498,9 +316,9 @@ Description: Apache HTTP Server
 #[test]
 fn catalog_search_and_suggestions() {
     let s = Server::start();
-    add_user(&s, "sh", "admin");
+    add_user(&s, "sh", "admin", PASSWORD);
     s.admin_ok(&["task", "add", "web"]);
-    let b = Browser::login(&s, "sh");
+    let b = Console::login(&s, "sh", PASSWORD);
 
     let r = b.get("/ui/catalog/suggest?q=ng");
     assert_eq!(r.status, 200);

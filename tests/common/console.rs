@@ -142,3 +142,29 @@ impl<'a> Console<'a> {
         )
     }
 }
+
+/// The inner text of the element with `id` (up to its first closing tag), if the page has one.
+pub fn element(html: &str, id: &str) -> Option<String> {
+    let at = html.find(&format!("id=\"{id}\""))?;
+    let start = at + html[at..].find('>')? + 1;
+    let end = start + html[start..].find("</")?;
+    Some(html[start..end].to_string())
+}
+
+/// GETs `path` (e.g. `/api/v1/server`) with the admin token; asserts 200 and parses the JSON.
+pub fn api_get(s: &Server, path: &str) -> serde_json::Value {
+    let r = s.get(
+        path,
+        None,
+        &[("Authorization", &format!("Bearer {}", s.token()))],
+    );
+    assert_eq!(r.status, 200, "{path}: {}", r.text());
+    serde_json::from_slice(&r.body).expect("json")
+}
+
+/// The model's generation, from `/api/v1/server`.
+pub fn generation(s: &Server) -> u64 {
+    api_get(s, "/api/v1/server")["generation"]
+        .as_u64()
+        .expect("generation")
+}
