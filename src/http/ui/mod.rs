@@ -141,9 +141,11 @@ async fn security_headers(req: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Not `no-referrer`: under it Chromium sends `Origin: null` with same-origin form
+    // POSTs, which the origin check must refuse.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         "cross-origin-opener-policy",
@@ -218,6 +220,21 @@ fn cross_origin(headers: &HeaderMap) -> bool {
     origin == "null" || origin_host != host
 }
 
+fn origin_mismatch(headers: &HeaderMap) -> String {
+    let get = |h| {
+        headers
+            .get(h)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    format!(
+        "a form from origin '{}' posted to host '{}'",
+        get(header::ORIGIN),
+        get(header::HOST)
+    )
+}
+
 /// Finds the session (or sends the browser to the login page), reads the user's current role
 /// from the store (a removed user's cookie stops working at once), and checks the CSRF token
 /// and origin of every POST before any handler sees it.
@@ -262,7 +279,7 @@ async fn require_session(State(state): State<Arc<AppState>>, req: Request, next:
     let (mut parts, body) = req.into_parts();
     if parts.method == Method::POST {
         if cross_origin(&parts.headers) {
-            return forbidden_csrf("a form from another origin");
+            return forbidden_csrf(&origin_mismatch(&parts.headers));
         }
         let bytes = match axum::body::to_bytes(body, state.config.max_body).await {
             Ok(b) => b,
@@ -516,7 +533,11 @@ fn login_form(
     status: StatusCode,
     form: LoginForm,
 ) -> Response {
-    let token = session::random_hex();
+    // Keep the browser's token if it has one: a login page opened twice (two tabs, or a
+    // reload the browser makes on its own) must not invalidate the form shown first.
+    let token = cookie(headers, LOGIN_COOKIE)
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(session::random_hex);
     let mut page = tera::Context::new();
     page.insert("form", &form);
     page.insert("login_csrf", &token);
@@ -569,7 +590,7 @@ async fn login(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
     if cross_origin(&headers) {
-        return forbidden_csrf("a login form from another origin");
+        return forbidden_csrf(&origin_mismatch(&headers));
     }
     let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "login form too large\n").into_response();
