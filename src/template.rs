@@ -157,30 +157,53 @@ impl Template {
 
     /// Renders for one host; an error names the host, the line and what was missing.
     pub fn render(&self, host: &HostContext<'_>) -> Result<String, TemplateError> {
-        let out =
-            self.tera
-                .render(&self.path, &host.to_tera())
-                .map_err(|e| match position(&e) {
-                    Some((line, column, message)) => TemplateError::Render {
-                        path: self.path.clone(),
-                        host: host.fqdn.to_string(),
-                        line,
-                        column,
-                        message,
-                    },
-                    None => TemplateError::Other {
-                        path: self.path.clone(),
-                        host: host.fqdn.to_string(),
-                        message: e.to_string(),
-                    },
-                })?;
-        if out.len() > MAX_FILE {
+        // Rendered into a buffer that refuses to grow past MAX_FILE, so a loop that prints
+        // without end fails early instead of exhausting memory.
+        let mut out = Capped(Vec::new());
+        let rendered = self.tera.render_to(&self.path, &host.to_tera(), &mut out);
+        if out.0.len() > MAX_FILE {
             return Err(TemplateError::TooLarge {
                 path: self.path.clone(),
                 what: "the rendered file",
             });
         }
-        Ok(out)
+        rendered.map_err(|e| match position(&e) {
+            Some((line, column, message)) => TemplateError::Render {
+                path: self.path.clone(),
+                host: host.fqdn.to_string(),
+                line,
+                column,
+                message,
+            },
+            None => TemplateError::Other {
+                path: self.path.clone(),
+                host: host.fqdn.to_string(),
+                message: e.to_string(),
+            },
+        })?;
+        String::from_utf8(out.0).map_err(|e| TemplateError::Other {
+            path: self.path.clone(),
+            host: host.fqdn.to_string(),
+            message: format!("output is not UTF-8: {e}"),
+        })
+    }
+}
+
+/// A buffer that takes at most `MAX_FILE` + 1 bytes, then fails every write.
+struct Capped(Vec<u8>);
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_FILE {
+            let room = MAX_FILE + 1 - self.0.len().min(MAX_FILE + 1);
+            self.0.extend_from_slice(&buf[..room.min(buf.len())]);
+            return Err(std::io::Error::other("rendered file too large"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -273,7 +296,8 @@ mod tests {
         let (g, n, t) = (map(&[]), map(&[]), BTreeSet::new());
         let tpl = Template::parse(
             "/x",
-            "{% for i in range(end=2000) %}{% for j in range(end=100) %}xxxxxxxxxx{% endfor %}{% endfor %}",
+            // 10^11 bytes if it ran to the end: it must stop at the cap, not at the end.
+            "{% for i in range(end=100000) %}{% for j in range(end=100000) %}xxxxxxxxxx{% endfor %}{% endfor %}",
         )
         .unwrap();
         let e = tpl.render(&ctx(&g, &n, &t, None)).unwrap_err();

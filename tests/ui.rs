@@ -189,3 +189,77 @@ fn a_removed_users_session_stops_working() {
     // The password is wrong for nobody else: the new account logs in normally.
     Console::login(&s, "vi", PW);
 }
+
+#[test]
+fn parallel_guesses_cannot_outrun_the_limit() {
+    let s = Server::start();
+    add_user(&s, "sh", "admin", PW);
+    // Twelve wrong passwords at once: the limit counts each before its (slow) check, so no
+    // more than five are ever checked.
+    let answers: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..12)
+            .map(|_| scope.spawn(|| login_attempt(&s, "sh", "wrong password").status))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let checked = answers.iter().filter(|s| **s == 401).count();
+    assert!(checked <= 5, "{answers:?}");
+    assert!(
+        answers.iter().all(|s| [401, 429, 503].contains(s)),
+        "{answers:?}"
+    );
+    assert_eq!(login_attempt(&s, "sh", PW).status, 429);
+
+    // A name no user can have is answered like a wrong password, and counts for the address.
+    let r = login_attempt(&s, "Not A Name\n", "x");
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.text().contains("wrong user name or password"));
+
+    // After login, only a local, plain-ASCII path is followed.
+    add_user(&s, "ann", "viewer", PW);
+    let page = http("GET", &format!("{}/ui/login", s.url), None, &[], None);
+    let token = set_cookie(&page, "umc_login").expect("login cookie");
+    let r = http(
+        "POST",
+        &format!("{}/ui/login", s.url),
+        None,
+        &[
+            ("Cookie", &format!("umc_login={token}")),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        Some(
+            common::console::form(&[
+                ("csrf", &token),
+                ("user", "ann"),
+                ("password", PW),
+                ("next", "/ui/\u{e9}"),
+            ])
+            .as_bytes(),
+        ),
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(header(&r, "location"), "/ui/");
+}
+
+#[test]
+fn a_viewer_cannot_render_posted_templates() {
+    let s = Server::start();
+    add_user(&s, "vi", "viewer", PW);
+    s.admin_ok(&["node", "add", "web1.example.com"]);
+    s.admin_ok(&["task", "add", "web"]);
+    let c = Console::login(&s, "vi", PW);
+    let r = c.post(
+        "/ui/tasks/web/file",
+        &[
+            ("do", "preview"),
+            ("path", "/etc/x"),
+            ("template", "{{ host.fqdn }}"),
+            ("host", "web1.example.com"),
+        ],
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("needs role admin"), "{}", r.text());
+}

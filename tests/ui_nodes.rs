@@ -187,6 +187,13 @@ fn node_forms_refuse_bad_input_and_viewers() {
     assert_eq!(generation(&s), g, "model unchanged");
 }
 
+/// The value of hidden field `name` in a page.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = html.find(&marker).expect("hidden field") + marker.len();
+    html[at..].split('"').next().unwrap_or_default().to_string()
+}
+
 #[test]
 fn bulk_assignment_previews_then_commits_one_generation() {
     let s = fleet();
@@ -233,8 +240,24 @@ fn bulk_assignment_previews_then_commits_one_generation() {
     );
     assert!(r.text().contains("class=\"diff-add\""), "{}", r.text());
     assert_eq!(generation(&s), g, "a preview changes nothing");
+    let digest = hidden(&r.text(), "digest");
 
-    let r = op.post("/ui/bulk/apply", &choice);
+    // A diff confirmed after the fleet moved under it is shown again, not applied.
+    s.admin_ok(&["assign", "db1.example.com", "web"]);
+    let mut confirmed = choice.to_vec();
+    confirmed.push(("digest", &digest));
+    let r = op.post("/ui/bulk/apply", &confirmed);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.text().contains("id=\"bulk-note\""), "{}", r.text());
+    assert!(
+        !r.text().contains("id=\"diff-db1.example.com\""),
+        "{}",
+        r.text()
+    );
+    s.admin_ok(&["unassign", "db1.example.com", "web"]);
+    let g = generation(&s);
+
+    let r = op.post("/ui/bulk/apply", &confirmed);
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(r.header("location"), Some("/ui/nodes?task=web"));
     assert_eq!(generation(&s), g + 1, "one generation");

@@ -148,18 +148,34 @@ async fn caller(
         Some((user, pass)) if method == Method::POST && path == "/tokens" => {
             // The same failed-login limits as the console's login form.
             let t = now();
-            if let Some(wait) = state.ui.limiter.blocked(&user, peer, t) {
+            let possible = crate::store::check_user_name(&user).is_ok();
+            if let Err(wait) = state
+                .ui
+                .limiter
+                .attempt(possible.then_some(user.as_str()), peer, t)
+            {
                 return Err(ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
-                    format!("too many failed logins; try again in {} s", wait),
+                    format!("too many failed logins; try again in {wait} s"),
                 ));
             }
+            if !possible {
+                return Ok(None);
+            }
+            let Some(permit) = state.ui.password_check() else {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many logins at once; try again in a moment",
+                ));
+            };
             let s = state.clone();
-            let u = user.clone();
-            let found = blocking(move || Ok(s.store.check_password(&u, &pass)?)).await?;
-            match &found {
-                Some(c) => state.ui.limiter.succeeded(&c.name),
-                None => state.ui.limiter.failed(&user, peer, t),
+            let found = blocking(move || {
+                let _permit = permit;
+                Ok(s.store.check_password(&user, &pass)?)
+            })
+            .await?;
+            if let Some(c) = &found {
+                state.ui.limiter.succeeded(&c.name, peer, t);
             }
             Ok(found)
         }

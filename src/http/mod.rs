@@ -70,6 +70,8 @@ pub struct AppState {
     /// Fleet status for the console, at most `FLEET_TTL` old and never older than the model.
     fleet: std::sync::Mutex<Option<FleetSnapshot>>,
     fleet_refreshing: std::sync::atomic::AtomicBool,
+    fleet_judge: std::sync::Mutex<()>,
+    model_load: std::sync::Mutex<()>,
 }
 
 /// Every host's status at one moment (for the console's lists).
@@ -109,12 +111,22 @@ impl AppState {
             model: std::sync::Mutex::new(None),
             fleet: std::sync::Mutex::new(None),
             fleet_refreshing: std::sync::atomic::AtomicBool::new(false),
+            fleet_judge: std::sync::Mutex::new(()),
+            model_load: std::sync::Mutex::new(()),
         })
     }
 
     /// The model as of the newest generation, read from the store once per generation.
     pub(crate) fn model(&self) -> Result<Arc<crate::model::Model>, crate::store::StoreError> {
         let want = self.generation();
+        if let Ok(g) = self.model.lock()
+            && let Some((gen_, m)) = g.as_ref()
+            && *gen_ >= want
+        {
+            return Ok(m.clone());
+        }
+        // One reader loads a new generation; the others wait and share it.
+        let _one = self.model_load.lock();
         if let Ok(g) = self.model.lock()
             && let Some((gen_, m)) = g.as_ref()
             && *gen_ >= want
@@ -144,14 +156,29 @@ impl AppState {
             && f.generation >= want
         {
             if f.at.elapsed() >= FLEET_TTL && !self.fleet_refreshing.swap(true, Ordering::AcqRel) {
-                let st = self.clone();
+                /// Clears the flag however the refresh ends (a panic included), or no
+                /// snapshot would ever be refreshed again.
+                struct Done(Arc<AppState>);
+                impl Drop for Done {
+                    fn drop(&mut self) {
+                        self.0.fleet_refreshing.store(false, Ordering::Release);
+                    }
+                }
+                let done = Done(self.clone());
                 tokio::task::spawn_blocking(move || {
-                    if let Err(e) = st.judge_fleet() {
+                    if let Err(e) = done.0.judge_fleet() {
                         tracing::warn!("fleet status: {e}");
                     }
-                    st.fleet_refreshing.store(false, Ordering::Release);
                 });
             }
+            return Ok(f.rows.clone());
+        }
+        // One judge after an edit; whoever waited for it takes its result.
+        let _one = self.fleet_judge.lock();
+        if let Ok(g) = self.fleet.lock()
+            && let Some(f) = g.as_ref()
+            && f.generation >= want
+        {
             return Ok(f.rows.clone());
         }
         self.judge_fleet()

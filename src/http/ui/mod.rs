@@ -8,7 +8,7 @@
 
 mod nodes;
 mod pages;
-pub mod session;
+mod session;
 mod tasks;
 
 use std::net::{IpAddr, SocketAddr};
@@ -28,7 +28,7 @@ use super::{AppState, now};
 use crate::api::{Op, Role};
 use crate::store::{EditOutcome, StoreError};
 
-pub use session::{Limiter, Sessions};
+use session::{Limiter, Sessions};
 
 const COOKIE: &str = "umc_session";
 /// The login form's double-submit token (there is no session to hold one yet).
@@ -45,6 +45,8 @@ pub struct Ui {
     /// The dashboard's latest changes, per generation (a bulk edit's record holds thousands
     /// of lines; decoding them on every view would cost more than the rest of the page).
     recent: std::sync::Mutex<Option<(u64, Arc<Vec<pages::Recent>>)>>,
+    /// Password checks running at once (argon2id takes 19 MiB and a core's time each).
+    password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 /// Every page template, by name.
@@ -74,7 +76,16 @@ impl Ui {
             sessions: Sessions::default(),
             limiter: Limiter::default(),
             recent: std::sync::Mutex::new(None),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
+            )),
         })
+    }
+
+    /// A slot for one password check, or none when all are busy (answer 503 then: queuing
+    /// would let a flood of logins hold memory and threads).
+    pub fn password_check(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.password_checks.clone().try_acquire_owned().ok()
     }
 }
 
@@ -86,7 +97,6 @@ pub struct Ctx {
     pub csrf: String,
     sid: String,
     flash: Option<String>,
-    path: String,
 }
 
 impl Ctx {
@@ -169,7 +179,7 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// `Secure` when the request came over TLS (a reverse proxy in front of umcd says so).
-fn secure(headers: &HeaderMap) -> bool {
+pub(super) fn secure(headers: &HeaderMap) -> bool {
     headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
@@ -254,7 +264,9 @@ async fn require_session(State(state): State<Arc<AppState>>, req: Request, next:
     let Some(sid) = cookie(req.headers(), COOKIE) else {
         return to_login();
     };
-    let Some(session) = state.ui.sessions.get(&sid, t) else {
+    // Only a page view shows (and so uses up) the one-shot message, not a script's fetch.
+    let page_view = req.method() == Method::GET && !path.starts_with("/ui/catalog/suggest");
+    let Some(session) = state.ui.sessions.get(&sid, t, page_view) else {
         return to_login();
     };
     let st = state.clone();
@@ -274,10 +286,10 @@ async fn require_session(State(state): State<Arc<AppState>>, req: Request, next:
         csrf: session.csrf,
         sid,
         flash: session.flash,
-        path,
     };
     let (mut parts, body) = req.into_parts();
-    if parts.method == Method::POST {
+    // Everything but GET and HEAD changes something: no such route may skip the check.
+    if parts.method != Method::GET && parts.method != Method::HEAD {
         if cross_origin(&parts.headers) {
             return forbidden_csrf(&origin_mismatch(&parts.headers));
         }
@@ -312,7 +324,7 @@ fn forbidden_csrf(what: &str) -> Response {
     (
         StatusCode::FORBIDDEN,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        format!("refused {what}; nothing was changed. Reload the page and try again.\n"),
+        format!("refused {what}; nothing was changed: reload the page and try again\n"),
     )
         .into_response()
 }
@@ -363,7 +375,6 @@ pub fn render(
         },
     );
     page.insert("flash", &ctx.flash);
-    page.insert("path", &ctx.path);
     html(state, status, template, &page)
 }
 
@@ -395,7 +406,6 @@ pub fn error_page(
         None => {
             page.insert("me", &None::<()>);
             page.insert("flash", &None::<String>);
-            page.insert("path", "");
             html(state, status, "error.html", &page)
         }
     }
@@ -543,7 +553,6 @@ fn login_form(
     page.insert("login_csrf", &token);
     page.insert("me", &None::<()>);
     page.insert("flash", &None::<String>);
-    page.insert("path", "/ui/login");
     let mut resp = html(state, status, "login.html", &page);
     resp.headers_mut().append(
         header::SET_COOKIE,
@@ -555,7 +564,11 @@ fn login_form(
 /// Only a local path may follow a login (no open redirect).
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with("/ui/") && !n.starts_with("//") && !n.contains('\\') => {
+        Some(n)
+            if n.starts_with("/ui/")
+                && !n.contains('\\')
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
             n.to_string()
         }
         _ => "/ui/".to_string(),
@@ -625,7 +638,14 @@ async fn login(State(state): State<Arc<AppState>>, req: Request) -> Response {
         );
     }
     let t = now();
-    if let Some(wait) = state.ui.limiter.blocked(&user, addr, t) {
+    // A name that cannot exist is answered like a wrong password, without argon2, and counts
+    // against the address only (its text never reaches the limiter's map or the log).
+    let possible = crate::store::check_user_name(&user).is_ok();
+    if let Err(wait) = state
+        .ui
+        .limiter
+        .attempt(possible.then_some(user.as_str()), addr, t)
+    {
         return again(
             StatusCode::TOO_MANY_REQUESTS,
             format!(
@@ -634,23 +654,38 @@ async fn login(State(state): State<Arc<AppState>>, req: Request) -> Response {
             ),
         );
     }
+    if !possible {
+        return again(
+            StatusCode::UNAUTHORIZED,
+            "wrong user name or password".into(),
+        );
+    }
+    let Some(permit) = state.ui.password_check() else {
+        return again(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many logins at once; try again in a moment".into(),
+        );
+    };
     let st = state.clone();
     let u = user.clone();
-    let checked = tokio::task::spawn_blocking(move || st.store.check_password(&u, &password)).await;
+    let checked = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        st.store.check_password(&u, &password)
+    })
+    .await;
     let caller = match checked {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return internal(e),
         Err(e) => return internal(e),
     };
     let Some(caller) = caller else {
-        state.ui.limiter.failed(&user, addr, t);
-        tracing::info!("web console: failed login for '{user}' from {addr:?}");
+        tracing::info!("web console: failed login for {user:?} from {addr:?}");
         return again(
             StatusCode::UNAUTHORIZED,
             "wrong user name or password".into(),
         );
     };
-    state.ui.limiter.succeeded(&caller.name);
+    state.ui.limiter.succeeded(&caller.name, addr, t);
     let Some(sid) = state.ui.sessions.create(&caller.name, t) else {
         return internal("no session could be created");
     };

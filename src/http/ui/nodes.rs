@@ -38,7 +38,9 @@ const BULK_SHOWN: usize = 1000;
 /// History entries shown when the query names no limit.
 const HISTORY_DEFAULT: usize = 50;
 /// Most history entries read for one page (the user filter reads more than it shows).
-const HISTORY_MAX: usize = 10_000;
+const HISTORY_MAX: usize = 1_000;
+/// Change lines shown per generation: a bulk edit of 10,000 nodes has 10,000 of them.
+const HISTORY_LINES: usize = 200;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -175,17 +177,31 @@ async fn node_page(
     let data = blocking(move || {
         let model = st.model()?;
         let fleet = st.fleet_status()?;
-        let reports = st.store.reports(&h, st.config.report_keep)?;
+        // Rendering every file and parsing the reports is CPU work: here, off the async
+        // workers.
+        let reports: Vec<(i64, crate::report::Report)> = st
+            .store
+            .reports(&h, st.config.report_keep)?
+            .into_iter()
+            .filter_map(|r| {
+                let p = crate::report::parse(&r.text, i64::MAX - crate::report::MAX_CLOCK_SKEW);
+                Some((r.received, p.ok()?))
+            })
+            .collect();
+        let files = model.nodes.get(&h).map(|n| {
+            let closure = model.closure(&n.tasks);
+            rendered_files(&model, n, &closure)
+        });
         // The node token only for those who may see it (as the API's `/nodes/{h}/token`).
         let token = if operator {
             st.store.node(&h)?.map(|n| n.token)
         } else {
             None
         };
-        Ok((model, fleet, reports, token))
+        Ok((model, fleet, reports, files, token))
     })
     .await;
-    let (model, fleet, reports, token) = match data {
+    let (model, fleet, reports, files, token) = match data {
         Ok(d) => d,
         Err(r) => return r,
     };
@@ -217,7 +233,7 @@ async fn node_page(
         .collect();
     let closure = model.closure(&n.tasks);
     let packages = package_rows(&model, n, &closure);
-    let files = rendered_files(&model, n, &closure);
+    let files = files.unwrap_or_default();
     let assignable: Vec<&String> = model
         .tasks
         .keys()
@@ -225,11 +241,10 @@ async fn node_page(
         .collect();
     let reports: Vec<ReportRow> = reports
         .iter()
-        .filter_map(|r| {
-            let p = crate::report::parse(&r.text, i64::MAX - crate::report::MAX_CLOCK_SKEW).ok()?;
+        .map(|(received, p)| {
             let failed = p.failed_step().map(|s| s.name.clone());
-            Some(ReportRow {
-                when: when(t, r.received),
+            ReportRow {
+                when: when(t, *received),
                 result: if failed.is_some() || !p.broken.is_empty() {
                     "failed"
                 } else {
@@ -247,16 +262,29 @@ async fn node_page(
                     .collect(),
                 errors: p.tail.clone(),
                 installed: p.installed.get(&crate::model::host_package(&host)).cloned(),
-            })
+            }
         })
         .collect();
     let enroll = token.map(|token| {
+        // The address this page was reached at, as a node would reach umcd: https when a
+        // TLS proxy says so (the line carries the node's token), and only a plain host[:port]
+        // (it is pasted into a shell command).
         let url = n.url.clone().unwrap_or_else(|| {
             let h = headers
                 .get(header::HOST)
                 .and_then(|v| v.to_str().ok())
+                .filter(|h| {
+                    !h.is_empty()
+                        && h.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b".:-[]".contains(&b))
+                })
                 .unwrap_or("localhost");
-            format!("http://{h}")
+            let scheme = if super::secure(headers) {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{h}")
         });
         crate::nodefiles::enroll_command(&url, &host, &token)
     });
@@ -612,6 +640,8 @@ struct BulkForm {
     hosts: Vec<String>,
     assign: Vec<String>,
     unassign: Vec<String>,
+    /// The digest of the diff the user confirmed ([`digest`]).
+    digest: String,
 }
 
 impl BulkForm {
@@ -635,6 +665,7 @@ impl BulkForm {
                 "unassign" if !v.is_empty() => {
                     unassign.insert(v);
                 }
+                "digest" => f.digest = v,
                 _ => {}
             }
         }
@@ -760,6 +791,22 @@ struct DiffTask {
     mark: &'static str,
 }
 
+/// A digest of exactly what `diffs` change, so apply can tell whether the model moved under
+/// the confirmed diff.
+fn digest(diffs: &[NodeDiff]) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for d in diffs {
+        h.update(format!(
+            "{}\t+{}\t-{}\n",
+            d.host,
+            d.added.join(","),
+            d.removed.join(",")
+        ));
+    }
+    hex::encode(h.finalize())
+}
+
 /// Checks the form against the model and computes what would change, in host order.
 fn bulk_diff(
     model: &Model,
@@ -857,6 +904,18 @@ async fn bulk_preview(
             return bulk_page(&state, &ctx, status, f.filter.clone(), Some(&f), errors).await;
         }
     };
+    confirm_page(&state, &ctx, &f, &diffs, unchanged, None)
+}
+
+/// The diff to confirm; `note` says why it is shown again.
+fn confirm_page(
+    state: &AppState,
+    ctx: &Ctx,
+    f: &BulkForm,
+    diffs: &[NodeDiff],
+    unchanged: usize,
+    note: Option<&str>,
+) -> Response {
     let back = match f.filter.query() {
         q if q.is_empty() => "/ui/bulk".to_string(),
         q => format!("/ui/bulk?{q}"),
@@ -872,8 +931,14 @@ async fn bulk_preview(
     page.insert("unassign", &f.unassign);
     page.insert("filter", &f.filter);
     page.insert("back", &back);
-    page.insert("generation", &state.generation());
-    render(&state, &ctx, StatusCode::OK, "bulk_confirm.html", page)
+    page.insert("digest", &digest(diffs));
+    page.insert("note", &note);
+    let status = if note.is_some() {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::OK
+    };
+    render(state, ctx, status, "bulk_confirm.html", page)
 }
 
 /// `POST /ui/bulk/apply`: every change as one edit, one generation.
@@ -890,12 +955,24 @@ async fn bulk_apply(
         Ok(d) => d,
         Err(r) => return r,
     };
-    let (diffs, _) = match bulk_diff(&model, &f) {
+    let (diffs, unchanged) = match bulk_diff(&model, &f) {
         Ok(d) => d,
         Err((status, errors)) => {
             return bulk_page(&state, &ctx, status, f.filter.clone(), Some(&f), errors).await;
         }
     };
+    if f.digest != digest(&diffs) {
+        return confirm_page(
+            &state,
+            &ctx,
+            &f,
+            &diffs,
+            unchanged,
+            Some(
+                "the fleet changed since this diff was shown; nothing was applied: check it again",
+            ),
+        );
+    }
     if diffs.is_empty() {
         return done(
             &state,
@@ -984,6 +1061,8 @@ struct Entry {
     when: When,
     user: String,
     lines: Vec<String>,
+    /// Lines not shown (past `HISTORY_LINES`).
+    more: usize,
 }
 
 /// `GET /ui/history?user=&node=&task=&limit=`.
@@ -1054,7 +1133,8 @@ async fn history(
                 generation: e.generation,
                 when: when(t, e.time),
                 user: e.user,
-                lines: e.changes,
+                more: e.changes.len().saturating_sub(HISTORY_LINES),
+                lines: e.changes.into_iter().take(HISTORY_LINES).collect(),
             })
             .collect();
         entries.sort_by_key(|e| std::cmp::Reverse(e.generation));

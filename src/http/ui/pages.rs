@@ -250,12 +250,13 @@ impl Filter {
         model: &crate::model::Model,
         fleet: &'a [crate::api::HostStatus],
     ) -> Vec<&'a crate::api::HostStatus> {
-        let runs_task = |host: &str| {
-            self.task.is_empty()
-                || model
-                    .nodes
-                    .get(host)
-                    .is_some_and(|n| model.closure(&n.tasks).contains(&self.task))
+        let reach = (!self.task.is_empty()).then(|| runners(model, &self.task));
+        let runs_task = |host: &str| match &reach {
+            None => true,
+            Some(reach) => model
+                .nodes
+                .get(host)
+                .is_some_and(|n| n.tasks.iter().any(|t| reach.contains(t))),
         };
         fleet
             .iter()
@@ -263,6 +264,25 @@ impl Filter {
             .filter(|r| self.state.is_empty() || r.state == self.state)
             .filter(|r| runs_task(&r.host))
             .collect()
+    }
+}
+
+/// The tasks whose closure holds `task`: itself and every task including it, directly or
+/// not. A node runs `task` when it is assigned one of them (one walk per request instead of a
+/// closure per node).
+pub fn runners(model: &crate::model::Model, task: &str) -> std::collections::BTreeSet<String> {
+    let mut reach = std::collections::BTreeSet::from([task.to_string()]);
+    loop {
+        let more: Vec<String> = model
+            .tasks
+            .values()
+            .filter(|t| !reach.contains(&t.name) && t.includes.iter().any(|i| reach.contains(i)))
+            .map(|t| t.name.clone())
+            .collect();
+        if more.is_empty() {
+            return reach;
+        }
+        reach.extend(more);
     }
 }
 

@@ -77,8 +77,9 @@ impl Sessions {
         Some(id)
     }
 
-    /// The live session behind cookie value `id`, touched (and its flash taken) at `now`.
-    pub fn get(&self, id: &str, now: i64) -> Option<Session> {
+    /// The live session behind cookie value `id`, touched at `now`; its flash is taken when
+    /// `take_flash` (a page view that will show it).
+    pub fn get(&self, id: &str, now: i64, take_flash: bool) -> Option<Session> {
         let mut map = self.map.lock().ok()?;
         let k = key(id);
         let s = map.get_mut(&k)?;
@@ -88,7 +89,9 @@ impl Sessions {
         }
         s.last = now;
         let out = s.clone();
-        s.flash = None;
+        if take_flash {
+            s.flash = None;
+        }
         Some(out)
     }
 
@@ -120,11 +123,14 @@ fn live(s: &Session, now: i64) -> bool {
 
 /// Failed logins counted per user and per source address over a sliding window; past the
 /// limit, logins are refused without checking the password until the window has passed.
+///
+/// An attempt is counted *before* its password is checked ([`Limiter::attempt`]) and taken
+/// back when it succeeds, so parallel guesses cannot all slip in while the slow check runs.
 pub struct Limiter {
     map: Mutex<HashMap<String, Vec<i64>>>,
-    pub per_user: usize,
-    pub per_addr: usize,
-    pub window: i64,
+    per_user: usize,
+    per_addr: usize,
+    window: i64,
 }
 
 impl Default for Limiter {
@@ -138,57 +144,81 @@ impl Default for Limiter {
     }
 }
 
-/// Most keys remembered; an attacker spraying names cannot grow the map without bound.
+/// Most keys remembered; past it the least recently failing half is forgotten, so spraying
+/// names or addresses cannot grow the map without bound.
 const MAX_KEYS: usize = 100_000;
 
 fn user_key(user: &str) -> String {
     format!("u:{user}")
 }
 
+/// IPv6 clients usually hold a whole /64: count them as one address.
 fn addr_key(addr: Option<IpAddr>) -> String {
-    match addr {
+    match addr.map(|a| a.to_canonical()) {
+        Some(IpAddr::V6(a)) => {
+            let s = a.segments();
+            format!("a:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
         Some(a) => format!("a:{a}"),
         None => "a:unknown".to_string(),
     }
 }
 
 impl Limiter {
-    /// When a login for `user` from `addr` is refused: the seconds until it may try again.
-    pub fn blocked(&self, user: &str, addr: Option<IpAddr>, now: i64) -> Option<i64> {
-        let map = self.map.lock().ok()?;
-        let wait = |k: &str, limit: usize| {
-            let times = map.get(k)?;
-            let recent: Vec<i64> = times
-                .iter()
-                .copied()
-                .filter(|t| *t > now - self.window)
-                .collect();
-            (recent.len() >= limit).then(|| recent[recent.len() - limit] + self.window - now)
-        };
-        let u = wait(&user_key(user), self.per_user);
-        let a = wait(&addr_key(addr), self.per_addr);
-        u.into_iter().chain(a).max().map(|w| w.max(1))
-    }
-
-    pub fn failed(&self, user: &str, addr: Option<IpAddr>, now: i64) {
+    /// Counts a login attempt for `user` (none: a name that cannot exist) from `addr`; refused
+    /// with the seconds to wait when either already reached its limit.
+    pub fn attempt(&self, user: Option<&str>, addr: Option<IpAddr>, now: i64) -> Result<(), i64> {
         let Ok(mut map) = self.map.lock() else {
-            return;
+            return Err(self.window);
         };
-        if map.len() >= MAX_KEYS {
+        let keys: Vec<(String, usize)> = user
+            .map(|u| (user_key(u), self.per_user))
+            .into_iter()
+            .chain([(addr_key(addr), self.per_addr)])
+            .collect();
+        let mut wait = None;
+        for (k, limit) in &keys {
+            if let Some(times) = map.get_mut(k) {
+                times.retain(|t| *t > now - self.window);
+                if times.len() >= *limit {
+                    let w = times[times.len() - limit] + self.window - now;
+                    wait = Some(wait.unwrap_or(0).max(w.max(1)));
+                }
+            }
+        }
+        if let Some(w) = wait {
+            return Err(w);
+        }
+        if map.len() + keys.len() > MAX_KEYS {
             map.retain(|_, times| times.iter().any(|t| *t > now - self.window));
+            if map.len() + keys.len() > MAX_KEYS {
+                let mut by_age: Vec<(i64, String)> = map
+                    .iter()
+                    .map(|(k, t)| (t.last().copied().unwrap_or(0), k.clone()))
+                    .collect();
+                by_age.sort();
+                for (_, k) in by_age.into_iter().take(MAX_KEYS / 2) {
+                    map.remove(&k);
+                }
+            }
         }
-        for k in [user_key(user), addr_key(addr)] {
-            let times = map.entry(k).or_default();
-            times.retain(|t| *t > now - self.window);
-            times.push(now);
+        for (k, _) in keys {
+            map.entry(k).or_default().push(now);
         }
+        Ok(())
     }
 
-    /// A good password clears the user's count (not the address's: one right guess among
-    /// many names must not reset a sprayer).
-    pub fn succeeded(&self, user: &str) {
+    /// The attempt at `now` was right: the user's count is cleared, and the address gets
+    /// its one attempt back (not its whole count: one right guess among many names must not
+    /// reset a sprayer).
+    pub fn succeeded(&self, user: &str, addr: Option<IpAddr>, now: i64) {
         if let Ok(mut map) = self.map.lock() {
             map.remove(&user_key(user));
+            if let Some(times) = map.get_mut(&addr_key(addr))
+                && let Some(i) = times.iter().rposition(|t| *t == now)
+            {
+                times.remove(i);
+            }
         }
     }
 }
@@ -202,18 +232,18 @@ mod tests {
         let s = Sessions::default();
         let id = s.create("sh", 1000).expect("session");
         assert_eq!(
-            s.get(&id, 1000 + IDLE - 1).map(|x| x.user),
+            s.get(&id, 1000 + IDLE - 1, true).map(|x| x.user),
             Some("sh".into())
         );
-        assert!(s.get(&id, 1000 + 2 * IDLE).is_none(), "idle");
+        assert!(s.get(&id, 1000 + 2 * IDLE, true).is_none(), "idle");
         let id = s.create("sh", 0).expect("session");
         let mut t = 0;
         while t + IDLE / 2 < MAX_AGE {
             t += IDLE / 2;
-            assert!(s.get(&id, t).is_some());
+            assert!(s.get(&id, t, true).is_some());
         }
-        assert!(s.get(&id, MAX_AGE).is_none(), "max age");
-        assert!(s.get("not-a-session", 0).is_none());
+        assert!(s.get(&id, MAX_AGE, true).is_none(), "max age");
+        assert!(s.get("not-a-session", 0, true).is_none());
     }
 
     #[test]
@@ -221,10 +251,13 @@ mod tests {
         let s = Sessions::default();
         let id = s.create("sh", 0).expect("session");
         s.set_flash(&id, "done".into());
-        assert_eq!(s.get(&id, 1).and_then(|x| x.flash), Some("done".into()));
-        assert_eq!(s.get(&id, 2).and_then(|x| x.flash), None);
+        assert_eq!(
+            s.get(&id, 1, true).and_then(|x| x.flash),
+            Some("done".into())
+        );
+        assert_eq!(s.get(&id, 2, true).and_then(|x| x.flash), None);
         s.remove_user("sh");
-        assert!(s.get(&id, 3).is_none());
+        assert!(s.get(&id, 3, true).is_none());
     }
 
     #[test]
@@ -232,24 +265,49 @@ mod tests {
         let l = Limiter::default();
         let a: IpAddr = [127, 0, 0, 1].into();
         for i in 0..5 {
-            assert_eq!(l.blocked("sh", Some(a), 100 + i), None);
-            l.failed("sh", Some(a), 100 + i);
+            assert_eq!(l.attempt(Some("sh"), Some(a), 100 + i), Ok(()));
         }
-        let wait = l.blocked("sh", Some(a), 105).expect("blocked");
+        let wait = l.attempt(Some("sh"), Some(a), 105).expect_err("blocked");
         assert!(wait > 0 && wait <= l.window);
         assert_eq!(
-            l.blocked("sh", Some(a), 100 + l.window + 5),
-            None,
+            l.attempt(Some("sh"), Some(a), 100 + l.window + 5),
+            Ok(()),
             "window passed"
         );
-        // Other names from the same address: blocked once the address passes its limit.
+        // Other names from one address: blocked once the address reaches its limit.
         let b: IpAddr = [127, 0, 0, 2].into();
         for i in 0..20 {
-            l.failed(&format!("u{i}"), Some(b), 200);
+            assert_eq!(l.attempt(Some(&format!("u{i}")), Some(b), 200), Ok(()));
         }
-        assert!(l.blocked("fresh", Some(b), 201).is_some());
-        assert_eq!(l.blocked("fresh", Some(a), 201), None);
-        l.succeeded("sh");
-        assert_eq!(l.blocked("sh", Some(a), 106), None);
+        assert!(l.attempt(Some("fresh"), Some(b), 201).is_err());
+        assert!(
+            l.attempt(None, Some(b), 201).is_err(),
+            "impossible names count too"
+        );
+        // A success gives the user a clean slate.
+        let c: IpAddr = [127, 0, 0, 3].into();
+        for _ in 0..4 {
+            assert_eq!(l.attempt(Some("ann"), Some(c), 300), Ok(()));
+        }
+        assert_eq!(l.attempt(Some("ann"), Some(c), 301), Ok(()));
+        l.succeeded("ann", Some(c), 301);
+        assert_eq!(l.attempt(Some("ann"), Some(c), 302), Ok(()));
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_the_map_stays_bounded() {
+        let l = Limiter::default();
+        for i in 0..20u16 {
+            let a = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, i, 0, 0, 1));
+            assert_eq!(l.attempt(None, Some(a), 10), Ok(()));
+        }
+        let other_host_same_64 =
+            IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 9, 9, 9, 9));
+        assert!(l.attempt(None, Some(other_host_same_64), 11).is_err());
+        for i in 0..(MAX_KEYS as u32 + 10) {
+            let a = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            assert_eq!(l.attempt(Some(&format!("n{i}")), Some(a), 20), Ok(()));
+        }
+        assert!(l.map.lock().map(|m| m.len()).unwrap_or(0) <= MAX_KEYS);
     }
 }

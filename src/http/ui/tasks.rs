@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use serde::Serialize;
 
 use super::{Ctx, EditError, done, edit, encode, error_page, form_value, render};
-use crate::api::Op;
+use crate::api::{Op, Role};
 use crate::http::AppState;
 use crate::model::{FileAction, Model, Task};
 use crate::store::EditOutcome;
@@ -118,12 +118,17 @@ struct NewTask {
     error: Option<String>,
 }
 
-/// How many nodes run each task, directly or through includes.
+/// How many nodes run each task, directly or through includes. Nodes share few distinct
+/// assignments, so each distinct set's closure is computed once.
 fn node_counts(model: &Model) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
+    let mut sets: BTreeMap<&BTreeSet<String>, usize> = BTreeMap::new();
     for node in model.nodes.values() {
-        for t in model.closure(&node.tasks) {
-            *counts.entry(t).or_default() += 1;
+        *sets.entry(&node.tasks).or_default() += 1;
+    }
+    let mut counts = BTreeMap::new();
+    for (tasks, n) in sets {
+        for t in model.closure(tasks) {
+            *counts.entry(t).or_default() += n;
         }
     }
     counts
@@ -363,10 +368,11 @@ fn task_page(
             size: f.template.len(),
         })
         .collect();
+    let reach = super::pages::runners(model, name);
     let running: Vec<NodeRow> = model
         .nodes
         .values()
-        .filter(|n| model.closure(&n.tasks).contains(name))
+        .filter(|n| n.tasks.iter().any(|t| reach.contains(t)))
         .map(|n| NodeRow {
             host: &n.name,
             direct: n.tasks.contains(name),
@@ -705,11 +711,14 @@ fn file_view(
         );
     };
     view.form.exists = task.files.contains_key(&view.form.path);
+    let reach = super::pages::runners(model, name);
+    // A select of every host is no use past a few hundred: the first 500 are offered.
     let hosts: Vec<&str> = model
         .nodes
         .values()
-        .filter(|n| model.closure(&n.tasks).contains(name))
+        .filter(|n| n.tasks.iter().any(|t| reach.contains(t)))
         .map(|n| n.name.as_str())
+        .take(500)
         .collect();
     let title = if view.form.exists {
         format!("{} · {name}", view.form.path)
@@ -825,6 +834,53 @@ fn template_error(e: &TemplateError) -> (String, Option<usize>) {
     }
 }
 
+/// Parses a posted template and, for a preview, renders it for `host`: the template and
+/// host errors (with the source listing marked at the error line) and the preview.
+fn check_file(
+    model: &Model,
+    template: &str,
+    path: &str,
+    host: &str,
+    preview: bool,
+) -> (FileErrors, Option<Vec<SourceLine>>, Option<String>) {
+    let mut errors = FileErrors::default();
+    let mut listing = None;
+    let source_name = if path.is_empty() { "template" } else { path };
+    let parsed = match Template::parse(source_name, template) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let (m, line) = template_error(&e);
+            errors.template = Some(m);
+            if line.is_some() {
+                listing = Some(numbered_source(template, line));
+            }
+            None
+        }
+    };
+    let mut out = None;
+    if preview && let Some(t) = parsed {
+        let host = host.to_ascii_lowercase();
+        match model.nodes.get(&host) {
+            None if host.is_empty() => errors.host = Some("choose a host to preview for".into()),
+            None => errors.host = Some(format!("unknown node '{host}'")),
+            Some(node) => {
+                let closure = model.closure(&node.tasks);
+                match t.render(&model.host_context(node, &closure)) {
+                    Ok(o) => out = Some(o),
+                    Err(e) => {
+                        let (m, line) = template_error(&e);
+                        errors.template = Some(m);
+                        if line.is_some() {
+                            listing = Some(numbered_source(template, line));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (errors, listing, out)
+}
+
 async fn file_post(
     State(state): State<Arc<AppState>>,
     axum::Extension(ctx): axum::Extension<Ctx>,
@@ -862,49 +918,32 @@ async fn file_post(
         );
     }
 
-    let source_name = if form.path.is_empty() {
-        "template"
-    } else {
-        form.path.as_str()
+    // Parsing and rendering a posted template is CPU work of unknown size: off the async
+    // workers, and only for those who may save templates anyway.
+    if let Some(r) = super::refuse_below(&state, &ctx, Role::Admin, "save or preview task files") {
+        return r;
+    }
+    let checked = {
+        let (model, template, path, host) = (
+            model.clone(),
+            form.template.clone(),
+            form.path.clone(),
+            form.host.clone(),
+        );
+        tokio::task::spawn_blocking(move || check_file(&model, &template, &path, &host, preview))
+            .await
     };
-    let parsed = match Template::parse(source_name, &form.template) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            let (m, line) = template_error(&e);
-            view.errors.template = Some(m);
-            if line.is_some() {
-                view.listing = Some(numbered_source(&form.template, line));
-            }
-            None
-        }
+    let (errors, listing, preview_out) = match checked {
+        Ok(c) => c,
+        Err(e) => return super::internal(e),
     };
-
+    view.errors = errors;
+    view.listing = listing;
     if preview {
-        if let Some(t) = parsed {
-            let host = form.host.to_ascii_lowercase();
-            match model.nodes.get(&host) {
-                None if host.is_empty() => {
-                    view.errors.host = Some("choose a host to preview for".into());
-                }
-                None => view.errors.host = Some(format!("unknown node '{}'", form.host)),
-                Some(node) => {
-                    let closure = model.closure(&node.tasks);
-                    match t.render(&model.host_context(node, &closure)) {
-                        Ok(out) => {
-                            view.preview = Some(out);
-                            status = StatusCode::OK;
-                        }
-                        Err(e) => {
-                            let (m, line) = template_error(&e);
-                            view.errors.template = Some(m);
-                            if line.is_some() {
-                                view.listing = Some(numbered_source(&form.template, line));
-                            }
-                        }
-                    }
-                }
-            }
+        if preview_out.is_some() {
+            status = StatusCode::OK;
         }
+        view.preview = preview_out;
         view.form = form;
         return file_view(&state, &ctx, &model, &name, status, view);
     }
