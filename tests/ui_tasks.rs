@@ -290,7 +290,8 @@ fn viewers_see_no_forms_and_may_not_edit() {
         &[("path", "/etc/x"), ("template", "x"), ("do", "save")],
     );
     assert_eq!(r.status, 403, "{}", r.text());
-    assert!(element(&r.text(), "form-error").is_some());
+    let msg = element(&r.text(), "error-message").expect("error-message");
+    assert!(msg.contains("needs role admin"), "{msg}");
     assert!(task(&s, "web").depends.is_empty());
     assert_eq!(tasks(&s).len(), 1);
     assert_eq!(generation(&s), before);

@@ -37,12 +37,30 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/tasks", get(list).post(create))
         .route("/ui/tasks/{name}", get(show))
         .route("/ui/tasks/{name}/describe", post(describe))
-        .route("/ui/tasks/{name}/depends", post(depend))
-        .route("/ui/tasks/{name}/undepend", post(undepend))
-        .route("/ui/tasks/{name}/removes", post(removes))
-        .route("/ui/tasks/{name}/unremove", post(unremove))
-        .route("/ui/tasks/{name}/includes", post(include))
-        .route("/ui/tasks/{name}/exclude", post(exclude))
+        .route(
+            "/ui/tasks/{name}/depends",
+            post(|s, c, p, b| list_edit(s, c, p, b, ListEdit::Depend)),
+        )
+        .route(
+            "/ui/tasks/{name}/undepend",
+            post(|s, c, p, b| list_edit(s, c, p, b, ListEdit::Undepend)),
+        )
+        .route(
+            "/ui/tasks/{name}/removes",
+            post(|s, c, p, b| list_edit(s, c, p, b, ListEdit::Remove)),
+        )
+        .route(
+            "/ui/tasks/{name}/unremove",
+            post(|s, c, p, b| list_edit(s, c, p, b, ListEdit::Unremove)),
+        )
+        .route(
+            "/ui/tasks/{name}/includes",
+            post(|s, c, p, b| list_edit(s, c, p, b, ListEdit::Include)),
+        )
+        .route(
+            "/ui/tasks/{name}/exclude",
+            post(|s, c, p, b| list_edit(s, c, p, b, ListEdit::Exclude)),
+        )
         .route("/ui/tasks/{name}/delete", post(delete))
         .route("/ui/tasks/{name}/file", get(file_page).post(file_post))
         .route("/ui/tasks/{name}/file/delete", post(file_delete))
@@ -519,94 +537,99 @@ async fn describe(
     .await
 }
 
-async fn depend(
-    State(state): State<Arc<AppState>>,
-    axum::Extension(ctx): axum::Extension<Ctx>,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> Response {
-    let relation = field(&body, "relation");
-    let op = required(&relation, "a relation, e.g. nginx (>= 1.22)").map(|_| Op::TaskDepend {
-        task: name.clone(),
-        relations: vec![relation.clone()],
-    });
-    let what = format!("Added dependency '{relation}'");
-    task_edit(state, ctx, name, Field::Relation, relation, op, what).await
+/// The six forms that add or take away one item of a task's lists.
+#[derive(Clone, Copy)]
+enum ListEdit {
+    Depend,
+    Undepend,
+    Remove,
+    Unremove,
+    Include,
+    Exclude,
 }
 
-async fn undepend(
-    State(state): State<Arc<AppState>>,
-    axum::Extension(ctx): axum::Extension<Ctx>,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> Response {
-    let relation = field(&body, "relation");
-    let op = required(&relation, "the dependency to remove").map(|_| Op::TaskUndepend {
-        task: name.clone(),
-        packages: vec![relation.clone()],
-    });
-    let what = format!("Removed dependency '{relation}'");
-    task_edit(state, ctx, name, Field::Relation, String::new(), op, what).await
+impl ListEdit {
+    /// The form field, what to ask for when it is empty, where errors show, and whether an
+    /// adding form keeps what was typed on error.
+    fn form(self) -> (&'static str, &'static str, Field, bool) {
+        use ListEdit::*;
+        match self {
+            Depend => (
+                "relation",
+                "a relation, e.g. nginx (>= 1.22)",
+                Field::Relation,
+                true,
+            ),
+            Undepend => (
+                "relation",
+                "the dependency to remove",
+                Field::Relation,
+                false,
+            ),
+            Remove => ("package", "a package name", Field::Package, true),
+            Unremove => ("package", "the package to keep", Field::Package, false),
+            Include => ("subtask", "a task name", Field::Subtask, true),
+            Exclude => ("subtask", "the task to exclude", Field::Subtask, false),
+        }
+    }
+
+    fn op(self, task: String, v: String) -> Op {
+        use ListEdit::*;
+        match self {
+            Depend => Op::TaskDepend {
+                task,
+                relations: vec![v],
+            },
+            Undepend => Op::TaskUndepend {
+                task,
+                packages: vec![v],
+            },
+            Remove => Op::TaskRemovePackage {
+                task,
+                packages: vec![v],
+            },
+            Unremove => Op::TaskUnremovePackage {
+                task,
+                packages: vec![v],
+            },
+            Include => Op::TaskInclude {
+                task,
+                subtasks: vec![v],
+            },
+            Exclude => Op::TaskExclude {
+                task,
+                subtasks: vec![v],
+            },
+        }
+    }
+
+    fn done(self, task: &str, v: &str) -> String {
+        use ListEdit::*;
+        match self {
+            Depend => format!("Added dependency '{v}'"),
+            Undepend => format!("Removed dependency '{v}'"),
+            Remove => format!("Nodes running '{task}' now remove '{v}'"),
+            Unremove => format!("No longer removing '{v}'"),
+            Include => format!("Included task '{v}'"),
+            Exclude => format!("Excluded task '{v}'"),
+        }
+    }
 }
 
-async fn removes(
+/// `POST /ui/tasks/{name}/depends|undepend|removes|unremove|includes|exclude`.
+async fn list_edit(
     State(state): State<Arc<AppState>>,
     axum::Extension(ctx): axum::Extension<Ctx>,
     Path(name): Path<String>,
     body: Bytes,
+    edit: ListEdit,
 ) -> Response {
-    let package = field(&body, "package");
-    let op = required(&package, "a package name").map(|_| Op::TaskRemovePackage {
-        task: name.clone(),
-        packages: vec![package.clone()],
-    });
-    let what = format!("Nodes running '{name}' now remove '{package}'");
-    task_edit(state, ctx, name, Field::Package, package, op, what).await
-}
-
-async fn unremove(
-    State(state): State<Arc<AppState>>,
-    axum::Extension(ctx): axum::Extension<Ctx>,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> Response {
-    let package = field(&body, "package");
-    let op = required(&package, "the package to keep").map(|_| Op::TaskUnremovePackage {
-        task: name.clone(),
-        packages: vec![package.clone()],
-    });
-    let what = format!("No longer removing '{package}'");
-    task_edit(state, ctx, name, Field::Package, String::new(), op, what).await
-}
-
-async fn include(
-    State(state): State<Arc<AppState>>,
-    axum::Extension(ctx): axum::Extension<Ctx>,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> Response {
-    let subtask = field(&body, "subtask");
-    let op = required(&subtask, "a task name").map(|_| Op::TaskInclude {
-        task: name.clone(),
-        subtasks: vec![subtask.clone()],
-    });
-    let what = format!("Included task '{subtask}'");
-    task_edit(state, ctx, name, Field::Subtask, subtask, op, what).await
-}
-
-async fn exclude(
-    State(state): State<Arc<AppState>>,
-    axum::Extension(ctx): axum::Extension<Ctx>,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> Response {
-    let subtask = field(&body, "subtask");
-    let op = required(&subtask, "the task to exclude").map(|_| Op::TaskExclude {
-        task: name.clone(),
-        subtasks: vec![subtask.clone()],
-    });
-    let what = format!("Excluded task '{subtask}'");
-    task_edit(state, ctx, name, Field::Subtask, String::new(), op, what).await
+    let (key, ask, at, keep) = edit.form();
+    let value = field(&body, key);
+    let op = required(&value, ask).map(|_| edit.op(name.clone(), value.clone()));
+    let what = edit.done(&name, &value);
+    let typed = if keep { value } else { String::new() };
+    task_edit(state, ctx, name, at, typed, op, what).await
 }
 
 async fn delete(
