@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::console::{Console, add_user, csrf_field, login_attempt, set_cookie};
+use common::console::{Console, add_user, csrf_field, login_attempt, login_to, set_cookie};
 use common::{Server, http};
 
 const PW: &str = "correct horse battery";
@@ -220,26 +220,7 @@ fn parallel_guesses_cannot_outrun_the_limit() {
 
     // After login, only a local, plain-ASCII path is followed.
     add_user(&s, "ann", "viewer", PW);
-    let page = http("GET", &format!("{}/ui/login", s.url), None, &[], None);
-    let token = set_cookie(&page, "umc_login").expect("login cookie");
-    let r = http(
-        "POST",
-        &format!("{}/ui/login", s.url),
-        None,
-        &[
-            ("Cookie", &format!("umc_login={token}")),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-        ],
-        Some(
-            common::console::form(&[
-                ("csrf", &token),
-                ("user", "ann"),
-                ("password", PW),
-                ("next", "/ui/\u{e9}"),
-            ])
-            .as_bytes(),
-        ),
-    );
+    let r = login_to(&s, "ann", PW, "/ui/\u{e9}");
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(header(&r, "location"), "/ui/");
 }

@@ -2,30 +2,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-use common::{Server, UMC_ADMIN, http, show};
-
-/// Runs umc-admin with `token`, `stdin` piped in (the password never appears in argv).
-fn admin_as(s: &Server, token: &str, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(UMC_ADMIN)
-        .args(args)
-        .env("UMC_URL", &s.url)
-        .env("UMC_TOKEN", token)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run umc-admin");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("wait")
-}
+use common::{Server, http, show};
 
 fn ok(out: Output) -> String {
     assert!(out.status.success(), "{}", show(&out));
@@ -35,14 +14,12 @@ fn ok(out: Output) -> String {
 /// Adds `name` with `role` (password piped) and returns a token it got with its password.
 fn user_with_token(s: &Server, name: &str, role: &str) -> String {
     let admin = s.token();
-    ok(admin_as(
-        s,
+    ok(s.admin_as(
         &admin,
         &["user", "add", name, "--role", role],
         "correct horse battery\n",
     ));
-    let out = ok(admin_as(
-        s,
+    let out = ok(s.admin_as(
         "not-a-token",
         &["token", "create", "--user", name, "--name", "test"],
         "correct horse battery\n",
@@ -124,23 +101,17 @@ fn revoked_expired_and_orphaned_tokens_are_refused() {
     let v = user_with_token(&s, "v", "viewer");
     // Revoked.
     let list: serde_json::Value =
-        serde_json::from_str(&ok(admin_as(&s, &v, &["token", "list", "--json"], "")))
-            .expect("json");
+        serde_json::from_str(&ok(s.admin_as(&v, &["token", "list", "--json"], ""))).expect("json");
     let id = list[0]["id"].as_str().expect("id").to_string();
     assert_eq!(
         list.as_array().map(Vec::len),
         Some(1),
         "a viewer sees its own"
     );
-    ok(admin_as(&s, &v, &["token", "revoke", &id], ""));
+    ok(s.admin_as(&v, &["token", "revoke", &id], ""));
     assert_eq!(get(&s, &v, "/nodes").status, 401);
     // Expired: --expires 0 expires at once.
-    let out = ok(admin_as(
-        &s,
-        &admin,
-        &["token", "create", "--expires", "0"],
-        "",
-    ));
+    let out = ok(s.admin_as(&admin, &["token", "create", "--expires", "0"], ""));
     assert_eq!(get(&s, out.trim(), "/nodes").status, 401);
     // A removed user's token.
     let w = user_with_token(&s, "w", "operator");
@@ -148,12 +119,7 @@ fn revoked_expired_and_orphaned_tokens_are_refused() {
     s.admin_ok(&["user", "rm", "w"]);
     assert_eq!(get(&s, &w, "/nodes").status, 401);
     // A wrong password gets no token.
-    let out = admin_as(
-        &s,
-        "x",
-        &["token", "create", "--user", "v"],
-        "wrong password\n",
-    );
+    let out = s.admin_as("x", &["token", "create", "--user", "v"], "wrong password\n");
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
     // The bootstrap token still works.
     assert_eq!(get(&s, &admin, "/nodes").status, 200);
@@ -162,8 +128,7 @@ fn revoked_expired_and_orphaned_tokens_are_refused() {
 #[test]
 fn user_list_shows_roles_and_no_hashes() {
     let s = Server::start();
-    ok(admin_as(
-        &s,
+    ok(s.admin_as(
         &s.token(),
         &["user", "add", "op", "--role", "operator"],
         "correct horse battery\n",
@@ -177,23 +142,16 @@ fn user_list_shows_roles_and_no_hashes() {
         assert!(!text.contains("correct horse"), "{text}");
     }
     // A short password is refused; passwd changes it (the old one stops working).
-    let out = admin_as(&s, &s.token(), &["user", "add", "x"], "short\n");
+    let out = s.admin_as(&s.token(), &["user", "add", "x"], "short\n");
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    ok(admin_as(
-        &s,
-        &s.token(),
-        &["user", "passwd", "op"],
-        "another long one\n",
-    ));
-    let out = admin_as(
-        &s,
+    ok(s.admin_as(&s.token(), &["user", "passwd", "op"], "another long one\n"));
+    let out = s.admin_as(
         "x",
         &["token", "create", "--user", "op"],
         "correct horse battery\n",
     );
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
-    ok(admin_as(
-        &s,
+    ok(s.admin_as(
         "x",
         &["token", "create", "--user", "op"],
         "another long one\n",

@@ -5,24 +5,11 @@ use super::{Resp, Server, http};
 
 /// Adds console user `name` with `role` and `password` through the real umc-admin.
 pub fn add_user(s: &Server, name: &str, role: &str, password: &str) {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(super::UMC_ADMIN)
-        .args(["user", "add", name, "--role", role])
-        .env("UMC_URL", &s.url)
-        .env("UMC_TOKEN", s.token())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run umc-admin");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{password}\n").as_bytes())
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("wait");
+    let out = s.admin_as(
+        &s.token(),
+        &["user", "add", name, "--role", role],
+        &format!("{password}\n"),
+    );
     assert!(out.status.success(), "{}", super::show(&out));
 }
 
@@ -60,6 +47,11 @@ pub fn form(pairs: &[(&str, &str)]) -> String {
 
 /// POSTs the login form as a browser would; returns the response.
 pub fn login_attempt(s: &Server, user: &str, password: &str) -> Resp {
+    login_to(s, user, password, "/ui/")
+}
+
+/// [`login_attempt`] asking to go to `next` afterwards.
+pub fn login_to(s: &Server, user: &str, password: &str, next: &str) -> Resp {
     let page = http("GET", &format!("{}/ui/login", s.url), None, &[], None);
     let token = set_cookie(&page, "umc_login").expect("login cookie");
     let csrf = csrf_field(&page.text()).expect("login csrf field");
@@ -77,7 +69,7 @@ pub fn login_attempt(s: &Server, user: &str, password: &str) -> Resp {
                 ("csrf", &csrf),
                 ("user", user),
                 ("password", password),
-                ("next", "/ui/"),
+                ("next", next),
             ])
             .as_bytes(),
         ),

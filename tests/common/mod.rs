@@ -146,6 +146,28 @@ impl Server {
             .expect("run umc-admin")
     }
 
+    /// Runs umc-admin with API token `token` and `stdin` piped in (how passwords reach it:
+    /// never in argv).
+    pub fn admin_as(&self, token: &str, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(UMC_ADMIN)
+            .args(args)
+            .env("UMC_URL", &self.url)
+            .env("UMC_TOKEN", token)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run umc-admin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("wait")
+    }
+
     /// Runs umc-admin and returns stdout, panicking with its output on failure.
     pub fn admin_ok(&self, args: &[&str]) -> String {
         let out = self.admin(args);
