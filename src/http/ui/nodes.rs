@@ -45,10 +45,22 @@ const HISTORY_LINES: usize = 200;
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/ui/nodes/{host}", get(node))
-        .route("/ui/nodes/{host}/vars", post(set_var))
-        .route("/ui/nodes/{host}/vars/unset", post(unset_var))
-        .route("/ui/nodes/{host}/assign", post(assign))
-        .route("/ui/nodes/{host}/unassign", post(unassign))
+        .route(
+            "/ui/nodes/{host}/vars",
+            post(|s, c, p, h, b| node_form(s, c, p, h, b, NodeEdit::SetVar)),
+        )
+        .route(
+            "/ui/nodes/{host}/vars/unset",
+            post(|s, c, p, h, b| node_form(s, c, p, h, b, NodeEdit::UnsetVar)),
+        )
+        .route(
+            "/ui/nodes/{host}/assign",
+            post(|s, c, p, h, b| node_form(s, c, p, h, b, NodeEdit::Assign)),
+        )
+        .route(
+            "/ui/nodes/{host}/unassign",
+            post(|s, c, p, h, b| node_form(s, c, p, h, b, NodeEdit::Unassign)),
+        )
         .route("/ui/bulk", get(bulk))
         .route("/ui/bulk/preview", post(bulk_preview))
         .route("/ui/bulk/apply", post(bulk_apply))
@@ -426,208 +438,100 @@ fn assign_error(f: &mut NodeForm, m: String) {
     f.assign_error = Some(m);
 }
 
-/// `POST /ui/nodes/{host}/vars`: `name`, `value`.
-async fn set_var(
+/// The node page's four forms.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NodeEdit {
+    /// `POST /ui/nodes/{host}/vars`: `name`, `value`.
+    SetVar,
+    /// `POST /ui/nodes/{host}/vars/unset`: `name`.
+    UnsetVar,
+    /// `POST /ui/nodes/{host}/assign`: `task`.
+    Assign,
+    /// `POST /ui/nodes/{host}/unassign`: `task`.
+    Unassign,
+}
+
+async fn node_form(
     State(state): State<Arc<AppState>>,
     axum::Extension(ctx): axum::Extension<Ctx>,
     Path(host): Path<String>,
     headers: HeaderMap,
     body: Bytes,
+    kind: NodeEdit,
 ) -> Response {
-    if let Some(r) = refuse_below(&state, &ctx, Role::Operator, "set node variables") {
+    use NodeEdit::*;
+    let vars = matches!(kind, SetVar | UnsetVar);
+    let what = match kind {
+        SetVar => "set node variables",
+        UnsetVar => "unset node variables",
+        Assign | Unassign => "change assignments",
+    };
+    if let Some(r) = refuse_below(&state, &ctx, Role::Operator, what) {
         return r;
     }
     let host = match known_node(&state, &ctx, &host).await {
         Ok(h) => h,
         Err(r) => return r,
     };
-    let name = form_value(&body, "name")
+    let item = form_value(&body, if vars { "name" } else { "task" })
         .unwrap_or_default()
         .trim()
         .to_string();
     let value = form_value(&body, "value").unwrap_or_default();
-    let mut form = NodeForm {
-        var_name: name.clone(),
-        var_value: value.clone(),
-        ..NodeForm::default()
-    };
-    if name.is_empty() {
-        form.var_error = Some("name: enter a variable name".into());
-        return node_page(
-            &state,
-            &ctx,
-            &host,
-            &headers,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            form,
-        )
-        .await;
+    // Only the set form keeps what was typed; the others are buttons.
+    let mut form = NodeForm::default();
+    if kind == SetVar {
+        form.var_name = item.clone();
+        form.var_value = value.clone();
     }
-    let ops = vec![Op::NodeSet {
+    let at: fn(&mut NodeForm, String) = if vars { var_error } else { assign_error };
+    if item.is_empty() {
+        let ask = match kind {
+            SetVar => "name: enter a variable name",
+            UnsetVar => "name: choose a variable to unset",
+            Assign | Unassign => "task: choose a task",
+        };
+        at(&mut form, ask.into());
+        let s = StatusCode::UNPROCESSABLE_ENTITY;
+        return node_page(&state, &ctx, &host, &headers, s, form).await;
+    }
+    let set = |set_vars, unset_vars| Op::NodeSet {
         host: host.clone(),
-        set_vars: BTreeMap::from([(name.clone(), value)]),
-        unset_vars: Vec::new(),
+        set_vars,
+        unset_vars,
         ssh: None,
         url: None,
         conffiles: None,
-    }];
-    match node_edit(&state, &ctx, &host, &headers, ops, form, var_error).await {
-        Ok(g) => to_node(
-            &state,
-            &ctx,
-            &host,
-            format!("Set variable {name} on {host} (generation {g})"),
-        ),
-        Err(r) => r,
-    }
-}
-
-/// `POST /ui/nodes/{host}/vars/unset`: `name`.
-async fn unset_var(
-    State(state): State<Arc<AppState>>,
-    axum::Extension(ctx): axum::Extension<Ctx>,
-    Path(host): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(r) = refuse_below(&state, &ctx, Role::Operator, "unset node variables") {
-        return r;
-    }
-    let host = match known_node(&state, &ctx, &host).await {
-        Ok(h) => h,
-        Err(r) => return r,
     };
-    let name = form_value(&body, "name")
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    if name.is_empty() {
-        let form = NodeForm {
-            var_error: Some("name: choose a variable to unset".into()),
-            ..NodeForm::default()
-        };
-        return node_page(
-            &state,
-            &ctx,
-            &host,
-            &headers,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            form,
-        )
-        .await;
-    }
-    let ops = vec![Op::NodeSet {
-        host: host.clone(),
-        set_vars: BTreeMap::new(),
-        unset_vars: vec![name.clone()],
-        ssh: None,
-        url: None,
-        conffiles: None,
-    }];
-    match node_edit(
-        &state,
-        &ctx,
-        &host,
-        &headers,
-        ops,
-        NodeForm::default(),
-        var_error,
-    )
-    .await
-    {
-        Ok(g) => to_node(
-            &state,
-            &ctx,
-            &host,
-            format!("Unset variable {name} on {host} (generation {g})"),
+    let tasks = vec![item.clone()];
+    let (op, message) = match kind {
+        SetVar => (
+            set(BTreeMap::from([(item.clone(), value)]), Vec::new()),
+            format!("Set variable {item} on {host}"),
         ),
-        Err(r) => r,
-    }
-}
-
-/// `POST /ui/nodes/{host}/assign` and `/unassign`: `task`.
-async fn assignment(
-    state: Arc<AppState>,
-    ctx: Ctx,
-    host: String,
-    headers: HeaderMap,
-    body: Bytes,
-    assign: bool,
-) -> Response {
-    if let Some(r) = refuse_below(&state, &ctx, Role::Operator, "change assignments") {
-        return r;
-    }
-    let host = match known_node(&state, &ctx, &host).await {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
-    let task = form_value(&body, "task")
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    if task.is_empty() {
-        let form = NodeForm {
-            assign_error: Some("task: choose a task".into()),
-            ..NodeForm::default()
-        };
-        return node_page(
-            &state,
-            &ctx,
-            &host,
-            &headers,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            form,
-        )
-        .await;
-    }
-    let (op, verb) = if assign {
-        (
+        UnsetVar => (
+            set(BTreeMap::new(), vec![item.clone()]),
+            format!("Unset variable {item} on {host}"),
+        ),
+        Assign => (
             Op::Assign {
                 host: host.clone(),
-                tasks: vec![task.clone()],
+                tasks,
             },
-            "Assigned",
-        )
-    } else {
-        (
+            format!("Assigned {item} to {host}"),
+        ),
+        Unassign => (
             Op::Unassign {
                 host: host.clone(),
-                tasks: vec![task.clone()],
+                tasks,
             },
-            "Unassigned",
-        )
-    };
-    let prep = if assign { "to" } else { "from" };
-    let form = NodeForm::default();
-    match node_edit(&state, &ctx, &host, &headers, vec![op], form, assign_error).await {
-        Ok(g) => to_node(
-            &state,
-            &ctx,
-            &host,
-            format!("{verb} {task} {prep} {host} (generation {g})"),
+            format!("Unassigned {item} from {host}"),
         ),
+    };
+    match node_edit(&state, &ctx, &host, &headers, vec![op], form, at).await {
+        Ok(g) => to_node(&state, &ctx, &host, format!("{message} (generation {g})")),
         Err(r) => r,
     }
-}
-
-async fn assign(
-    State(state): State<Arc<AppState>>,
-    axum::Extension(ctx): axum::Extension<Ctx>,
-    Path(host): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    assignment(state, ctx, host, headers, body, true).await
-}
-
-async fn unassign(
-    State(state): State<Arc<AppState>>,
-    axum::Extension(ctx): axum::Extension<Ctx>,
-    Path(host): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    assignment(state, ctx, host, headers, body, false).await
 }
 
 // ---------------------------------------------------------------------------------------------
