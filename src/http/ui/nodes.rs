@@ -788,25 +788,35 @@ fn bulk_diff(
     Ok((diffs, unchanged))
 }
 
+/// A bulk form checked against the current model: the form, the diffs, how many chosen
+/// nodes would not change; or the page that says why not.
+async fn bulk_checked(
+    state: &Arc<AppState>,
+    ctx: &Ctx,
+    body: &[u8],
+) -> Result<(BulkForm, Vec<NodeDiff>, usize), Response> {
+    if let Some(r) = refuse_below(state, ctx, Role::Operator, "assign tasks in bulk") {
+        return Err(r);
+    }
+    let f = BulkForm::parse(body);
+    let (model, _) = fleet(state).await?;
+    match bulk_diff(&model, &f) {
+        Ok((diffs, unchanged)) => Ok((f, diffs, unchanged)),
+        Err((status, errors)) => {
+            Err(bulk_page(state, ctx, status, f.filter.clone(), Some(&f), errors).await)
+        }
+    }
+}
+
 /// `POST /ui/bulk/preview`: the diff to confirm.
 async fn bulk_preview(
     State(state): State<Arc<AppState>>,
     axum::Extension(ctx): axum::Extension<Ctx>,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = refuse_below(&state, &ctx, Role::Operator, "assign tasks in bulk") {
-        return r;
-    }
-    let f = BulkForm::parse(&body);
-    let (model, _) = match fleet(&state).await {
-        Ok(d) => d,
+    let (f, diffs, unchanged) = match bulk_checked(&state, &ctx, &body).await {
+        Ok(c) => c,
         Err(r) => return r,
-    };
-    let (diffs, unchanged) = match bulk_diff(&model, &f) {
-        Ok(d) => d,
-        Err((status, errors)) => {
-            return bulk_page(&state, &ctx, status, f.filter.clone(), Some(&f), errors).await;
-        }
     };
     confirm_page(&state, &ctx, &f, &diffs, unchanged, None)
 }
@@ -851,19 +861,9 @@ async fn bulk_apply(
     axum::Extension(ctx): axum::Extension<Ctx>,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = refuse_below(&state, &ctx, Role::Operator, "assign tasks in bulk") {
-        return r;
-    }
-    let f = BulkForm::parse(&body);
-    let (model, _) = match fleet(&state).await {
-        Ok(d) => d,
+    let (f, diffs, unchanged) = match bulk_checked(&state, &ctx, &body).await {
+        Ok(c) => c,
         Err(r) => return r,
-    };
-    let (diffs, unchanged) = match bulk_diff(&model, &f) {
-        Ok(d) => d,
-        Err((status, errors)) => {
-            return bulk_page(&state, &ctx, status, f.filter.clone(), Some(&f), errors).await;
-        }
     };
     if f.digest != digest(&diffs) {
         return confirm_page(
