@@ -93,3 +93,13 @@ node_credentials() {
     fi
     cat "$dir/credentials.txt"
 }
+
+# POSTs the JSON file $1 to umcd's /api/v1/edit; prints the new generation. Uses the
+# caller's $UMC_BASE and $ADMIN_TOKEN.
+edit() {
+    curl -fsS -X POST -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
+        --data-binary "@$1" "$UMC_BASE/api/v1/edit" | jq -r .generation
+}
+
+# Sets $h to the name of host number $1 (no subshell: it runs 20,000 times).
+host_name() { printf -v h 'h%05d.example.com' "$1"; }

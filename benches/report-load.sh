@@ -82,15 +82,6 @@ UMCD_PID=$!
 wait_http "$UMC_BASE/healthz"
 ADMIN_TOKEN=$(tr -d '[:space:]' <"$TMP/data/admin.token")
 
-# POSTs the JSON file $1 to /api/v1/edit; prints the new generation.
-edit() {
-    curl -fsS -X POST -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
-        --data-binary "@$1" "$UMC_BASE/api/v1/edit" | jq -r .generation
-}
-
-# Sets $h to the name of host number $1 (no subshell: it runs 20,000 times).
-host_name() { printf -v h 'h%05d.example.com' "$1"; }
-
 # ------------------------------------------------------------------------------- the fleet
 log "one task (depends on less), $FLEET hosts assigned to it, $CHUNK per edit"
 cat >"$TMP/task.json" <<'EOF'

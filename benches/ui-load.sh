@@ -59,11 +59,6 @@ UMCD_PID=$!
 wait_http "$UMC_BASE/healthz"
 ADMIN_TOKEN=$(tr -d '[:space:]' <"$TMP/data/admin.token")
 
-edit() {
-    curl -fsS -X POST -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
-        --data-binary "@$1" "$UMC_BASE/api/v1/edit" | jq -r .generation
-}
-host_name() { printf -v h 'h%05d.example.com' "$1"; }
 task_name() { printf -v t 't%02d' "$1"; }
 
 log "$TASKS tasks, $FLEET hosts with two tasks each"

@@ -33,34 +33,23 @@ pub const TEMPLATES: &[(&str, &str)] = &[
 ];
 
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/ui/tasks", get(list).post(create))
+    let mut r = Router::new();
+    for (path, edit) in [
+        ("depends", ListEdit::Depend),
+        ("undepend", ListEdit::Undepend),
+        ("removes", ListEdit::Remove),
+        ("unremove", ListEdit::Unremove),
+        ("includes", ListEdit::Include),
+        ("exclude", ListEdit::Exclude),
+    ] {
+        r = r.route(
+            &format!("/ui/tasks/{{name}}/{path}"),
+            post(move |s, c, p, b| list_edit(s, c, p, b, edit)),
+        );
+    }
+    r.route("/ui/tasks", get(list).post(create))
         .route("/ui/tasks/{name}", get(show))
         .route("/ui/tasks/{name}/describe", post(describe))
-        .route(
-            "/ui/tasks/{name}/depends",
-            post(|s, c, p, b| list_edit(s, c, p, b, ListEdit::Depend)),
-        )
-        .route(
-            "/ui/tasks/{name}/undepend",
-            post(|s, c, p, b| list_edit(s, c, p, b, ListEdit::Undepend)),
-        )
-        .route(
-            "/ui/tasks/{name}/removes",
-            post(|s, c, p, b| list_edit(s, c, p, b, ListEdit::Remove)),
-        )
-        .route(
-            "/ui/tasks/{name}/unremove",
-            post(|s, c, p, b| list_edit(s, c, p, b, ListEdit::Unremove)),
-        )
-        .route(
-            "/ui/tasks/{name}/includes",
-            post(|s, c, p, b| list_edit(s, c, p, b, ListEdit::Include)),
-        )
-        .route(
-            "/ui/tasks/{name}/exclude",
-            post(|s, c, p, b| list_edit(s, c, p, b, ListEdit::Exclude)),
-        )
         .route("/ui/tasks/{name}/delete", post(delete))
         .route("/ui/tasks/{name}/file", get(file_page).post(file_post))
         .route("/ui/tasks/{name}/file/delete", post(file_delete))
