@@ -452,10 +452,19 @@ pub fn packages_index<'a>(debs: impl IntoIterator<Item = (&'a str, &'a DebArtifa
     out.into_bytes()
 }
 
+/// The last second a four-digit-year date can name (9999-12-31 23:59:59 UTC).
+pub const LAST_DATE: i64 = 253_402_300_799;
+
+/// `unix` as a `SystemTime` clamped to 1970..=9999, the range RFC 1123 dates (and `httpdate`,
+/// which panics beyond it) can write. Stored times are checked on the way in; this keeps every
+/// date written from a stored time total even so.
+pub fn date_time(unix: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(unix.clamp(0, LAST_DATE) as u64)
+}
+
 /// RFC 1123 date as Debian archives write it (`Sat, 09 Nov 2024 10:00:00 UTC`).
 pub fn release_date(unix: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
-    httpdate::fmt_http_date(t).replace("GMT", "UTC")
+    httpdate::fmt_http_date(date_time(unix)).replace("GMT", "UTC")
 }
 
 pub fn release_body(
@@ -581,6 +590,16 @@ mod tests {
     use super::*;
     use crate::model::Node;
     use std::collections::BTreeSet;
+
+    #[test]
+    fn dates_are_total() {
+        // httpdate panics past the year 9999; a stored time out there must print, not panic
+        // (review finding 9: `umc-admin log` exited 101 on an imported far-future time).
+        assert_eq!(release_date(i64::MAX), "Fri, 31 Dec 9999 23:59:59 UTC");
+        assert_eq!(release_date(400_000_000_000), release_date(LAST_DATE));
+        assert_eq!(release_date(i64::MIN), "Thu, 01 Jan 1970 00:00:00 UTC");
+        assert_eq!(release_date(1), "Thu, 01 Jan 1970 00:00:01 UTC");
+    }
 
     fn item(generation: u64, time: i64, line: &str) -> HistoryItem {
         HistoryItem {

@@ -319,3 +319,83 @@ fn rollback_and_diff() {
     let out = s.admin(&["rollback", "--to", "999999"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
 }
+
+/// Review finding 9: `import` is checked like an edit. Each bad export from the review is
+/// refused with an error that names the problem, and the server stays empty; the good export
+/// then imports, and the log, InRelease and the next edit work.
+#[test]
+fn import_refuses_bad_counters_times_users_and_templates() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let mut s = Server::start_in(&data);
+    s.admin_ok(&["apply", &write(dir.path(), "fleet.toml", FLEET)]);
+    let export = s.admin_ok(&["export", "--with-secrets", "--history"]);
+    s.stop();
+    std::fs::remove_file(data.join("umc.redb")).expect("wipe");
+    let s = Server::start_in(&data);
+    let empty = s.admin_ok(&["export"]);
+    assert!(!empty.contains("[nodes."), "{empty}");
+
+    let line = |prefix: &str| {
+        export
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no '{prefix}' line in\n{export}"))
+            .to_string()
+    };
+    let generation = line("generation = ");
+    let time = line("time = ");
+    let user = line("user = ");
+    let cases = [
+        (
+            "u64::MAX generation",
+            export.replace(
+                &format!("{generation}\n"),
+                &format!("generation = {}\n", u64::MAX),
+            ),
+            "beyond any counter umcd writes",
+        ),
+        (
+            "far-future time",
+            export.replace(&time, "time = 400000000000"),
+            "time 400000000000 is in the future",
+        ),
+        (
+            "template that does not render",
+            export.replace("{{ host.fqdn }}", "{{ vars.missing }}"),
+            "missing",
+        ),
+        (
+            "history user with '<' and a newline",
+            export.replace(&user, r#"user = "evil <x>\nfoo""#),
+            "must be non-empty without '<', '>' or control characters",
+        ),
+    ];
+    for (what, text, expect) in cases {
+        assert_ne!(text, export, "{what}: the case changed nothing");
+        let out = s.admin(&["import", &write(dir.path(), "bad.toml", &text)]);
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", show(&out));
+        assert!(show(&out).contains(expect), "{what}: {}", show(&out));
+        assert_eq!(s.admin_ok(&["export"]), empty, "{what}: the server changed");
+    }
+
+    s.admin_ok(&["import", &write(dir.path(), "e.toml", &export)]);
+    assert!(s.admin_ok(&["log"]).contains("generation "));
+    let token = s.node_token(HOST);
+    let r = s.get(
+        &format!("/hosts/{HOST}/dists/umc/InRelease"),
+        Some((HOST, &token)),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    s.admin_ok(&["var", "set", "domain=example.net"]);
+    assert_eq!(
+        s.get(
+            &format!("/hosts/{HOST}/dists/umc/InRelease"),
+            Some((HOST, &token)),
+            &[]
+        )
+        .status,
+        200
+    );
+}

@@ -1,7 +1,7 @@
 //! Conditional and partial responses for in-memory bodies: ETag/If-None-Match,
 //! Last-Modified/If-Modified-Since, Range/If-Range (RFC 9110), as apt's http method uses them.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
@@ -30,7 +30,7 @@ pub struct Resource {
 }
 
 fn http_date(unix: i64) -> String {
-    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64))
+    httpdate::fmt_http_date(crate::repo::date_time(unix))
 }
 
 fn parse_date(v: &HeaderValue) -> Option<i64> {

@@ -131,6 +131,105 @@ pub(super) fn record(
     Ok(())
 }
 
+/// How far past this server's clock an imported commit time may lie: the exporting server's
+/// clock may differ, and one kept in local time is hours off. A time beyond it would stick:
+/// commit times never go backwards, so every later edit would carry it.
+pub const IMPORT_CLOCK_SKEW: i64 = 24 * 3600;
+
+/// How far past the current Unix time an imported generation counter may lie. Counters count
+/// edits, and an import or restore lifts them to the Unix time; a larger one is not a counter
+/// umcd wrote, and one near `u64::MAX` would leave no room for the next edit.
+pub const IMPORT_COUNTER_SLACK: u64 = 366 * 86_400;
+
+/// Checks an export before [`Store::import`] writes it, as strictly as an edit: counters within
+/// reach of the clock, history times not in the future, history users and lines that the
+/// changelog writer accepts, and a model that passes `validate` and renders for every host.
+/// Anything accepted here renders later; nothing refused reaches the database.
+fn check_import(data: &Export, now: i64) -> Result<(), HistoryError> {
+    let invalid = |m: String| HistoryError::Invalid(format!("import: {m}"));
+    let max_counter = u64::try_from(now)
+        .unwrap_or(0)
+        .saturating_add(IMPORT_COUNTER_SLACK);
+    let model = &data.model;
+    let counters = [
+        ("the generation".to_string(), data.generation),
+        ("the server generation".to_string(), data.server_generation),
+        (
+            "the variables' generation".to_string(),
+            model.vars_generation,
+        ),
+    ]
+    .into_iter()
+    .chain(
+        model
+            .nodes
+            .values()
+            .map(|n| (format!("node '{}': generation", n.name), n.generation)),
+    )
+    .chain(
+        model
+            .tasks
+            .values()
+            .map(|t| (format!("task '{}': generation", t.name), t.generation)),
+    );
+    for (what, g) in counters {
+        if g > max_counter {
+            return Err(invalid(format!(
+                "{what} {g} is beyond any counter umcd writes (at most the current Unix time plus one year, {max_counter})"
+            )));
+        }
+        if g > data.generation {
+            return Err(invalid(format!(
+                "{what} {g} is newer than the export's generation {}",
+                data.generation
+            )));
+        }
+    }
+    let latest = now.saturating_add(IMPORT_CLOCK_SKEW);
+    let mut seen = BTreeSet::new();
+    for h in &data.history {
+        let g = h.generation;
+        let at = |m: String| invalid(format!("history entry for generation {g}: {m}"));
+        if g == 0 || g > data.generation {
+            return Err(at(format!(
+                "no such generation (the export's generation is {})",
+                data.generation
+            )));
+        }
+        if !seen.insert(g) {
+            return Err(at("listed twice".to_string()));
+        }
+        if h.time < 0 {
+            return Err(at(format!("time {} is before 1970", h.time)));
+        }
+        if h.time > latest {
+            return Err(at(format!(
+                "time {} is in the future (this server's clock says {now}; at most {IMPORT_CLOCK_SKEW} s of clock difference is accepted)",
+                h.time
+            )));
+        }
+        crate::deb::check_changelog_user(&h.user).map_err(at)?;
+        for c in &h.changes {
+            crate::deb::check_changelog_line(&c.text).map_err(at)?;
+            if let Some(e) = c.entities.iter().find(|e| Entity::from_key(e).is_none()) {
+                return Err(at(format!(
+                    "unknown entity '{e}' (expected node:<host>, task:<name>, global or server)"
+                )));
+            }
+        }
+    }
+    model.validate().map_err(StoreError::from)?;
+    let all: BTreeSet<Entity> = model
+        .nodes
+        .keys()
+        .map(|n| Entity::Node(n.clone()))
+        .chain(model.tasks.keys().map(|t| Entity::Task(t.clone())))
+        .chain([Entity::Global])
+        .collect();
+    model.validate_renders(&all).map_err(StoreError::from)?;
+    Ok(())
+}
+
 /// Hands out the tokens of nodes an edit re-creates (rollback, import-like apply), else random.
 struct GivenTokens(VecDeque<Option<String>>);
 
@@ -239,7 +338,11 @@ impl Store {
     /// from the generation records), so every host's packages render byte-identical. Then lifts
     /// the generation floor to `now`: the next edit's versions are above anything any node saw,
     /// also from edits made after the export.
+    ///
+    /// The export is checked like an edit first (see [`check_import`]); a refused import writes
+    /// nothing.
     pub fn import(&self, data: &Export, now: i64) -> Result<u64, HistoryError> {
+        check_import(data, now)?;
         if let Some(n) = data.model.nodes.values().find(|n| n.token.is_empty()) {
             return Err(HistoryError::Invalid(format!(
                 "node '{}' has no token: import needs an export made with --with-secrets, or enrolled nodes could no longer authenticate (use 'apply' to create a fleet with new tokens)",

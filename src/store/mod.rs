@@ -809,7 +809,11 @@ pub(super) fn next_generation(
         .get("generation_floor")?
         .map(|v| v.value())
         .unwrap_or(0);
-    Ok(current.max(floor) + 1)
+    current.max(floor).checked_add(1).ok_or_else(|| {
+        StoreError::Invalid(format!(
+            "the generation counter is exhausted (generation {current}, floor {floor})"
+        ))
+    })
 }
 
 /// Writes `model` (the result of `changes` applied to `old`) as generation `generation`: every
@@ -1011,6 +1015,15 @@ mod tests {
             s.edit("sh", &[add("c.example.com")], 12).expect("edit").0,
             1_002
         );
+    }
+
+    #[test]
+    fn an_exhausted_counter_is_an_error_not_a_wrap() {
+        let (_d, s) = store();
+        s.set_generation_floor(u64::MAX).expect("floor");
+        let e = s.edit("sh", &[add("a.example.com")], 10).unwrap_err();
+        assert!(e.to_string().contains("exhausted"), "{e}");
+        assert_eq!(s.generation().expect("generation"), 0);
     }
 
     #[test]

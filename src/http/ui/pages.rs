@@ -43,8 +43,7 @@ pub fn ago(now: i64, t: i64) -> String {
 
 /// The full UTC time, for a `title` next to [`ago`].
 pub fn utc(t: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64);
-    httpdate::fmt_http_date(t)
+    httpdate::fmt_http_date(crate::repo::date_time(t))
 }
 
 #[derive(Serialize)]
@@ -365,6 +364,12 @@ async fn nodes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_is_total() {
+        assert_eq!(utc(400_000_000_000), "Fri, 31 Dec 9999 23:59:59 GMT");
+        assert_eq!(utc(-5), "Thu, 01 Jan 1970 00:00:00 GMT");
+    }
 
     #[test]
     fn ago_reads_well() {
