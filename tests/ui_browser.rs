@@ -278,7 +278,7 @@ fn a_viewer_sees_no_forms_and_is_refused() {
     }
     assert!(
         b.try_find("#enroll").is_none(),
-        "node tokens are for operators"
+        "node tokens are for admins"
     );
     // The bulk page says why, instead of offering forms.
     b.goto(&format!("{}/ui/bulk", s.url));

@@ -70,12 +70,18 @@ fn the_node_page_shows_what_the_node_gets() {
         "depends: {p}"
     );
     assert!(p.contains(">apache2<"), "conflicts: {p}");
-    // The file, rendered for this host.
+    // The file's path; its rendered content and the node token are an admin's.
     assert!(p.contains("/etc/site.conf"), "{p}");
-    assert!(p.contains("server web1.example.com role=web"), "{p}");
+    assert!(!p.contains("server web1.example.com role=web"), "{p}");
     assert!(p.contains("No report yet"), "{p}");
-    // The one-liner for an operator, with the node's token.
     let token = s.node_token("web1.example.com");
+    assert!(!p.contains("id=\"enroll\""), "{p}");
+    assert!(!p.contains(&token), "{p}");
+    // An admin sees the file rendered for this host and the one-liner with the node's token.
+    add_user(&s, "ad", "admin", PASSWORD);
+    let ad = Console::login(&s, "ad", PASSWORD);
+    let p = &ad.get("/ui/nodes/web1.example.com").text();
+    assert!(p.contains("server web1.example.com role=web"), "{p}");
     assert!(p.contains("id=\"enroll\""), "{p}");
     assert!(p.contains(&token), "enroll line carries the token");
     assert!(p.contains("/hosts/web1.example.com/bootstrap"), "{p}");

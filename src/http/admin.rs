@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use serde::Deserialize;
@@ -27,43 +27,180 @@ use crate::store::Caller;
 #[derive(Clone)]
 pub struct User(pub String);
 
+/// A method of an API route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Post,
+    Delete,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::Post => "POST",
+            Verb::Delete => "DELETE",
+        }
+    }
+
+    /// `Get` also answers HEAD (axum's `get`), with the same role.
+    fn filter(self) -> MethodFilter {
+        match self {
+            Verb::Get => MethodFilter::GET,
+            Verb::Post => MethodFilter::POST,
+            Verb::Delete => MethodFilter::DELETE,
+        }
+    }
+}
+
+type Handler = fn(MethodFilter) -> MethodRouter<Arc<AppState>>;
+
+/// One route of `/api/v1`: the role it needs sits next to its handler. [`routes`] builds the
+/// router from [`API_ROUTES`] only, so a route cannot exist without a role.
+pub struct ApiRoute {
+    pub verb: Verb,
+    /// The axum path pattern below `/api/v1`, e.g. `/nodes/{host}/token`.
+    pub path: &'static str,
+    pub role: Role,
+    handler: Handler,
+}
+
+const fn row(verb: Verb, path: &'static str, role: Role, handler: Handler) -> ApiRoute {
+    ApiRoute {
+        verb,
+        path,
+        role,
+        handler,
+    }
+}
+
+use Role::{Admin, Operator, Viewer};
+use Verb::{Delete, Get, Post};
+
+/// Every `/api/v1` route and the least role that may call it. Secrets (node tokens, a host's
+/// rendered files, the backup with the signing key, the user list) need admin. Some answers
+/// depend on more than the route and check again inside: `POST /edit` asks [`ops_role`] for
+/// its operations, `GET /export?secrets=true` needs admin (`fleet::export`), and token routes
+/// scope what a non-admin sees to its own tokens.
+pub static API_ROUTES: &[ApiRoute] = &[
+    row(Get, "/server", Viewer, |m| on(m, server)),
+    row(Get, "/nodes", Viewer, |m| on(m, nodes)),
+    row(Get, "/nodes/{host}", Viewer, |m| on(m, node)),
+    row(Get, "/nodes/{host}/token", Admin, |m| on(m, node_token)),
+    row(Get, "/nodes/{host}/render", Admin, |m| on(m, render)),
+    row(Get, "/tasks", Viewer, |m| on(m, tasks)),
+    row(Get, "/tasks/{task}", Viewer, |m| on(m, task)),
+    row(Get, "/vars", Viewer, |m| on(m, vars)),
+    row(Get, "/log", Viewer, |m| on(m, log)),
+    row(Get, "/status", Viewer, |m| on(m, super::status::list)),
+    row(Get, "/status/{host}", Viewer, |m| {
+        on(m, super::status::host)
+    }),
+    row(Post, "/edit", Operator, |m| on(m, edit)),
+    row(Get, "/export", Viewer, |m| on(m, super::fleet::export)),
+    row(Post, "/apply", Admin, |m| on(m, super::fleet::apply)),
+    row(Post, "/import", Admin, |m| on(m, super::fleet::import)),
+    row(Post, "/rollback", Admin, |m| on(m, super::fleet::rollback)),
+    row(Get, "/diff", Viewer, |m| on(m, super::fleet::diff)),
+    row(Get, "/audit", Viewer, |m| on(m, audit_list)),
+    row(Post, "/audit", Operator, |m| on(m, audit_record)),
+    row(Get, "/backup", Admin, |m| on(m, super::backup::download)),
+    row(Get, "/catalogs", Viewer, |m| on(m, catalog::list)),
+    row(Get, "/catalogs/{name}", Viewer, |m| on(m, catalog::get_one)),
+    row(Delete, "/catalogs/{name}", Admin, |m| {
+        on(m, catalog::remove)
+    }),
+    row(Post, "/catalogs/{name}/import", Admin, |m| {
+        on(m, catalog::import)
+    }),
+    row(Post, "/catalogs/{name}/file", Admin, |m| {
+        on(m, catalog::upload).layer(DefaultBodyLimit::max(catalog::UPLOAD_MAX))
+    }),
+    row(Get, "/catalog/search", Viewer, |m| on(m, catalog::search)),
+    row(Get, "/catalog/packages/{name}", Viewer, |m| {
+        on(m, catalog::package)
+    }),
+    row(Get, "/keys", Viewer, |m| on(m, super::keys::list)),
+    row(Get, "/keys/status", Viewer, |m| on(m, super::keys::status)),
+    row(Post, "/keys/rotate", Admin, |m| on(m, super::keys::rotate)),
+    row(Post, "/keys/import", Admin, |m| on(m, super::keys::import)),
+    row(Post, "/keys/retire", Admin, |m| on(m, super::keys::retire)),
+    row(Get, "/users", Admin, |m| on(m, super::users::list)),
+    row(Post, "/users", Admin, |m| on(m, super::users::add)),
+    row(Delete, "/users/{name}", Admin, |m| {
+        on(m, super::users::remove)
+    }),
+    row(Post, "/users/{name}/password", Admin, |m| {
+        on(m, super::users::passwd)
+    }),
+    // Every user manages its own tokens (`POST /tokens` also takes a password: how a user
+    // gets a first token).
+    row(Get, "/tokens", Viewer, |m| on(m, super::users::tokens)),
+    row(Post, "/tokens", Viewer, |m| {
+        on(m, super::users::create_token)
+    }),
+    row(Delete, "/tokens/{id}", Viewer, |m| {
+        on(m, super::users::revoke)
+    }),
+];
+
+/// The `/api/v1` router, built from [`API_ROUTES`]: `auth` finds the caller for every request
+/// (401 without one, also for unknown paths); each route's own layer then checks its role.
 pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/server", get(server))
-        .route("/nodes", get(nodes))
-        .route("/nodes/{host}", get(node))
-        .route("/nodes/{host}/token", get(node_token))
-        .route("/tasks", get(tasks))
-        .route("/tasks/{task}", get(task))
-        .route("/nodes/{host}/render", get(render))
-        .route("/vars", get(vars))
-        .route("/log", get(log))
-        .route("/status", get(super::status::list))
-        .route("/status/{host}", get(super::status::host))
-        .route("/edit", post(edit))
-        .route("/export", get(super::fleet::export))
-        .route("/apply", post(super::fleet::apply))
-        .route("/import", post(super::fleet::import))
-        .route("/rollback", post(super::fleet::rollback))
-        .route("/diff", get(super::fleet::diff))
-        .route("/audit", get(audit_list).post(audit_record))
-        .route("/backup", get(super::backup::download))
-        .route("/catalogs", get(catalog::list))
-        .route(
-            "/catalogs/{name}",
-            get(catalog::get_one).delete(catalog::remove),
-        )
-        .route("/catalogs/{name}/import", post(catalog::import))
-        .route(
-            "/catalogs/{name}/file",
-            post(catalog::upload).layer(DefaultBodyLimit::max(catalog::UPLOAD_MAX)),
-        )
-        .route("/catalog/search", get(catalog::search))
-        .route("/catalog/packages/{name}", get(catalog::package))
-        .merge(super::keys::routes())
-        .merge(super::users::routes())
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint") })
+    let mut r = Router::new();
+    for route in API_ROUTES {
+        let need = Need {
+            state: state.clone(),
+            role: route.role,
+        };
+        let handler = (route.handler)(route.verb.filter())
+            .route_layer(middleware::from_fn_with_state(need, authorize));
+        r = r.route(route.path, handler);
+    }
+    r.fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint") })
         .layer(middleware::from_fn_with_state(state, auth))
+}
+
+#[derive(Clone)]
+struct Need {
+    state: Arc<AppState>,
+    role: Role,
+}
+
+/// A route's role check, then the body size from its Content-Length: before anything reads
+/// the body (and before hyper answers `Expect: 100-continue`).
+async fn authorize(State(need): State<Need>, req: Request, next: Next) -> Response {
+    let Some(caller) = req.extensions().get::<Caller>() else {
+        return ApiError::internal("route without a caller").into_response();
+    };
+    if caller.role < need.role {
+        let what = format!("{} /api/v1{}", req.method(), api_path(req.uri().path()));
+        return forbidden(caller, &what, need.role).into_response();
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let max = if is_upload(req.uri().path()) {
+        catalog::UPLOAD_MAX
+    } else {
+        need.state.config.max_body
+    };
+    if declared.is_some_and(|n| n > max as u64) {
+        return too_large(max).into_response();
+    }
+    next.run(req).await
+}
+
+/// Refuses `caller` unless it has role `need`, for checks that depend on more than the route
+/// (a query parameter, the operations of an edit).
+pub(super) fn require(caller: &Caller, need: Role, what: &str) -> Result<(), ApiError> {
+    if caller.role < need {
+        return Err(forbidden(caller, what, need));
+    }
+    Ok(())
 }
 
 async fn auth(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
@@ -91,25 +228,6 @@ async fn auth(State(state): State<Arc<AppState>>, mut req: Request, next: Next) 
         );
         return r;
     };
-    let need = required_role(&method, &path);
-    if caller.role < need {
-        return forbidden(&caller, &format!("{method} /api/v1{path}"), need).into_response();
-    }
-    // Refuse an oversized body from its Content-Length, before anything reads it (and
-    // before hyper answers `Expect: 100-continue`).
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let max = if is_upload(&path) {
-        catalog::UPLOAD_MAX
-    } else {
-        state.config.max_body
-    };
-    if declared.is_some_and(|n| n > max as u64) {
-        return too_large(max).into_response();
-    }
     req.extensions_mut().insert(User(caller.name.clone()));
     req.extensions_mut().insert(caller);
     next.run(req).await
@@ -132,18 +250,23 @@ async fn caller(
     let Some(value) = authorization else {
         return Ok(None);
     };
-    if let Some(t) = value.strip_prefix("Bearer ") {
-        return Ok(state.store.api_user(t.trim(), now())?);
+    // The scheme is case-insensitive (RFC 9110, section 11.1).
+    let (scheme, credentials) = value.split_once(' ').unwrap_or((value, ""));
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(state.store.api_user(credentials.trim(), now())?);
     }
-    let basic = value.strip_prefix("Basic ").and_then(|b| {
-        use base64::Engine;
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(b.trim())
-            .ok()?;
-        let text = String::from_utf8(raw).ok()?;
-        let (user, pass) = text.split_once(':')?;
-        Some((user.to_string(), pass.to_string()))
-    });
+    let basic = scheme
+        .eq_ignore_ascii_case("basic")
+        .then_some(credentials)
+        .and_then(|b| {
+            use base64::Engine;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()?;
+            let text = String::from_utf8(raw).ok()?;
+            let (user, pass) = text.split_once(':')?;
+            Some((user.to_string(), pass.to_string()))
+        });
     match basic {
         Some((user, pass)) if method == Method::POST && path == "/tokens" => {
             // The same failed-login limits as the console's login form.
@@ -180,24 +303,6 @@ async fn caller(
             Ok(found)
         }
         _ => Ok(None),
-    }
-}
-
-/// The role a route needs. `POST /edit` needs at least operator here; `edit` then asks
-/// [`ops_role`] for its operations. Token routes are open to every user for their own tokens.
-fn required_role(method: &Method, path: &str) -> Role {
-    // The backup holds every secret; the user list is the admin's business.
-    let secret_read = path == "/backup" || path == "/users";
-    match *method {
-        Method::GET | Method::HEAD if path.starts_with("/nodes/") && path.ends_with("/token") => {
-            Role::Operator
-        }
-        Method::GET | Method::HEAD if secret_read => Role::Admin,
-        Method::GET | Method::HEAD => Role::Viewer,
-        Method::POST if path == "/tokens" => Role::Viewer,
-        Method::DELETE if path.starts_with("/tokens/") => Role::Viewer,
-        Method::POST if path == "/edit" || path == "/audit" => Role::Operator,
-        _ => Role::Admin,
     }
 }
 

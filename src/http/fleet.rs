@@ -10,12 +10,14 @@ use axum::{Extension, Json};
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::admin::{User, blocking, json_body};
+use super::admin::{User, blocking, json_body, require};
 use super::{ApiError, AppState, now};
-use crate::api::{ApplyRequest, ApplyResponse, DiffResponse, ImportResponse, RollbackRequest};
+use crate::api::{
+    ApplyRequest, ApplyResponse, DiffResponse, ImportResponse, Role, RollbackRequest,
+};
 use crate::fleetfile::{self, Fleet, Lines, Problem};
 use crate::model::Model;
-use crate::store::{Export, HistoryError, StoreError};
+use crate::store::{Caller, Export, HistoryError, StoreError};
 
 impl From<HistoryError> for ApiError {
     fn from(e: HistoryError) -> ApiError {
@@ -39,12 +41,17 @@ pub(super) struct ExportQuery {
     history: bool,
 }
 
-/// The whole model in its file form; node tokens only with `secrets=true`.
+/// The whole model in its file form; node tokens only with `secrets=true`, for admins.
 pub(super) async fn export(
     State(s): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     q: Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<Json<Fleet>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    // The route is open to viewers; node tokens are not (as `GET /nodes/{host}/token`).
+    if q.secrets {
+        require(&caller, Role::Admin, "export node tokens (secrets=true)")?;
+    }
     blocking(move || {
         let e = s.store.export(q.history)?;
         let mut fleet = Fleet::from_model(&e.model, e.generation, e.server_generation, q.secrets);

@@ -25,8 +25,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use base64::Engine;
 use bytes::Bytes;
 
@@ -120,15 +119,6 @@ pub fn serving_inputs(config: &Config, fingerprints: &[String]) -> ServingInputs
         fingerprint,
         description,
     }
-}
-
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/keys", get(list))
-        .route("/keys/status", get(status))
-        .route("/keys/rotate", post(rotate))
-        .route("/keys/import", post(import))
-        .route("/keys/retire", post(retire))
 }
 
 fn sign_error(e: SignError) -> ApiError {
@@ -229,7 +219,7 @@ fn node_status(state: &AppState, needed_generation: u64) -> Result<Vec<KeyNodeSt
         .collect())
 }
 
-async fn list(State(s): State<Arc<AppState>>) -> Result<Json<Vec<KeyInfo>>, ApiError> {
+pub(super) async fn list(State(s): State<Arc<AppState>>) -> Result<Json<Vec<KeyInfo>>, ApiError> {
     blocking(move || {
         let set = s.keys();
         let recs = records(&s, &set.keys)?;
@@ -238,7 +228,7 @@ async fn list(State(s): State<Arc<AppState>>) -> Result<Json<Vec<KeyInfo>>, ApiE
     .await
 }
 
-async fn status(State(s): State<Arc<AppState>>) -> Result<Json<KeyStatus>, ApiError> {
+pub(super) async fn status(State(s): State<Arc<AppState>>) -> Result<Json<KeyStatus>, ApiError> {
     blocking(move || {
         let set = s.keys();
         let recs = records(&s, &set.keys)?;
@@ -304,7 +294,7 @@ fn response(state: &AppState, generation: u64, fingerprint: String) -> KeyChange
 }
 
 /// `POST /keys/rotate`: a new Ed25519 key; InRelease is signed by every key from now on.
-async fn rotate(
+pub(super) async fn rotate(
     State(s): State<Arc<AppState>>,
     Extension(User(user)): Extension<User>,
 ) -> Result<Json<KeyChangeResponse>, ApiError> {
@@ -329,7 +319,7 @@ async fn rotate(
 }
 
 /// `POST /keys/import`: an existing key (aptly, reprepro), refused when apt 3 would refuse it.
-async fn import(
+pub(super) async fn import(
     State(s): State<Arc<AppState>>,
     Extension(User(user)): Extension<User>,
     body: Result<Bytes, BytesRejection>,
@@ -367,7 +357,7 @@ async fn import(
 
 /// `POST /keys/retire`: stop signing with a key. Refused (409) while an active node has not
 /// confirmed the keys that remain, unless `force`.
-async fn retire(
+pub(super) async fn retire(
     State(s): State<Arc<AppState>>,
     Extension(User(user)): Extension<User>,
     body: Result<Bytes, BytesRejection>,

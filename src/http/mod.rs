@@ -15,6 +15,8 @@ mod status;
 pub mod ui;
 mod users;
 
+pub use admin::{API_ROUTES, ApiRoute, Verb};
+
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::RwLock;

@@ -1,13 +1,12 @@
 //! `/api/v1/users` and `/api/v1/tokens`: named users with roles, and their API tokens. Who may
-//! call what is decided in `admin::auth`; these handlers only scope token lists to the caller.
+//! call what is decided in `admin::API_ROUTES`; these handlers only scope token lists to the caller.
 
 use std::sync::Arc;
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use bytes::Bytes;
 
 use super::admin::{blocking, json_body};
@@ -15,14 +14,8 @@ use super::{ApiError, AppState, now};
 use crate::api::{Role, TokenCreated, TokenInfo, TokenRequest, UserInfo, UserRequest};
 use crate::store::{self, Caller};
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/users", get(list).post(add))
-        .route("/users/{name}", delete(remove))
-        .route("/users/{name}/password", post(passwd))
-        .route("/tokens", get(tokens).post(create_token))
-        .route("/tokens/{id}", delete(revoke))
-}
+/// The longest password, in bytes: argon2 reads all of it.
+const MAX_PASSWORD: usize = 1024;
 
 /// At least 8 characters: the hash is slow, but a 3-letter password is still guessed.
 fn password_policy(p: &str) -> Result<(), ApiError> {
@@ -32,14 +25,20 @@ fn password_policy(p: &str) -> Result<(), ApiError> {
             "password: use at least 8 characters",
         ));
     }
+    if p.len() > MAX_PASSWORD {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("password: use at most {MAX_PASSWORD} bytes"),
+        ));
+    }
     Ok(())
 }
 
-async fn list(State(s): State<Arc<AppState>>) -> Result<Json<Vec<UserInfo>>, ApiError> {
+pub(super) async fn list(State(s): State<Arc<AppState>>) -> Result<Json<Vec<UserInfo>>, ApiError> {
     blocking(move || Ok(Json(s.store.users()?))).await
 }
 
-async fn add(
+pub(super) async fn add(
     State(s): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<UserInfo>, ApiError> {
@@ -61,7 +60,7 @@ async fn add(
     .await
 }
 
-async fn passwd(
+pub(super) async fn passwd(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
@@ -78,7 +77,7 @@ async fn passwd(
     .await
 }
 
-async fn remove(
+pub(super) async fn remove(
     State(s): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
@@ -102,14 +101,14 @@ fn owner_scope(caller: &Caller) -> Option<String> {
     (caller.role != Role::Admin).then(|| caller.name.clone())
 }
 
-async fn tokens(
+pub(super) async fn tokens(
     State(s): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<Vec<TokenInfo>>, ApiError> {
     blocking(move || Ok(Json(s.store.tokens(owner_scope(&caller).as_deref())?))).await
 }
 
-async fn create_token(
+pub(super) async fn create_token(
     State(s): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     body: Result<Bytes, BytesRejection>,
@@ -127,7 +126,7 @@ async fn create_token(
     .await
 }
 
-async fn revoke(
+pub(super) async fn revoke(
     State(s): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,

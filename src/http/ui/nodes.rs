@@ -185,7 +185,9 @@ async fn node_page(
     };
     let st = state.clone();
     let h = host.clone();
-    let operator = ctx.can_operate();
+    // Rendered files and the node token are secrets: admins only, as in the API
+    // (`/nodes/{h}/render`, `/nodes/{h}/token`).
+    let admin = ctx.can_admin();
     let data = blocking(move || {
         let model = st.model()?;
         let fleet = st.fleet_status()?;
@@ -202,10 +204,9 @@ async fn node_page(
             .collect();
         let files = model.nodes.get(&h).map(|n| {
             let closure = model.closure(&n.tasks);
-            rendered_files(&model, n, &closure)
+            rendered_files(&model, n, &closure, admin)
         });
-        // The node token only for those who may see it (as the API's `/nodes/{h}/token`).
-        let token = if operator {
+        let token = if admin {
             st.store.node(&h)?.map(|n| n.token)
         } else {
             None
@@ -361,22 +362,28 @@ fn package_rows(
         .collect()
 }
 
-/// Every file of every task in the closure, rendered for this node; a template that does not
-/// render shows its error instead.
+/// Every file of every task in the closure, rendered for this node when `render` (the caller
+/// is an admin; otherwise only paths and tasks); a template that does not render shows its
+/// error instead.
 fn rendered_files(
     model: &Model,
     node: &crate::model::Node,
     closure: &BTreeSet<String>,
+    render: bool,
 ) -> Vec<Rendered> {
     let ctx = model.host_context(node, closure);
     let mut out = Vec::new();
     for task in closure.iter().filter_map(|t| model.tasks.get(t)) {
         for f in task.files.values() {
-            let r = crate::template::Template::parse(&f.path, &f.template)
-                .and_then(|tpl| tpl.render(&ctx));
-            let (content, error) = match r {
-                Ok(c) => (Some(c), None),
-                Err(e) => (None, Some(e.to_string())),
+            let (content, error) = if render {
+                match crate::template::Template::parse(&f.path, &f.template)
+                    .and_then(|tpl| tpl.render(&ctx))
+                {
+                    Ok(c) => (Some(c), None),
+                    Err(e) => (None, Some(e.to_string())),
+                }
+            } else {
+                (None, None)
             };
             out.push(Rendered {
                 path: f.path.clone(),

@@ -1,0 +1,552 @@
+//! Who may call what on `/api/v1` and see what in the console: every route of the route table
+//! as each role and without a token, the secrets (node tokens, rendered files, the signing
+//! key) for admins only, path tricks, and the bearer and Basic rules.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+
+use common::console::Console;
+use common::{Resp, Server, http};
+use umc::api::Role;
+use umc::http::{API_ROUTES, Verb};
+
+const PW: &str = "correct horse battery";
+const HOST: &str = "a.example.com";
+/// What the node's template renders to: the secret a viewer must not see rendered.
+const RENDERED: &str = "password=B-SECRET";
+
+struct Fleet {
+    s: Server,
+    viewer: String,
+    operator: String,
+    admin: String,
+    node_token: String,
+}
+
+impl Fleet {
+    fn token(&self, role: Role) -> &str {
+        match role {
+            Role::Viewer => &self.viewer,
+            Role::Operator => &self.operator,
+            Role::Admin => &self.admin,
+        }
+    }
+}
+
+fn call(s: &Server, method: &str, path: &str, token: Option<&str>, body: Option<&[u8]>) -> Resp {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a));
+    }
+    http(method, &format!("{}{path}", s.url), None, &headers, body)
+}
+
+/// A node with a task whose file renders a node variable, and a viewer, an operator and a
+/// second admin, each with a password (for the console) and an API token.
+fn fleet() -> Fleet {
+    let s = Server::start();
+    let root = s.token();
+    let edit = serde_json::json!({"ops": [
+        {"op": "node_add", "host": HOST, "vars": {"secret": "B-SECRET"}},
+        {"op": "task_add", "task": "web"},
+        {"op": "task_file_add", "task": "web", "path": "/etc/app/secret.conf",
+         "template": "password={{ vars.secret }}\n", "mode": 0o600},
+        {"op": "assign", "host": HOST, "tasks": ["web"]},
+    ]});
+    let r = call(
+        &s,
+        "POST",
+        "/api/v1/edit",
+        Some(&root),
+        Some(edit.to_string().as_bytes()),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut tokens = Vec::new();
+    for (name, role) in [("vera", "viewer"), ("otto", "operator"), ("adam", "admin")] {
+        let body = serde_json::json!({"name": name, "role": role, "password": PW});
+        let r = call(
+            &s,
+            "POST",
+            "/api/v1/users",
+            Some(&root),
+            Some(body.to_string().as_bytes()),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let r = http(
+            "POST",
+            &format!("{}/api/v1/tokens", s.url),
+            Some((name, PW)),
+            &[("Content-Type", "application/json")],
+            Some(br#"{"name":"t"}"#),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+        tokens.push(v["token"].as_str().expect("token").to_string());
+    }
+    let node_token = s.node_token(HOST);
+    let [viewer, operator, admin] = <[String; 3]>::try_from(tokens).expect("three");
+    Fleet {
+        s,
+        viewer,
+        operator,
+        admin,
+        node_token,
+    }
+}
+
+/// A concrete request path for a route pattern: parameters filled with the fleet's names (or
+/// names that do not exist, where a handler would change something), plus the query a
+/// handler needs to get past its argument checks.
+fn concrete(pattern: &str) -> String {
+    let mut out = String::from("/api/v1");
+    for seg in pattern.split('/').skip(1) {
+        out.push('/');
+        out.push_str(match (seg, pattern) {
+            ("{host}", _) => HOST,
+            ("{task}", _) => "web",
+            ("{name}", p) if p.starts_with("/catalog/packages/") => "nginx",
+            ("{name}", _) => "nosuch",
+            ("{id}", _) => "000000000000",
+            (s, _) if s.starts_with('{') => panic!("route {pattern}: unknown parameter {s}"),
+            (s, _) => s,
+        });
+    }
+    match pattern {
+        "/nodes/{host}/render" => out.push_str("?path=/etc/app/secret.conf"),
+        "/diff" => out.push_str("?from=0&to=1"),
+        "/catalog/search" => out.push_str("?q=nginx"),
+        _ => {}
+    }
+    out
+}
+
+fn secrets_in(f: &Fleet, text: &str) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    if text.contains(&f.node_token) {
+        found.push("node token");
+    }
+    if text.contains(RENDERED) {
+        found.push("rendered file");
+    }
+    if text.contains("PRIVATE KEY") {
+        found.push("signing key");
+    }
+    found
+}
+
+/// Every row of the route table, as nobody, viewer, operator and admin: 401 without a token,
+/// 403 naming the role below the row's, and neither for the row's role and above. Admin-only
+/// routes run last, so a key rotation or a token made on the way changes no other row.
+#[test]
+fn every_api_route_checks_its_role() {
+    let f = fleet();
+    assert!(API_ROUTES.len() >= 35, "{} routes", API_ROUTES.len());
+    let mut rows: Vec<_> = API_ROUTES.iter().collect();
+    rows.sort_by_key(|r| r.role);
+    let mut seen = BTreeSet::new();
+    for route in rows {
+        assert!(
+            seen.insert((route.verb.as_str(), route.path)),
+            "{} {} twice in the table",
+            route.verb.as_str(),
+            route.path
+        );
+        let method = route.verb.as_str();
+        let path = concrete(route.path);
+        let body = (route.verb == Verb::Post).then_some(&b"{}"[..]);
+        let what = format!("{method} {path}");
+        let r = call(&f.s, method, &path, None, body);
+        assert_eq!(r.status, 401, "{what} without a token: {}", r.text());
+        for role in [Role::Viewer, Role::Operator, Role::Admin] {
+            let r = call(&f.s, method, &path, Some(f.token(role)), body);
+            let who = format!("{what} as {}", role.as_str());
+            if role < route.role {
+                assert_eq!(r.status, 403, "{who}: {}", r.text());
+                assert!(
+                    r.text()
+                        .contains(&format!("it needs role {}", route.role.as_str())),
+                    "{who}: {}",
+                    r.text()
+                );
+            } else {
+                assert!(
+                    ![401, 403, 405].contains(&r.status),
+                    "{who}: {} {}",
+                    r.status,
+                    r.text()
+                );
+                assert!(
+                    !r.text().contains("no such API endpoint"),
+                    "{who}: {}",
+                    r.text()
+                );
+            }
+            if role < Role::Admin {
+                let leaked = secrets_in(&f, &r.text());
+                assert!(leaked.is_empty(), "{who} got {leaked:?}: {}", r.text());
+            }
+        }
+    }
+    // The admin-only reads do hand out what they guard.
+    let r = call(
+        &f.s,
+        "GET",
+        &concrete("/nodes/{host}/token"),
+        Some(&f.admin),
+        None,
+    );
+    assert!(r.text().contains(&f.node_token), "{}", r.text());
+    let r = call(
+        &f.s,
+        "GET",
+        &concrete("/nodes/{host}/render"),
+        Some(&f.admin),
+        None,
+    );
+    assert!(r.text().contains(RENDERED), "{}", r.text());
+}
+
+/// A path of the table answers no method the table does not list for it, so no handler can
+/// hide behind a listed path. (New paths: see `the_api_router_is_built_from_the_table_only`.)
+#[test]
+fn unlisted_methods_have_no_handler() {
+    let f = fleet();
+    let paths: BTreeSet<&str> = API_ROUTES.iter().map(|r| r.path).collect();
+    for p in paths {
+        let listed: Vec<&str> = API_ROUTES
+            .iter()
+            .filter(|r| r.path == p)
+            .map(|r| r.verb.as_str())
+            .collect();
+        for m in ["GET", "POST", "DELETE", "PUT", "PATCH"] {
+            if listed.contains(&m) || (m == "HEAD" && listed.contains(&"GET")) {
+                continue;
+            }
+            let r = call(&f.s, m, &concrete(p), Some(&f.admin), Some(b"{}"));
+            assert!(
+                [404, 405].contains(&r.status),
+                "{m} {p}: {} {}",
+                r.status,
+                r.text()
+            );
+        }
+    }
+    // HEAD is GET's, with GET's role.
+    let r = call(
+        &f.s,
+        "HEAD",
+        &concrete("/nodes/{host}/token"),
+        Some(&f.viewer),
+        None,
+    );
+    assert_eq!(r.status, 403);
+    let r = call(&f.s, "HEAD", "/api/v1/backup", Some(&f.operator), None);
+    assert_eq!(r.status, 403);
+}
+
+/// The API router is `admin::routes`, built from `API_ROUTES` only: no module of the API
+/// adds a route, merges or nests a router of its own. A new route therefore needs a row, and
+/// with it a role.
+#[test]
+fn the_api_router_is_built_from_the_table_only() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
+    // The non-API routers: apt, the console, and the top-level router that nests the API.
+    let elsewhere = [
+        "apt.rs",
+        "mod.rs",
+        "metrics.rs",
+        "conditional.rs",
+        "error.rs",
+    ];
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("src/http") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !name.ends_with(".rs") || elsewhere.contains(&name) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        let routes = text.matches(".route(").count();
+        let allowed = usize::from(name == "admin.rs");
+        assert_eq!(routes, allowed, "{name}: .route( outside the table builder");
+        for call in [".merge(", ".nest(", ".route_service(", ".nest_service("] {
+            assert!(
+                !text.contains(call),
+                "{name}: {call} adds routes the table does not list"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 7, "{checked} API modules checked");
+    let top = std::fs::read_to_string(dir.join("mod.rs")).expect("mod.rs");
+    assert_eq!(
+        top.matches("\"/api/v1\"").count(),
+        1,
+        "one nest for /api/v1"
+    );
+}
+
+/// `export?secrets=true` needs admin; without it the export is a viewer's read with no token.
+#[test]
+fn exported_node_tokens_need_admin() {
+    let f = fleet();
+    for q in [
+        "secrets=true",
+        "secrets=true&history=true",
+        "history=true&secrets=true",
+        "secrets=true&secrets=false",
+        "secrets=false&secrets=true",
+        "secrets=1",
+        "secrets=TRUE",
+        "secrets=%74rue",
+        "Secrets=true",
+        "secrets",
+    ] {
+        for role in [Role::Viewer, Role::Operator] {
+            let r = call(
+                &f.s,
+                "GET",
+                &format!("/api/v1/export?{q}"),
+                Some(f.token(role)),
+                None,
+            );
+            assert!(
+                [400, 403].contains(&r.status),
+                "{q} as {}: {} {}",
+                role.as_str(),
+                r.status,
+                r.text()
+            );
+            assert!(!r.text().contains(&f.node_token), "{q}: {}", r.text());
+        }
+    }
+    let r = call(
+        &f.s,
+        "GET",
+        "/api/v1/export?secrets=true",
+        Some(&f.viewer),
+        None,
+    );
+    assert_eq!(r.status, 403);
+    assert!(
+        r.text()
+            .contains("user 'vera' (viewer) may not export node tokens"),
+        "{}",
+        r.text()
+    );
+    let r = call(&f.s, "GET", "/api/v1/export", Some(&f.viewer), None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!r.text().contains(&f.node_token));
+    let r = call(
+        &f.s,
+        "GET",
+        "/api/v1/export?secrets=true",
+        Some(&f.admin),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains(&f.node_token));
+    // umc-admin as an operator: refused, exit code for "forbidden".
+    let out = f.s.admin_as(&f.operator, &["export", "--with-secrets"], "");
+    assert!(!out.status.success(), "{}", common::show(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&f.node_token));
+}
+
+/// A request with exactly these bytes as its target (no client normalization).
+fn raw_get(s: &Server, target: &str, token: &str) -> (u16, String) {
+    let addr = s.url.trim_start_matches("http://");
+    let mut c = std::net::TcpStream::connect(addr).expect("connect");
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        c,
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut answer = Vec::new();
+    let _ = c.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+/// The review's path variants for the admin-only reads: refused or unknown, never served.
+#[test]
+fn path_tricks_do_not_reach_admin_reads() {
+    let f = fleet();
+    let h = HOST;
+    let variants = [
+        format!("/api/v1/nodes/{h}/%74oken"),
+        format!("/api/v1//nodes/{h}/token"),
+        format!("/api/v1/nodes//{h}/token"),
+        format!("/api/v1/./nodes/{h}/token"),
+        format!("/api/v1/nodes/{h}/./token"),
+        format!("/api/v1/nodes/{h}/token/"),
+        format!("/api/v1/NODES/{h}/TOKEN"),
+        format!("/api/v1/nodes/{}/token", h.to_uppercase()),
+        format!("/api/v1/nodes/{h}/token?x=1"),
+        format!("/api/v1/nodes/{h}/render?path=/etc/app/secret.conf&x=1"),
+        format!("/api/v1/nodes/{h}/%72ender?path=/etc/app/secret.conf"),
+        "/api/v1/%62ackup".into(),
+        "/api/v1/backup/".into(),
+        "/api/v1//backup".into(),
+        "/api/v1/BACKUP".into(),
+        "/api/v1/backup?x=1".into(),
+        "/api/v1/users/".into(),
+        "/api/v1/%75sers".into(),
+        "/api/v1/./users".into(),
+        "/api/v1/users?x=1".into(),
+        "/api/v1/export?secrets=true&x=1".into(),
+    ];
+    for token in [&f.viewer, &f.operator] {
+        for v in &variants {
+            let (status, text) = raw_get(&f.s, v, token);
+            assert!([400, 403, 404].contains(&status), "{v}: {status} {text}");
+            assert!(!text.contains(&f.node_token), "{v}: {text}");
+            assert!(!text.contains(RENDERED), "{v}: {text}");
+            assert!(!text.contains("\"role\""), "{v}: the user list: {text}");
+        }
+    }
+}
+
+/// An operator is refused the admin's edits (tasks, variables) as well as the admin routes.
+#[test]
+fn operators_may_not_do_admin_edits() {
+    let f = fleet();
+    for op in [
+        r#"{"op":"task_add","task":"db"}"#,
+        r#"{"op":"var_set","vars":{"x":"1"}}"#,
+        r#"{"op":"task_file_add","task":"web","path":"/etc/x","template":"{{ vars.secret }}"}"#,
+    ] {
+        let body = format!(r#"{{"ops":[{op}]}}"#);
+        let r = call(
+            &f.s,
+            "POST",
+            "/api/v1/edit",
+            Some(&f.operator),
+            Some(body.as_bytes()),
+        );
+        assert_eq!(r.status, 403, "{op}: {}", r.text());
+        assert!(r.text().contains("it needs role admin"), "{}", r.text());
+    }
+    // The operator's own business still works.
+    let body = br#"{"ops":[{"op":"node_add","host":"b.example.com"}]}"#;
+    let r = call(&f.s, "POST", "/api/v1/edit", Some(&f.operator), Some(body));
+    assert_eq!(r.status, 200, "{}", r.text());
+    // But it cannot enroll the node it added: the token is an admin's.
+    let out =
+        f.s.admin_as(&f.operator, &["node", "token", "b.example.com"], "");
+    assert!(!out.status.success(), "{}", common::show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs role admin"),
+        "{}",
+        common::show(&out)
+    );
+}
+
+/// Bearer works in any case (RFC 9110); a missing, bad or empty bearer token, another scheme,
+/// and a password anywhere but `POST /tokens` get 401.
+#[test]
+fn bearer_schemes_and_basic_outside_tokens() {
+    let f = fleet();
+    let url = format!("{}/api/v1/nodes", f.s.url);
+    let with = |value: &str| http("GET", &url, None, &[("Authorization", value)], None).status;
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        assert_eq!(with(&format!("{scheme} {}", f.viewer)), 200, "{scheme}");
+    }
+    for bad in [
+        String::new(),
+        "Bearer".into(),
+        "Bearer ".into(),
+        "Bearer nope".into(),
+        format!("Bearer {}", f.viewer.to_uppercase()),
+        format!("Bearer {}x", f.viewer),
+        format!("Token {}", f.viewer),
+        format!("Bearer{}", f.viewer),
+    ] {
+        assert_eq!(with(&bad), 401, "{bad:?}");
+    }
+    let r = http("GET", &url, None, &[], None);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    // A password authenticates `POST /tokens` only.
+    for (m, p) in [
+        ("GET", "/nodes"),
+        ("GET", "/tokens"),
+        ("POST", "/edit"),
+        ("GET", "/backup"),
+    ] {
+        let r = http(
+            m,
+            &format!("{}/api/v1{p}", f.s.url),
+            Some(("adam", PW)),
+            &[],
+            Some(b"{}"),
+        );
+        assert_eq!(r.status, 401, "Basic on {m} {p}: {}", r.text());
+    }
+    let r = http(
+        "POST",
+        &format!("{}/api/v1/tokens", f.s.url),
+        Some(("vera", PW)),
+        &[],
+        Some(b"{}"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// The console shows rendered files and the enrollment line (with the node token) to admins
+/// only, as the API does.
+#[test]
+fn the_console_shows_secrets_to_admins_only() {
+    let f = fleet();
+    let page = format!("/ui/nodes/{HOST}");
+    for user in ["vera", "otto"] {
+        let c = Console::login(&f.s, user, PW);
+        for p in [
+            page.as_str(),
+            "/ui/",
+            "/ui/nodes",
+            "/ui/tasks/web",
+            "/ui/tasks/web/file?path=%2Fetc%2Fapp%2Fsecret.conf",
+            "/ui/history",
+        ] {
+            let r = c.get(p);
+            assert!(r.status < 500, "{user} {p}: {}", r.status);
+            let leaked = secrets_in(&f, &r.text());
+            assert!(leaked.is_empty(), "{user} {p}: {leaked:?}: {}", r.text());
+        }
+        let r = c.get(&page);
+        assert_eq!(r.status, 200);
+        let t = r.text();
+        assert!(t.contains("/etc/app/secret.conf"), "the path is shown: {t}");
+        assert!(t.contains("id=\"files-hidden\""), "{t}");
+        assert!(!t.contains("id=\"enroll\""), "{t}");
+        // The preview renders for admins only.
+        let r = c.post(
+            "/ui/tasks/web/file?path=%2Fetc%2Fapp%2Fsecret.conf",
+            &[
+                ("path", "/etc/app/secret.conf"),
+                ("template", "password={{ vars.secret }}\n"),
+                ("host", HOST),
+                ("do", "preview"),
+            ],
+        );
+        assert_eq!(r.status, 403, "{user} preview");
+        assert!(secrets_in(&f, &r.text()).is_empty(), "{}", r.text());
+    }
+    let c = Console::login(&f.s, "adam", PW);
+    let t = c.get(&page).text();
+    assert!(t.contains(RENDERED), "{t}");
+    assert!(
+        t.contains("id=\"enroll\"") && t.contains(&f.node_token),
+        "{t}"
+    );
+}
