@@ -314,6 +314,40 @@ pub struct AuditRequest {
     pub results: Vec<RunResult>,
 }
 
+/// The longest audit command, in bytes.
+pub const MAX_AUDIT_COMMAND: usize = 16 * 1024;
+/// The most targets of an audit record, and the longest one, in bytes.
+pub const MAX_AUDIT_TARGETS: usize = 1024;
+pub const MAX_AUDIT_TARGET: usize = 256;
+/// The longest host error and signal name in an audit record, in bytes.
+pub const MAX_AUDIT_ERROR: usize = 2048;
+pub const MAX_AUDIT_SIGNAL: usize = 32;
+
+impl AuditRequest {
+    /// Shortens the command and host errors to what umcd records, marking the cut (umc-admin
+    /// records a long script rather than no record at all).
+    pub fn clipped(mut self) -> AuditRequest {
+        fn clip(s: &mut String, max: usize) {
+            const MARK: &str = " [...]";
+            if s.len() > max {
+                let mut end = max - MARK.len();
+                while !s.is_char_boundary(end) {
+                    end -= 1;
+                }
+                s.truncate(end);
+                s.push_str(MARK);
+            }
+        }
+        clip(&mut self.command, MAX_AUDIT_COMMAND);
+        for r in &mut self.results {
+            if let Some(e) = &mut r.error {
+                clip(e, MAX_AUDIT_ERROR);
+            }
+        }
+        self
+    }
+}
+
 /// A recorded fleet command, as `GET /api/v1/audit` lists it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditEntry {

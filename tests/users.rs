@@ -157,3 +157,205 @@ fn user_list_shows_roles_and_no_hashes() {
         "another long one\n",
     ));
 }
+
+fn post(s: &Server, token: &str, path: &str, body: &str) -> common::Resp {
+    http(
+        "POST",
+        &format!("{}/api/v1{path}", s.url),
+        None,
+        &[
+            ("Authorization", &format!("Bearer {token}")),
+            ("Content-Type", "application/json"),
+        ],
+        Some(body.as_bytes()),
+    )
+}
+
+/// Review #8: a restart revoked every token of `admin` but admin.token. Now only a replaced
+/// admin.token is revoked (and logged); tokens made with `token create` survive.
+#[test]
+fn tokens_survive_restarts_and_only_a_new_admin_token_revokes_the_old() {
+    let mut s = Server::start();
+    let data = s.data.clone();
+    let old_admin = s.token();
+    let ci = ok(s.admin_as(&old_admin, &["token", "create", "--name", "ci-token"], ""));
+    let ci = ci.trim().to_string();
+    let v = user_with_token(&s, "v", "viewer");
+    assert_eq!(get(&s, &ci, "/server").status, 200);
+    s.stop();
+    let mut s2 = Server::start_in(&data);
+    assert_eq!(
+        get(&s2, &ci, "/server").status,
+        200,
+        "ci token after restart"
+    );
+    assert_eq!(
+        get(&s2, &v, "/server").status,
+        200,
+        "viewer token after restart"
+    );
+    assert_eq!(get(&s2, &old_admin, "/server").status, 200);
+    let labels = s2.admin_ok(&["token", "list", "--json"]);
+    assert!(
+        labels.contains("ci-token") && labels.contains("admin.token"),
+        "{labels}"
+    );
+    // A new admin.token (the way to revoke a leaked one) revokes the old one only, and says so.
+    s2.stop();
+    std::fs::write(
+        data.join("admin.token"),
+        "a-brand-new-admin-token-0123456789\n",
+    )
+    .expect("write");
+    let s3 = Server::start_in(&data);
+    assert_eq!(
+        get(&s3, &old_admin, "/server").status,
+        401,
+        "old admin.token"
+    );
+    assert_eq!(get(&s3, &s3.token(), "/server").status, 200);
+    assert_eq!(get(&s3, &ci, "/server").status, 200, "ci token");
+    let log = std::fs::read_to_string(data.join("umcd.log")).expect("log");
+    assert!(log.contains("revoked the previous admin.token"), "{log}");
+    drop(s);
+}
+
+/// Review #10: token labels are bounded and a user holds at most 100 tokens; a refused
+/// request stores nothing.
+#[test]
+fn token_labels_and_counts_are_bounded() {
+    let s = Server::start();
+    let v = user_with_token(&s, "v", "viewer");
+    let count = |s: &Server| -> usize {
+        let r = get(s, &s.token(), "/tokens");
+        serde_json::from_slice::<Vec<serde_json::Value>>(&r.body)
+            .expect("json")
+            .len()
+    };
+    let before = count(&s);
+    let long = "x".repeat(129);
+    for (label, says) in [
+        (long.as_str(), "longer than 128"),
+        ("bad\u{1b}[2J", "control characters"),
+        ("admin.token", "reserved"),
+    ] {
+        let body = serde_json::json!({ "name": label }).to_string();
+        let r = post(&s, &v, "/tokens", &body);
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(
+            r.text().contains("token label") && r.text().contains(says),
+            "{}",
+            r.text()
+        );
+    }
+    let r = post(
+        &s,
+        &v,
+        "/tokens",
+        &format!(r#"{{"name":"{}"}}"#, "y".repeat(7_000_000)),
+    );
+    assert!([400, 413].contains(&r.status), "{}", r.status);
+    assert_eq!(count(&s), before, "nothing stored");
+    // 128 bytes is fine; then up to 100 tokens (v has one already).
+    let r = post(
+        &s,
+        &v,
+        "/tokens",
+        &format!(r#"{{"name":"{}"}}"#, "z".repeat(128)),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    for i in 2..100 {
+        let r = post(&s, &v, "/tokens", &format!(r#"{{"name":"t{i}"}}"#));
+        assert_eq!(r.status, 200, "token {i}: {}", r.text());
+    }
+    let r = post(&s, &v, "/tokens", r#"{"name":"one too many"}"#);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.text().contains("at most 100"), "{}", r.text());
+    assert_eq!(count(&s), before + 99);
+    // The limit is per user: the admin still gets one.
+    ok(s.admin(&["token", "create", "--name", "mine"]));
+}
+
+/// Review #10 and #12: audit records are bounded field by field, name nodes only, and are
+/// shown as what the client reported.
+#[test]
+fn audit_records_are_bounded_and_name_nodes() {
+    let s = Server::start();
+    s.admin_ok(&["node", "add", "a.example.com"]);
+    let o = user_with_token(&s, "op", "operator");
+    let audit = |targets: serde_json::Value, command: &str, results: serde_json::Value| {
+        let body = serde_json::json!({"targets": targets, "command": command, "results": results});
+        post(&s, &o, "/audit", &body.to_string())
+    };
+    let host = |h: &str, error: Option<String>| serde_json::json!([{"host": h, "exit": 0, "signal": null, "duration_ms": 1, "error": error}]);
+    let all = serde_json::json!(["all"]);
+    let many: Vec<String> = (0..1025).map(|i| format!("h{i}")).collect();
+    let cases = [
+        (
+            all.clone(),
+            "x".repeat(16 * 1024 + 1),
+            host("a.example.com", None),
+            "command is",
+        ),
+        (
+            serde_json::json!(many),
+            "true".into(),
+            host("a.example.com", None),
+            "1025 targets",
+        ),
+        (
+            serde_json::json!(["t".repeat(257)]),
+            "true".into(),
+            host("a.example.com", None),
+            "a target is 257 bytes",
+        ),
+        (
+            all.clone(),
+            "true".into(),
+            host("a.example.com", Some("e".repeat(2049))),
+            "error is longer",
+        ),
+        (
+            all.clone(),
+            "true".into(),
+            host("a.example.com\u{1b}[8m", None),
+            "is not a host name",
+        ),
+        (
+            all.clone(),
+            "true".into(),
+            host("A.EXAMPLE.COM", None),
+            "is not a host name",
+        ),
+        (
+            all.clone(),
+            "true".into(),
+            host("b.example.com", None),
+            "host 'b.example.com' is not a node",
+        ),
+        (
+            all.clone(),
+            "true".into(),
+            serde_json::json!([
+                {"host": "a.example.com", "exit": 0, "signal": null, "duration_ms": 1, "error": null},
+                {"host": "a.example.com", "exit": 1, "signal": null, "duration_ms": 1, "error": null}
+            ]),
+            "listed twice",
+        ),
+    ];
+    for (targets, command, results, says) in cases {
+        let r = audit(targets, &command, results);
+        assert_eq!(r.status, 400, "{says}: {}", r.text());
+        assert!(
+            r.text().contains("audit record: ") && r.text().contains(says),
+            "{says}: {}",
+            r.text()
+        );
+    }
+    let listed = get(&s, &o, "/audit");
+    assert_eq!(listed.text().trim(), "[]", "nothing recorded");
+    let r = audit(all, "uptime", host("a.example.com", Some("e".repeat(2048))));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let log = s.admin_ok(&["log", "--audit"]);
+    assert!(log.contains("as reported by the client"), "{log}");
+}

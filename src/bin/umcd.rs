@@ -61,8 +61,8 @@ fn write_secret(path: &Path, contents: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The admin token: `<data>/admin.token`, made on first start; the only token of user `admin`
-/// (an `admin`-role user, created here when missing).
+/// The admin token: `<data>/admin.token`, made on first start; the token of user `admin`
+/// labelled `admin.token` (an `admin`-role user, created here when missing).
 fn admin_token(store: &Store, data: &Path) -> Result<()> {
     let path = data.join("admin.token");
     let token = match std::fs::read_to_string(&path) {
@@ -83,7 +83,14 @@ fn admin_token(store: &Store, data: &Path) -> Result<()> {
     }
     // The bootstrap token's user is always an admin (recreated if someone removed it).
     store.ensure_admin_user("admin", http::now())?;
-    store.replace_api_tokens("admin", &token, http::now())?;
+    // Only the previous admin.token stops working; tokens made with `token create` stay.
+    for t in store.replace_bootstrap_token("admin", &token, http::now())? {
+        eprintln!(
+            "umcd: revoked the previous admin.token (token id {}): {} holds a new one",
+            t.id,
+            path.display()
+        );
+    }
     Ok(())
 }
 

@@ -187,11 +187,14 @@ pub fn run_as(
     } else {
         summary(&results);
     }
-    let audit = c.audit(&AuditRequest {
-        targets: targets.to_vec(),
-        command: shown.clone(),
-        results: results.clone(),
-    });
+    let audit = c.audit(
+        &AuditRequest {
+            targets: targets.to_vec(),
+            command: shown.clone(),
+            results: results.clone(),
+        }
+        .clipped(),
+    );
     let failed = results.iter().filter(|r| !r.succeeded()).count();
     let unreached = results.iter().filter(|r| r.error.is_some()).count();
     let verdict = if interrupted {

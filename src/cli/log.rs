@@ -95,8 +95,9 @@ pub fn run(c: &Client, a: LogArgs) -> CliResult {
 
 fn print_run(r: &AuditEntry) {
     let ok = r.results.iter().filter(|x| x.succeeded()).count();
+    // The results are what the user's umc-admin reported, not what umcd saw.
     println!(
-        "run {}  {}  {}  on {} ({} of {} hosts succeeded)",
+        "run {}  {}  {}  on {} ({} of {} hosts succeeded, as reported by the client)",
         r.id,
         crate::repo::release_date(r.time),
         r.user,

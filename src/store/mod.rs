@@ -21,7 +21,10 @@ pub use catalog::{CatalogHit, CatalogMeta};
 
 pub use keys::{KeyChange, KeyRecord, ServingInputs};
 
-pub use users::{Caller, check_user_name, hash_password};
+pub use users::{
+    BOOTSTRAP_LABEL, Caller, MAX_TOKEN_LABEL, MAX_TOKENS_PER_USER, check_token_label,
+    check_user_name, hash_password,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -727,6 +730,59 @@ impl Store {
     }
 }
 
+/// The size limits of an audit record (`api::MAX_AUDIT_*`), and host names in their
+/// normal form, each at most once.
+fn check_audit_fields(req: &AuditRequest) -> Result<(), StoreError> {
+    use crate::api::{
+        MAX_AUDIT_COMMAND, MAX_AUDIT_ERROR, MAX_AUDIT_SIGNAL, MAX_AUDIT_TARGET, MAX_AUDIT_TARGETS,
+    };
+    let bad = |m: String| Err(StoreError::Invalid(format!("audit record: {m}")));
+    if req.command.len() > MAX_AUDIT_COMMAND {
+        return bad(format!(
+            "command is {} bytes, more than {MAX_AUDIT_COMMAND}",
+            req.command.len()
+        ));
+    }
+    if req.targets.len() > MAX_AUDIT_TARGETS {
+        return bad(format!(
+            "{} targets, more than {MAX_AUDIT_TARGETS}",
+            req.targets.len()
+        ));
+    }
+    if let Some(t) = req.targets.iter().find(|t| t.len() > MAX_AUDIT_TARGET) {
+        return bad(format!(
+            "a target is {} bytes, more than {MAX_AUDIT_TARGET}",
+            t.len()
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for r in &req.results {
+        if crate::model::normalize_host(&r.host).ok().as_deref() != Some(r.host.as_str()) {
+            let shown: String = r.host.chars().take(64).collect();
+            return bad(format!("'{}' is not a host name", shown.escape_debug()));
+        }
+        if !seen.insert(r.host.as_str()) {
+            return bad(format!("host '{}' is listed twice", r.host));
+        }
+        if r.signal
+            .as_ref()
+            .is_some_and(|x| x.len() > MAX_AUDIT_SIGNAL)
+        {
+            return bad(format!(
+                "host '{}': signal is longer than {MAX_AUDIT_SIGNAL} bytes",
+                r.host
+            ));
+        }
+        if r.error.as_ref().is_some_and(|x| x.len() > MAX_AUDIT_ERROR) {
+            return bad(format!(
+                "host '{}': error is longer than {MAX_AUDIT_ERROR} bytes",
+                r.host
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Records a fleet command; returns its id. Touches no model table and no generation.
     pub fn record_audit(
@@ -735,6 +791,7 @@ impl Store {
         req: &AuditRequest,
         now: i64,
     ) -> Result<u64, StoreError> {
+        check_audit_fields(req)?;
         let rec = AuditRec {
             time: now,
             started: audit_started(now, req.results.iter().map(|r| r.duration_ms)),
@@ -755,6 +812,16 @@ impl Store {
         };
         let tx = self.db.begin_write()?;
         let id = {
+            // The client reports each host's result; it may only name nodes (as they are now).
+            let nodes = tx.open_table(NODES)?;
+            for r in &req.results {
+                if nodes.get(r.host.as_str())?.is_none() {
+                    return Err(StoreError::Invalid(format!(
+                        "audit record: host '{}' is not a node",
+                        r.host
+                    )));
+                }
+            }
             let mut t = tx.open_table(AUDIT)?;
             let id = t.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
             t.insert(id, encode(&rec)?.as_slice())?;

@@ -45,6 +45,35 @@ pub struct Caller {
     pub role: Role,
 }
 
+/// The longest token label, in bytes.
+pub const MAX_TOKEN_LABEL: usize = 128;
+/// The most API tokens one user may hold (admin.token included).
+pub const MAX_TOKENS_PER_USER: usize = 100;
+/// The label of the token umcd keeps for `<data>/admin.token`; reserved for it.
+pub const BOOTSTRAP_LABEL: &str = "admin.token";
+
+/// A token label: at most [`MAX_TOKEN_LABEL`] bytes, no control characters, not the reserved
+/// [`BOOTSTRAP_LABEL`].
+pub fn check_token_label(label: &str) -> Result<(), StoreError> {
+    if label.len() > MAX_TOKEN_LABEL {
+        return Err(StoreError::Invalid(format!(
+            "token label: {} bytes is longer than {MAX_TOKEN_LABEL}",
+            label.len()
+        )));
+    }
+    if label.chars().any(char::is_control) {
+        return Err(StoreError::Invalid(
+            "token label: control characters are not allowed".into(),
+        ));
+    }
+    if label == BOOTSTRAP_LABEL {
+        return Err(StoreError::Invalid(format!(
+            "token label '{BOOTSTRAP_LABEL}' is reserved for umcd's own admin token"
+        )));
+    }
+    Ok(())
+}
+
 fn token_id(hash: &[u8]) -> String {
     hex::encode(&hash[..6])
 }
@@ -235,7 +264,8 @@ impl Store {
         Ok(Some(role_of(name, &r)?))
     }
 
-    /// Registers `token` (stored hashed) for `user`.
+    /// Registers `token` (stored hashed) for `user`, labelled `name` (see
+    /// [`check_token_label`]); refused when the user holds [`MAX_TOKENS_PER_USER`] already.
     pub fn add_api_token(
         &self,
         token: &str,
@@ -244,10 +274,24 @@ impl Store {
         now: i64,
         expires: Option<i64>,
     ) -> Result<TokenInfo, StoreError> {
+        check_token_label(name)?;
         let hash = token_hash(token);
         let tx = self.db.begin_write()?;
         {
-            tx.open_table(API_TOKENS)?.insert(hash.as_slice(), user)?;
+            let mut t = tx.open_table(API_TOKENS)?;
+            let mut held = 0;
+            for row in t.iter()? {
+                if row?.1.value() == user {
+                    held += 1;
+                }
+            }
+            if held >= MAX_TOKENS_PER_USER {
+                return Err(StoreError::Conflict(format!(
+                    "user '{user}' already holds {held} tokens (at most {MAX_TOKENS_PER_USER}); revoke one first"
+                )));
+            }
+            t.insert(hash.as_slice(), user)?;
+            drop(t);
             let rec = TokenRec {
                 name: name.to_string(),
                 created: now,
@@ -266,28 +310,60 @@ impl Store {
         })
     }
 
-    /// Makes `token` the only API token of `user`: older ones stop working (a leaked admin
-    /// token is revoked by deleting admin.token and restarting umcd).
-    pub fn replace_api_tokens(&self, user: &str, token: &str, now: i64) -> Result<(), StoreError> {
+    /// Makes `token` the bootstrap token of `user` (labelled [`BOOTSTRAP_LABEL`]): the user's
+    /// previous bootstrap token stops working (a leaked admin token is revoked by deleting
+    /// admin.token and restarting umcd); its other tokens stay. Returns what it revoked.
+    pub fn replace_bootstrap_token(
+        &self,
+        user: &str,
+        token: &str,
+        now: i64,
+    ) -> Result<Vec<TokenInfo>, StoreError> {
         let hash = token_hash(token);
         let tx = self.db.begin_write()?;
+        let mut revoked = Vec::new();
         {
             let created = match tx.open_table(TOKEN_INFO)?.get(hash.as_slice())? {
                 Some(v) => decode::<TokenRec>("token", v.value())?.created,
                 None => now,
             };
-            remove_tokens_where(&tx, |_, u| u == user)?;
-            tx.open_table(API_TOKENS)?.insert(hash.as_slice(), user)?;
+            let mut t = tx.open_table(API_TOKENS)?;
+            let mut info = tx.open_table(TOKEN_INFO)?;
+            let mut stale = Vec::new();
+            for row in t.iter()? {
+                let (k, v) = row?;
+                if v.value() != user || k.value() == hash.as_slice() {
+                    continue;
+                }
+                let Some(r) = info.get(k.value())? else {
+                    continue;
+                };
+                let rec: TokenRec = decode("token", r.value())?;
+                if rec.name == BOOTSTRAP_LABEL {
+                    stale.push((k.value().to_vec(), rec));
+                }
+            }
+            for (k, rec) in stale {
+                t.remove(k.as_slice())?;
+                info.remove(k.as_slice())?;
+                revoked.push(TokenInfo {
+                    id: token_id(&k),
+                    name: rec.name,
+                    user: user.to_string(),
+                    created: rec.created,
+                    expires: rec.expires,
+                });
+            }
+            t.insert(hash.as_slice(), user)?;
             let rec = TokenRec {
-                name: "admin.token".to_string(),
+                name: BOOTSTRAP_LABEL.to_string(),
                 created,
                 expires: None,
             };
-            tx.open_table(TOKEN_INFO)?
-                .insert(hash.as_slice(), encode(&rec)?.as_slice())?;
+            info.insert(hash.as_slice(), encode(&rec)?.as_slice())?;
         }
         tx.commit()?;
-        Ok(())
+        Ok(revoked)
     }
 
     /// Every token (of `user` only, when given).
@@ -410,5 +486,58 @@ mod tests {
         s.remove_user("v").expect("rm");
         assert!(s.api_user("tok2", 2).expect("lookup").is_none());
         assert!(s.tokens(None).expect("list").is_empty());
+    }
+
+    #[test]
+    fn the_bootstrap_token_replaces_only_itself() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(&dir.path().join("umc.redb")).expect("open");
+        s.ensure_admin_user("admin", 1).expect("admin");
+        assert!(
+            s.replace_bootstrap_token("admin", "boot1", 1)
+                .expect("boot")
+                .is_empty()
+        );
+        s.add_api_token("ci", "admin", "ci-token", 2, None)
+            .expect("token");
+        // The same file again (a plain restart) revokes nothing.
+        assert!(
+            s.replace_bootstrap_token("admin", "boot1", 3)
+                .expect("boot")
+                .is_empty()
+        );
+        // A new admin.token revokes the old one only.
+        let gone = s
+            .replace_bootstrap_token("admin", "boot2", 4)
+            .expect("boot");
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].name, BOOTSTRAP_LABEL);
+        assert!(s.api_user("boot1", 5).expect("lookup").is_none());
+        assert!(s.api_user("boot2", 5).expect("lookup").is_some());
+        assert!(s.api_user("ci", 5).expect("lookup").is_some());
+        assert!(matches!(
+            s.add_api_token("x", "admin", BOOTSTRAP_LABEL, 6, None),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn token_labels_and_counts_are_bounded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(&dir.path().join("umc.redb")).expect("open");
+        let long = "x".repeat(MAX_TOKEN_LABEL + 1);
+        assert!(s.add_api_token("a", "v", &long, 1, None).is_err());
+        assert!(s.add_api_token("a", "v", "bad\u{1b}[2J", 1, None).is_err());
+        assert!(s.tokens(None).expect("list").is_empty(), "nothing stored");
+        for i in 0..MAX_TOKENS_PER_USER {
+            s.add_api_token(&format!("t{i}"), "v", "ok", 1, None)
+                .expect("token");
+        }
+        assert!(matches!(
+            s.add_api_token("one-more", "v", "ok", 1, None),
+            Err(StoreError::Conflict(_))
+        ));
+        // Another user has its own allowance.
+        s.add_api_token("w1", "w", "ok", 1, None).expect("token");
     }
 }
