@@ -13,7 +13,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub architectures: Vec<String>,
-    /// Bytes of rendered artifacts kept in memory.
+    /// Bytes every in-memory cache together may hold (rendered artifacts and the token caches),
+    /// split into fixed shares by [`crate::cache::Budgets::split`].
     pub cache_bytes: u64,
     /// Largest admin API request body accepted.
     pub max_body: usize,
@@ -43,7 +44,7 @@ impl Default for Config {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
-            cache_bytes: 256 << 20,
+            cache_bytes: 128 << 20,
             // A 1 MiB template, JSON-escaped, must fit.
             max_body: 8 << 20,
             catalog_timeout: std::time::Duration::from_secs(30),

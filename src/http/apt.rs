@@ -16,7 +16,7 @@ use base64::Engine;
 use super::conditional::{self, IMMUTABLE, NO_CACHE, Resource};
 use super::metrics::CacheId;
 use super::{AppState, now};
-use crate::cache::HostEntry;
+use crate::cache::{HostEntry, TokenEntry};
 use crate::repo::{self, Archive, Artifact, COMPONENT, SUITE};
 use crate::store::token_hash;
 
@@ -207,46 +207,80 @@ pub(super) fn internal_error(what: &str, e: impl std::fmt::Display) -> Response<
     (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n").into_response()
 }
 
+/// Whether a (lowercased) `/hosts/<h>/` segment can name a node at all: a host name by the
+/// model's rules, at most 253 bytes, without a trailing dot. Checked before anything else, so
+/// a long or malformed name never reaches a cache or the database.
+fn plausible_host(host: &str) -> bool {
+    host.len() <= 253 && crate::model::normalize_host(host).is_ok_and(|h| h == host)
+}
+
 /// Checks that the request carries `host`'s own credentials (HTTP Basic, user = host name).
-/// Unknown hosts and wrong passwords get the same answer.
+/// Unknown hosts and wrong passwords get the same answer; a segment that cannot be a host
+/// name gets 404.
 pub(super) async fn authenticate(
     state: &Arc<AppState>,
     host: &str,
     headers: &HeaderMap,
 ) -> Result<(), Response<Body>> {
+    if !plausible_host(host) {
+        return Err(not_found());
+    }
     let Some((user, password)) = basic_credentials(headers) else {
         return Err(unauthorized());
     };
-    if user.to_ascii_lowercase() != host {
+    if !user.eq_ignore_ascii_case(host) {
         return Err(unauthorized());
     }
-    // From a cache that also remembers unknown hosts: nothing is rendered or stored for a
-    // client that has not proven it is this host.
-    let key = (host.to_string(), state.generation());
-    let cached = state.cache.tokens.get(&key);
-    state
-        .metrics
-        .cache_lookup(CacheId::Tokens, cached.is_some());
-    let token = match cached {
-        Some(t) => t,
-        None => {
-            let st = state.clone();
-            let h = host.to_string();
-            let res = tokio::task::spawn_blocking(move || st.store.node(&h)).await;
-            let token = match res {
-                Ok(Ok(node)) => node.map(|n| token_hash(&n.token)),
-                Ok(Err(e)) => return Err(internal_error("reading node", e)),
-                Err(e) => return Err(internal_error("auth task", e)),
-            };
-            state.cache.tokens.insert(key, token);
-            token
-        }
-    };
+    let token = host_token(state, host).await?;
     let given = token_hash(&password);
     if given != token.unwrap_or(NO_HOST) || token.is_none() {
         return Err(unauthorized());
     }
     Ok(())
+}
+
+/// `host`'s token hash at the current generation, or None for no such host. A warm known
+/// host costs one lookup of the token cache; an unknown one is remembered by the sha256 of
+/// its name only (a fixed 32 bytes), so nothing a client sends is kept per name, and
+/// unknown names never push known hosts out of the token cache.
+async fn host_token(state: &Arc<AppState>, host: &str) -> Result<Option<[u8; 32]>, Response<Body>> {
+    let generation = state.generation();
+    let cached = state
+        .cache
+        .tokens
+        .get(host)
+        .filter(|t| t.generation == generation);
+    state
+        .metrics
+        .cache_lookup(CacheId::Tokens, cached.is_some());
+    if let Some(t) = cached {
+        return Ok(Some(t.hash));
+    }
+    let name_hash = token_hash(host);
+    let unknown = state.cache.unknown.get(&name_hash) == Some(generation);
+    state.metrics.cache_lookup(CacheId::Unknown, unknown);
+    if unknown {
+        return Ok(None);
+    }
+    let st = state.clone();
+    let h = host.to_string();
+    let res = tokio::task::spawn_blocking(move || st.store.node(&h)).await;
+    match res {
+        Ok(Ok(Some(node))) => {
+            let hash = token_hash(&node.token);
+            state
+                .cache
+                .tokens
+                .insert(host.to_string(), TokenEntry { generation, hash });
+            Ok(Some(hash))
+        }
+        Ok(Ok(None)) => {
+            state.cache.unknown.insert(name_hash, generation);
+            Ok(None)
+        }
+        Ok(Err(e)) => Err(internal_error("reading node", e)),
+        Err(e) => Err(internal_error("auth task", e)),
+    }
 }
 
 async fn serve(

@@ -74,9 +74,11 @@ pub enum CacheId {
     Archives,
     Tokens,
     Hosts,
+    /// The negative cache of unknown host names.
+    Unknown,
 }
 
-const COUNTED_CACHES: [&str; 4] = ["debs", "archives", "tokens", "hosts"];
+const COUNTED_CACHES: [&str; 5] = ["debs", "archives", "tokens", "hosts", "unknown"];
 
 /// Upper bounds (seconds) of the request latency buckets: a warm apt request is well under a
 /// millisecond, a cold render or a catalog import takes seconds.
@@ -359,39 +361,38 @@ fn render(state: &AppState, fleet: &[HostGauge]) -> String {
         let n = m.misses[i].load(Relaxed);
         let _ = writeln!(o, "umc_cache_misses_total{{cache=\"{name}\"}} {n}");
     }
-    // moka updates its sizes lazily: these are close, not exact. `tokens` has no byte weigher.
-    let weighted = [
-        ("debs", caches.debs.weighted_size()),
-        ("archives", caches.archives.weighted_size()),
-        ("hosts", caches.hosts.weighted_size()),
-        ("latest", caches.latest.weighted_size()),
-        ("recent", caches.recent.weighted_size()),
-    ];
+    // moka updates its sizes lazily: these are close, not exact.
+    let stats = caches.stats();
     family(
         o,
         "umc_cache_bytes",
         "gauge",
-        "Approximate bytes held by each cache.",
+        "Approximate bytes held by each cache (weights include moka's per-entry overhead).",
     );
-    for (name, n) in weighted {
-        let _ = writeln!(o, "umc_cache_bytes{{cache=\"{name}\"}} {n}");
+    for c in &stats {
+        let _ = writeln!(o, "umc_cache_bytes{{cache=\"{}\"}} {}", c.name, c.bytes);
     }
-    let entries = [
-        ("debs", caches.debs.entry_count()),
-        ("archives", caches.archives.entry_count()),
-        ("tokens", caches.tokens.entry_count()),
-        ("hosts", caches.hosts.entry_count()),
-        ("latest", caches.latest.entry_count()),
-        ("recent", caches.recent.entry_count()),
-    ];
+    family(
+        o,
+        "umc_cache_budget_bytes",
+        "gauge",
+        "Each cache's share of cache_bytes.",
+    );
+    for c in &stats {
+        let _ = writeln!(
+            o,
+            "umc_cache_budget_bytes{{cache=\"{}\"}} {}",
+            c.name, c.budget
+        );
+    }
     family(
         o,
         "umc_cache_entries",
         "gauge",
         "Approximate entries in each cache.",
     );
-    for (name, n) in entries {
-        let _ = writeln!(o, "umc_cache_entries{{cache=\"{name}\"}} {n}");
+    for c in &stats {
+        let _ = writeln!(o, "umc_cache_entries{{cache=\"{}\"}} {}", c.name, c.entries);
     }
 
     write_fleet(o, fleet);
