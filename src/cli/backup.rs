@@ -70,7 +70,7 @@ pub fn run(c: &Client, a: BackupArgs) -> CliResult {
     };
     std::fs::rename(&tmp, file)
         .map_err(|e| io_failure(format!("writing {}: {e}", file.display())))?;
-    println!(
+    outln!(
         "wrote {} ({written} bytes): generation {} ({}), database schema {}, files {}",
         file.display(),
         manifest.generation,
@@ -78,11 +78,11 @@ pub fn run(c: &Client, a: BackupArgs) -> CliResult {
         manifest.schema,
         manifest.files.join(", "),
     );
-    eprintln!(
+    errln!(
         "umc-admin: {} contains SECRETS (the archive signing keys, the admin token and the nodes' apt passwords); keep it like a private key",
         file.display()
     );
-    println!(
+    outln!(
         "restore: umcd restore {} --data-dir <new directory>",
         file.display()
     );

@@ -81,7 +81,7 @@ pub fn run(c: &Client, cmd: CatalogCmd) -> CliResult {
             let info: CatalogInfo = if let Some(file) = file {
                 let bytes = std::fs::read(&file)
                     .map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?;
-                eprintln!(
+                errln!(
                     "warning: importing {} without verification (no InRelease, no signature)",
                     file.display()
                 );
@@ -108,7 +108,7 @@ pub fn run(c: &Client, cmd: CatalogCmd) -> CliResult {
             if json {
                 return print_json(&info);
             }
-            println!(
+            outln!(
                 "catalog '{}': {} packages ({} stanzas), {}",
                 info.name,
                 info.packages,
@@ -178,24 +178,24 @@ pub fn run(c: &Client, cmd: CatalogCmd) -> CliResult {
             }
             for (i, p) in pkgs.iter().enumerate() {
                 if i > 0 {
-                    println!();
+                    outln!();
                 }
-                println!("catalog:     {}", p.catalog);
-                println!("package:     {}", p.name);
+                outln!("catalog:     {}", p.catalog);
+                outln!("package:     {}", p.name);
                 match &p.version {
                     Some(v) => {
-                        println!("version:     {v}");
-                        println!("section:     {}", p.section);
-                        println!("priority:    {}", p.priority);
-                        println!("description: {}", p.description);
+                        outln!("version:     {v}");
+                        outln!("section:     {}", p.section);
+                        outln!("priority:    {}", p.priority);
+                        outln!("description: {}", p.description);
                         if !p.provides.is_empty() {
-                            println!("provides:    {}", p.provides.join(", "));
+                            outln!("provides:    {}", p.provides.join(", "));
                         }
                     }
-                    None => println!("virtual:     yes"),
+                    None => outln!("virtual:     yes"),
                 }
                 if !p.provided_by.is_empty() {
-                    println!("provided by: {}", p.provided_by.join(", "));
+                    outln!("provided by: {}", p.provided_by.join(", "));
                 }
             }
             Ok(())
@@ -205,9 +205,10 @@ pub fn run(c: &Client, cmd: CatalogCmd) -> CliResult {
             if json {
                 return print_json(&info);
             }
-            println!(
+            outln!(
                 "removed catalog '{}' ({} packages)",
-                info.name, info.packages
+                info.name,
+                info.packages
             );
             Ok(())
         }
@@ -226,13 +227,13 @@ fn with_progress<T>(
     let ticker = std::thread::spawn(move || {
         let start = Instant::now();
         while !flag.load(Ordering::Relaxed) {
-            eprint!(
+            super::term::err_raw(&format!(
                 "\rimporting: fetching, verifying and parsing… {}s",
                 start.elapsed().as_secs()
-            );
+            ));
             std::thread::sleep(Duration::from_millis(250));
         }
-        eprint!("\r\x1b[K");
+        super::term::err_raw("\r\x1b[K");
     });
     let r = f();
     done.store(true, Ordering::Relaxed);

@@ -46,7 +46,8 @@ pub fn export(client: &Client, a: ExportArgs) -> CliResult {
     if a.format == "json" {
         return print_json(&fleet);
     }
-    print!("{}", fleetfile::to_toml(&fleet));
+    // A document to save: unchanged into a pipe or file, cleaned on a terminal.
+    super::term::out_raw(&super::term::data(&fleetfile::to_toml(&fleet)));
     Ok(())
 }
 
@@ -70,25 +71,28 @@ pub fn apply(client: &Client, a: ApplyArgs) -> CliResult {
 /// Change lines, then what happened to them.
 pub fn print_apply(r: &ApplyResponse) {
     for w in &r.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     for c in &r.changes {
-        println!("{c}");
+        outln!("{c}");
     }
     if r.changes.is_empty() {
-        println!("nothing to change (generation {})", r.generation);
+        outln!("nothing to change (generation {})", r.generation);
     } else if r.dry_run {
-        println!("dry run: nothing was changed");
+        outln!("dry run: nothing was changed");
     } else {
-        println!("generation {}", r.generation);
+        outln!("generation {}", r.generation);
     }
 }
 
 pub fn import(client: &Client, a: ImportArgs) -> CliResult {
     let r: ImportResponse = client.post_json("/import", &request(&a.file, false, false)?)?;
-    println!(
+    outln!(
         "imported {} nodes, {} tasks and {} generations; the model is at generation {}",
-        r.nodes, r.tasks, r.history, r.generation
+        r.nodes,
+        r.tasks,
+        r.history,
+        r.generation
     );
     Ok(())
 }

@@ -227,7 +227,7 @@ pub fn run_as(
         Ok(())
     };
     if let Err(e) = audit {
-        eprintln!("umc-admin: warning: the run was not recorded in umcd's audit history: {e}");
+        errln!("umc-admin: warning: the run was not recorded in umcd's audit history: {e}");
         if verdict.is_ok() {
             return Err(e.into());
         }
@@ -273,7 +273,7 @@ impl Output {
 
     fn clear_progress(&self) {
         if self.progress {
-            eprint!("\r\x1b[K");
+            super::term::err_raw("\r\x1b[K");
         }
     }
 
@@ -284,18 +284,19 @@ impl Output {
         let total = self.names.len();
         const BAR: usize = 30;
         let filled = self.done * BAR / total.max(1);
-        eprint!(
+        super::term::err_raw(&format!(
             "\r[{}{}] {}/{} hosts",
             "#".repeat(filled),
             " ".repeat(BAR - filled),
             self.done,
             total
-        );
+        ));
         let _ = std::io::stderr().flush();
     }
 
+    /// `host |`, coloured on a terminal; the name is cleaned (it came from umcd).
     fn prefix(&self, host: usize) -> String {
-        let name = &self.names[host];
+        let name = super::term::one_line(&self.names[host]);
         if self.colour {
             let c = COLOURS[host % COLOURS.len()];
             format!("\x1b[{c}m{name:<w$}\x1b[0m |", w = self.width)
@@ -313,16 +314,20 @@ impl Output {
                     return;
                 }
                 self.clear_progress();
+                // The prefix carries our own colour codes, so these lines bypass `outln!`; the
+                // command's output is the user's data: raw into a pipe, cleaned on a terminal.
                 if stderr {
-                    eprintln!("{} {line}", self.prefix(host));
+                    let line = super::term::data_err(&line);
+                    super::term::err_raw(&format!("{} {line}\n", self.prefix(host)));
                 } else {
-                    println!("{} {line}", self.prefix(host));
+                    let line = super::term::data(&line);
+                    super::term::out_raw(&format!("{} {line}\n", self.prefix(host)));
                 }
                 self.draw_progress();
             }
             Event::Learned { host, fingerprint } => {
                 self.clear_progress();
-                eprintln!(
+                errln!(
                     "umc-admin: {}: recorded new host key {fingerprint}",
                     self.names[host]
                 );
@@ -379,8 +384,8 @@ fn summary(results: &[RunResult]) {
             ]
         })
         .collect();
-    println!();
+    outln!();
     super::print_table(&["HOST", "EXIT", "DURATION", "ERROR"], &rows);
     let ok = results.iter().filter(|r| r.succeeded()).count();
-    println!("{ok} of {} hosts succeeded", results.len());
+    outln!("{ok} of {} hosts succeeded", results.len());
 }

@@ -68,13 +68,13 @@ pub fn run(c: &Client, cmd: KeyCmd) -> CliResult {
             if a.json {
                 return print_json(&r);
             }
-            println!("added signing key {}", r.fingerprint);
+            outln!("added signing key {}", r.fingerprint);
             print_change(&r);
-            println!(
+            outln!(
                 "nodes get it with umc-node {} on their next cycle (umc-admin key status);",
                 crate::repo::version(r.generation)
             );
-            println!("then retire the old key with umc-admin key retire <fingerprint>");
+            outln!("then retire the old key with umc-admin key retire <fingerprint>");
             Ok(())
         }
         KeyCmd::Import(a) => {
@@ -89,7 +89,7 @@ pub fn run(c: &Client, cmd: KeyCmd) -> CliResult {
             if a.json {
                 return print_json(&r);
             }
-            println!("imported signing key {}", r.fingerprint);
+            outln!("imported signing key {}", r.fingerprint);
             print_change(&r);
             Ok(())
         }
@@ -99,7 +99,7 @@ pub fn run(c: &Client, cmd: KeyCmd) -> CliResult {
                 return print_json(&st);
             }
             print_keys(&st.keys);
-            println!();
+            outln!();
             let rows: Vec<Vec<String>> = st
                 .nodes
                 .iter()
@@ -129,12 +129,12 @@ pub fn run(c: &Client, cmd: KeyCmd) -> CliResult {
                 return print_json(&r);
             }
             if !r.unconfirmed.is_empty() {
-                eprintln!(
+                errln!(
                     "warning: retired although these active nodes had not confirmed the new keyring: {}",
                     r.unconfirmed.join(", ")
                 );
             }
-            println!("retired signing key {}", r.fingerprint);
+            outln!("retired signing key {}", r.fingerprint);
             print_change(&r);
             Ok(())
         }
@@ -142,8 +142,8 @@ pub fn run(c: &Client, cmd: KeyCmd) -> CliResult {
 }
 
 fn print_change(r: &KeyChangeResponse) {
-    println!("signing keys: {}", r.keys.join(", "));
-    println!("generation {}", r.generation);
+    outln!("signing keys: {}", r.keys.join(", "));
+    outln!("generation {}", r.generation);
 }
 
 fn print_keys(keys: &[KeyInfo]) {

@@ -2,6 +2,7 @@
 
 use clap::Args;
 
+use super::term::one_line;
 use super::{CliResult, print_json};
 use crate::api::{AuditEntry, LogEntry};
 use crate::client::{Client, enc};
@@ -77,14 +78,14 @@ pub fn run(c: &Client, a: LogArgs) -> CliResult {
     for i in &items {
         match i {
             Item::Edit(e) => {
-                println!(
+                outln!(
                     "generation {}  {}  {}",
                     e.generation,
                     crate::repo::release_date(e.time),
-                    e.user
+                    one_line(&e.user)
                 );
                 for c in &e.changes {
-                    println!("  * {c}");
+                    outln!("  * {}", one_line(c));
                 }
             }
             Item::Run(r) => print_run(r),
@@ -93,19 +94,22 @@ pub fn run(c: &Client, a: LogArgs) -> CliResult {
     Ok(())
 }
 
+/// One audit record. Every field is the client's assertion, stored by umcd as sent: each
+/// stays on its own line, cleaned of terminal controls.
 fn print_run(r: &AuditEntry) {
     let ok = r.results.iter().filter(|x| x.succeeded()).count();
     // The results are what the user's umc-admin reported, not what umcd saw.
-    println!(
+    let targets: Vec<_> = r.targets.iter().map(|t| one_line(t)).collect();
+    outln!(
         "run {}  {}  {}  on {} ({} of {} hosts succeeded, as reported by the client)",
         r.id,
         crate::repo::release_date(r.time),
-        r.user,
-        r.targets.join(" "),
+        one_line(&r.user),
+        targets.join(" "),
         ok,
         r.results.len()
     );
-    println!("  $ {}", r.command);
+    outln!("  $ {}", one_line(&r.command));
     for x in &r.results {
         let status = match (&x.error, &x.signal, x.exit) {
             (Some(e), _, _) => format!("error: {e}"),
@@ -113,6 +117,11 @@ fn print_run(r: &AuditEntry) {
             (None, None, Some(code)) => format!("exit {code}"),
             (None, None, None) => "-".into(),
         };
-        println!("  {}: {status} ({} ms)", x.host, x.duration_ms);
+        outln!(
+            "  {}: {} ({} ms)",
+            one_line(&x.host),
+            one_line(&status),
+            x.duration_ms
+        );
     }
 }

@@ -3,7 +3,48 @@
 //! Exit codes: 0 success, 1 the server rejected the request (invalid input, conflict, unknown
 //! name), 2 usage error, 3 umcd unreachable or the token was refused, 4 server error; fleet
 //! commands also 5 (a host exited non-zero), 6 (a host did not run the command), 130 (Ctrl-C);
-//! `status` 7 (a host is failed or stale); `check` the Nagios codes 0/1/2/3.
+//! `status` 7 (a host is failed or stale); `check` the Nagios codes 0/1/2/3. Output goes through
+//! [`term`]: remote text is cleaned of terminal controls, and a closed stdout ends output
+//! quietly.
+
+/// `println!` for umc-admin: the line is cleaned ([`term::clean`]), and a closed stdout is
+/// not a panic.
+macro_rules! outln {
+    () => {
+        $crate::cli::term::out_raw("\n")
+    };
+    ($($arg:tt)*) => {{
+        let mut line = format!($($arg)*);
+        line.push('\n');
+        $crate::cli::term::out_raw(&$crate::cli::term::clean(&line));
+    }};
+}
+
+/// `print!` for umc-admin, cleaned like [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::term::out_raw(&$crate::cli::term::clean(&format!($($arg)*)))
+    };
+}
+
+/// `eprintln!` for umc-admin: cleaned, and a closed stderr is ignored.
+macro_rules! errln {
+    () => {
+        $crate::cli::term::err_raw("\n")
+    };
+    ($($arg:tt)*) => {{
+        let mut line = format!($($arg)*);
+        line.push('\n');
+        $crate::cli::term::err_raw(&$crate::cli::term::clean(&line));
+    }};
+}
+
+/// `eprint!` for umc-admin, cleaned like [`errln!`].
+macro_rules! err {
+    ($($arg:tt)*) => {
+        $crate::cli::term::err_raw(&$crate::cli::term::clean(&format!($($arg)*)))
+    };
+}
 
 mod assign;
 mod backup;
@@ -19,6 +60,7 @@ mod rollback;
 mod ssh;
 pub mod status;
 mod task;
+pub mod term;
 pub mod upgrade;
 mod user;
 mod var;
@@ -136,7 +178,9 @@ pub type CliResult = Result<(), Failure>;
 pub fn run(cli: Cli) -> CliResult {
     // The plugin reports every failure, even an unreachable umcd, in its own format.
     if let Command::Check(a) = cli.command {
-        std::process::exit(status::check(a));
+        let code = status::check(a);
+        term::finish();
+        std::process::exit(code);
     }
     let client = Client::from_env()?;
     match cli.command {
@@ -168,27 +212,32 @@ pub fn run(cli: Cli) -> CliResult {
 /// Prints the outcome of an edit: its change lines and the generation; warnings on stderr.
 pub fn print_edit(r: &EditResponse) {
     for w in &r.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     if r.changes.is_empty() {
-        println!("nothing changed (generation {})", r.generation);
+        outln!("nothing changed (generation {})", r.generation);
         return;
     }
     for c in &r.changes {
-        println!("{c}");
+        outln!("{c}");
     }
-    println!("generation {}", r.generation);
+    outln!("generation {}", r.generation);
 }
 
 pub fn print_json<T: serde::Serialize>(v: &T) -> CliResult {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    outln!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
 /// A plain left-aligned table; the last column is not padded.
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    // Cells come from umcd: one line each, whatever they hold.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| term::one_line(c).into_owned()).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in rows {
+    for r in &rows {
         for (i, c) in r.iter().enumerate() {
             if i < widths.len() {
                 widths[i] = widths[i].max(c.chars().count());
@@ -204,10 +253,10 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
                 out.push_str(&format!("{c:<w$}  ", w = widths[i]));
             }
         }
-        println!("{}", out.trim_end());
+        outln!("{}", out.trim_end());
     };
     line(header.to_vec());
-    for r in rows {
+    for r in &rows {
         line(r.iter().map(String::as_str).collect());
     }
 }

@@ -108,22 +108,22 @@ pub fn run(c: &Client, cmd: NodeCmd) -> CliResult {
             if json {
                 return print_json(&n);
             }
-            println!("node:     {}", n.name);
-            println!("package:  {} {}", n.package, n.version);
-            println!(
+            outln!("node:     {}", n.name);
+            outln!("package:  {} {}", n.package, n.version);
+            outln!(
                 "ssh:      {}",
                 n.ssh.map(|s| s.to_string()).unwrap_or_else(|| "-".into())
             );
-            println!("url:      {}", n.url.as_deref().unwrap_or("-"));
-            println!(
+            outln!("url:      {}", n.url.as_deref().unwrap_or("-"));
+            outln!(
                 "conffiles: {}",
                 n.conffiles.as_deref().unwrap_or("umcd's default")
             );
-            println!("tasks:    {}", join(&n.tasks));
-            println!("closure:  {}", join(&n.task_closure));
-            println!("vars:");
+            outln!("tasks:    {}", join(&n.tasks));
+            outln!("closure:  {}", join(&n.task_closure));
+            outln!("vars:");
             for (k, v) in &n.vars {
-                println!("  {k} = {v}");
+                outln!("  {k} = {v}");
             }
         }
         NodeCmd::List { json } => {
@@ -139,13 +139,13 @@ pub fn run(c: &Client, cmd: NodeCmd) -> CliResult {
         }
         NodeCmd::Token { host } => {
             let t: NodeToken = c.get(&format!("/nodes/{}/token", enc(&host)))?;
-            println!("{}", t.token);
+            outln!("{}", t.token);
         }
         NodeCmd::AptConfig(a) => {
             let t: NodeToken = c.get(&format!("/nodes/{}/token", enc(&a.host)))?;
             let n: NodeInfo = c.get(&format!("/nodes/{}", enc(&a.host)))?;
             let info: ServerInfo = c.get("/server")?;
-            print!(
+            out!(
                 "{}",
                 apt_config(
                     &a.url,
@@ -199,7 +199,7 @@ fn enroll(c: &Client, a: EnrollArgs) -> CliResult {
             conffiles: None,
         }])?;
         if !outcome.changes.is_empty() {
-            eprintln!(
+            errln!(
                 "generation {}: {}",
                 outcome.generation,
                 outcome.changes.join("; ")
@@ -229,7 +229,7 @@ fn enroll(c: &Client, a: EnrollArgs) -> CliResult {
             a.fleet,
         );
     }
-    eprintln!("# run as root on {}:", n.name);
-    println!("{line}");
+    errln!("# run as root on {}:", n.name);
+    outln!("{line}");
     Ok(())
 }

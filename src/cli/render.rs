@@ -23,6 +23,7 @@ pub fn run(c: &Client, a: RenderArgs) -> CliResult {
     if a.json {
         return print_json(&r);
     }
-    print!("{}", r.content);
+    // The file as the host gets it: unchanged into a pipe or file, cleaned on a terminal.
+    super::term::out_raw(&super::term::data(&r.content));
     Ok(())
 }

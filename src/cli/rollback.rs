@@ -47,7 +47,7 @@ pub fn diff(client: &Client, a: DiffArgs) -> CliResult {
         return print_json(&r);
     }
     for c in &r.changes {
-        println!("{c}");
+        outln!("{c}");
     }
     Ok(())
 }

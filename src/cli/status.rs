@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 
+use super::term::one_line;
 use super::{CliResult, Failure, print_json, print_table};
 use crate::api::{HostStatus, HostStatusDetail};
 use crate::client::{Client, enc};
@@ -77,23 +78,27 @@ pub fn run(c: &Client, a: StatusArgs) -> CliResult {
             return unhealthy(std::slice::from_ref(&d.status));
         }
         let s = &d.status;
-        println!("host:       {}", s.host);
-        println!("state:      {} ({})", s.state, s.reason);
-        println!(
+        outln!("host:       {}", one_line(&s.host));
+        outln!(
+            "state:      {} ({})",
+            one_line(&s.state),
+            one_line(&s.reason)
+        );
+        outln!(
             "published:  {} {} (since {})",
             s.package,
             s.published,
             ago(Some(s.published_at), now)
         );
-        println!(
+        outln!(
             "installed:  {}",
             s.installed.as_deref().unwrap_or("unknown")
         );
-        println!("last seen:  {}", ago(s.last_seen, now));
-        println!("last cycle: {}", s.last_result.as_deref().unwrap_or("-"));
+        outln!("last seen:  {}", ago(s.last_seen, now));
+        outln!("last cycle: {}", s.last_result.as_deref().unwrap_or("-"));
         if let Some(newest) = d.reports.first() {
             let r = &newest.report;
-            println!(
+            outln!(
                 "reboot required: {}; upgradable: {}",
                 if r.reboot_required { "yes" } else { "no" },
                 r.upgradable
@@ -104,17 +109,18 @@ pub fn run(c: &Client, a: StatusArgs) -> CliResult {
                 ("locally modified", &r.modified),
             ] {
                 if !list.is_empty() {
-                    println!("{what}: {}", list.join(" "));
+                    let list: Vec<_> = list.iter().map(|p| one_line(p)).collect();
+                    outln!("{what}: {}", list.join(" "));
                 }
             }
             if !r.tail.is_empty() {
-                println!("output of the last cycle:");
+                outln!("output of the last cycle:");
                 for l in &r.tail {
-                    println!("  {l}");
+                    outln!("  {}", one_line(l));
                 }
             }
         }
-        println!("recent reports:");
+        outln!("recent reports:");
         let rows: Vec<Vec<String>> = d
             .reports
             .iter()
@@ -186,7 +192,7 @@ pub fn check(a: CheckArgs) -> i32 {
         Ok(x) => x,
         Err(e) => (3, format!("UMC UNKNOWN - {}", e.message)),
     };
-    println!("{line}");
+    outln!("{line}");
     code
 }
 

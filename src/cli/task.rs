@@ -167,15 +167,15 @@ pub fn run(c: &Client, cmd: TaskCmd) -> CliResult {
             if json {
                 return print_json(&t);
             }
-            println!("task:        {}", t.name);
-            println!("package:     {} {}", t.package, t.version);
-            println!("description: {}", t.description);
-            println!("depends:     {}", list(&t.depends, ", "));
-            println!("removes:     {}", list(&t.removes, " "));
-            println!("includes:    {}", list(&t.includes, " "));
-            println!("nodes:       {}", list(&t.nodes, " "));
+            outln!("task:        {}", t.name);
+            outln!("package:     {} {}", t.package, t.version);
+            outln!("description: {}", t.description);
+            outln!("depends:     {}", list(&t.depends, ", "));
+            outln!("removes:     {}", list(&t.removes, " "));
+            outln!("includes:    {}", list(&t.includes, " "));
+            outln!("nodes:       {}", list(&t.nodes, " "));
             let files: Vec<String> = t.files.iter().map(|f| f.path.clone()).collect();
-            println!("files:       {}", list(&files, " "));
+            outln!("files:       {}", list(&files, " "));
             return Ok(());
         }
         TaskCmd::List { json } => {

@@ -94,12 +94,12 @@ fn read_password(prompt: &str) -> Result<String, Failure> {
     let stdin = std::io::stdin();
     let mut line = String::new();
     if stdin.is_terminal() {
-        eprint!("{prompt}");
+        err!("{prompt}");
         let _ = std::io::stderr().flush();
         stty("-echo");
         let r = stdin.lock().read_line(&mut line);
         stty("echo");
-        eprintln!();
+        errln!();
         r.map_err(io_failure)?;
     } else {
         stdin.lock().read_line(&mut line).map_err(io_failure)?;
@@ -135,7 +135,7 @@ pub fn run_user(c: &Client, cmd: UserCmd) -> CliResult {
                     password,
                 },
             )?;
-            println!("added user '{}' ({})", u.name, u.role.as_str());
+            outln!("added user '{}' ({})", u.name, u.role.as_str());
         }
         UserCmd::Passwd { name } => {
             let password = new_password(&name)?;
@@ -147,11 +147,11 @@ pub fn run_user(c: &Client, cmd: UserCmd) -> CliResult {
                     password,
                 },
             )?;
-            println!("password of '{name}' changed");
+            outln!("password of '{name}' changed");
         }
         UserCmd::Rm { name } => {
             let _: serde_json::Value = c.delete(&format!("/users/{}", enc(&name)))?;
-            println!("removed user '{name}' and its tokens");
+            outln!("removed user '{name}' and its tokens");
         }
         UserCmd::List { json } => {
             let users: Vec<UserInfo> = c.get("/users")?;
@@ -197,11 +197,12 @@ pub fn run_token(c: &Client, cmd: TokenCmd) -> CliResult {
             if json {
                 return print_json(&t);
             }
-            eprintln!(
+            errln!(
                 "token {} for '{}' (shown once; use it as UMC_TOKEN):",
-                t.info.id, t.info.user
+                t.info.id,
+                t.info.user
             );
-            println!("{}", t.token);
+            outln!("{}", t.token);
         }
         TokenCmd::List { json } => {
             let tokens: Vec<TokenInfo> = c.get("/tokens")?;
@@ -224,7 +225,7 @@ pub fn run_token(c: &Client, cmd: TokenCmd) -> CliResult {
         }
         TokenCmd::Revoke { id } => {
             let _: serde_json::Value = c.delete(&format!("/tokens/{}", enc(&id)))?;
-            println!("revoked token {id}");
+            outln!("revoked token {id}");
         }
     }
     Ok(())
