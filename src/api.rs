@@ -45,6 +45,14 @@ pub enum Op {
         #[serde(default)]
         conffiles: Option<String>,
     },
+    /// Gives the node a new token, delivered by its next `umc-node`. The old token keeps
+    /// working until the node reports that version with the new token, or, with `force`,
+    /// stops working at once.
+    NodeTokenRotate {
+        host: String,
+        #[serde(default)]
+        force: bool,
+    },
     TaskAdd {
         task: String,
         #[serde(default)]
@@ -154,7 +162,40 @@ pub struct NodeInfo {
     /// The node's own conffile policy; `None` follows umcd's default.
     #[serde(default)]
     pub conffiles: Option<String>,
+    /// A token rotation under way (never the old token itself).
+    #[serde(default)]
+    pub rotation: Option<TokenRotation>,
     pub generation: u64,
+}
+
+/// A node token rotation under way: the previous token still authenticates until the node
+/// reports, with its new token, `umc-node` at `until` or newer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRotation {
+    /// The generation of the rotation.
+    pub generation: u64,
+    /// The first `umc-node` version that carries the new token.
+    pub until: String,
+}
+
+/// `POST /api/v1/nodes/<host>/token`: rotate the node's token.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRotateRequest {
+    /// Revoke the old token at once (the node then needs the new one by hand).
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// The answer to a rotation: the committed edit and the node's new token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRotateResponse {
+    pub generation: u64,
+    pub changes: Vec<String>,
+    pub host: String,
+    pub token: String,
+    /// `None` after `force`: the old token no longer works.
+    pub rotation: Option<TokenRotation>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -200,6 +241,9 @@ pub struct RenderedFile {
 pub struct NodeToken {
     pub host: String,
     pub token: String,
+    /// A rotation under way (the previous token is never shown).
+    #[serde(default)]
+    pub rotation: Option<TokenRotation>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -42,6 +42,8 @@ pub struct TokenEntry {
     pub generation: u64,
     /// sha256 of the host's token.
     pub hash: [u8; 32],
+    /// sha256 of its previous token, during a token rotation.
+    pub previous: Option<[u8; 32]>,
 }
 
 /// Bytes an entry costs besides its key's heap bytes and its value: moka's hash table slot,

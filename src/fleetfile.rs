@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{Op, SshTarget};
 use crate::model::{
-    self, ConffilePolicy, FileAction, Model, Node, Task, TaskFile, normalize_host, parse_relation,
-    validate_file_path, validate_package_name, validate_service, validate_task_name, validate_url,
-    validate_var_name,
+    self, ConffilePolicy, FileAction, Model, Node, PreviousToken, Task, TaskFile, normalize_host,
+    parse_relation, validate_file_path, validate_package_name, validate_service,
+    validate_task_name, validate_url, validate_var_name,
 };
 
 /// Bumped when the file's meaning changes; older files are then converted or refused.
@@ -98,6 +98,13 @@ pub struct NodeForm {
     /// The node's secret (`export --with-secrets` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// During a token rotation, the node's previous token and the generation of the rotation
+    /// (`export --with-secrets` only): an import keeps a node that has not switched yet
+    /// working. `apply` ignores both, as it ignores `token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_token_until: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<u64>,
     #[serde(default)]
@@ -212,12 +219,15 @@ impl Fleet {
             .nodes
             .values()
             .map(|n| {
+                let previous = n.previous_token.as_ref().filter(|_| with_secrets);
                 let form = NodeForm {
                     tasks: n.tasks.iter().cloned().collect(),
                     ssh: n.ssh.as_ref().map(SshTarget::to_string),
                     url: n.url.clone(),
                     conffiles: n.conffiles.map(|p| p.as_str().to_string()),
                     token: with_secrets.then(|| n.token.clone()),
+                    previous_token: previous.map(|p| p.token.clone()),
+                    previous_token_until: previous.map(|p| p.until),
                     generation: Some(n.generation),
                     vars: n.vars.clone(),
                 };
@@ -501,12 +511,26 @@ fn node_from_form(
             "node '{name}': token must be 64 lowercase hex digits, as umcd makes them"
         ));
     }
+    let previous_token = match (&n.previous_token, n.previous_token_until) {
+        (None, None) => None,
+        (Some(t), Some(until)) if model::valid_token(t) && until > 0 => Some(PreviousToken {
+            token: t.clone(),
+            until,
+        }),
+        _ => {
+            errors.push(format!(
+                "node '{name}': previous_token must be 64 lowercase hex digits, with previous_token_until (the generation of the rotation, above 0)"
+            ));
+            None
+        }
+    };
     let node = Node {
         name: name.clone(),
         vars: n.vars.clone(),
         tasks: n.tasks.iter().cloned().collect(),
         ssh,
         token: n.token.clone().unwrap_or_default(),
+        previous_token,
         url,
         conffiles,
         generation: n.generation.unwrap_or(0),
@@ -830,6 +854,7 @@ impl Node {
             tasks: BTreeSet::new(),
             ssh: None,
             token: String::new(),
+            previous_token: None,
             url: None,
             conffiles: None,
             generation: 0,
@@ -898,10 +923,14 @@ pub fn to_toml(fleet: &Fleet) -> String {
             ("url", &n.url),
             ("conffiles", &n.conffiles),
             ("token", &n.token),
+            ("previous_token", &n.previous_token),
         ] {
             if let Some(v) = v {
                 kv_str(&mut out, k, v);
             }
+        }
+        if let Some(g) = n.previous_token_until {
+            kv_int(&mut out, "previous_token_until", g);
         }
         if let Some(g) = n.generation {
             kv_int(&mut out, "generation", g);

@@ -27,6 +27,9 @@ pub struct Node {
     pub ssh: Option<SshTarget>,
     /// Secret for apt's Basic auth and reports.
     pub token: String,
+    /// During a token rotation, the token the node had before: it still authenticates until
+    /// the node reports the `umc-node` that carries `token` (see [`PreviousToken`]).
+    pub previous_token: Option<PreviousToken>,
     /// umcd's URL as this node reaches it (set at enrollment); `umc-node` ships apt sources
     /// pointing there. `None`: the node's apt configuration is managed by hand.
     pub url: Option<String>,
@@ -34,6 +37,17 @@ pub struct Node {
     pub conffiles: Option<ConffilePolicy>,
     /// Newest generation that changed this node's package inputs.
     pub generation: u64,
+}
+
+/// A node's token before `Op::NodeTokenRotate`. It keeps working until the node reports,
+/// authenticated with its new token, `umc-node` at version `1.<until>` or newer: the first
+/// version whose `auth.conf.d` entry carries the new token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousToken {
+    pub token: String,
+    /// The generation of the rotation. 0 while the edit is uncommitted: the store fills in
+    /// the edit's generation when it commits (`Model::apply` does not know it).
+    pub until: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,6 +276,10 @@ pub enum ModelError {
     Template(#[from] crate::template::TemplateError),
     #[error("unknown global variable '{0}'")]
     UnknownVar(String),
+    #[error(
+        "node '{0}': a token rotation is still under way (its previous token works until the node reports the umc-node that carries the new one); wait for its next cycle (umc-admin node token {0}), or rotate with --force to revoke both old tokens at once"
+    )]
+    RotationPending(String),
 }
 
 fn is_pkg_char(c: char) -> bool {
@@ -761,6 +779,7 @@ impl Model {
                         tasks: BTreeSet::new(),
                         ssh,
                         token: tokens.token(),
+                        previous_token: None,
                         url: None,
                         conffiles: None,
                         generation: 0,
@@ -859,6 +878,29 @@ impl Model {
                     );
                     node.conffiles = policy;
                 }
+            }
+            Op::NodeTokenRotate { host, force } => {
+                let host = normalize_host(host)?;
+                let node = self.node_mut(&host)?;
+                // One previous token at a time: during a rotation the node may hold either
+                // token, so a second rotation could not know which one to keep.
+                if node.previous_token.is_some() && !force {
+                    return Err(ModelError::RotationPending(host));
+                }
+                let old = std::mem::replace(&mut node.token, tokens.token());
+                node.previous_token = (!force).then_some(PreviousToken {
+                    token: old,
+                    until: 0,
+                });
+                let how = if *force {
+                    "; the old token no longer works"
+                } else {
+                    ""
+                };
+                line(
+                    format!("{who} rotated the token of node '{host}'{how}"),
+                    vec![Entity::Node(host)],
+                );
             }
             Op::TaskAdd { task, description } => {
                 validate_task_name(task)?;
@@ -1389,6 +1431,63 @@ mod tests {
         copy.validate()?;
         *m = copy;
         Ok(out)
+    }
+
+    #[test]
+    fn token_rotation_keeps_one_previous_token_until_forced() {
+        let mut m = Model::default();
+        let mut seq = Seq(0);
+        let rotate = |force| Op::NodeTokenRotate {
+            host: "A.example.com".into(),
+            force,
+        };
+        m.apply(
+            &Op::NodeAdd {
+                host: "a.example.com".into(),
+                vars: BTreeMap::new(),
+                ssh: None,
+            },
+            "sh",
+            &mut seq,
+        )
+        .unwrap();
+        let changes = m.apply(&rotate(false), "sh", &mut seq).unwrap();
+        assert_eq!(
+            changes[0].text,
+            "User 'sh' rotated the token of node 'a.example.com'"
+        );
+        assert_eq!(changes[0].entities, [Entity::Node("a.example.com".into())]);
+        let n = &m.nodes["a.example.com"];
+        assert_eq!(n.token, "t2");
+        assert_eq!(
+            n.previous_token,
+            Some(PreviousToken {
+                token: "t1".into(),
+                until: 0
+            })
+        );
+        // A second rotation while the node may hold either token is refused, and changes nothing.
+        let before = m.clone();
+        let e = m.apply(&rotate(false), "sh", &mut seq).unwrap_err();
+        assert_eq!(e, ModelError::RotationPending("a.example.com".into()));
+        assert!(e.to_string().contains("--force"), "{e}");
+        assert_eq!(m, before);
+        // --force: a new token, and no previous one works.
+        let changes = m.apply(&rotate(true), "sh", &mut seq).unwrap();
+        assert!(changes[0].text.ends_with("the old token no longer works"));
+        let n = &m.nodes["a.example.com"];
+        assert_eq!((n.token.as_str(), &n.previous_token), ("t3", &None));
+        assert!(matches!(
+            m.apply(
+                &Op::NodeTokenRotate {
+                    host: "b.example.com".into(),
+                    force: false
+                },
+                "sh",
+                &mut seq
+            ),
+            Err(ModelError::UnknownNode(_))
+        ));
     }
 
     #[test]

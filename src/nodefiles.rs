@@ -229,6 +229,7 @@ mod tests {
             tasks: BTreeSet::new(),
             ssh: None,
             token: "0123abcd".into(),
+            previous_token: None,
             url: Some("http://umc.example.com:8080".into()),
             conffiles: None,
             generation: 3,

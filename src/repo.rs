@@ -660,6 +660,7 @@ mod tests {
                 tasks: BTreeSet::from(["web".to_string()]),
                 ssh: None,
                 token: "t".into(),
+                previous_token: None,
                 url: None,
                 conffiles: None,
                 generation: 6,

@@ -49,6 +49,17 @@ impl Report {
         self.steps.iter().find(|s| s.exit.is_some_and(|e| e != 0))
     }
 
+    /// Whether `package` is installed at `version` or newer (Debian version order). A version
+    /// that does not parse is never newer.
+    pub fn has_at_least(&self, package: &str, version: &str) -> bool {
+        use debversion::Version;
+        let installed = self.installed.get(package).map(|v| v.parse::<Version>());
+        match (installed, version.parse::<Version>()) {
+            (Some(Ok(have)), Ok(want)) => have >= want,
+            _ => false,
+        }
+    }
+
     /// The line that best explains a failure: the last `E:` line, else the last tail line.
     pub fn error_line(&self) -> Option<&str> {
         self.tail

@@ -155,7 +155,12 @@ fn every_api_route_checks_its_role() {
             route.path
         );
         let method = route.verb.as_str();
-        let path = concrete(route.path);
+        let mut path = concrete(route.path);
+        if (route.verb, route.path) == (Verb::Post, "/nodes/{host}/token") {
+            // A rotation would change the node token the other rows look for: rotate a node
+            // that does not exist (404, after the role check).
+            path = path.replace(HOST, "nosuch.example.com");
+        }
         let body = (route.verb == Verb::Post).then_some(&b"{}"[..]);
         let what = format!("{method} {path}");
         let r = call(&f.s, method, &path, None, body);

@@ -3,7 +3,9 @@
 use clap::{Args, Subcommand};
 
 use super::{CliResult, parse_vars, print_edit, print_json, print_table};
-use crate::api::{NodeInfo, NodeToken, Op, ServerInfo};
+use crate::api::{
+    NodeInfo, NodeToken, Op, ServerInfo, TokenRotateRequest, TokenRotateResponse, TokenRotation,
+};
 use crate::client::{Client, enc};
 
 #[derive(Subcommand)]
@@ -47,8 +49,20 @@ pub enum NodeCmd {
         #[arg(long, value_name = "POLICY")]
         conffiles: Option<String>,
     },
-    /// Print the node's apt password
-    Token { host: String },
+    /// Print the node's apt password, or give it a new one (--rotate)
+    Token {
+        host: String,
+        /// Issue a new token; the node's next umc-node carries it, and the old one works until
+        /// the node has reported that version
+        #[arg(long)]
+        rotate: bool,
+        /// With --rotate: the old token stops working at once (for a leaked token; the node
+        /// then needs the new one by hand: umc-admin node enroll)
+        #[arg(long, requires = "rotate")]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Enroll a node: print the one line it runs as root (or run it over SSH with --ssh)
     Enroll(EnrollArgs),
     /// Print what the node needs: .sources, auth.conf line, key URL
@@ -119,6 +133,13 @@ pub fn run(c: &Client, cmd: NodeCmd) -> CliResult {
                 "conffiles: {}",
                 n.conffiles.as_deref().unwrap_or("umcd's default")
             );
+            if let Some(r) = &n.rotation {
+                outln!(
+                    "token:    rotating: the previous token works until the node reports umc-node {} (generation {})",
+                    r.until,
+                    r.generation
+                );
+            }
             outln!("tasks:    {}", join(&n.tasks));
             outln!("closure:  {}", join(&n.task_closure));
             outln!("vars:");
@@ -137,9 +158,43 @@ pub fn run(c: &Client, cmd: NodeCmd) -> CliResult {
                 .collect();
             print_table(&["NODE", "VERSION", "TASKS"], &rows);
         }
-        NodeCmd::Token { host } => {
+        NodeCmd::Token {
+            host,
+            rotate: false,
+            json,
+            ..
+        } => {
             let t: NodeToken = c.get(&format!("/nodes/{}/token", enc(&host)))?;
+            if json {
+                return print_json(&t);
+            }
             outln!("{}", t.token);
+            if let Some(r) = &t.rotation {
+                errln!("{}", rotation_note(&t.host, r));
+            }
+        }
+        NodeCmd::Token {
+            host,
+            rotate: true,
+            force,
+            json,
+        } => {
+            let r: TokenRotateResponse = c.post_json(
+                &format!("/nodes/{}/token", enc(&host)),
+                &TokenRotateRequest { force },
+            )?;
+            if json {
+                return print_json(&r);
+            }
+            errln!("generation {}: {}", r.generation, r.changes.join("; "));
+            outln!("{}", r.token);
+            match &r.rotation {
+                Some(rot) => errln!("{}", rotation_note(&r.host, rot)),
+                None => errln!(
+                    "# the old token no longer works: give {0} the new one by hand (umc-admin node enroll {0})",
+                    r.host
+                ),
+            }
         }
         NodeCmd::AptConfig(a) => {
             let t: NodeToken = c.get(&format!("/nodes/{}/token", enc(&a.host)))?;
@@ -158,6 +213,14 @@ pub fn run(c: &Client, cmd: NodeCmd) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// What `node token` says about a rotation under way (never the old token).
+fn rotation_note(host: &str, r: &TokenRotation) -> String {
+    format!(
+        "# rotating: the previous token of {host} still works until it reports umc-node {} or newer with the new token (its next cycle); rotate with --force to revoke it at once",
+        r.until
+    )
 }
 
 fn join(v: &[String]) -> String {

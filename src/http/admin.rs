@@ -18,9 +18,10 @@ use super::catalog;
 use super::{ApiError, AppState, now};
 use crate::api::{
     AuditEntry, AuditRequest, EditRequest, EditResponse, FileInfo, LogEntry, NodeInfo, NodeToken,
-    Op, RenderedFile, Role, ServerInfo, TaskInfo,
+    Op, RenderedFile, Role, ServerInfo, TaskInfo, TokenRotateRequest, TokenRotateResponse,
+    TokenRotation,
 };
-use crate::model::{Entity, FileAction, Model, host_package, normalize_host, task_package};
+use crate::model::{Entity, FileAction, Model, Node, host_package, normalize_host, task_package};
 use crate::repo;
 use crate::store::Caller;
 
@@ -88,6 +89,7 @@ pub static API_ROUTES: &[ApiRoute] = &[
     row(Get, "/nodes", Viewer, |m| on(m, nodes)),
     row(Get, "/nodes/{host}", Viewer, |m| on(m, node)),
     row(Get, "/nodes/{host}/token", Admin, |m| on(m, node_token)),
+    row(Post, "/nodes/{host}/token", Admin, |m| on(m, rotate_token)),
     row(Get, "/nodes/{host}/render", Admin, |m| on(m, render)),
     row(Get, "/tasks", Viewer, |m| on(m, tasks)),
     row(Get, "/tasks/{task}", Viewer, |m| on(m, task)),
@@ -315,6 +317,8 @@ pub(super) fn ops_role(ops: &[Op]) -> Option<(Role, &Op)> {
             | Op::NodeSet { .. }
             | Op::Assign { .. }
             | Op::Unassign { .. } => (Role::Operator, op),
+            // A node's credentials are the admin's business, like reading them.
+            Op::NodeTokenRotate { .. } => (Role::Admin, op),
             _ => (Role::Admin, op),
         })
         .max_by_key(|(r, _)| *r)
@@ -382,7 +386,16 @@ fn node_info(model: &Model, name: &str) -> Option<NodeInfo> {
         ssh: n.ssh.clone(),
         url: n.url.clone(),
         conffiles: n.conffiles.map(|p| p.as_str().to_string()),
+        rotation: rotation(n),
         generation: n.generation,
+    })
+}
+
+/// A node's rotation under way, without its previous token.
+fn rotation(n: &Node) -> Option<TokenRotation> {
+    n.previous_token.as_ref().map(|p| TokenRotation {
+        generation: p.until,
+        until: repo::version(p.until),
     })
 }
 
@@ -465,6 +478,7 @@ async fn node_token(
     let host = host_arg(&host)?;
     blocking(move || match s.store.node(&host)? {
         Some(n) => Ok(Json(NodeToken {
+            rotation: rotation(&n),
             host: n.name,
             token: n.token,
         })),
@@ -472,6 +486,40 @@ async fn node_token(
             StatusCode::NOT_FOUND,
             format!("unknown node '{host}'"),
         )),
+    })
+    .await
+}
+
+/// `POST /nodes/<host>/token`: a new token for the node, as an edit (`node_token_rotate`), so
+/// it is in the history and durable before the answer. Admin only: the answer is a secret.
+async fn rotate_token(
+    State(s): State<Arc<AppState>>,
+    Extension(User(user)): Extension<User>,
+    Path(host): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<TokenRotateResponse>, ApiError> {
+    let host = host_arg(&host)?;
+    let req: TokenRotateRequest = match &body {
+        Ok(b) if b.is_empty() => TokenRotateRequest::default(),
+        _ => json_body(body, s.config.max_body)?,
+    };
+    blocking(move || {
+        let op = Op::NodeTokenRotate {
+            host: host.clone(),
+            force: req.force,
+        };
+        let e = s.store.edit_checked(&user, &[op], now(), false)?;
+        s.set_generation(e.generation);
+        let n = s.store.node(&host)?.ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, format!("unknown node '{host}'"))
+        })?;
+        Ok(Json(TokenRotateResponse {
+            generation: e.generation,
+            changes: e.changes.into_iter().map(|c| c.text).collect(),
+            rotation: rotation(&n),
+            host: n.name,
+            token: n.token,
+        }))
     })
     .await
 }

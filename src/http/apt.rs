@@ -199,9 +199,6 @@ fn remember(state: &AppState, archive: &Archive) {
     }
 }
 
-/// A stand-in compared against when a host does not exist, so both cases do the same work.
-const NO_HOST: [u8; 32] = [0xff; 32];
-
 pub(super) fn internal_error(what: &str, e: impl std::fmt::Display) -> Response<Body> {
     tracing::error!("{what}: {e}");
     (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n").into_response()
@@ -214,14 +211,23 @@ fn plausible_host(host: &str) -> bool {
     host.len() <= 253 && crate::model::normalize_host(host).is_ok_and(|h| h == host)
 }
 
-/// Checks that the request carries `host`'s own credentials (HTTP Basic, user = host name).
-/// Unknown hosts and wrong passwords get the same answer; a segment that cannot be a host
-/// name gets 404.
+/// Which of a node's tokens a request carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Credential {
+    /// The node's token; `rotating` while its previous token works too.
+    Current { hash: [u8; 32], rotating: bool },
+    /// The token the node had before a rotation that the node has not yet ended.
+    Previous,
+}
+
+/// Checks that the request carries `host`'s own credentials (HTTP Basic, user = host name):
+/// its token or, during a rotation, its previous token. Unknown hosts and wrong passwords get
+/// the same answer; a segment that cannot be a host name gets 404.
 pub(super) async fn authenticate(
     state: &Arc<AppState>,
     host: &str,
     headers: &HeaderMap,
-) -> Result<(), Response<Body>> {
+) -> Result<Credential, Response<Body>> {
     if !plausible_host(host) {
         return Err(not_found());
     }
@@ -231,19 +237,55 @@ pub(super) async fn authenticate(
     if !user.eq_ignore_ascii_case(host) {
         return Err(unauthorized());
     }
-    let token = host_token(state, host).await?;
+    let Some(entry) = host_token(state, host).await? else {
+        return Err(unauthorized());
+    };
     let given = token_hash(&password);
-    if given != token.unwrap_or(NO_HOST) || token.is_none() {
+    if given == entry.hash {
+        return Ok(Credential::Current {
+            hash: given,
+            rotating: entry.previous.is_some(),
+        });
+    }
+    if entry.previous != Some(given) {
         return Err(unauthorized());
     }
-    Ok(())
+    // The previous token. A report may have ended the rotation since this entry was cached
+    // (reports move no generation), so the store decides: this costs a read per request,
+    // paid only by a node still on its old token.
+    let node = read_node(state, host).await?;
+    let still = node
+        .and_then(|n| n.previous_token)
+        .is_some_and(|p| token_hash(&p.token) == given);
+    if still {
+        Ok(Credential::Previous)
+    } else {
+        state.cache.tokens.invalidate(host);
+        Err(unauthorized())
+    }
 }
 
-/// `host`'s token hash at the current generation, or None for no such host. A warm known
+async fn read_node(
+    state: &Arc<AppState>,
+    host: &str,
+) -> Result<Option<crate::model::Node>, Response<Body>> {
+    let st = state.clone();
+    let h = host.to_string();
+    match tokio::task::spawn_blocking(move || st.store.node(&h)).await {
+        Ok(Ok(node)) => Ok(node),
+        Ok(Err(e)) => Err(internal_error("reading node", e)),
+        Err(e) => Err(internal_error("auth task", e)),
+    }
+}
+
+/// `host`'s token hashes at the current generation, or None for no such host. A warm known
 /// host costs one lookup of the token cache; an unknown one is remembered by the sha256 of
 /// its name only (a fixed 32 bytes), so nothing a client sends is kept per name, and
 /// unknown names never push known hosts out of the token cache.
-async fn host_token(state: &Arc<AppState>, host: &str) -> Result<Option<[u8; 32]>, Response<Body>> {
+async fn host_token(
+    state: &Arc<AppState>,
+    host: &str,
+) -> Result<Option<TokenEntry>, Response<Body>> {
     let generation = state.generation();
     let cached = state
         .cache
@@ -254,7 +296,7 @@ async fn host_token(state: &Arc<AppState>, host: &str) -> Result<Option<[u8; 32]
         .metrics
         .cache_lookup(CacheId::Tokens, cached.is_some());
     if let Some(t) = cached {
-        return Ok(Some(t.hash));
+        return Ok(Some(t));
     }
     let name_hash = token_hash(host);
     let unknown = state.cache.unknown.get(&name_hash) == Some(generation);
@@ -262,24 +304,20 @@ async fn host_token(state: &Arc<AppState>, host: &str) -> Result<Option<[u8; 32]
     if unknown {
         return Ok(None);
     }
-    let st = state.clone();
-    let h = host.to_string();
-    let res = tokio::task::spawn_blocking(move || st.store.node(&h)).await;
-    match res {
-        Ok(Ok(Some(node))) => {
-            let hash = token_hash(&node.token);
-            state
-                .cache
-                .tokens
-                .insert(host.to_string(), TokenEntry { generation, hash });
-            Ok(Some(hash))
+    match read_node(state, host).await? {
+        Some(node) => {
+            let entry = TokenEntry {
+                generation,
+                hash: token_hash(&node.token),
+                previous: node.previous_token.map(|p| token_hash(&p.token)),
+            };
+            state.cache.tokens.insert(host.to_string(), entry);
+            Ok(Some(entry))
         }
-        Ok(Ok(None)) => {
+        None => {
             state.cache.unknown.insert(name_hash, generation);
             Ok(None)
         }
-        Ok(Err(e)) => Err(internal_error("reading node", e)),
-        Err(e) => Err(internal_error("auth task", e)),
     }
 }
 

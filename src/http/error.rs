@@ -44,6 +44,7 @@ impl From<StoreError> for ApiError {
                     | ModelError::DependsAndRemoves { .. }
                     | ModelError::PackageCollision { .. }
                     | ModelError::PathConflict { .. }
+                    | ModelError::RotationPending(_)
                     | ModelError::AlternativesRemoved { .. } => StatusCode::CONFLICT,
                     ModelError::Template(_) => StatusCode::UNPROCESSABLE_ENTITY,
                     _ => StatusCode::BAD_REQUEST,

@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, Response, StatusCode, header};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
+use super::apt::Credential;
 use super::error::ApiError;
 use super::{AppState, now};
 use crate::api::{HostStatus, HostStatusDetail, ReportEntry};
@@ -50,9 +51,19 @@ pub(super) async fn report(
     body: Body,
 ) -> Response<Body> {
     let host = host.to_ascii_lowercase();
-    if let Err(r) = super::apt::authenticate(&state, &host, &headers).await {
-        return r;
-    }
+    let credential = match super::apt::authenticate(&state, &host, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    // Only a report made with the current token during a rotation may end it (the store
+    // checks the rest); other reports cost the store no node read.
+    let current_token = match credential {
+        Credential::Current {
+            hash,
+            rotating: true,
+        } => Some(hash),
+        _ => None,
+    };
     let max = state.config.report_max;
     let bytes = match axum::body::to_bytes(body, max).await {
         Ok(b) => b,
@@ -76,6 +87,7 @@ pub(super) async fn report(
             host,
             received,
             text: body,
+            current_token,
         },
         done,
     };
@@ -126,7 +138,14 @@ pub(super) async fn writer(state: Arc<AppState>, mut rx: mpsc::Receiver<Job>) {
         })
         .await;
         let res = match res {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(retired)) => {
+                for host in retired {
+                    tracing::info!(
+                        "node {host} reported the umc-node that carries its new token: its previous token no longer works"
+                    );
+                }
+                Ok(())
+            }
             Ok(Err(e)) => Err(e.to_string()),
             Err(e) => Err(e.to_string()),
         };

@@ -171,6 +171,7 @@ mod tests {
             ssh,
             url: None,
             conffiles: None,
+            rotation: None,
             generation: 1,
         }
     }

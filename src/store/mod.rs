@@ -35,8 +35,8 @@ use sha2::{Digest, Sha256};
 
 use crate::api::{AuditEntry, AuditRequest, LogEntry, Op, RunResult, SshTarget};
 use crate::model::{
-    Change, ConffilePolicy, Entity, FileAction, Model, ModelError, Node, Task, TaskFile,
-    TokenSource,
+    Change, ConffilePolicy, Entity, FileAction, Model, ModelError, Node, PreviousToken, Task,
+    TaskFile, TokenSource,
 };
 
 /// Bump with a migration step in `migrate::run` whenever a table's format changes.
@@ -117,12 +117,22 @@ struct NodeRec {
     tasks: BTreeSet<String>,
     ssh: Option<SshRec>,
     token: String,
+    /// During a token rotation (absent in records written before rotations existed, and
+    /// omitted when none is under way, so those records keep their bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_token: Option<PreviousTokenRec>,
     #[serde(default)]
     url: Option<String>,
     /// "keep-local" | "server-wins"
     #[serde(default)]
     conffiles: Option<String>,
     generation: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PreviousTokenRec {
+    token: String,
+    until: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -206,6 +216,10 @@ fn node_from(name: &str, r: NodeRec) -> Node {
             port: s.port,
         }),
         token: r.token,
+        previous_token: r.previous_token.map(|p| PreviousToken {
+            token: p.token,
+            until: p.until,
+        }),
         url: r.url,
         conffiles: r.conffiles.as_deref().and_then(ConffilePolicy::parse),
         generation: r.generation,
@@ -222,6 +236,10 @@ fn node_rec(n: &Node) -> NodeRec {
             port: s.port,
         }),
         token: n.token.clone(),
+        previous_token: n.previous_token.as_ref().map(|p| PreviousTokenRec {
+            token: p.token.clone(),
+            until: p.until,
+        }),
         url: n.url.clone(),
         conffiles: n.conffiles.map(|p| p.as_str().to_string()),
         generation: n.generation,
@@ -901,6 +919,12 @@ fn commit_changes(
             Entity::Node(n) => {
                 if let Some(node) = model.nodes.get_mut(n) {
                     node.generation = generation;
+                    // A rotation in this edit: umc-node `1.<generation>` carries the new token.
+                    if let Some(p) = &mut node.previous_token
+                        && p.until == 0
+                    {
+                        p.until = generation;
+                    }
                 }
             }
             Entity::Task(t) => {
@@ -1124,5 +1148,66 @@ mod tests {
             s.edit("sh", &[add("c.example.com")], 12).expect("edit").0,
             g + 1
         );
+    }
+
+    fn report(node_version: &str) -> String {
+        format!(
+            "Format: umc-report/1\nStarted: 100\nFinished: 110\nStep: update 0\nInstalled: umc-node {node_version}\nReboot-Required: no\nUpgradable: 0\n"
+        )
+    }
+
+    #[test]
+    fn a_rotation_ends_with_a_report_of_the_new_umc_node_made_with_the_new_token() {
+        let (_d, s) = store();
+        s.edit("sh", &[add("a.example.com")], 10).expect("edit");
+        let old = s.node("a.example.com").unwrap().unwrap().token;
+        let rotate = Op::NodeTokenRotate {
+            host: "a.example.com".into(),
+            force: false,
+        };
+        let (g, _) = s.edit("sh", &[rotate], 11).expect("rotate");
+        let n = s.node("a.example.com").unwrap().unwrap();
+        assert_ne!(n.token, old);
+        // The store fills in the rotation's generation: umc-node 1.<g> carries the new token.
+        let previous = n.previous_token.clone().expect("previous token");
+        assert_eq!((previous.token.as_str(), previous.until), (old.as_str(), g));
+        assert_eq!(n.generation, g);
+        // ... and history keeps it, so a model rebuilt at g has it too.
+        assert_eq!(s.model_at(g).unwrap().nodes["a.example.com"], n);
+
+        let incoming = |text: String, token: &str| IncomingReport {
+            host: "a.example.com".into(),
+            received: 120,
+            text,
+            current_token: Some(token_hash(token)),
+        };
+        let still = |s: &Store| s.node("a.example.com").unwrap().unwrap().previous_token;
+        // Not yet: an older umc-node, the old token's own report, a report without the check.
+        let older = repo_version(g - 1);
+        let newer = repo_version(g);
+        for r in [
+            incoming(report(&older), &n.token),
+            incoming(report(&newer), &old),
+            IncomingReport {
+                current_token: None,
+                ..incoming(report(&newer), &n.token)
+            },
+        ] {
+            assert_eq!(s.add_reports(&[r], 10).unwrap(), Vec::<String>::new());
+            assert!(still(&s).is_some());
+        }
+        assert_eq!(
+            s.add_reports(&[incoming(report(&newer), &n.token)], 10)
+                .unwrap(),
+            ["a.example.com"]
+        );
+        assert_eq!(still(&s), None);
+        // No generation: no version moves.
+        assert_eq!(s.model().unwrap().0, g);
+        assert_eq!(s.node("a.example.com").unwrap().unwrap().generation, g);
+    }
+
+    fn repo_version(g: u64) -> String {
+        crate::repo::version(g)
     }
 }

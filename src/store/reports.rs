@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::{AUDIT, GENERATIONS, Store, StoreError, decode, encode};
-use crate::report::Seen;
+use super::{AUDIT, GENERATIONS, NODES, NodeRec, Store, StoreError, decode, encode, token_hash};
+use crate::nodefiles::NODE_PACKAGE;
+use crate::report::{self, Seen};
 
 /// (host, sequence) → a validated report as the node sent it, with its arrival time.
 pub(super) const REPORTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("reports_v1");
@@ -41,6 +42,10 @@ pub struct IncomingReport {
     pub host: String,
     pub received: i64,
     pub text: String,
+    /// sha256 of the token the report was authenticated with, when that was the node's
+    /// current token (`None`: its previous one, during a rotation). Not stored: it decides
+    /// whether the report ends a rotation.
+    pub current_token: Option<[u8; 32]>,
 }
 
 /// A stored report.
@@ -50,14 +55,62 @@ pub struct StoredReport {
     pub text: String,
 }
 
+/// Drops `host`'s previous token when this report proves the node switched: it was
+/// authenticated with the node's current token (`used`) and shows `umc-node` at the version
+/// that first carried that token, or newer. A report made with the previous token never ends
+/// the rotation: whoever holds a leaked token cannot close the window early and lock the node
+/// out, and a node that kept a locally edited `auth.conf.d` entry (keep-local leaves umc's
+/// version beside it as `.dpkg-dist`) keeps working with the old one until its admin acts.
+/// This changes the node record outside an edit, without a generation: the previous token
+/// shapes no served byte, so no version moves.
+fn ends_rotation(
+    nodes: &mut redb::Table<&str, &[u8]>,
+    host: &str,
+    used: [u8; 32],
+    text: &str,
+) -> Result<bool, StoreError> {
+    let mut rec: NodeRec = match nodes.get(host)? {
+        Some(v) => decode(host, v.value())?,
+        None => return Ok(false),
+    };
+    let Some(previous) = &rec.previous_token else {
+        return Ok(false);
+    };
+    if token_hash(&rec.token) != used {
+        return Ok(false);
+    }
+    let needed = crate::repo::version(previous.until);
+    let shows = report::parse(text, i64::MAX - report::MAX_CLOCK_SKEW)
+        .is_ok_and(|r| r.has_at_least(NODE_PACKAGE, &needed));
+    if !shows {
+        return Ok(false);
+    }
+    rec.previous_token = None;
+    nodes.insert(host, encode(&rec)?.as_slice())?;
+    Ok(true)
+}
+
 impl Store {
     /// Stores `batch` in one durable transaction, keeping the newest `keep` reports per host.
-    pub fn add_reports(&self, batch: &[IncomingReport], keep: usize) -> Result<(), StoreError> {
+    /// A report that ends a token rotation (see [`ends_rotation`]) drops the node's previous
+    /// token in the same transaction. Returns the hosts whose previous token was dropped.
+    pub fn add_reports(
+        &self,
+        batch: &[IncomingReport],
+        keep: usize,
+    ) -> Result<Vec<String>, StoreError> {
         let tx = self.db.begin_write()?;
+        let mut retired = Vec::new();
         {
             let mut reports = tx.open_table(REPORTS)?;
             let mut last = tx.open_table(LAST_REPORT)?;
+            let mut nodes = tx.open_table(NODES)?;
             for r in batch {
+                if let Some(used) = r.current_token
+                    && ends_rotation(&mut nodes, &r.host, used, &r.text)?
+                {
+                    retired.push(r.host.clone());
+                }
                 let host = r.host.as_str();
                 let next = reports
                     .range((host, 0)..=(host, u64::MAX))?
@@ -81,7 +134,7 @@ impl Store {
             }
         }
         tx.commit()?;
-        Ok(())
+        Ok(retired)
     }
 
     /// Each host's newest report.
