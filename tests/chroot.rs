@@ -667,6 +667,76 @@ fn key_rotation_in_a_real_chroot() {
     c.cycle();
 }
 
+/// Node token rotation (issue 13, point 2) on a real node: `node token --rotate`, one cycle
+/// installs the umc-node carrying the new auth.conf.d entry and reports with it; umcd then
+/// refuses the old token (curl gets 401), and the node still updates on the next cycle.
+#[test]
+fn token_rotation_in_a_real_chroot() {
+    if !tools() {
+        return;
+    }
+    const FILE: &str = "/etc/umc-token.conf";
+    const AUTH: &str = "/etc/apt/auth.conf.d/umc.conf";
+    let s = Server::start();
+    s.admin_ok(&["node", "add", HOST]);
+    s.admin_ok(&["task", "add", "web"]);
+    file_add(&s, FILE, "before rotation\n", &[]);
+    s.admin_ok(&["assign", HOST, "web"]);
+    let c = Chroot::new();
+    enroll(&s, &c);
+    let old = s.node_token(HOST);
+    assert!(read(&c, AUTH).contains(&old));
+
+    let rotated: umc::api::TokenRotateResponse =
+        serde_json::from_str(&s.admin_ok(&["node", "token", HOST, "--rotate", "--json"]))
+            .expect("json");
+    let new = rotated.token.clone();
+    let until = rotated.rotation.clone().expect("rotation").until;
+
+    // One cycle: apt still authenticates with the old token, installs the umc-node that
+    // carries the new one (an unmodified conffile, replaced silently), and the report goes
+    // out with the new token.
+    c.cycle();
+    assert_eq!(installed(&c, "umc-node"), until);
+    let auth = read(&c, AUTH);
+    assert!(auth.contains(&new) && !auth.contains(&old), "{auth}");
+    let mode = std::fs::metadata(c.path(AUTH))
+        .expect("auth.conf")
+        .permissions();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(mode.mode() & 0o777, 0o600);
+    let t: umc::api::NodeToken =
+        serde_json::from_str(&s.admin_ok(&["node", "token", HOST, "--json"])).expect("json");
+    assert_eq!(t.rotation, None, "the node's report ended the rotation");
+    assert_eq!(
+        host_status(&s).installed,
+        Some(installed(&c, &format!("umc-{HOST}")))
+    );
+
+    // umcd refuses the old token; the new one works (curl on the node, as root).
+    let code = |token: &str| {
+        c.ok(&[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-u",
+            &format!("{HOST}:{token}"),
+            &format!("{}/hosts/{HOST}/dists/umc/InRelease", s.url),
+        ])
+    };
+    assert_eq!(code(&old), "401");
+    assert_eq!(code(&new), "200");
+
+    // The node still updates: an edit reaches it on the next cycle.
+    file_add(&s, FILE, "after rotation\n", &[]);
+    c.cycle();
+    assert_eq!(read(&c, FILE), "after rotation\n");
+    assert_eq!(installed(&c, "umc-task-web"), task_version(&s, "web"));
+}
+
 fn task_version(s: &Server, task: &str) -> String {
     let t: umc::api::TaskInfo =
         serde_json::from_str(&s.admin_ok(&["task", "show", task, "--json"])).expect("json");
