@@ -20,8 +20,14 @@ pub struct Config {
     pub max_body: usize,
     /// How long a catalog import waits for the mirror to connect or answer a request.
     pub catalog_timeout: std::time::Duration,
-    /// A client must send a request's headers within this time (bounds slow and idle clients).
+    /// A client must send each request's headers within this time, counted from the
+    /// connection's start or the previous answer (bounds slow, silent and idle clients).
     pub header_timeout: std::time::Duration,
+    /// A request body must arrive within this time after its headers, plus a second per
+    /// `http::server::BODY_MIN_RATE` bytes received (bounds dripped bodies).
+    pub body_timeout: std::time::Duration,
+    /// Connections open at once from one source address (an IPv6 /64 counts as one).
+    pub max_connections_per_source: usize,
     /// Conffile policy of nodes that set none (`umc-admin node set --conffiles`).
     pub conffiles: ConffilePolicy,
     /// Largest node report accepted.
@@ -49,6 +55,9 @@ impl Default for Config {
             max_body: 8 << 20,
             catalog_timeout: std::time::Duration::from_secs(30),
             header_timeout: std::time::Duration::from_secs(30),
+            body_timeout: std::time::Duration::from_secs(30),
+            // Generous: a NAT gateway or a reverse proxy speaks for many clients.
+            max_connections_per_source: 256,
             conffiles: ConffilePolicy::KeepLocal,
             report_max: 64 << 10,
             report_keep: 20,
@@ -74,6 +83,8 @@ pub struct FileConfig {
     pub max_body_kib: Option<usize>,
     pub catalog_timeout_secs: Option<u64>,
     pub header_timeout_secs: Option<u64>,
+    pub body_timeout_secs: Option<u64>,
+    pub max_connections_per_source: Option<usize>,
     /// "keep-local" or "server-wins".
     pub conffiles: Option<String>,
     pub report_max_kib: Option<usize>,
@@ -126,6 +137,12 @@ impl Config {
         }
         if let Some(v) = f.header_timeout_secs {
             self.header_timeout = std::time::Duration::from_secs(v.max(1));
+        }
+        if let Some(v) = f.body_timeout_secs {
+            self.body_timeout = std::time::Duration::from_secs(v.max(1));
+        }
+        if let Some(v) = f.max_connections_per_source {
+            self.max_connections_per_source = v.clamp(1, crate::http::MAX_CONNECTIONS);
         }
         if let Some(v) = f.conffiles {
             self.conffiles = ConffilePolicy::parse(&v).ok_or_else(|| ConfigError::BadPolicy {

@@ -11,6 +11,7 @@ mod error;
 mod fleet;
 mod keys;
 mod metrics;
+pub mod server;
 mod status;
 pub mod ui;
 mod users;
@@ -353,25 +354,15 @@ async fn keyring_asc(
     )
 }
 
-/// Most connections served at once; more wait in the kernel's accept queue.
-pub const MAX_CONNECTIONS: usize = 8192;
-/// How long shutdown waits for in-flight requests.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+pub use server::MAX_CONNECTIONS;
 
-/// Serves until `shutdown` resolves, then finishes in-flight requests (for at most
-/// `SHUTDOWN_GRACE`). HTTP/1.1 keep-alive and pipelining (answered in order) come from hyper;
-/// clients slow to send headers are cut off after `header_timeout` (config), and at most
-/// `MAX_CONNECTIONS` are served at once, so slowloris clients cannot exhaust descriptors.
+/// Serves until `shutdown` resolves, then finishes in-flight requests (bounded) and flushes
+/// what the report writer holds. The listener and its connection limits live in `server`.
 pub async fn run(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use hyper_util::server::conn::auto::Builder;
-    use hyper_util::service::TowerToHyperService;
-
-    let header_timeout = state.config.header_timeout;
     let writer = state
         .report_rx
         .lock()
@@ -379,62 +370,13 @@ pub async fn run(
         .and_then(|mut r| r.take())
         .map(|rx| tokio::spawn(status::writer(state.clone(), rx)));
     let app = router(state.clone());
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .keep_alive(true)
-        .pipeline_flush(true);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = &mut shutdown => break,
-        };
-        let (stream, peer) = tokio::select! {
-            conn = listener.accept() => match conn {
-                Ok(c) => c,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!("accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
-            app.clone(),
-            move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                req
-            },
-        ));
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("connection: {e}");
-            }
-            drop(permit);
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("shutdown: requests still running after {SHUTDOWN_GRACE:?}; closing");
-    }
+    server::serve(
+        listener,
+        app,
+        server::Limits::from_config(&state.config),
+        shutdown,
+    )
+    .await;
     if let Some(w) = writer {
         w.abort();
     }
