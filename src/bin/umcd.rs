@@ -145,6 +145,20 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     })
 }
 
+/// Every connection costs a descriptor: take the whole hard limit, and say so when even that
+/// is too low for the connections umcd serves at once.
+fn open_file_limit() {
+    match http::raise_open_file_limit() {
+        Ok(Some(n)) if n < http::open_files_wanted() => eprintln!(
+            "umcd: warning: the open-file limit is {n}, too low for {} connections; \
+             raise it (LimitNOFILE= in the systemd unit)",
+            http::MAX_CONNECTIONS
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!("umcd: warning: raising the open-file limit: {e}"),
+    }
+}
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
@@ -212,6 +226,7 @@ async fn run() -> Result<()> {
     if let Some(g) = store.note_serving_inputs(fingerprint, &description, http::now())? {
         eprintln!("umcd: serving configuration changed ({description}); generation {g}");
     }
+    open_file_limit();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;

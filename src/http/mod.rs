@@ -354,7 +354,7 @@ async fn keyring_asc(
     )
 }
 
-pub use server::MAX_CONNECTIONS;
+pub use server::{MAX_CONNECTIONS, open_files_wanted, raise_open_file_limit};
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests (bounded) and flushes
 /// what the report writer holds. The listener and its connection limits live in `server`.

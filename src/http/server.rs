@@ -32,6 +32,8 @@ use crate::config::Config;
 
 /// Most connections served at once; more wait in the kernel's accept queue.
 pub const MAX_CONNECTIONS: usize = 8192;
+/// Open files umcd wants besides its connections (database, log, listener, runtime).
+const SPARE_FILES: u64 = 256;
 /// A request body gets `body_timeout` plus one second per this many bytes received: a
 /// large upload that keeps arriving at this rate is never cut, a dripped one is.
 pub const BODY_MIN_RATE: u64 = 16 << 10;
@@ -156,6 +158,25 @@ fn request(
     parts.extensions.insert(axum::extract::ConnectInfo(peer));
     let body = axum::body::Body::new(DeadlineBody::new(body, body_timeout));
     axum::http::Request::from_parts(parts, body)
+}
+
+/// Raises this process's soft limit on open files to its hard limit and returns the limit
+/// now in force (`None`: unlimited). Every connection costs a descriptor, and the soft limit
+/// systemd gives by default (1,024) is far below `MAX_CONNECTIONS`.
+pub fn raise_open_file_limit() -> std::io::Result<Option<u64>> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    // An unlimited hard limit cannot be the soft one (the kernel caps it at nr_open).
+    if limit.maximum.is_some() && limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        setrlimit(Resource::Nofile, limit)?;
+    }
+    Ok(limit.current)
+}
+
+/// The open-file limit umcd needs to serve `MAX_CONNECTIONS` at once.
+pub fn open_files_wanted() -> u64 {
+    MAX_CONNECTIONS as u64 + SPARE_FILES
 }
 
 /// The source a connection is counted against: its address, or for IPv6 its /64 (clients
