@@ -78,8 +78,25 @@ impl Server {
         s
     }
 
+    /// umcd on a fresh data dir with a config file holding `toml`, started through `wrapper`
+    /// (e.g. `sh -c 'ulimit -n 64; exec "$0" "$@"'`), which gets umcd's path and arguments.
+    pub fn start_wrapped(toml: &str, wrapper: &[&str]) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        let conf = tmp.path().join("umcd.toml");
+        std::fs::write(&conf, toml).expect("write config");
+        let conf = conf.display().to_string();
+        let mut s = Server::spawn(&data, &["--config", &conf], wrapper);
+        s._tmp = Some(tmp);
+        s
+    }
+
     /// umcd on `data` with extra arguments.
     pub fn start_in_with(data: &Path, extra: &[&str]) -> Server {
+        Server::spawn(data, extra, &[])
+    }
+
+    fn spawn(data: &Path, extra: &[&str], wrapper: &[&str]) -> Server {
         std::fs::create_dir_all(data).expect("data dir");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -92,7 +109,15 @@ impl Server {
         } else {
             &["--listen", "127.0.0.1:0"][..]
         };
-        let mut child = Command::new(UMCD)
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(UMCD);
+                c
+            }
+            None => Command::new(UMCD),
+        };
+        let mut child = cmd
             .args(listen)
             .arg("--data-dir")
             .arg(data)
