@@ -36,8 +36,11 @@ pub struct Config {
     pub report_keep: usize,
     /// When a host counts as stale or drifting.
     pub thresholds: crate::report::Thresholds,
-    /// Entries of the edit log (`umc-admin log`) and of the fleet-command audit kept.
+    /// Generations kept: the edit log (`umc-admin log`) and the model history `rollback` and
+    /// `diff` rebuild (`store::history::sweep`). Package changelogs keep their newest
+    /// `CHANGELOG_LIMIT` entries whatever this is.
     pub log_keep: usize,
+    /// Fleet-command audit records kept.
     pub audit_keep: usize,
 }
 

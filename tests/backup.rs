@@ -210,7 +210,7 @@ fn a_schema_1_database_migrates_on_start_and_keeps_a_copy() {
     let mut s = Server::start_in(&data);
     let log = std::fs::read_to_string(data.join("umcd.log")).expect("log");
     assert!(
-        log.contains("migrated the database from schema 1 to 2"),
+        log.contains("migrated the database from schema 1 to 3"),
         "{log}"
     );
     let bak = data.join("umc.redb.schema-1.bak");
@@ -239,7 +239,7 @@ fn a_schema_1_database_migrates_on_start_and_keeps_a_copy() {
     );
     assert_eq!(time - started, 10, "{run}");
     s.stop();
-    assert_eq!(schema_of(&data.join("umc.redb")), 2);
+    assert_eq!(schema_of(&data.join("umc.redb")), 3);
 
     // A second start has nothing to migrate.
     let s = Server::start_in(&data);
@@ -270,7 +270,7 @@ fn a_database_from_a_newer_schema_is_refused() {
     assert!(!out.status.success(), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("database schema version 99 is newer than this umcd supports (schema 2)")
+        err.contains("database schema version 99 is newer than this umcd supports (schema 3)")
             && err.contains("newer umcd"),
         "{err}"
     );

@@ -241,6 +241,15 @@ fn reports_are_kept_bounded_and_survive_a_restart() {
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)))
     };
     assert_eq!(detail(&s).reports.len(), 3);
+    let packages = |s: &Server| {
+        s.get(
+            &format!("/hosts/{A}/dists/umc/main/binary-amd64/Packages"),
+            Some((A, &ta)),
+            &[],
+        )
+        .text()
+    };
+    let before = packages(&s);
     assert!(
         s.admin_ok(&["log", "-n", "100"])
             .matches("generation")
@@ -266,4 +275,15 @@ fn reports_are_kept_bounded_and_survive_a_restart() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(entries, 4);
+    // The model history went with it (review finding 11), saying so, and what the host is
+    // served (versions, changelogs inside the debs) did not change.
+    let out = s2.admin(&["rollback", "--to", "1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        show(&out).contains("generation 1 has been pruned")
+            && show(&out).contains("the oldest kept is generation 3"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(packages(&s2), before);
 }

@@ -24,9 +24,9 @@ impl From<HistoryError> for ApiError {
         match e {
             HistoryError::Store(s) => s.into(),
             HistoryError::NotEmpty { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
-            HistoryError::Unrecorded { .. } | HistoryError::Future { .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, e.to_string())
-            }
+            HistoryError::Unrecorded { .. }
+            | HistoryError::Pruned { .. }
+            | HistoryError::Future { .. } => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
             HistoryError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
         }
     }

@@ -38,6 +38,7 @@ pub const SNAPSHOT_TABLES: &[&str] = &[
     "entity_versions_v1",
     "users_v1",
     "token_info_v1",
+    "templates_v1",
 ];
 
 /// What a snapshot holds.
@@ -99,6 +100,7 @@ impl Store {
         copy(&r, &w, super::history::VERSIONS)?;
         copy(&r, &w, super::users::USERS)?;
         copy(&r, &w, super::users::TOKEN_INFO)?;
+        copy(&r, &w, super::TEMPLATES)?;
         w.commit()?;
         Ok(Snapshot {
             schema: SCHEMA_VERSION,

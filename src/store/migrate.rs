@@ -14,6 +14,9 @@
 //! - 1 → 2: audit records (`audit_v1`) gain `started`, when the fleet command began: the
 //!   record's time minus its slowest host's duration (rounded up to a second). Records written
 //!   by schema 2 carry it from the start.
+//! - 2 → 3: task files name their templates by sha256. Each template's text moves from the
+//!   task records (`tasks_v1` and every task version in `entity_versions_v1`) into
+//!   `templates_v1`, stored once however many versions share it.
 //!
 //! [`Store::open`]: super::Store::open
 
@@ -21,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableError};
 
-use super::{AUDIT, META, SCHEMA_VERSION, StoreError};
+use super::{AUDIT, META, SCHEMA_VERSION, StoreError, TASKS, TEMPLATES};
 
 /// What [`super::Store::open`] did to an older database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +80,7 @@ pub(super) fn run(db: &Database, from: u64) -> Result<(), StoreError> {
     while version < SCHEMA_VERSION {
         match version {
             1 => audit_started_1_to_2(&tx)?,
+            2 => templates_2_to_3(&tx)?,
             v => {
                 return Err(StoreError::Db(format!(
                     "no migration from database schema version {v}"
@@ -125,4 +129,194 @@ fn audit_started_1_to_2(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
         t.insert(id, bytes.as_slice())?;
     }
     Ok(())
+}
+
+/// 2 → 3: moves every template out of the task records into `templates_v1`.
+fn templates_2_to_3(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let mut templates = tx.open_table(TEMPLATES)?;
+    let mut tasks = tx.open_table(TASKS)?;
+    let mut rows = Vec::new();
+    for row in tasks.iter()? {
+        let (k, v) = row?;
+        rows.push((k.value().to_string(), v.value().to_vec()));
+    }
+    for (name, bytes) in rows {
+        let what = format!("task '{name}'");
+        let mut rec: serde_json::Value = super::decode(&what, &bytes)?;
+        move_templates(&mut rec, &mut templates, &what)?;
+        let bytes = super::encode(&rec)?;
+        let _: super::TaskRec = super::decode(&what, &bytes)?;
+        tasks.insert(name.as_str(), bytes.as_slice())?;
+    }
+    let mut versions = tx.open_table(super::history::VERSIONS)?;
+    let mut rows = Vec::new();
+    for row in versions.iter()? {
+        let (k, v) = row?;
+        let (key, g) = k.value();
+        rows.push((key.to_string(), g, v.value().to_vec()));
+    }
+    for (key, g, bytes) in rows {
+        let what = format!("version of '{key}' at generation {g}");
+        let mut rec: serde_json::Value = super::decode(&what, &bytes)?;
+        let Some(task) = rec.get_mut("Task") else {
+            continue;
+        };
+        move_templates(task, &mut templates, &what)?;
+        let bytes = super::encode(&rec)?;
+        let _: super::history::VersionRec = super::decode(&what, &bytes)?;
+        versions.insert((key.as_str(), g), bytes.as_slice())?;
+    }
+    Ok(())
+}
+
+/// Replaces each file's `template` text in a schema-2 task record by its `sha256`, storing
+/// the text in `templates`.
+fn move_templates(
+    rec: &mut serde_json::Value,
+    templates: &mut redb::Table<&[u8], &[u8]>,
+    what: &str,
+) -> Result<(), StoreError> {
+    let corrupt = |m: &str| StoreError::Corrupt(what.to_string(), m.to_string());
+    let Some(files) = rec.get_mut("files").and_then(|f| f.as_array_mut()) else {
+        return Ok(());
+    };
+    for f in files {
+        let file = f
+            .as_object_mut()
+            .ok_or_else(|| corrupt("a file is not a record"))?;
+        let text = match file.remove("template") {
+            Some(serde_json::Value::String(t)) => t,
+            _ => return Err(corrupt("a file has no template")),
+        };
+        let hash = super::template_hash(&text);
+        if templates.get(hash.as_slice())?.is_none() {
+            templates.insert(hash.as_slice(), text.as_bytes())?;
+        }
+        file.insert("sha256".into(), hex::encode(hash).into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::history::VERSIONS;
+    use super::super::{Store, TASKS};
+    use super::*;
+    use crate::api::Op;
+
+    /// Puts the templates back into the task records and marks the database schema 2, as a
+    /// schema-2 umcd wrote it.
+    fn downgrade_to_2(path: &Path) {
+        let db = Database::create(path).expect("open");
+        let tx = db.begin_write().expect("write");
+        {
+            let templates = tx.open_table(TEMPLATES).expect("templates");
+            let inline = |rec: &mut serde_json::Value| {
+                for f in rec["files"].as_array_mut().expect("files") {
+                    let f = f.as_object_mut().expect("file");
+                    let sha = f.remove("sha256").expect("sha256");
+                    let key = hex::decode(sha.as_str().expect("hex")).expect("hex");
+                    let text = templates.get(key.as_slice()).expect("get").expect("text");
+                    let text = String::from_utf8(text.value().to_vec()).expect("utf-8");
+                    f.insert("template".into(), text.into());
+                }
+            };
+            let mut tasks = tx.open_table(TASKS).expect("tasks");
+            let rows: Vec<(String, Vec<u8>)> = tasks
+                .iter()
+                .expect("iter")
+                .map(|r| r.map(|(k, v)| (k.value().to_string(), v.value().to_vec())))
+                .collect::<Result<_, _>>()
+                .expect("rows");
+            for (k, v) in rows {
+                let mut rec: serde_json::Value = serde_json::from_slice(&v).expect("json");
+                inline(&mut rec);
+                let bytes = serde_json::to_vec(&rec).expect("json");
+                tasks.insert(k.as_str(), bytes.as_slice()).expect("insert");
+            }
+            let mut versions = tx.open_table(VERSIONS).expect("versions");
+            let rows: Vec<(String, u64, Vec<u8>)> = versions
+                .iter()
+                .expect("iter")
+                .map(|r| {
+                    r.map(|(k, v)| {
+                        let (key, g) = k.value();
+                        (key.to_string(), g, v.value().to_vec())
+                    })
+                })
+                .collect::<Result<_, _>>()
+                .expect("rows");
+            for (k, g, v) in rows {
+                let mut rec: serde_json::Value = serde_json::from_slice(&v).expect("json");
+                if let Some(t) = rec.get_mut("Task") {
+                    inline(t);
+                }
+                let bytes = serde_json::to_vec(&rec).expect("json");
+                versions
+                    .insert((k.as_str(), g), bytes.as_slice())
+                    .expect("insert");
+            }
+            tx.open_table(META)
+                .expect("meta")
+                .insert("schema", 2)
+                .expect("schema");
+        }
+        tx.delete_table(TEMPLATES).expect("delete");
+        tx.commit().expect("commit");
+    }
+
+    #[test]
+    fn schema_2_templates_move_into_their_own_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("umc.redb");
+        let file = |template: &str| Op::TaskFileAdd {
+            task: "web".into(),
+            path: "/etc/motd".into(),
+            template: template.into(),
+            mode: None,
+            reload: None,
+            restart: None,
+        };
+        let (model, at_2) = {
+            let s = Store::open(&path).expect("open");
+            let add = Op::TaskAdd {
+                task: "web".into(),
+                description: None,
+            };
+            s.edit("sh", &[add, file("one {{ host.fqdn }}")], 10)
+                .expect("edit");
+            s.edit("sh", &[file("two {{ host.fqdn }}")], 11)
+                .expect("edit");
+            s.edit(
+                "sh",
+                &[Op::TaskDepend {
+                    task: "web".into(),
+                    relations: vec!["nginx".into()],
+                }],
+                12,
+            )
+            .expect("edit");
+            (
+                s.model().expect("model"),
+                s.model_at(2).expect("model at 2"),
+            )
+        };
+        downgrade_to_2(&path);
+        assert_eq!(
+            recorded_schema(&Database::create(&path).expect("open")).expect("schema"),
+            Some(2)
+        );
+        let s = Store::open(&path).expect("migrate");
+        let m = s.migration().expect("migrated");
+        assert_eq!((m.from, m.to), (2, SCHEMA_VERSION));
+        assert_eq!(s.model().expect("model"), model);
+        assert_eq!(s.model_at(2).expect("model at 2"), at_2);
+        assert_eq!(
+            at_2.tasks["web"].files["/etc/motd"].template,
+            "two {{ host.fqdn }}"
+        );
+        let r = s.db.begin_read().expect("read");
+        use redb::ReadableTableMetadata;
+        assert_eq!(r.open_table(TEMPLATES).expect("t").len().expect("len"), 2);
+    }
 }

@@ -41,7 +41,8 @@ use crate::model::{
 
 /// Bump with a migration step in `migrate::run` whenever a table's format changes.
 /// 2: audit records carry `started`.
-pub const SCHEMA_VERSION: u64 = 2;
+/// 3: task files name their templates by sha256 (`templates_v1`) instead of holding them.
+pub const SCHEMA_VERSION: u64 = 3;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes_v1");
@@ -58,6 +59,10 @@ const TIMES: TableDefinition<u64, i64> = TableDefinition::new("times_v1");
 /// result). Separate from the model history: it bumps no generation, so no package version or
 /// Release date moves.
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_v1");
+/// sha256(template) -> the template's text. Task records (`tasks_v1` and every version in
+/// `entity_versions_v1`) name their templates by hash, so an edit that leaves a template alone
+/// writes 32 bytes for it, not the template. Pruning drops templates no record names.
+const TEMPLATES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("templates_v1");
 /// sha256(token) -> user name.
 const API_TOKENS: TableDefinition<&[u8], &str> = TableDefinition::new("api_tokens_v1");
 
@@ -138,7 +143,8 @@ struct PreviousTokenRec {
 #[derive(Serialize, Deserialize)]
 struct FileRec {
     path: String,
-    template: String,
+    /// sha256 of the template, hex: its key in `templates_v1` (schema 3; the text before).
+    sha256: String,
     mode: u32,
     /// ("reload" | "restart", service)
     action: Option<(String, String)>,
@@ -246,26 +252,40 @@ fn node_rec(n: &Node) -> NodeRec {
     }
 }
 
-fn task_from(name: &str, r: TaskRec) -> Task {
-    let files = r
-        .files
-        .into_iter()
-        .map(|f| {
-            let action = match f.action {
-                Some((kind, svc)) if kind == "reload" => Some(FileAction::Reload(svc)),
-                Some((_, svc)) => Some(FileAction::Restart(svc)),
-                None => None,
-            };
-            let file = TaskFile {
-                path: f.path,
-                template: f.template,
-                mode: f.mode,
-                action,
-            };
-            (file.path.clone(), file)
-        })
-        .collect();
-    Task {
+/// The table of templates, as readers pass it to [`task_from`].
+trait Templates: ReadableTable<&'static [u8], &'static [u8]> {}
+impl<T: ReadableTable<&'static [u8], &'static [u8]>> Templates for T {}
+
+fn template_hash(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+/// The task record `r` of task `name`, with its templates read from `templates`.
+fn task_from(name: &str, r: TaskRec, templates: &impl Templates) -> Result<Task, StoreError> {
+    let mut files = BTreeMap::new();
+    for f in r.files {
+        let corrupt = |m: String| StoreError::Corrupt(format!("task '{name}' file {}", f.path), m);
+        let key = hex::decode(&f.sha256)
+            .map_err(|e| corrupt(format!("template hash {:?}: {e}", f.sha256)))?;
+        let text = templates
+            .get(key.as_slice())?
+            .ok_or_else(|| corrupt(format!("template {} is missing", f.sha256)))?;
+        let template = String::from_utf8(text.value().to_vec())
+            .map_err(|e| corrupt(format!("template {}: {e}", f.sha256)))?;
+        let action = match f.action {
+            Some((kind, svc)) if kind == "reload" => Some(FileAction::Reload(svc)),
+            Some((_, svc)) => Some(FileAction::Restart(svc)),
+            None => None,
+        };
+        let file = TaskFile {
+            path: f.path,
+            template,
+            mode: f.mode,
+            action,
+        };
+        files.insert(file.path.clone(), file);
+    }
+    Ok(Task {
         name: name.to_string(),
         description: r.description,
         depends: r.depends,
@@ -274,31 +294,37 @@ fn task_from(name: &str, r: TaskRec) -> Task {
         files,
         dropped: r.dropped,
         generation: r.generation,
-    }
+    })
 }
 
-fn task_rec(t: &Task) -> TaskRec {
-    TaskRec {
+/// `t`'s record, after writing those of its templates that `templates_v1` lacks.
+fn put_task(tx: &redb::WriteTransaction, t: &Task) -> Result<TaskRec, StoreError> {
+    let mut templates = tx.open_table(TEMPLATES)?;
+    let mut files = Vec::with_capacity(t.files.len());
+    for f in t.files.values() {
+        let hash = template_hash(&f.template);
+        if templates.get(hash.as_slice())?.is_none() {
+            templates.insert(hash.as_slice(), f.template.as_bytes())?;
+        }
+        files.push(FileRec {
+            path: f.path.clone(),
+            sha256: hex::encode(hash),
+            mode: f.mode,
+            action: f.action.as_ref().map(|a| match a {
+                FileAction::Reload(s) => ("reload".to_string(), s.clone()),
+                FileAction::Restart(s) => ("restart".to_string(), s.clone()),
+            }),
+        });
+    }
+    Ok(TaskRec {
         description: t.description.clone(),
         depends: t.depends.clone(),
         removes: t.removes.clone(),
         includes: t.includes.clone(),
-        files: t
-            .files
-            .values()
-            .map(|f| FileRec {
-                path: f.path.clone(),
-                template: f.template.clone(),
-                mode: f.mode,
-                action: f.action.as_ref().map(|a| match a {
-                    FileAction::Reload(s) => ("reload".to_string(), s.clone()),
-                    FileAction::Restart(s) => ("restart".to_string(), s.clone()),
-                }),
-            })
-            .collect(),
+        files,
         dropped: t.dropped.clone(),
         generation: t.generation,
-    }
+    })
 }
 
 /// One edit as a package changelog sees it: only the lines that touched that package.
@@ -409,6 +435,7 @@ impl Store {
             tx.open_table(TIMES)?;
             tx.open_table(API_TOKENS)?;
             tx.open_table(AUDIT)?;
+            tx.open_table(TEMPLATES)?;
             catalog::create_tables(&tx)?;
             reports::create_tables(&tx)?;
             keys::create_tables(&tx)?;
@@ -479,11 +506,7 @@ impl Store {
         let tx = self.db.begin_read()?;
         let meta = tx.open_table(META)?;
         let generation = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
-        let mut model = load_model(
-            &tx.open_table(NODES)?,
-            &tx.open_table(TASKS)?,
-            &tx.open_table(VARS)?,
-        )?;
+        let mut model = load_model(&tx)?;
         model.vars_generation = meta.get("vars_generation")?.map(|v| v.value()).unwrap_or(0);
         Ok((generation, model))
     }
@@ -520,12 +543,7 @@ impl Store {
         }
         let tx = self.db.begin_write()?;
         let old = {
-            let (n, t, v) = (
-                tx.open_table(NODES)?,
-                tx.open_table(TASKS)?,
-                tx.open_table(VARS)?,
-            );
-            let mut m = load_model(&n, &t, &v)?;
+            let mut m = load_model(&tx)?;
             let meta = tx.open_table(META)?;
             m.vars_generation = meta.get("vars_generation")?.map(|v| v.value()).unwrap_or(0);
             m
@@ -588,12 +606,7 @@ impl Store {
     pub fn resync(&self, user: &str, reason: &str, now: i64) -> Result<u64, StoreError> {
         let tx = self.db.begin_write()?;
         let model = {
-            let (n, t, v) = (
-                tx.open_table(NODES)?,
-                tx.open_table(TASKS)?,
-                tx.open_table(VARS)?,
-            );
-            let mut m = load_model(&n, &t, &v)?;
+            let mut m = load_model(&tx)?;
             let meta = tx.open_table(META)?;
             m.vars_generation = meta.get("vars_generation")?.map(|v| v.value()).unwrap_or(0);
             m
@@ -631,6 +644,7 @@ impl Store {
             None => return Ok(None),
         };
         let tasks_t = tx.open_table(TASKS)?;
+        let templates = tx.open_table(TEMPLATES)?;
         let mut tasks = BTreeMap::new();
         let mut stack: Vec<String> = node.tasks.iter().cloned().collect();
         while let Some(name) = stack.pop() {
@@ -638,7 +652,7 @@ impl Store {
                 continue;
             }
             if let Some(v) = tasks_t.get(name.as_str())? {
-                let task = task_from(&name, decode(&name, v.value())?);
+                let task = task_from(&name, decode(&name, v.value())?, &templates)?;
                 stack.extend(task.includes.iter().cloned());
                 tasks.insert(name, task);
             }
@@ -937,7 +951,7 @@ fn commit_changes(
         }
     }
     // Each touched entity as this generation leaves it: what rollback and diff rebuild from.
-    history::record(tx, &model, &touched, generation)?;
+    let task_recs = history::record(tx, &model, &touched, generation)?;
     let recs = changes
         .iter()
         .map(|c| ChangeRec {
@@ -977,7 +991,11 @@ fn commit_changes(
     }
     for (name, task) in &model.tasks {
         if old.tasks.get(name) != Some(task) {
-            tasks.insert(name.as_str(), encode(&task_rec(task))?.as_slice())?;
+            let rec = match task_recs.get(name) {
+                Some(bytes) => bytes.clone(),
+                None => encode(&put_task(tx, task)?)?,
+            };
+            tasks.insert(name.as_str(), rec.as_slice())?;
         }
     }
     let mut vars = tx.open_table(VARS)?;
@@ -1041,10 +1059,43 @@ fn entity_history(
     Ok(out)
 }
 
-fn load_model(
+/// The tables a model is read from, in a read or a write transaction.
+trait ModelTables {
+    fn load(&self) -> Result<Model, StoreError>;
+}
+
+impl ModelTables for redb::ReadTransaction {
+    fn load(&self) -> Result<Model, StoreError> {
+        load_tables(
+            &self.open_table(NODES)?,
+            &self.open_table(TASKS)?,
+            &self.open_table(VARS)?,
+            &self.open_table(TEMPLATES)?,
+        )
+    }
+}
+
+impl ModelTables for redb::WriteTransaction {
+    fn load(&self) -> Result<Model, StoreError> {
+        load_tables(
+            &self.open_table(NODES)?,
+            &self.open_table(TASKS)?,
+            &self.open_table(VARS)?,
+            &self.open_table(TEMPLATES)?,
+        )
+    }
+}
+
+/// The current model (without `vars_generation`, which lives in `meta_v1`).
+fn load_model(tx: &impl ModelTables) -> Result<Model, StoreError> {
+    tx.load()
+}
+
+fn load_tables(
     nodes: &impl ReadableTable<&'static str, &'static [u8]>,
     tasks: &impl ReadableTable<&'static str, &'static [u8]>,
     vars: &impl ReadableTable<&'static str, &'static str>,
+    templates: &impl Templates,
 ) -> Result<Model, StoreError> {
     let mut model = Model::default();
     for row in nodes.iter()? {
@@ -1059,7 +1110,7 @@ fn load_model(
         let rec: TaskRec = decode(k.value(), v.value())?;
         model
             .tasks
-            .insert(k.value().to_string(), task_from(k.value(), rec));
+            .insert(k.value().to_string(), task_from(k.value(), rec, templates)?);
     }
     for row in vars.iter()? {
         let (k, v) = row?;

@@ -207,24 +207,46 @@ impl Store {
         Ok(out)
     }
 
-    /// Retention: keeps the newest `log_keep` entries of the edit log (`umc-admin log`) and
-    /// `audit_keep` fleet-command records, and forgets reports and signals of hosts that are
-    /// no longer in the model. Package changelogs are not affected: they read the per-entity
-    /// index, which holds at most what a changelog shows per entity. Returns rows removed.
+    /// Retention: keeps the newest `log_keep` generations (the edit log behind `umc-admin log`,
+    /// and the model history rollback and diff rebuild, see `history::sweep`) and `audit_keep`
+    /// fleet-command records, and forgets reports and signals of hosts that are no longer in
+    /// the model. Package changelogs are not affected: each current package keeps the
+    /// [`super::CHANGELOG_LIMIT`] entries it shows. Returns rows removed.
     pub fn prune(&self, log_keep: usize, audit_keep: usize) -> Result<u64, StoreError> {
         let tx = self.db.begin_write()?;
         let mut removed = 0u64;
         {
-            for (table, keep) in [(GENERATIONS, log_keep), (AUDIT, audit_keep)] {
-                let mut t = tx.open_table(table)?;
-                let newest = t.last()?.map(|(k, _)| k.value());
-                if let Some(newest) = newest {
-                    let cut = (newest + 1).saturating_sub(keep.max(1) as u64);
-                    let before = t.len()?;
-                    t.retain_in(..cut, |_, _| false)?;
-                    removed += before - t.len()?;
+            // By count, not by number: floors and resyncs leave gaps in the numbering.
+            let mut gens = tx.open_table(GENERATIONS)?;
+            let len = gens.len()?;
+            let keep = log_keep.max(1) as u64;
+            let mut pruned = 0;
+            if len > keep {
+                let first_kept = gens
+                    .iter()?
+                    .nth(usize::try_from(len - keep).unwrap_or(usize::MAX))
+                    .transpose()?
+                    .map(|(k, _)| k.value());
+                if let Some(cut) = first_kept {
+                    gens.retain_in(..cut, |_, _| false)?;
+                    pruned = len - gens.len()?;
                 }
             }
+            let oldest = gens.first()?.map(|(k, _)| k.value());
+            drop(gens);
+            removed += pruned;
+            if let Some(oldest) = oldest {
+                removed += super::history::sweep(&tx, oldest, pruned, log_keep)?;
+            }
+            let mut t = tx.open_table(AUDIT)?;
+            let newest = t.last()?.map(|(k, _)| k.value());
+            if let Some(newest) = newest {
+                let cut = (newest + 1).saturating_sub(audit_keep.max(1) as u64);
+                let before = t.len()?;
+                t.retain_in(..cut, |_, _| false)?;
+                removed += before - t.len()?;
+            }
+            drop(t);
             let nodes = tx.open_table(super::NODES)?;
             let mut gone = Vec::new();
             for table in [LAST_REPORT, SEEN] {
