@@ -16,6 +16,7 @@ pub mod model;
 pub mod nodefiles;
 pub mod repo;
 pub mod report;
+pub mod sandbox;
 pub mod sign;
 pub mod ssh;
 pub mod store;

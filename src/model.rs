@@ -1316,9 +1316,14 @@ impl Model {
     /// Checks what an edit touching `touched` could break in rendering: for every node whose
     /// files may render differently, no path is shipped twice and every template renders.
     /// The stored model therefore always renders.
+    ///
+    /// The renders run in one `sandbox` batch: in umcd a child process with a deadline and a
+    /// memory limit per file, so that a template can neither stall nor abort umcd. This is the
+    /// one place where `model` leaves the process.
     pub fn validate_renders(&self, touched: &BTreeSet<Entity>) -> Result<(), ModelError> {
         let global = touched.contains(&Entity::Global);
-        let mut parsed: BTreeMap<(&str, &str), crate::template::Template> = BTreeMap::new();
+        let mut batch = crate::sandbox::Batch::new(&self.vars);
+        let mut templates: BTreeMap<(&str, &str), usize> = BTreeMap::new();
         for node in self.nodes.values() {
             let closure = self.closure(&node.tasks);
             let affected = global
@@ -1330,6 +1335,7 @@ impl Model {
                 continue;
             }
             let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
+            let mut host = None;
             for task in closure.iter().filter_map(|t| self.tasks.get(t)) {
                 for f in task.files.values() {
                     if let Some(other) = owner.insert(&f.path, &task.name) {
@@ -1340,14 +1346,18 @@ impl Model {
                             b: task.name.clone(),
                         });
                     }
-                    let key = (task.name.as_str(), f.path.as_str());
-                    let tpl = match parsed.entry(key) {
-                        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                        std::collections::btree_map::Entry::Vacant(e) => {
-                            e.insert(crate::template::Template::parse(&f.path, &f.template)?)
-                        }
-                    };
-                    tpl.render(&self.host_context(node, &closure))?;
+                    let t = *templates
+                        .entry((task.name.as_str(), f.path.as_str()))
+                        .or_insert_with(|| batch.template(&f.path, &f.template));
+                    let h = *host.get_or_insert_with(|| {
+                        batch.host(
+                            &node.name,
+                            &node.vars,
+                            std::borrow::Cow::Owned(closure.clone()),
+                            node.ssh.as_ref(),
+                        )
+                    });
+                    batch.render(h, t);
                 }
             }
             // A file cannot also be a directory of another file.
@@ -1365,6 +1375,7 @@ impl Model {
                 }
             }
         }
+        batch.check()?;
         Ok(())
     }
 

@@ -15,17 +15,30 @@
 //!
 //! Autoescaping is off (these are configuration files, not HTML). Maps iterate in sorted key
 //! order, so output is deterministic.
+//!
+//! A render here has no budget besides the output cap: Tera 2 cannot be stopped from outside
+//! a render. Templates nobody has rendered within the budget yet (an edit's, a preview's) go
+//! through [`crate::sandbox`]; this module renders only what passed it, at most
+//! [`MAX_RENDERS`] at once.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Condvar, Mutex};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::api::SshTarget;
 
 /// Largest rendered (and source) file we accept.
 pub const MAX_FILE: usize = 1 << 20;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Renders running in this process at once. Each one passed the sandbox for its host (so it
+/// needs at most `sandbox::RENDER_MEMORY`); this bounds what they need together.
+pub const MAX_RENDERS: usize = 4;
+
+static RENDERS: Slots = Slots::new(MAX_RENDERS);
+
+/// The error types cross the pipe from the render worker, hence serde.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum TemplateError {
     #[error("template '{path}': line {line}, column {column}: {message}")]
     Syntax {
@@ -49,7 +62,10 @@ pub enum TemplateError {
         message: String,
     },
     #[error("template '{path}': {what} is larger than {MAX_FILE} bytes")]
-    TooLarge { path: String, what: &'static str },
+    TooLarge { path: String, what: String },
+    /// The render worker could not run or answered nonsense: umcd's fault, not the template's.
+    #[error("the template render worker failed: {0}")]
+    Worker(String),
 }
 
 /// Everything a template may read about one host.
@@ -129,7 +145,7 @@ impl Template {
         if source.len() > MAX_FILE {
             return Err(TemplateError::TooLarge {
                 path: path.to_string(),
-                what: "the template",
+                what: "the template".into(),
             });
         }
         let mut tera = tera::Tera::default();
@@ -157,6 +173,7 @@ impl Template {
 
     /// Renders for one host; an error names the host, the line and what was missing.
     pub fn render(&self, host: &HostContext<'_>) -> Result<String, TemplateError> {
+        let _slot = RENDERS.take();
         // Rendered into a buffer that refuses to grow past MAX_FILE, so a loop that prints
         // without end fails early instead of exhausting memory.
         let mut out = Capped(Vec::new());
@@ -164,7 +181,7 @@ impl Template {
         if out.0.len() > MAX_FILE {
             return Err(TemplateError::TooLarge {
                 path: self.path.clone(),
-                what: "the rendered file",
+                what: "the rendered file".into(),
             });
         }
         rendered.map_err(|e| match position(&e) {
@@ -186,6 +203,43 @@ impl Template {
             host: host.fqdn.to_string(),
             message: format!("output is not UTF-8: {e}"),
         })
+    }
+}
+
+/// A counting semaphore for blocking code.
+pub(crate) struct Slots {
+    used: Mutex<usize>,
+    freed: Condvar,
+    max: usize,
+}
+
+pub(crate) struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    pub(crate) const fn new(max: usize) -> Slots {
+        Slots {
+            used: Mutex::new(0),
+            freed: Condvar::new(),
+            max,
+        }
+    }
+
+    /// Waits for a free slot; it is given back when the result drops.
+    pub(crate) fn take(&self) -> Slot<'_> {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        while *used >= self.max {
+            used = self.freed.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+        *used += 1;
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut used = self.0.used.lock().unwrap_or_else(|e| e.into_inner());
+        *used -= 1;
+        self.0.freed.notify_one();
     }
 }
 

@@ -159,8 +159,17 @@ fn open_file_limit() {
     }
 }
 
+fn main() {
+    // `umcd __render-worker`: renders one batch of templates within its limits (umc::sandbox).
+    // Checked before the runtime starts, so the worker stays one small thread.
+    if std::env::args_os().nth(1).as_deref() == Some(umc::sandbox::WORKER_ARG.as_ref()) {
+        std::process::exit(umc::sandbox::worker_main());
+    }
+    serve();
+}
+
 #[tokio::main]
-async fn main() {
+async fn serve() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -191,6 +200,9 @@ async fn run() -> Result<()> {
     if let Some(Command::Restore { file }) = &args.command {
         return restore(file, &data);
     }
+    // Edits and previews render their templates in umcd re-executed, with a deadline and a
+    // memory limit: the same binary as this process even if an upgrade replaced the file.
+    umc::sandbox::use_worker("/proc/self/exe");
     std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("securing {}", data.display()))?;

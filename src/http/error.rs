@@ -30,6 +30,10 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
+            // The render worker failing is umcd's fault, not the template's.
+            StoreError::Model(ModelError::Template(
+                e @ crate::template::TemplateError::Worker(_),
+            )) => ApiError::internal(e),
             StoreError::Model(m) => {
                 let status = match &m {
                     ModelError::UnknownNode(_)

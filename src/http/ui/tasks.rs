@@ -843,6 +843,7 @@ fn template_error(e: &TemplateError) -> (String, Option<usize>) {
         TemplateError::TooLarge { what, .. } => {
             (format!("{what} is larger than {MAX_FILE} bytes"), None)
         }
+        TemplateError::Worker(_) => (e.to_string(), None),
     }
 }
 
@@ -877,7 +878,10 @@ fn check_file(
             None => errors.host = Some(format!("unknown node '{host}'")),
             Some(node) => {
                 let closure = model.closure(&node.tasks);
-                match t.render(&model.host_context(node, &closure)) {
+                // A posted template has not passed the budget yet: render it in the sandbox.
+                drop(t);
+                let ctx = model.host_context(node, &closure);
+                match crate::sandbox::preview(source_name, template, &ctx) {
                     Ok(o) => out = Some(o),
                     Err(e) => {
                         let (m, line) = template_error(&e);
