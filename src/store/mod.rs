@@ -541,21 +541,36 @@ impl Store {
         if ops.is_empty() {
             return Err(ModelError::EmptyEdit.into());
         }
-        let tx = self.db.begin_write()?;
-        let old = {
-            let mut m = load_model(&tx)?;
-            let meta = tx.open_table(META)?;
-            m.vars_generation = meta.get("vars_generation")?.map(|v| v.value()).unwrap_or(0);
-            m
+        // Templates render (within their budget, but for up to a second each) against a read
+        // snapshot, not while holding the single writer: node reports and other edits go on
+        // meanwhile. The edit commits only if the generation did not move since the snapshot
+        // (every change of nodes, tasks or variables moves it); otherwise it is checked again.
+        // After EDIT_ATTEMPTS snapshots it is checked holding the writer, so it cannot starve.
+        let mut attempt = 0;
+        let (tx, old, model, changes) = loop {
+            attempt += 1;
+            let (base, old) = self.model()?;
+            let checked = apply_ops(&old, ops, user)?;
+            let tx = self.db.begin_write()?;
+            let current = {
+                let meta = tx.open_table(META)?;
+                meta.get("generation")?.map(|v| v.value()).unwrap_or(0)
+            };
+            if current == base {
+                break (tx, old, checked.0, checked.1);
+            }
+            if attempt < EDIT_ATTEMPTS {
+                continue;
+            }
+            let old = {
+                let mut m = load_model(&tx)?;
+                let meta = tx.open_table(META)?;
+                m.vars_generation = meta.get("vars_generation")?.map(|v| v.value()).unwrap_or(0);
+                m
+            };
+            let (model, changes) = apply_ops(&old, ops, user)?;
+            break (tx, old, model, changes);
         };
-        let mut model = old.clone();
-        let mut changes = Vec::new();
-        for op in ops {
-            changes.extend(model.apply(op, user, &mut RandomTokens)?);
-        }
-        model.validate()?;
-        let touched: BTreeSet<Entity> = changes.iter().flat_map(|c| c.entities.clone()).collect();
-        model.validate_renders(&touched)?;
         let warnings = catalog::check_ops(&tx, ops, force)?;
         let current = {
             let meta = tx.open_table(META)?;
@@ -913,6 +928,23 @@ pub(super) fn next_generation(
             "the generation counter is exhausted (generation {current}, floor {floor})"
         ))
     })
+}
+
+/// Snapshots an edit may be checked against before it is checked holding the writer.
+const EDIT_ATTEMPTS: usize = 3;
+
+/// Applies `ops` to a copy of `old` and checks the result, renders included: everything an
+/// edit checks that needs no transaction.
+fn apply_ops(old: &Model, ops: &[Op], user: &str) -> Result<(Model, Vec<Change>), StoreError> {
+    let mut model = old.clone();
+    let mut changes = Vec::new();
+    for op in ops {
+        changes.extend(model.apply(op, user, &mut RandomTokens)?);
+    }
+    model.validate()?;
+    let touched: BTreeSet<Entity> = changes.iter().flat_map(|c| c.entities.clone()).collect();
+    model.validate_renders(&touched)?;
+    Ok((model, changes))
 }
 
 /// Writes `model` (the result of `changes` applied to `old`) as generation `generation`: every
