@@ -543,31 +543,28 @@ impl Store {
         }
         // Templates render (within their budget, but for up to a second each) against a read
         // snapshot, not while holding the single writer: node reports and other edits go on
-        // meanwhile. The edit commits only if the generation did not move since the snapshot
-        // (every change of nodes, tasks or variables moves it); otherwise it is checked again.
-        // After EDIT_ATTEMPTS snapshots it is checked holding the writer, so it cannot starve.
+        // meanwhile. Holding the writer, the edit reloads the model and commits only if it is
+        // still the snapshot's (the generation alone is not enough: a report that ends a token
+        // rotation changes a node without one); otherwise it is checked again. After
+        // EDIT_ATTEMPTS snapshots it is checked holding the writer, so it cannot starve.
         let mut attempt = 0;
         let (tx, old, model, changes) = loop {
             attempt += 1;
-            let (base, old) = self.model()?;
-            let checked = apply_ops(&old, ops, user)?;
+            let (base, snapshot) = self.model()?;
+            let checked = apply_ops(&snapshot, ops, user)?;
             let tx = self.db.begin_write()?;
-            let current = {
+            let (current, old) = {
+                let mut m = load_model(&tx)?;
                 let meta = tx.open_table(META)?;
-                meta.get("generation")?.map(|v| v.value()).unwrap_or(0)
+                m.vars_generation = meta.get("vars_generation")?.map(|v| v.value()).unwrap_or(0);
+                (meta.get("generation")?.map(|v| v.value()).unwrap_or(0), m)
             };
-            if current == base {
+            if current == base && old == snapshot {
                 break (tx, old, checked.0, checked.1);
             }
             if attempt < EDIT_ATTEMPTS {
                 continue;
             }
-            let old = {
-                let mut m = load_model(&tx)?;
-                let meta = tx.open_table(META)?;
-                m.vars_generation = meta.get("vars_generation")?.map(|v| v.value()).unwrap_or(0);
-                m
-            };
             let (model, changes) = apply_ops(&old, ops, user)?;
             break (tx, old, model, changes);
         };
