@@ -330,6 +330,134 @@ fn unknown_host_keys_are_refused_unless_accept_new_and_changed_keys_always() {
     assert!(out.status.success(), "{}", show(&out));
 }
 
+/// OpenSSH's `ssh` with only `known_hosts` as its host-key file, `accept-new`, and the fleet's
+/// client key: what OpenSSH itself concludes about the same file.
+fn openssh_accept_new(f: &Fleet, port: u16, known_hosts: &Path) -> Output {
+    Command::new("ssh")
+        .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o"])
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .args([
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            "-o",
+            "ConnectTimeout=10",
+            "-i",
+        ])
+        .arg(&f.key)
+        .args(["-p", &port.to_string(), "root@127.0.0.1", "true"])
+        .env("HOME", f.home())
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ssh")
+}
+
+/// Security review #7: the host is known by its ed25519 key and now offers only an RSA key (a
+/// man in the middle with another key type). That is a changed host key, never an unknown one:
+/// refused with and without --accept-new, and the known-hosts file stays as it was. OpenSSH
+/// concludes the same from the same file.
+#[test]
+fn a_known_host_offering_a_key_of_another_type_is_changed_even_with_accept_new() {
+    if !tools() || !require_tool("ssh") {
+        return;
+    }
+    let mut f = Fleet::new(1);
+    let port = f.hosts[0].port;
+    let dir = f.hosts[0].dir.clone();
+    let ed25519 = std::fs::read_to_string(dir.join("host_key.pub")).expect("host key");
+    let known = format!("[127.0.0.1]:{port} {ed25519}");
+    std::fs::write(f.known_hosts(), &known).expect("write known_hosts");
+    // The host's real ed25519 key is known: it answers.
+    let out = f.ssh(&["h0.example.com"], &[], "true");
+    assert!(out.status.success(), "{}", show(&out));
+
+    // Same address and port, now with only an RSA host key.
+    f.hosts[0].stop();
+    std::fs::remove_file(dir.join("host_key")).expect("rm host key");
+    std::fs::remove_file(dir.join("host_key.pub")).expect("rm host key");
+    keygen(&dir.join("host_key"), "rsa");
+    f.hosts[0] = Sshd::start(&dir, port, &f.tmp.path().join("authorized_keys"), "");
+    for extra in [&[][..], &["--accept-new"][..]] {
+        let mut args = extra.to_vec();
+        args.push("--json");
+        let out = f.ssh(&["h0.example.com"], &args, "true");
+        assert_eq!(out.status.code(), Some(6), "{extra:?}: {}", show(&out));
+        let v = f.json(&out);
+        let err = result(&v, "h0.example.com")["error"]
+            .as_str()
+            .expect("error")
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "HOST KEY CHANGED for [127.0.0.1]:{port}: it offers ssh-rsa key SHA256:"
+            )),
+            "{extra:?}: {err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "differs from the ssh-ed25519 key at {}:1;",
+                f.known_hosts().display()
+            )),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(f.known_hosts()).expect("known_hosts"),
+            known,
+            "{extra:?}: the file is unchanged"
+        );
+    }
+
+    // OpenSSH with accept-new refuses the same file just as umc-admin does.
+    let out = openssh_accept_new(&f, port, &f.known_hosts());
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("REMOTE HOST IDENTIFICATION HAS CHANGED"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.known_hosts()).expect("known_hosts"),
+        known
+    );
+}
+
+/// The other side of the same rule: a host with both an ed25519 and an RSA host key, known by
+/// its RSA key only (as an older OpenSSH may have recorded it). umc-admin asks for the recorded
+/// type first, as OpenSSH does, so the host is known, not "changed".
+#[test]
+fn a_host_known_by_one_of_its_key_types_is_reached_with_that_type() {
+    if !tools() || !require_tool("ssh") {
+        return;
+    }
+    let mut f = Fleet::new(1);
+    let port = f.hosts[0].port;
+    let dir = f.hosts[0].dir.clone();
+    f.hosts[0].stop();
+    let rsa = dir.join("host_key_rsa");
+    keygen(&rsa, "rsa");
+    f.hosts[0] = Sshd::start(
+        &dir,
+        port,
+        &f.tmp.path().join("authorized_keys"),
+        &format!("HostKey {}\n", rsa.display()),
+    );
+    let pubkey = std::fs::read_to_string(rsa.with_extension("pub")).expect("rsa pub");
+    let known = format!("[127.0.0.1]:{port} {pubkey}");
+    std::fs::write(f.known_hosts(), &known).expect("write known_hosts");
+    let out = f.ssh(&["h0.example.com"], &[], "echo reached");
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("| reached"));
+    // OpenSSH agrees, and (accept-new) has nothing to add.
+    let out = openssh_accept_new(&f, port, &f.known_hosts());
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        std::fs::read_to_string(f.known_hosts()).expect("known_hosts"),
+        known
+    );
+}
+
 /// A `ssh-agent -D -a <sock>` stopped by PID.
 struct Agent {
     child: Child,

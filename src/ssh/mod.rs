@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use russh::client::{self, Handle, Handler};
 use russh::keys::agent::client::AgentClient;
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
-use russh::{ChannelMsg, Disconnect};
+use russh::{ChannelMsg, Disconnect, Preferred};
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinSet;
@@ -44,14 +44,18 @@ pub enum SshError {
     #[error("known-hosts file '{file}': {detail}")]
     KnownHostsFile { file: PathBuf, detail: String },
     #[error(
-        "HOST KEY CHANGED for {host}: it offers {fingerprint}, which differs from the key at {file}:{line}; refusing to connect (someone may be intercepting; if the host was reinstalled, delete that line)",
+        "HOST KEY CHANGED for {host}: it offers {offered} key {fingerprint}, which differs from the {recorded} key at {file}:{line}; refusing to connect (someone may be intercepting; if the host was reinstalled, delete that line)",
         file = file.display()
     )]
     HostKeyChanged {
         host: String,
         file: PathBuf,
         line: usize,
+        /// The offered key's type (`ssh-rsa`).
+        offered: String,
         fingerprint: String,
+        /// The type of the recorded key named (`ssh-ed25519`).
+        recorded: String,
     },
     #[error(
         "unknown host key for {host} ({fingerprint}); refusing to connect (add it to a known_hosts file, or pass --accept-new to record it)"
@@ -154,21 +158,15 @@ pub fn start(
 ) -> (JoinSet<()>, UnboundedReceiver<Event>) {
     let (tx, rx) = unbounded_channel();
     let permits = Arc::new(Semaphore::new(opts.parallel.max(1)));
-    let config = Arc::new(client::Config {
-        nodelay: true,
-        inactivity_timeout: None,
-        ..Default::default()
-    });
     let mut set = JoinSet::new();
     for i in 0..hosts.len() {
-        let (hosts, opts, creds, keys, tx, permits, config) = (
+        let (hosts, opts, creds, keys, tx, permits) = (
             hosts.clone(),
             opts.clone(),
             creds.clone(),
             keys.clone(),
             tx.clone(),
             permits.clone(),
-            config.clone(),
         );
         set.spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else {
@@ -176,7 +174,7 @@ pub fn start(
             };
             let host = &hosts[i];
             let started = Instant::now();
-            let run = run_host(i, host, &opts, &creds, &keys, config, &tx);
+            let run = run_host(i, host, &opts, &creds, &keys, &tx);
             let outcome = match opts.timeout {
                 Some(t) => tokio::time::timeout(t, run)
                     .await
@@ -292,9 +290,22 @@ async fn run_host(
     opts: &RunOptions,
     creds: &Credentials,
     keys: &Arc<HostKeys>,
-    config: Arc<client::Config>,
     tx: &UnboundedSender<Event>,
 ) -> Result<(Option<u32>, Option<String>), SshError> {
+    // Ask for the key types the files record for this host first (as OpenSSH does): a server
+    // with several host keys then shows the known one, and any other type means "changed".
+    let default = Preferred::DEFAULT;
+    let config = Arc::new(client::Config {
+        nodelay: true,
+        inactivity_timeout: None,
+        preferred: Preferred {
+            key: keys
+                .preferred_algorithms(&host.address, host.port, &default.key)
+                .into(),
+            ..default
+        },
+        ..Default::default()
+    });
     let addr = if host.address.contains(':') {
         format!("[{}]:{}", host.address, host.port)
     } else {
