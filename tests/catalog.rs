@@ -117,6 +117,7 @@ fn write_keyring(dir: &Path, k: &SigningKeys) -> String {
     path.display().to_string()
 }
 
+/// `catalog import` from the test's mirror, which listens on 127.0.0.1: `--allow-private`.
 fn import(s: &Server, name: &str, url: &str, keyring: &str) -> std::process::Output {
     s.admin(&[
         "catalog",
@@ -128,6 +129,7 @@ fn import(s: &Server, name: &str, url: &str, keyring: &str) -> std::process::Out
         SUITE,
         "--keyring",
         keyring,
+        "--allow-private",
     ])
 }
 
@@ -421,8 +423,9 @@ fn bad_input_gives_clear_errors_and_imports_nothing() {
         "nope",
         "--keyring",
         &keyring,
+        "--allow-private",
     ]);
-    rejected(&s, &out, "HTTP 404", &before);
+    rejected(&s, &out, "HTTP 404 Not Found from 127.0.0.1:", &before);
     // A keyring that is not one.
     let junk = dir.path().join("junk.gpg");
     std::fs::write(&junk, b"not a keyring").unwrap();
@@ -586,4 +589,248 @@ fn mirror_that_never_answers_times_out() {
         "took {:?}",
         t.elapsed()
     );
+}
+
+/// A one-trick HTTP server on 127.0.0.1: every request gets `answer` (raw bytes, head and
+/// body), then the connection closes. Counts the connections it accepted.
+struct RawServer {
+    url: String,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl RawServer {
+    fn start(answer: Vec<u8>) -> RawServer {
+        use std::io::Read as _;
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hits.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 65536 {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = conn.write_all(&answer);
+            }
+        });
+        RawServer { url, hits }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn response(status: &str, headers: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn import_without_flag(s: &Server, url: &str, keyring: &str) -> std::process::Output {
+    s.admin(&[
+        "catalog",
+        "import",
+        "testy",
+        "--url",
+        url,
+        "--suite",
+        SUITE,
+        "--keyring",
+        keyring,
+    ])
+}
+
+/// Security review #13: an import is a request umcd makes, so it must not reach umcd's own
+/// loopback, the link-local metadata address or multicast unless the admin says
+/// `--allow-private`. Nothing is sent to a refused address.
+#[test]
+fn loopback_link_local_and_multicast_mirrors_need_allow_private() {
+    let fs = FileServer::start();
+    let k = keys("archive");
+    publish(&fs, &k, PACKAGES.as_bytes(), None);
+    let s = Server::start();
+    let keyring = write_keyring(&s.data, &k);
+    let before = catalogs(&s);
+    let listening = RawServer::start(response("200 OK", "", "hello"));
+    let port = listening.url.rsplit(':').next().expect("port").to_string();
+    for (url, want) in [
+        (
+            format!("{}/debian", listening.url),
+            format!(
+                "refusing to fetch {}/debian: 127.0.0.1 is a loopback address (127.0.0.1); pass --allow-private to import from it",
+                listening.url
+            ),
+        ),
+        (
+            format!("http://localhost:{port}/debian"),
+            "localhost is a loopback address".to_string(),
+        ),
+        (
+            format!("http://[::1]:{port}/debian"),
+            "::1 is a loopback address (::1)".to_string(),
+        ),
+        (
+            format!("http://[::ffff:127.0.0.1]:{port}/debian"),
+            "is a loopback address (::ffff:127.0.0.1)".to_string(),
+        ),
+        (
+            format!("http://0.0.0.0:{port}/debian"),
+            "0.0.0.0 is an unspecified address".to_string(),
+        ),
+        (
+            "http://169.254.169.254/latest".to_string(),
+            "169.254.169.254 is a link-local address".to_string(),
+        ),
+        (
+            "http://[fe80::1]/debian".to_string(),
+            "is a link-local address (fe80::1)".to_string(),
+        ),
+        (
+            "http://224.0.0.1/debian".to_string(),
+            "is a multicast address".to_string(),
+        ),
+    ] {
+        let out = import_without_flag(&s, &url, &keyring);
+        rejected(&s, &out, &want, &before);
+    }
+    assert_eq!(listening.hits(), 0, "a refused import sent nothing");
+
+    // The API carries the flag: the same request without it is refused, with it imported.
+    let url = format!("{}/debian", fs.url);
+    let b64 = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&keyring).expect("keyring"))
+    };
+    let api = |allow: Option<bool>| {
+        let mut req = serde_json::json!({"url": url, "suite": SUITE, "keyring": b64});
+        if let Some(a) = allow {
+            req["allow_private"] = a.into();
+        }
+        common::http(
+            "POST",
+            &format!("{}/api/v1/catalogs/testy/import", s.url),
+            None,
+            &[
+                ("Authorization", &format!("Bearer {}", s.token())),
+                ("Content-Type", "application/json"),
+            ],
+            Some(req.to_string().as_bytes()),
+        )
+    };
+    for allow in [None, Some(false)] {
+        let r = api(allow);
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(r.text().contains("a loopback address"), "{}", r.text());
+    }
+    assert_eq!(catalogs(&s).len(), 0);
+    let r = api(Some(true));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(catalogs(&s)[0].packages, 6);
+    // And the CLI flag (what every other test here uses).
+    let out = import(&s, "testy", &url, &keyring);
+    assert!(out.status.success(), "{}", show(&out));
+}
+
+/// Security review #13: a redirect is never followed (the review's mirror sent one to umcd's
+/// own keyring), also with --allow-private; the error names where it pointed.
+#[test]
+fn catalog_import_follows_no_redirect() {
+    let s = Server::start();
+    let k = keys("archive");
+    let keyring = write_keyring(&s.data, &k);
+    let before = catalogs(&s);
+    let target = RawServer::start(response("200 OK", "", "secret"));
+    for location in [
+        format!("{}/debian/dists/{SUITE}/InRelease", target.url),
+        format!("{}/umc-archive-keyring.asc", s.url),
+        "/elsewhere/InRelease".to_string(),
+    ] {
+        let redirecting = RawServer::start(response(
+            "302 Found",
+            &format!("Location: {location}\r\n"),
+            "",
+        ));
+        let url = format!("{}/debian", redirecting.url);
+        let out = import(&s, "testy", &url, &keyring);
+        rejected(
+            &s,
+            &out,
+            &format!(
+                "cannot fetch {url}/dists/{SUITE}/InRelease: HTTP 302 Found from {}: redirects are not followed (Location: {location})",
+                redirecting.url.trim_start_matches("http://")
+            ),
+            &before,
+        );
+        assert_eq!(redirecting.hits(), 1);
+    }
+    assert_eq!(target.hits(), 0, "the redirect was not followed");
+}
+
+/// Security review #13: what a mirror answers is never repeated in an error (the review read
+/// "403 Forbidden" from the metadata address; a body could hold its secrets).
+#[test]
+fn catalog_fetch_errors_do_not_echo_what_the_server_sent() {
+    const SECRET: &str = "AKIA-TOP-SECRET-7f3a9c";
+    let s = Server::start();
+    let k = keys("archive");
+    let keyring = write_keyring(&s.data, &k);
+    let before = catalogs(&s);
+    let cases = [
+        (
+            response(
+                "403 Forbidden",
+                "Content-Type: text/plain\r\n",
+                &format!("{SECRET}\n"),
+            ),
+            "HTTP 403 Forbidden from 127.0.0.1:",
+        ),
+        (
+            response(
+                &format!("500 {SECRET}"),
+                &format!("X-Secret: {SECRET}\r\n"),
+                SECRET,
+            ),
+            "HTTP 500 Internal Server Error from 127.0.0.1:",
+        ),
+        (
+            response("200 OK", "", &format!("{SECRET}\n")),
+            "InRelease: not a cleartext-signed file",
+        ),
+        (
+            response(
+                "200 OK",
+                "",
+                &format!("-----BEGIN PGP SIGNED MESSAGE-----\nHash: {SECRET}\n\n{SECRET}\n"),
+            ),
+            "InRelease: ",
+        ),
+        // Not HTTP at all (another service's banner).
+        (
+            format!("220 {SECRET} ESMTP\r\n").into_bytes(),
+            "not a valid HTTP response",
+        ),
+    ];
+    for (answer, want) in cases {
+        let server = RawServer::start(answer);
+        let out = import(&s, "testy", &format!("{}/debian", server.url), &keyring);
+        rejected(&s, &out, want, &before);
+        assert!(!stderr(&out).contains(SECRET), "echoed: {}", show(&out));
+        assert!(
+            !stderr(&out).contains("TOP-SECRET"),
+            "echoed: {}",
+            show(&out)
+        );
+    }
 }

@@ -1,13 +1,22 @@
 //! The verified import: `InRelease` over HTTP, its signature, then each listed Packages index,
 //! checked against its SHA256 before a single stanza is parsed. Blocking (ureq); umcd runs it
 //! in `spawn_blocking`.
+//!
+//! An import is a request umcd makes on an admin's behalf, so it is kept from being a probe of
+//! umcd's own network: loopback, link-local, multicast and unspecified addresses are refused
+//! unless `allow_private`, redirects are never followed, and errors never repeat what the
+//! remote side sent (only the status, the host and, for a redirect, its Location).
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use debversion::Version;
 use sha2::{Digest, Sha256};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use super::release::{self, Release};
 use super::{CatalogError, Package, packages};
@@ -22,6 +31,8 @@ pub struct Source {
     pub archs: Vec<String>,
     /// How long to wait for a connection or for each response to start.
     pub timeout: Duration,
+    /// Allow loopback, link-local, multicast and unspecified addresses (`--allow-private`).
+    pub allow_private: bool,
 }
 
 /// What an import produced, ready to be stored.
@@ -67,32 +78,183 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Imported, CatalogError> {
 /// The longest `InRelease` accepted.
 const MAX_INRELEASE: u64 = 64 << 20;
 
-fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
+/// Why an import may not reach `ip` without `--allow-private`: loopback, link-local (the cloud
+/// metadata address among them), multicast, broadcast and unspecified addresses, IPv4-mapped
+/// IPv6 included. Private LAN ranges (RFC 1918, ULA) are allowed: local mirrors live there.
+pub fn private_kind(ip: IpAddr) -> Option<&'static str> {
+    fn v4(ip: Ipv4Addr) -> Option<&'static str> {
+        if ip.is_loopback() {
+            Some("loopback")
+        } else if ip.octets()[0] == 0 {
+            // 0.0.0.0/8, "this network": Linux connects it to the local host.
+            Some("unspecified")
+        } else if ip.is_link_local() {
+            Some("link-local")
+        } else if ip.is_multicast() {
+            Some("multicast")
+        } else if ip.is_broadcast() {
+            Some("broadcast")
+        } else {
+            None
+        }
+    }
+    match ip {
+        IpAddr::V4(ip) => v4(ip),
+        IpAddr::V6(ip) => {
+            if let Some(mapped) = ip.to_ipv4_mapped() {
+                v4(mapped)
+            } else if ip.is_loopback() {
+                Some("loopback")
+            } else if ip.is_unspecified() {
+                Some("unspecified")
+            } else if ip.is_multicast() {
+                Some("multicast")
+            } else if ip.segments()[0] & 0xffc0 == 0xfe80 {
+                Some("link-local")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// The first address of `addrs` an import may not reach, with the reason.
+fn first_private(addrs: impl IntoIterator<Item = IpAddr>) -> Option<(IpAddr, &'static str)> {
+    addrs
+        .into_iter()
+        .find_map(|ip| private_kind(ip).map(|k| (ip, k)))
+}
+
+/// The host (IPv6 without brackets) and port of an `http://` URL.
+fn host_port(url: &str) -> Option<(String, u16)> {
+    let uri: ureq::http::Uri = url.parse().ok()?;
+    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_string(), uri.port_u16().unwrap_or(80)))
+}
+
+/// ureq's resolver, refusing (unless `allow_private`) when any address it finds for the
+/// mirror's host is one `private_kind` names. It runs for every connection ureq makes to that
+/// host, so a name that resolves to a public address first and to 169.254.169.254 later is
+/// still refused. (A proxy's own host, from the environment, is the operator's choice and is
+/// not checked.)
+#[derive(Debug)]
+struct Guard {
+    host: String,
+    allow_private: bool,
+    refused: Arc<Mutex<Option<(IpAddr, &'static str)>>>,
+}
+
+impl Resolver for Guard {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let addrs = DefaultResolver::default().resolve(uri, config, timeout)?;
+        let host = uri
+            .host()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']'));
+        if !self.allow_private
+            && host.is_some_and(|h| h.eq_ignore_ascii_case(&self.host))
+            && let Some(found) = first_private(addrs.iter().map(|a| a.ip()))
+        {
+            if let Ok(mut r) = self.refused.lock() {
+                *r = Some(found);
+            }
+            return Err(ureq::Error::HostNotFound);
+        }
+        Ok(addrs)
+    }
+}
+
+/// An agent that follows no redirect and checks every address it connects to (see `Guard`).
+fn agent(timeout: Duration, guard: Guard) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .max_redirects(0)
         .timeout_connect(Some(timeout))
         .timeout_recv_response(Some(timeout))
         .timeout_global(Some(Duration::from_secs(600)))
         .user_agent(concat!("umcd/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
+        .build();
+    ureq::Agent::with_parts(config, DefaultConnector::default(), guard)
 }
 
-fn get(agent: &ureq::Agent, url: &str, limit: u64) -> Result<Vec<u8>, CatalogError> {
+/// What went wrong, in words of our own: nothing the remote side sent is repeated (an import
+/// must not turn umcd into a way to read other hosts' answers).
+fn describe(e: &ureq::Error) -> String {
+    use ureq::Error as E;
+    match e {
+        E::Timeout(t) => format!("timeout ({t})"),
+        E::HostNotFound => "host not found".into(),
+        E::Io(io) => format!("connection failed: {}", io.kind()),
+        E::ConnectionFailed => "connection failed".into(),
+        E::BodyExceedsLimit(n) => format!("response is larger than {n} bytes"),
+        E::BadUri(_) | E::Http(_) => "bad URL".into(),
+        _ => "not a valid HTTP response".into(),
+    }
+}
+
+/// Printable, bounded: a Location header as an error may show it.
+fn shown(v: &str) -> String {
+    let clean: String = v.chars().filter(|c| !c.is_control()).take(200).collect();
+    if clean.len() < v.len() {
+        format!("{clean}…")
+    } else {
+        clean
+    }
+}
+
+fn get(
+    agent: &ureq::Agent,
+    guard: &Refusals,
+    url: &str,
+    limit: u64,
+) -> Result<Vec<u8>, CatalogError> {
     let fail = |detail: String| CatalogError::Fetch {
         url: url.to_string(),
         detail,
     };
-    let mut resp = agent.get(url).call().map_err(|e| fail(e.to_string()))?;
+    let mut resp = agent.get(url).call().map_err(|e| {
+        match guard.refused.lock().ok().and_then(|mut r| r.take()) {
+            Some((addr, kind)) => CatalogError::Private {
+                url: url.to_string(),
+                host: guard.host.clone(),
+                addr,
+                kind,
+            },
+            None => fail(describe(&e)),
+        }
+    })?;
     let status = resp.status();
+    let from = &guard.authority;
+    if status.is_redirection() {
+        let location = resp
+            .headers()
+            .get(ureq::http::header::LOCATION)
+            .map(|v| shown(&String::from_utf8_lossy(v.as_bytes())))
+            .unwrap_or_else(|| "none".into());
+        return Err(fail(format!(
+            "HTTP {status} from {from}: redirects are not followed (Location: {location}); give the final URL"
+        )));
+    }
     if !status.is_success() {
-        return Err(fail(format!("HTTP {status}")));
+        return Err(fail(format!("HTTP {status} from {from}")));
     }
     resp.body_mut()
         .with_config()
         .limit(limit)
         .read_to_vec()
-        .map_err(|e| fail(e.to_string()))
+        .map_err(|e| fail(describe(&e)))
+}
+
+/// What `get` needs to name a refusal: the mirror's host and what `Guard` found.
+struct Refusals {
+    host: String,
+    /// `host[:port]` as the URL gives it, for error messages.
+    authority: String,
+    refused: Arc<Mutex<Option<(IpAddr, &'static str)>>>,
 }
 
 /// Fetches, verifies and parses `source`. Nothing is returned unless every index verified
@@ -112,9 +274,57 @@ pub fn fetch_verified(source: &Source, keyring: &[u8], now: i64) -> Result<Impor
     }
     // Check the keyring before any download.
     release::parse_keyring(keyring)?;
-    let agent = agent(source.timeout);
+    let Some((host, port)) = host_port(base) else {
+        return Err(CatalogError::Usage(format!(
+            "mirror URL '{}' has no host",
+            source.url
+        )));
+    };
+    // Refuse an address literal or a name that resolves to a private kind of address before
+    // anything is sent. (The agent's resolver checks again at each connection; this check
+    // also covers a mirror reached through a proxy.)
+    if !source.allow_private {
+        let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => (host.as_str(), port)
+                .to_socket_addrs()
+                .map(|a| a.map(|a| a.ip()).collect())
+                .unwrap_or_default(),
+        };
+        if let Some((addr, kind)) = first_private(addrs) {
+            return Err(CatalogError::Private {
+                url: source.url.clone(),
+                host,
+                addr,
+                kind,
+            });
+        }
+    }
+    let refusals = Refusals {
+        authority: base
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        host: host.clone(),
+        refused: Arc::default(),
+    };
+    let agent = agent(
+        source.timeout,
+        Guard {
+            host,
+            allow_private: source.allow_private,
+            refused: refusals.refused.clone(),
+        },
+    );
     let dists = format!("{base}/dists/{}", source.suite);
-    let inrelease = get(&agent, &format!("{dists}/InRelease"), MAX_INRELEASE)?;
+    let inrelease = get(
+        &agent,
+        &refusals,
+        &format!("{dists}/InRelease"),
+        MAX_INRELEASE,
+    )?;
     let body = release::verify(&inrelease, keyring)?;
     let rel = Release::parse(&body)?;
     rel.check_valid(now)?;
@@ -132,7 +342,7 @@ pub fn fetch_verified(source: &Source, keyring: &[u8], now: i64) -> Result<Impor
     for comp in &source.components {
         for arch in &source.archs {
             let (path, expected, size) = rel.index(comp, arch)?;
-            let bytes = get(&agent, &format!("{dists}/{path}"), size + 1)?;
+            let bytes = get(&agent, &refusals, &format!("{dists}/{path}"), size + 1)?;
             let got = hex::encode(Sha256::digest(&bytes));
             if got != expected || bytes.len() as u64 != size {
                 return Err(CatalogError::HashMismatch {

@@ -36,6 +36,16 @@ pub enum CatalogError {
     Usage(String),
     #[error("cannot fetch {url}: {detail}")]
     Fetch { url: String, detail: String },
+    #[error(
+        "refusing to fetch {url}: {host} is {} {kind} address ({addr}); pass --allow-private to import from it",
+        if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
+    )]
+    Private {
+        url: String,
+        host: String,
+        addr: std::net::IpAddr,
+        kind: &'static str,
+    },
     #[error("{url}: https is not supported (umcd has no TLS client); use an http:// mirror")]
     Https { url: String },
     #[error("InRelease: {0}")]

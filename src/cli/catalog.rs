@@ -35,6 +35,9 @@ pub enum CatalogCmd {
         /// Import a local Packages[.gz|.xz] file instead, without verification
         #[arg(long)]
         file: Option<PathBuf>,
+        /// Let the server fetch from a loopback, link-local or multicast address
+        #[arg(long, conflicts_with = "file")]
+        allow_private: bool,
         #[arg(long)]
         json: bool,
     },
@@ -75,6 +78,7 @@ pub fn run(c: &Client, cmd: CatalogCmd) -> CliResult {
             archs,
             keyring,
             file,
+            allow_private,
             json,
         } => {
             let path = format!("/catalogs/{}", enc(&name));
@@ -102,6 +106,7 @@ pub fn run(c: &Client, cmd: CatalogCmd) -> CliResult {
                     components,
                     archs,
                     keyring,
+                    allow_private,
                 };
                 with_progress(|| c.post_json(&format!("{path}/import"), &req))?
             };

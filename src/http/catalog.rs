@@ -126,6 +126,7 @@ pub async fn import(
         components: or(req.components, "main"),
         archs: or(req.archs, "amd64"),
         timeout: s.config.catalog_timeout,
+        allow_private: req.allow_private,
     };
     for part in std::iter::once(&source.suite)
         .chain(&source.components)
