@@ -143,8 +143,7 @@ impl HostKeys {
                 host: shown,
                 file: r.file.clone(),
                 line: file_line(&r.file, r.line),
-                offered: algorithm.as_str().to_string(),
-                fingerprint: fingerprint(key),
+                offered: format!("{} key {}", algorithm.as_str(), fingerprint(key)),
                 recorded: r.key.algorithm().as_str().to_string(),
             });
         }

@@ -44,16 +44,15 @@ pub enum SshError {
     #[error("known-hosts file '{file}': {detail}")]
     KnownHostsFile { file: PathBuf, detail: String },
     #[error(
-        "HOST KEY CHANGED for {host}: it offers {offered} key {fingerprint}, which differs from the {recorded} key at {file}:{line}; refusing to connect (someone may be intercepting; if the host was reinstalled, delete that line)",
+        "HOST KEY CHANGED for {host}: it offers {offered}, which differs from the {recorded} key at {file}:{line}; refusing to connect (someone may be intercepting; if the host was reinstalled, delete that line)",
         file = file.display()
     )]
     HostKeyChanged {
         host: String,
         file: PathBuf,
         line: usize,
-        /// The offered key's type (`ssh-rsa`).
+        /// The offered key's type and fingerprint (`ssh-rsa key SHA256:…`).
         offered: String,
-        fingerprint: String,
         /// The type of the recorded key named (`ssh-ed25519`).
         recorded: String,
     },
