@@ -509,3 +509,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "apt_fuzz.rs"]
+mod fuzz;
