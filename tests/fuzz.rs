@@ -680,14 +680,17 @@ fn gen_fleet() -> impl Strategy<Value = Fleet> {
         proptest::option::of(nasty()),
         proptest::option::of(any::<u64>()),
         btree_map(nasty(), nasty(), 0..3),
+        proptest::option::of((nasty(), any::<u64>())),
     )
         .prop_map(
-            |(tasks, ssh, url, conffiles, token, generation, vars)| NodeForm {
+            |(tasks, ssh, url, conffiles, token, generation, vars, previous)| NodeForm {
                 tasks,
                 ssh,
                 url,
                 conffiles,
                 token,
+                previous_token: previous.as_ref().map(|p| p.0.clone()),
+                previous_token_until: previous.map(|p| p.1),
                 generation,
                 vars,
             },
@@ -757,6 +760,7 @@ fn node(name: &str, tasks: &[&str], ssh: Option<SshTarget>) -> NodeInfo {
         url: None,
         conffiles: None,
         generation: 1,
+        rotation: None,
     }
 }
 
