@@ -60,6 +60,13 @@ impl From<StoreError> for ApiError {
             }
             StoreError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
+            StoreError::Unavailable(m) => {
+                tracing::error!("database unavailable: {m}");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the database is unavailable (GET /healthz says why)",
+                )
+            }
             other => ApiError::internal(other),
         }
     }

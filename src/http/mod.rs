@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
@@ -282,7 +282,7 @@ pub fn now() -> i64 {
 pub fn router(state: Arc<AppState>) -> Router {
     let max_body = state.config.max_body;
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::handler))
         .route("/umc-archive-keyring.gpg", get(keyring_gpg))
         .route("/umc-archive-keyring.asc", get(keyring_asc))
@@ -303,6 +303,29 @@ pub fn router(state: Arc<AppState>) -> Router {
             metrics::track,
         ))
         .with_state(state)
+}
+
+/// `GET /healthz`: `ok`, or 503 and why while the database cannot be written (an I/O error,
+/// a full disk) or read (a panic, corruption); see `store::db`.
+async fn healthz(State(s): State<Arc<AppState>>) -> Response {
+    let health = match s.store.health() {
+        crate::store::Health::Ok => crate::store::Health::Ok,
+        // Degraded: probe (a write, at most every few seconds) whether it still is.
+        _ => {
+            let st = s.clone();
+            tokio::task::spawn_blocking(move || st.store.probe_health())
+                .await
+                .unwrap_or_else(|e| crate::store::Health::Degraded(format!("health probe: {e}")))
+        }
+    };
+    match health {
+        crate::store::Health::Ok => (StatusCode::OK, "ok\n").into_response(),
+        crate::store::Health::Degraded(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("degraded: {why}\n"),
+        )
+            .into_response(),
+    }
 }
 
 fn keyring(

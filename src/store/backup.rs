@@ -2,11 +2,11 @@
 //! database file. Writers keep going meanwhile (redb readers are MVCC snapshots), and the copy
 //! is compact and independent of redb's file format details.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use redb::{
-    Database, MultimapTableHandle, ReadableDatabase, ReadableTable, TableDefinition, TableError,
-    TableHandle,
+    Database, MultimapTableHandle, ReadableTable, TableDefinition, TableError, TableHandle,
 };
 
 use super::catalog::{CATALOG_PKGS, CATALOG_PROVIDES, CATALOGS};
@@ -76,9 +76,14 @@ impl Store {
             let times = r.open_table(TIMES)?;
             (g, times.get(g)?.map(|v| v.value()).unwrap_or(0))
         };
-        if dest.exists() {
-            return Err(StoreError::Db(format!("{} already exists", dest.display())));
-        }
+        // Created here, 0600 (it holds node tokens and password hashes), and never over an
+        // existing file.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dest)
+            .map_err(|e| StoreError::Db(format!("creating {}: {e}", dest.display())))?;
         let out = Database::create(dest)?;
         let w = out.begin_write()?;
         copy(&r, &w, META)?;

@@ -1,7 +1,7 @@
 //! Catalog tables: imported upstream package lists, replaced atomically, and the edit-time
 //! check of task package names against them. A catalog never touches the model generation.
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, decode, encode};

@@ -5,7 +5,7 @@
 //!
 //! - newer than [`SCHEMA_VERSION`]: refused ([`StoreError::TooNew`]); an older umcd never
 //!   guesses at a newer format;
-//! - older: the file is first copied to `<db>.schema-<old>.bak` (synced), then every step from
+//! - older: the file is first copied to `<db>.schema-<old>.bak` (mode 0600, synced), then every step from
 //!   the old version up runs in **one** write transaction that also records the new version. A
 //!   failed step commits nothing, so the database stays at its old version and the next start
 //!   tries again.
@@ -20,6 +20,7 @@
 //!
 //! [`Store::open`]: super::Store::open
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableError};
@@ -61,6 +62,10 @@ pub(super) fn keep_copy(db_path: &Path, from: u64) -> Result<PathBuf, StoreError
         StoreError::Db(format!("{what} {}: {e}", p.display()))
     };
     std::fs::copy(db_path, &tmp).map_err(|e| io("copying the database to", &tmp, e))?;
+    // It holds what the database holds (node tokens, password hashes): 0600 whatever the
+    // source's mode was.
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| io("securing", &tmp, e))?;
     std::fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
         .map_err(|e| io("syncing", &tmp, e))?;

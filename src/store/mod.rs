@@ -5,6 +5,7 @@
 
 mod backup;
 mod catalog;
+mod db;
 mod history;
 mod keys;
 mod migrate;
@@ -19,6 +20,8 @@ pub use reports::{IncomingReport, StoredReport};
 
 pub use catalog::{CatalogHit, CatalogMeta};
 
+pub use db::Health;
+
 pub use keys::{KeyChange, KeyRecord, ServingInputs};
 
 pub use users::{
@@ -27,9 +30,9 @@ pub use users::{
 };
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -92,12 +95,30 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// The database cannot be used now (an I/O fault, a panic, corruption; see `store::db`).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The file fails redb's integrity check, or redb panicked reading it.
+    #[error("the database file is corrupt: {0}; restore a backup (umcd restore)")]
+    CorruptFile(String),
+    #[error(
+        "{} is empty (0 bytes), so it holds no umc database; refusing to start a new server over it: restore a backup (umcd restore), or delete the file if this server never ran",
+        .0.display()
+    )]
+    EmptyFile(PathBuf),
+    #[error(
+        "the database file is in use by another process (is another umcd running on this data directory?)"
+    )]
+    Locked,
 }
 
 macro_rules! db_err {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
-            fn from(e: $t) -> Self { StoreError::Db(e.to_string()) }
+            fn from(e: $t) -> Self {
+                db::Observe::observe(&e);
+                StoreError::Db(e.to_string())
+            }
         }
     )*};
 }
@@ -389,15 +410,19 @@ pub fn token_hash(token: &str) -> [u8; 32] {
 }
 
 pub struct Store {
-    db: Database,
+    /// Every transaction starts here; it reopens the file after faults (`store::db`).
+    db: db::Db,
     migrated: Option<Migration>,
 }
 
 impl Store {
     /// Opens (creating if needed) the database and checks its schema version.
     /// An older database is migrated first (see `migrate`); a newer one is refused.
+    /// The file is (made) mode 0600. An existing file must pass redb's integrity check (every
+    /// page checksum), and an empty one is refused: redb would make it a new database.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let mut db = Database::create(path)?;
+        let existed = db::prepare(path)?;
+        let mut db = db::open(path, existed)?;
         let mut migrated = None;
         match migrate::recorded_schema(&db)? {
             Some(v) if v > SCHEMA_VERSION => return Err(StoreError::TooNew { found: v }),
@@ -405,7 +430,7 @@ impl Store {
                 // Closed while copied: the copy is exactly the last commit.
                 drop(db);
                 let backup = migrate::keep_copy(path, v)?;
-                db = Database::create(path)?;
+                db = db::open(path, false)?;
                 migrate::run(&db, v)?;
                 migrated = Some(Migration {
                     from: v,
@@ -443,7 +468,10 @@ impl Store {
         }
         history::init(&tx)?;
         tx.commit()?;
-        Ok(Store { db, migrated })
+        Ok(Store {
+            db: db::Db::new(path, db),
+            migrated,
+        })
     }
 
     /// The migration [`Store::open`] ran, if the database was older.

@@ -5,7 +5,7 @@
 //! token's id is the first 12 hex digits of that hash: listing and revoking never need the
 //! token itself, which umcd never stores.
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{API_TOKENS, Store, StoreError, decode, encode, token_hash};
