@@ -94,6 +94,22 @@ fn admin_token(store: &Store, data: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A data directory whose admin token outlived its database lost the database: starting would
+/// make a new, empty server behind the old token and key, whose package versions start again
+/// below what the nodes have. (A signing key alone is how a server is moved with `import`.)
+fn refuse_lost_database(data: &Path, db: &Path) -> Result<()> {
+    let token = data.join("admin.token");
+    if !db.exists() && token.exists() {
+        anyhow::bail!(
+            "{} exists but the database {} does not: refusing to start a new server in place of the lost one; restore a backup (umcd restore), or delete {} to start a new server here",
+            token.display(),
+            db.display(),
+            token.display()
+        );
+    }
+    Ok(())
+}
+
 /// `umcd restore <file>`: see `umc::backup::restore`.
 fn restore(file: &Path, data: &Path) -> Result<()> {
     let input: Box<dyn std::io::Read> = if file == Path::new("-") {
@@ -184,6 +200,9 @@ async fn serve() {
 }
 
 async fn run() -> Result<()> {
+    // Everything umcd creates (database, backups and their temporary files, keys) is for umcd
+    // alone; the places that write secrets also set 0600 themselves.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let args = Args::parse();
     let mut config = Config::default();
     if let Some(path) = &args.config {
@@ -207,8 +226,15 @@ async fn run() -> Result<()> {
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("securing {}", data.display()))?;
 
-    let store = Store::open(&data.join("umc.redb"))
-        .with_context(|| format!("opening {}", data.join("umc.redb").display()))?;
+    let db = data.join("umc.redb");
+    refuse_lost_database(&data, &db)?;
+    let opened = std::time::Instant::now();
+    let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    tracing::info!(
+        "opened {} (integrity checked) in {:?}",
+        db.display(),
+        opened.elapsed()
+    );
     if let Some(m) = store.migration() {
         eprintln!(
             "umcd: migrated the database from schema {} to {}; the old one is kept as {}",
