@@ -181,8 +181,11 @@ fn safe_name(name: &str) -> bool {
 /// Recreates a server's data directory `data` (absent or empty) from the backup `input`, then
 /// moves every package above anything nodes may have seen (see [`Store::resync`]): a snapshot
 /// can be older than what the nodes fetched since.
+///
+/// A restore that fails leaves `data` as it found it (absent, or empty), so it can be retried.
 pub fn restore(input: impl Read, data: &Path, now: i64) -> Result<Restored> {
-    if data.exists() {
+    let existed = data.exists();
+    if existed {
         let mut entries =
             std::fs::read_dir(data).with_context(|| format!("reading {}", data.display()))?;
         if entries.next().is_some() {
@@ -193,6 +196,28 @@ pub fn restore(input: impl Read, data: &Path, now: i64) -> Result<Restored> {
         }
     }
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    let restored = restore_into(input, data, now);
+    if restored.is_err() {
+        // Everything in it is ours: it was absent or empty.
+        if existed {
+            if let Ok(entries) = std::fs::read_dir(data) {
+                for e in entries.flatten() {
+                    let p = e.path();
+                    let _ = if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        std::fs::remove_dir_all(&p)
+                    } else {
+                        std::fs::remove_file(&p)
+                    };
+                }
+            }
+        } else {
+            let _ = std::fs::remove_dir_all(data);
+        }
+    }
+    restored
+}
+
+fn restore_into(input: impl Read, data: &Path, now: i64) -> Result<Restored> {
     std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("securing {}", data.display()))?;
     let mut manifest: Option<Manifest> = None;
