@@ -532,7 +532,9 @@ fn a_database_damaged_while_umcd_runs_answers_503_not_a_panic_per_request() {
     assert!(h.text().starts_with("degraded: "), "{}", h.text());
     let log = std::fs::read_to_string(data.join("umcd.log")).unwrap_or_default();
     let panics = log.matches("panicked at").count();
-    assert!(panics <= 1, "{panics} panics, not one per request:\n{log}");
+    // Transactions already running when the damage is found (a background prune, a request
+    // on another worker) may each panic once; 60 requests must not panic 60 times.
+    assert!(panics <= 3, "{panics} panics, not one per request:\n{log}");
 }
 
 #[test]

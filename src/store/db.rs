@@ -458,6 +458,18 @@ impl Deref for ReadTx<'_> {
     }
 }
 
+impl super::ModelTables for ReadTx<'_> {
+    fn load(&self) -> Result<crate::model::Model, StoreError> {
+        self.tx.load()
+    }
+}
+
+impl super::ModelTables for WriteTx<'_> {
+    fn load(&self) -> Result<crate::model::Model, StoreError> {
+        self.tx.load()
+    }
+}
+
 /// A write transaction of the store (derefs to redb's); `commit` reports how it went.
 pub(super) struct WriteTx<'a> {
     tx: redb::WriteTransaction,
