@@ -784,13 +784,15 @@ fn rollback_and_import_on_a_real_node() {
         "{rolled} > {bad_version}"
     );
 
-    // Export with secrets and history, wipe the database (keys stay), import.
+    // Export with secrets and history, wipe the database (the signing key stays), import.
+    // umcd refuses a data dir whose admin.token outlived its database, so it goes too.
     let export = s.admin_ok(&["export", "--with-secrets", "--history"]);
     let file = tmp.path().join("fleet.toml");
     std::fs::write(&file, &export).expect("write export");
     let addr = s.url.strip_prefix("http://").expect("url").to_string();
     s.stop();
     std::fs::remove_file(data.join("umc.redb")).expect("wipe");
+    std::fs::remove_file(data.join("admin.token")).expect("wipe the admin token");
     let s = Server::start_in_with(&data, &["--listen", &addr]);
     s.admin_ok(&["import", file.to_str().expect("utf8")]);
     assert_eq!(

@@ -217,6 +217,8 @@ fn import_round_trip_and_versions_keep_increasing() {
     // Wipe the database (the signing key stays), import.
     s.stop();
     std::fs::remove_file(data.join("umc.redb")).expect("wipe");
+    // umcd refuses a data dir whose admin.token outlived its database.
+    std::fs::remove_file(data.join("admin.token")).expect("wipe the admin token");
     let s = Server::start_in(&data);
     let out = s.admin(&["import", &plain]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
@@ -332,6 +334,8 @@ fn import_refuses_bad_counters_times_users_and_templates() {
     let export = s.admin_ok(&["export", "--with-secrets", "--history"]);
     s.stop();
     std::fs::remove_file(data.join("umc.redb")).expect("wipe");
+    // umcd refuses a data dir whose admin.token outlived its database.
+    std::fs::remove_file(data.join("admin.token")).expect("wipe the admin token");
     let s = Server::start_in(&data);
     let empty = s.admin_ok(&["export"]);
     assert!(!empty.contains("[nodes."), "{empty}");
