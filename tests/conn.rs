@@ -296,6 +296,57 @@ fn idle_keep_alive_connections_are_closed() {
     assert!(idle >= Duration::from_millis(900), "{idle:?}");
 }
 
+/// A client that pipelines requests and never reads the answers stalls umcd's writes; a
+/// write that makes no progress for `header_timeout_secs` ends the connection, so such a
+/// client cannot keep its slot.
+#[test]
+fn a_client_that_never_reads_is_cut_off() {
+    const REQUESTS: usize = 2000;
+    let s = Server::start_with_config("header_timeout_secs = 2\n");
+    let rt = runtime();
+    let mut c = rt
+        .block_on(async {
+            let sock = tokio::net::TcpSocket::new_v4()?;
+            sock.set_recv_buffer_size(4096)?;
+            let stream = sock.connect(addr(&s)).await?.into_std()?;
+            stream.set_nonblocking(false)?;
+            Ok::<_, std::io::Error>(stream)
+        })
+        .expect("connect");
+    let one = b"GET /ui/static/umc.css HTTP/1.1\r\nHost: x\r\n\r\n";
+    let requests: Vec<u8> = one.repeat(REQUESTS);
+    // umcd stops reading once its answers back up; a bounded write then gives up.
+    c.set_write_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let _ = c.write_all(&requests);
+    // Read nothing for longer than the stall deadline.
+    std::thread::sleep(Duration::from_secs(5));
+    let mut got = 0usize;
+    let mut buf = [0u8; 65536];
+    c.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let closed = loop {
+        match c.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => got += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                break false;
+            }
+            Err(_) => break true,
+        }
+    };
+    eprintln!("read {got} bytes of {REQUESTS} pipelined answers before the end");
+    assert!(
+        closed,
+        "umcd kept a connection whose client read nothing (read {got} bytes afterwards)"
+    );
+    let all = s.get("/ui/static/umc.css", None, &[]).text().len() * REQUESTS;
+    assert!(
+        got < all,
+        "the connection ended only after every answer ({got} bytes)"
+    );
+}
+
 /// One source gets `max_connections_per_source` connections; more are closed at once and
 /// logged once, not once each. Other sources are not affected, and a freed place is reused.
 #[test]

@@ -5,6 +5,9 @@
 //!   connections are closed too;
 //! - a deadline for every request body (`body_timeout`, extended only while the body keeps
 //!   arriving at `BODY_MIN_RATE`), so a body dripped one byte at a time is cut;
+//! - a deadline for every stalled answer: a write that makes no progress for
+//!   `header_timeout` ends the connection, so a client that sends requests and never reads
+//!   the answers cannot keep its slot;
 //! - at most `max_per_source` connections per source address (an IPv6 /64 counts as one
 //!   source) and `MAX_CONNECTIONS` in all.
 //!
@@ -25,6 +28,7 @@ use std::time::Duration;
 use axum::Router;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::time::{Instant, Sleep};
 
@@ -128,6 +132,7 @@ pub async fn serve(
             app.clone(),
             move |req: axum::http::Request<Incoming>| request(req, peer, body_timeout),
         ));
+        let stream = StallDeadline::new(stream, limits.header_timeout);
         let conn = http1.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -279,6 +284,98 @@ enum BodyError {
     Timeout,
 }
 
+/// A connection whose writes fail once one has made no progress for `stall`: hyper waits on
+/// a full socket buffer without a timer, so a client that pipelines requests and never reads
+/// the answers would otherwise hold its connection for good. Reads pass through untouched
+/// (their deadlines are hyper's header timer and [`DeadlineBody`]).
+struct StallDeadline<S> {
+    inner: S,
+    stall: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl<S> StallDeadline<S> {
+    fn new(inner: S, stall: Duration) -> StallDeadline<S> {
+        StallDeadline {
+            inner,
+            stall,
+            timer: None,
+        }
+    }
+
+    /// What a write (or flush) that returned `poll` means: progress clears the timer, a wait
+    /// arms it (once per stall), and a wait past the deadline is an error.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match poll {
+            Poll::Ready(r) => {
+                self.timer = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let stall = self.stall;
+                let timer = self
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client read nothing of the answer in time",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for StallDeadline<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for StallDeadline<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.watch(cx, poll)
+    }
+}
+
 /// A request body that fails once its deadline passes: `timeout` after the request head,
 /// plus a second per `BODY_MIN_RATE` bytes received. The timer is made only when a read has
 /// to wait, so bodiless requests cost nothing.
@@ -303,7 +400,10 @@ impl DeadlineBody {
 
     fn deadline(&self) -> Instant {
         let earned = Duration::from_secs_f64(self.received as f64 / BODY_MIN_RATE as f64);
-        self.start + self.timeout + earned
+        // A huge configured timeout must not overflow the clock: it then means "a year".
+        self.start
+            .checked_add(self.timeout.saturating_add(earned))
+            .unwrap_or_else(|| self.start + Duration::from_secs(365 * 24 * 3600))
     }
 }
 
