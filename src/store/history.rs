@@ -141,10 +141,12 @@ pub(super) fn record(
     Ok(tasks)
 }
 
-/// How far past this server's clock an imported commit time may lie: the exporting server's
-/// clock may differ, and one kept in local time is hours off. A time beyond it would stick:
-/// commit times never go backwards, so every later edit would carry it.
-pub const IMPORT_CLOCK_SKEW: i64 = 24 * 3600;
+/// How far past this server's clock an imported commit time may lie. A time beyond it would
+/// stick (commit times never go backwards, so every later edit would carry it) and become
+/// every host's Release `Date`, which apt refuses as "not valid yet" once it is more than 10 s
+/// ahead of the node's clock. An export from a server whose clock ran ahead is refused: fix
+/// the clock, or wait, and import again.
+pub const IMPORT_CLOCK_SKEW: i64 = 10;
 
 /// How far past the current Unix time an imported generation counter may lie. Counters count
 /// edits, and an import or restore lifts them to the Unix time; a larger one is not a counter
@@ -696,6 +698,27 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Store::open(&dir.path().join("umc.redb")).expect("open");
         (dir, s)
+    }
+
+    #[test]
+    fn imported_times_ahead_of_the_clock_are_refused_past_apts_tolerance() {
+        let (_dir, s) = store();
+        let now = 1_700_000_000;
+        let add = Op::NodeAdd {
+            host: "a.example.com".into(),
+            vars: BTreeMap::new(),
+            ssh: None,
+        };
+        s.edit("admin", &[add], now).expect("edit");
+        let mut data = s.export(true).expect("export");
+        data.history[0].time = now + IMPORT_CLOCK_SKEW;
+        check_import(&data, now).expect("within the skew");
+        // A minute ahead would be every host's Release Date, which apt refuses as not valid yet.
+        data.history[0].time = now + 60;
+        let e = check_import(&data, now)
+            .expect_err("a minute ahead")
+            .to_string();
+        assert!(e.contains("in the future"), "{e}");
     }
 
     fn file(template: &str) -> Op {
