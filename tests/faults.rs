@@ -665,3 +665,41 @@ fn list(dir: &Path) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// A database lost while the signing key survived (admin.token deleted too): umcd starts, but
+/// as a server nodes may know, so its generations start above the current Unix time and no
+/// version can go below what nodes installed from the lost database.
+#[test]
+fn a_new_database_beside_an_old_key_starts_above_every_old_version() {
+    let mut old = Server::start();
+    let first = edit_ok(
+        &old,
+        vec![Op::NodeAdd {
+            host: "a.example.com".into(),
+            vars: Default::default(),
+            ssh: None,
+        }],
+    );
+    assert!(first < 1_000_000, "a fresh server counts from 1: {first}");
+    let data = old.data.clone();
+    old.stop();
+    std::fs::remove_file(data.join("umc.redb")).expect("lose the database");
+    std::fs::remove_file(data.join("admin.token")).expect("and the admin token");
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let s = Server::start_in(&data);
+    let g = edit_ok(
+        &s,
+        vec![Op::NodeAdd {
+            host: "a.example.com".into(),
+            vars: Default::default(),
+            ssh: None,
+        }],
+    );
+    assert!(
+        g > before,
+        "generation {g} after a lost database must lie above the Unix time {before}"
+    );
+}

@@ -228,8 +228,20 @@ async fn run() -> Result<()> {
 
     let db = data.join("umc.redb");
     refuse_lost_database(&data, &db)?;
+    // A new database beside a key that has signed before: this may be a server whose database
+    // was lost. Its versions must start above anything nodes saw, as after an import.
+    let new_beside_old_key = !db.exists() && data.join(umc::sign::SIGNING_KEY_FILE).exists();
     let opened = std::time::Instant::now();
     let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    if new_beside_old_key {
+        let now = u64::try_from(http::now()).unwrap_or(0);
+        store
+            .set_generation_floor(now)
+            .context("lifting the generation floor of the new database")?;
+        eprintln!(
+            "umcd: new database beside an existing signing key: generations start above {now} (the current Unix time), so no version goes below what nodes may have"
+        );
+    }
     tracing::info!(
         "opened {} (integrity checked) in {:?}",
         db.display(),
