@@ -48,8 +48,8 @@ pub struct TokenEntry {
 
 /// Bytes an entry costs besides its key's heap bytes and its value: moka's hash table slot,
 /// entry and deque nodes, and the key's own struct. 100,000 entries in `unknown` and in
-/// `tokens` cost about 370 and 440 bytes each (the ignored test `measure::entry_overhead`
-/// re-measures it).
+/// `tokens` cost about 370 and 440 bytes each (`cargo bench --bench
+/// cache_entries` re-measures it).
 pub const ENTRY_OVERHEAD: usize = 352;
 
 /// Each cache's share of `cache_bytes`.
@@ -253,47 +253,5 @@ mod tests {
         assert!(c.tokens.weighted_size() <= c.budgets.tokens);
         assert!(c.unknown.weighted_size() <= c.budgets.unknown);
         assert!(c.tokens.entry_count() < 20_000);
-    }
-}
-/// Re-measures [`ENTRY_OVERHEAD`]: `cargo test --lib -- --ignored --nocapture entry_overhead`.
-#[cfg(test)]
-mod measure {
-    fn rss_kib() -> u64 {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            })
-            .unwrap_or(0)
-    }
-
-    #[test]
-    #[ignore]
-    fn entry_overhead() {
-        let c = super::ArtifactCache::new(16 << 30);
-        let n = 100_000u64;
-        let before = rss_kib();
-        for i in 0..n {
-            let mut key = [0u8; 32];
-            key[..8].copy_from_slice(&i.to_le_bytes());
-            c.unknown.insert(key, 1);
-        }
-        c.unknown.run_pending_tasks();
-        let per = (rss_kib() - before) * 1024 / n;
-        eprintln!("unknown: {per} bytes per entry, of which key and value 40");
-        let before = rss_kib();
-        for i in 0..n {
-            let entry = super::TokenEntry {
-                generation: 1,
-                hash: [0; 32],
-                previous: None,
-            };
-            c.tokens.insert(format!("host{i:08}.example.com"), entry);
-        }
-        c.tokens.run_pending_tasks();
-        let per = (rss_kib() - before) * 1024 / n;
-        eprintln!("tokens: {per} bytes per entry, of which name 24 and value 80");
     }
 }
