@@ -370,15 +370,50 @@ pub const MAX_AUDIT_TARGET: usize = 256;
 /// The longest host error and signal name in an audit record, in bytes.
 pub const MAX_AUDIT_ERROR: usize = 2048;
 pub const MAX_AUDIT_SIGNAL: usize = 32;
+/// The most bytes of text one audit record holds, all fields together: the field limits alone
+/// allow a record per node of the fleet, and `audit_keep` records are kept.
+pub const MAX_AUDIT_RECORD: usize = 1 << 20;
+
+/// Whether `c` may appear in an audit record's command or a host's error (text a terminal
+/// shows: line breaks and tabs, no other control characters).
+pub fn audit_text_char(c: char) -> bool {
+    c == '\n' || c == '\t' || !c.is_control()
+}
 
 impl AuditRequest {
-    /// Shortens the command and host errors to what umcd records, marking the cut (umc-admin
-    /// records a long script rather than no record at all).
+    /// The bytes of text the record holds, as [`MAX_AUDIT_RECORD`] counts them.
+    pub fn text_bytes(&self) -> usize {
+        self.command.len()
+            + self.targets.iter().map(String::len).sum::<usize>()
+            + self
+                .results
+                .iter()
+                .map(|r| {
+                    r.host.len()
+                        + r.signal.as_ref().map_or(0, String::len)
+                        + r.error.as_ref().map_or(0, String::len)
+                })
+                .sum::<usize>()
+    }
+}
+
+impl AuditRequest {
+    /// Shortens the command and host errors to what umcd records, marking the cut, and
+    /// replaces control characters umcd refuses (umc-admin records a long or odd script
+    /// rather than no record at all). Host errors share what [`MAX_AUDIT_RECORD`] leaves.
     pub fn clipped(mut self) -> AuditRequest {
+        fn clean(s: &mut String) {
+            if !s.chars().all(audit_text_char) {
+                *s = s
+                    .chars()
+                    .map(|c| if audit_text_char(c) { c } else { '\u{fffd}' })
+                    .collect();
+            }
+        }
         fn clip(s: &mut String, max: usize) {
             const MARK: &str = " [...]";
             if s.len() > max {
-                let mut end = max - MARK.len();
+                let mut end = max.saturating_sub(MARK.len());
                 while !s.is_char_boundary(end) {
                     end -= 1;
                 }
@@ -386,10 +421,21 @@ impl AuditRequest {
                 s.push_str(MARK);
             }
         }
+        clean(&mut self.command);
         clip(&mut self.command, MAX_AUDIT_COMMAND);
+        let fixed = self.command.len()
+            + self.targets.iter().map(String::len).sum::<usize>()
+            + self
+                .results
+                .iter()
+                .map(|r| r.host.len() + r.signal.as_ref().map_or(0, String::len))
+                .sum::<usize>();
+        let errors = self.results.iter().filter(|r| r.error.is_some()).count();
+        let share = (MAX_AUDIT_RECORD.saturating_sub(fixed) / errors.max(1)).min(MAX_AUDIT_ERROR);
         for r in &mut self.results {
             if let Some(e) = &mut r.error {
-                clip(e, MAX_AUDIT_ERROR);
+                clean(e);
+                clip(e, share);
             }
         }
         self

@@ -24,9 +24,10 @@ fn controls(out: &[u8]) -> Vec<String> {
 const COMMAND: &str = "true\u{1b}]0;pwned\u{7}\u{1b}[2J\u{1b}[1;31mFAKE: admin ran rm -rf /\u{1b}[0m\u{9b}2J\u{202e}\nrun 99  forged line";
 const SIGNAL: &str = "KILL\u{1b}[8m";
 
-/// An audit record full of terminal controls, as an operator's client could send it. When
-/// umcd refuses such a record (it may validate audit fields), it is written into the database
-/// directly while umcd is stopped: the client must hold regardless of what the server lets in.
+/// An audit record full of terminal controls, as an operator's client could send it. umcd
+/// refuses such a record now, so it is written into the database directly while umcd is
+/// stopped, as an older umcd stored it: the client must hold regardless of what the server
+/// lets in.
 fn hostile_audit(data: &std::path::Path) -> Server {
     let s = Server::start_in(data);
     s.admin_ok(&["node", "add", "a.example.com"]);
@@ -72,7 +73,7 @@ fn hostile_audit(data: &std::path::Path) -> Server {
         let store = umc::store::Store::open(&data.join("umc.redb")).expect("open store");
         let req: umc::api::AuditRequest = serde_json::from_value(body).expect("audit request");
         store
-            .record_audit("admin", &req, 1_700_000_000)
+            .record_audit_unchecked("admin", &req, 1_700_000_000)
             .expect("record");
     }
     Server::start_in(data)

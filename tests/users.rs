@@ -342,6 +342,31 @@ fn audit_records_are_bounded_and_name_nodes() {
             ]),
             "listed twice",
         ),
+        // Gap found by the cold review: text fields held terminal controls.
+        (
+            serde_json::json!(["all\u{1b}[2J"]),
+            "true".into(),
+            host("a.example.com", None),
+            "a target holds control characters",
+        ),
+        (
+            all.clone(),
+            "true\u{1b}]52;c;cHduZWQ=\u{7}".into(),
+            host("a.example.com", None),
+            "the command holds control characters",
+        ),
+        (
+            all.clone(),
+            "true".into(),
+            serde_json::json!([{"host": "a.example.com", "exit": null, "signal": "KILL\u{1b}[8m", "duration_ms": 1, "error": null}]),
+            "signal holds control characters",
+        ),
+        (
+            all.clone(),
+            "true".into(),
+            host("a.example.com", Some("refused\r\u{1b}[1A".into())),
+            "error holds control characters",
+        ),
     ];
     for (targets, command, results, says) in cases {
         let r = audit(targets, &command, results);

@@ -806,9 +806,24 @@ impl Store {
 /// normal form, each at most once.
 fn check_audit_fields(req: &AuditRequest) -> Result<(), StoreError> {
     use crate::api::{
-        MAX_AUDIT_COMMAND, MAX_AUDIT_ERROR, MAX_AUDIT_SIGNAL, MAX_AUDIT_TARGET, MAX_AUDIT_TARGETS,
+        MAX_AUDIT_COMMAND, MAX_AUDIT_ERROR, MAX_AUDIT_RECORD, MAX_AUDIT_SIGNAL, MAX_AUDIT_TARGET,
+        MAX_AUDIT_TARGETS, audit_text_char,
     };
     let bad = |m: String| Err(StoreError::Invalid(format!("audit record: {m}")));
+    // Everything in a record comes back to a terminal (`umc-admin log --audit`, which escapes
+    // what it prints anyway) and the console: only text, with line breaks where they belong.
+    if !req.command.chars().all(audit_text_char) {
+        return bad("the command holds control characters other than line breaks and tabs".into());
+    }
+    if req.targets.iter().any(|t| t.chars().any(char::is_control)) {
+        return bad("a target holds control characters".into());
+    }
+    if req.text_bytes() > MAX_AUDIT_RECORD {
+        return bad(format!(
+            "the record holds {} bytes of text, more than {MAX_AUDIT_RECORD}",
+            req.text_bytes()
+        ));
+    }
     if req.command.len() > MAX_AUDIT_COMMAND {
         return bad(format!(
             "command is {} bytes, more than {MAX_AUDIT_COMMAND}",
@@ -845,6 +860,24 @@ fn check_audit_fields(req: &AuditRequest) -> Result<(), StoreError> {
                 r.host
             ));
         }
+        if r.signal
+            .as_ref()
+            .is_some_and(|x| x.chars().any(char::is_control))
+        {
+            return bad(format!(
+                "host '{}': signal holds control characters",
+                r.host
+            ));
+        }
+        if r.error
+            .as_ref()
+            .is_some_and(|x| !x.chars().all(audit_text_char))
+        {
+            return bad(format!(
+                "host '{}': error holds control characters other than line breaks and tabs",
+                r.host
+            ));
+        }
         if r.error.as_ref().is_some_and(|x| x.len() > MAX_AUDIT_ERROR) {
             return bad(format!(
                 "host '{}': error is longer than {MAX_AUDIT_ERROR} bytes",
@@ -864,6 +897,22 @@ impl Store {
         now: i64,
     ) -> Result<u64, StoreError> {
         check_audit_fields(req)?;
+        self.insert_audit(user, req, now)
+    }
+
+    /// [`Store::record_audit`] without its checks: what an older umcd stored before it
+    /// checked audit fields. Only for tests of readers that must cope with such records.
+    #[doc(hidden)]
+    pub fn record_audit_unchecked(
+        &self,
+        user: &str,
+        req: &AuditRequest,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        self.insert_audit(user, req, now)
+    }
+
+    fn insert_audit(&self, user: &str, req: &AuditRequest, now: i64) -> Result<u64, StoreError> {
         let rec = AuditRec {
             time: now,
             started: audit_started(now, req.results.iter().map(|r| r.duration_ms)),
@@ -1194,6 +1243,42 @@ mod tests {
             vars: BTreeMap::new(),
             ssh: None,
         }
+    }
+
+    /// The field limits allow one 2 KB error per node; a record for a large fleet is bounded
+    /// as a whole, and umc-admin's `clipped` shares the room among the hosts' errors.
+    #[test]
+    fn an_audit_record_is_bounded_as_a_whole() {
+        let (_d, s) = store();
+        let hosts: Vec<String> = (0..600).map(|i| format!("h{i:03}.example.com")).collect();
+        let ops: Vec<Op> = hosts.iter().map(|h| add(h)).collect();
+        s.edit("sh", &ops, 10).expect("nodes");
+        let req = AuditRequest {
+            targets: vec!["all".into()],
+            command: "uptime".into(),
+            results: hosts
+                .iter()
+                .map(|h| crate::api::RunResult {
+                    host: h.clone(),
+                    exit: None,
+                    signal: None,
+                    duration_ms: 1,
+                    error: Some("e".repeat(crate::api::MAX_AUDIT_ERROR)),
+                })
+                .collect(),
+        };
+        let e = s.record_audit("op", &req, 11).unwrap_err().to_string();
+        assert!(e.contains("more than 1048576"), "{e}");
+        assert!(s.audit(10).expect("audit").is_empty());
+        let clipped = req.clipped();
+        assert!(clipped.text_bytes() <= crate::api::MAX_AUDIT_RECORD);
+        assert!(clipped.results.iter().all(|r| {
+            r.error
+                .as_ref()
+                .is_some_and(|e| e.ends_with(" [...]") && e.len() > 1000)
+        }));
+        s.record_audit("op", &clipped, 11)
+            .expect("a clipped record fits");
     }
 
     #[test]
