@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md for the code map and its invariants.
 
 pub mod api;
+pub mod app;
 pub mod backup;
 pub mod cache;
 pub mod catalog;

@@ -87,7 +87,7 @@ fn healthz(s: &Server) -> Resp {
 }
 
 fn report_body() -> String {
-    let t = umc::http::now();
+    let t = umc::app::now();
     format!(
         "Format: umc-report/1\nStarted: {}\nFinished: {t}\nStep: update 0\nStep: install 0\nStep: autoremove 0\nInstalled: umc-node 1.1\nReboot-Required: no\nUpgradable: 0\n",
         t - 5

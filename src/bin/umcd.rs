@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use umc::app::{self, App};
 use umc::config::Config;
 use umc::http::{self, AppState};
 use umc::sign::SigningKeys;
@@ -82,9 +83,9 @@ fn admin_token(store: &Store, data: &Path) -> Result<()> {
         );
     }
     // The bootstrap token's user is always an admin (recreated if someone removed it).
-    store.ensure_admin_user("admin", http::now())?;
+    store.ensure_admin_user("admin", app::now())?;
     // Only the previous admin.token stops working; tokens made with `token create` stay.
-    for t in store.replace_bootstrap_token("admin", &token, http::now())? {
+    for t in store.replace_bootstrap_token("admin", &token, app::now())? {
         eprintln!(
             "umcd: revoked the previous admin.token (token id {}): {} holds a new one",
             t.id,
@@ -119,7 +120,7 @@ fn restore(file: &Path, data: &Path) -> Result<()> {
             std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?,
         ))
     };
-    let r = umc::backup::restore(input, data, http::now())
+    let r = umc::backup::restore(input, data, app::now())
         .with_context(|| format!("restoring {} into {}", file.display(), data.display()))?;
     let m = &r.manifest;
     println!(
@@ -234,7 +235,7 @@ async fn run() -> Result<()> {
     let opened = std::time::Instant::now();
     let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
     if new_beside_old_key {
-        let now = u64::try_from(http::now()).unwrap_or(0);
+        let now = u64::try_from(app::now()).unwrap_or(0);
         store
             .set_generation_floor(now)
             .context("lifting the generation floor of the new database")?;
@@ -272,8 +273,8 @@ async fn run() -> Result<()> {
     let umc::store::ServingInputs {
         fingerprint,
         description,
-    } = http::serving_inputs(&config, &keys.fingerprints());
-    if let Some(g) = store.note_serving_inputs(fingerprint, &description, http::now())? {
+    } = app::serving_inputs(&config, &keys.fingerprints());
+    if let Some(g) = store.note_serving_inputs(fingerprint, &description, app::now())? {
         eprintln!("umcd: serving configuration changed ({description}); generation {g}");
     }
     open_file_limit();
@@ -281,7 +282,8 @@ async fn run() -> Result<()> {
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let state = Arc::new(AppState::new(store, keys, config)?);
+    let app = Arc::new(App::new(store, keys, config)?);
+    let state = Arc::new(AppState::new(app)?);
     let shutdown = shutdown_signal()?;
     println!("umcd listening on http://{addr}");
     std::io::stdout().flush()?;

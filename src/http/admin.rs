@@ -15,12 +15,14 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use super::catalog;
-use super::{ApiError, AppState, now};
+use super::{ApiError, AppState};
 use crate::api::{
     AuditEntry, AuditRequest, EditRequest, EditResponse, FileInfo, LogEntry, NodeInfo, NodeToken,
     Op, RenderedFile, Role, ServerInfo, TaskInfo, TokenRotateRequest, TokenRotateResponse,
     TokenRotation,
 };
+use crate::app::blocking;
+use crate::app::now;
 use crate::model::{Entity, FileAction, Model, Node, host_package, normalize_host, task_package};
 use crate::repo;
 use crate::store::Caller;
@@ -188,7 +190,7 @@ async fn authorize(State(need): State<Need>, req: Request, next: Next) -> Respon
     let max = if is_upload(req.uri().path()) {
         catalog::UPLOAD_MAX
     } else {
-        need.state.config.max_body
+        need.state.app.config.max_body
     };
     if declared.is_some_and(|n| n > max as u64) {
         return too_large(max).into_response();
@@ -255,7 +257,7 @@ async fn caller(
     // The scheme is case-insensitive (RFC 9110, section 11.1).
     let (scheme, credentials) = value.split_once(' ').unwrap_or((value, ""));
     if scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(state.store.api_user(credentials.trim(), now())?);
+        return Ok(state.app.store.api_user(credentials.trim(), now())?);
     }
     let basic = scheme
         .eq_ignore_ascii_case("basic")
@@ -296,7 +298,7 @@ async fn caller(
             let s = state.clone();
             let found = blocking(move || {
                 let _permit = permit;
-                Ok(s.store.check_password(&user, &pass)?)
+                Ok::<_, ApiError>(s.app.store.check_password(&user, &pass)?)
             })
             .await?;
             if let Some(c) = &found {
@@ -366,14 +368,6 @@ fn too_large(max: usize) -> ApiError {
     )
 }
 
-pub(super) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(ApiError::internal)?
-}
-
 fn node_info(model: &Model, name: &str) -> Option<NodeInfo> {
     let n = model.nodes.get(name)?;
     Some(NodeInfo {
@@ -437,15 +431,15 @@ fn task_info(model: &Model, name: &str, with_templates: bool) -> Option<TaskInfo
 async fn server(State(s): State<Arc<AppState>>) -> Result<Json<ServerInfo>, ApiError> {
     Ok(Json(ServerInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
-        generation: s.generation(),
-        architectures: s.config.architectures.clone(),
-        key_fingerprints: s.keys().keys.fingerprints(),
+        generation: s.app.generation(),
+        architectures: s.app.config.architectures.clone(),
+        key_fingerprints: s.app.keys().keys.fingerprints(),
     }))
 }
 
 async fn nodes(State(s): State<Arc<AppState>>) -> Result<Json<Vec<NodeInfo>>, ApiError> {
     blocking(move || {
-        let (_, m) = s.store.model()?;
+        let (_, m) = s.app.store.model()?;
         Ok(Json(
             m.nodes.keys().filter_map(|n| node_info(&m, n)).collect(),
         ))
@@ -463,7 +457,7 @@ async fn node(
 ) -> Result<Json<NodeInfo>, ApiError> {
     let host = host_arg(&host)?;
     blocking(move || {
-        let (_, m) = s.store.model()?;
+        let (_, m) = s.app.store.model()?;
         node_info(&m, &host)
             .map(Json)
             .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("unknown node '{host}'")))
@@ -476,7 +470,7 @@ async fn node_token(
     Path(host): Path<String>,
 ) -> Result<Json<NodeToken>, ApiError> {
     let host = host_arg(&host)?;
-    blocking(move || match s.store.node(&host)? {
+    blocking(move || match s.app.store.node(&host)? {
         Some(n) => Ok(Json(NodeToken {
             rotation: rotation(&n),
             host: n.name,
@@ -501,16 +495,16 @@ async fn rotate_token(
     let host = host_arg(&host)?;
     let req: TokenRotateRequest = match &body {
         Ok(b) if b.is_empty() => TokenRotateRequest::default(),
-        _ => json_body(body, s.config.max_body)?,
+        _ => json_body(body, s.app.config.max_body)?,
     };
     blocking(move || {
         let op = Op::NodeTokenRotate {
             host: host.clone(),
             force: req.force,
         };
-        let e = s.store.edit_checked(&user, &[op], now(), false)?;
-        s.set_generation(e.generation);
-        let n = s.store.node(&host)?.ok_or_else(|| {
+        let e = s.app.store.edit_checked(&user, &[op], now(), false)?;
+        s.app.set_generation(e.generation);
+        let n = s.app.store.node(&host)?.ok_or_else(|| {
             ApiError::new(StatusCode::NOT_FOUND, format!("unknown node '{host}'"))
         })?;
         Ok(Json(TokenRotateResponse {
@@ -526,7 +520,7 @@ async fn rotate_token(
 
 async fn tasks(State(s): State<Arc<AppState>>) -> Result<Json<Vec<TaskInfo>>, ApiError> {
     blocking(move || {
-        let (_, m) = s.store.model()?;
+        let (_, m) = s.app.store.model()?;
         Ok(Json(
             m.tasks
                 .keys()
@@ -542,7 +536,7 @@ async fn task(
     Path(task): Path<String>,
 ) -> Result<Json<TaskInfo>, ApiError> {
     blocking(move || {
-        let (_, m) = s.store.model()?;
+        let (_, m) = s.app.store.model()?;
         task_info(&m, &task, true)
             .map(Json)
             .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("unknown task '{task}'")))
@@ -553,7 +547,7 @@ async fn task(
 async fn vars(
     State(s): State<Arc<AppState>>,
 ) -> Result<Json<std::collections::BTreeMap<String, String>>, ApiError> {
-    blocking(move || Ok(Json(s.store.model()?.1.vars))).await
+    blocking(move || Ok(Json(s.app.store.model()?.1.vars))).await
 }
 
 #[derive(Deserialize)]
@@ -571,7 +565,7 @@ async fn render(
     let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let host = host_arg(&host)?;
     blocking(move || {
-        let (_, m) = s.store.model()?;
+        let (_, m) = s.app.store.model()?;
         let node = m.nodes.get(&host).ok_or_else(|| {
             ApiError::new(StatusCode::NOT_FOUND, format!("unknown node '{host}'"))
         })?;
@@ -624,7 +618,7 @@ async fn log(
         (None, None) => None,
     };
     let limit = q.limit.unwrap_or(50).min(10_000);
-    blocking(move || Ok(Json(s.store.log(entity.as_ref(), limit)?))).await
+    blocking(move || Ok(Json(s.app.store.log(entity.as_ref(), limit)?))).await
 }
 
 async fn edit(
@@ -632,7 +626,7 @@ async fn edit(
     Extension(caller): Extension<Caller>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<EditResponse>, ApiError> {
-    let req: EditRequest = json_body(body, s.config.max_body)?;
+    let req: EditRequest = json_body(body, s.app.config.max_body)?;
     if let Some((need, op)) = ops_role(&req.ops).filter(|(need, _)| caller.role < *need) {
         let name = serde_json::to_value(op)
             .ok()
@@ -642,8 +636,11 @@ async fn edit(
     }
     let user = caller.name;
     blocking(move || {
-        let e = s.store.edit_checked(&user, &req.ops, now(), req.force)?;
-        s.set_generation(e.generation);
+        let e = s
+            .app
+            .store
+            .edit_checked(&user, &req.ops, now(), req.force)?;
+        s.app.set_generation(e.generation);
         Ok(Json(EditResponse {
             generation: e.generation,
             changes: e.changes.into_iter().map(|c| c.text).collect(),
@@ -665,7 +662,7 @@ async fn audit_list(
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let limit = q.limit.unwrap_or(50).min(10_000);
-    blocking(move || Ok(Json(s.store.audit(limit)?))).await
+    blocking(move || Ok(Json(s.app.store.audit(limit)?))).await
 }
 
 /// Records a fleet command umc-admin ran. It is history, not a model edit: no generation.
@@ -674,7 +671,7 @@ async fn audit_record(
     Extension(User(user)): Extension<User>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<AuditEntry>, ApiError> {
-    let req: AuditRequest = json_body(body, s.config.max_body)?;
+    let req: AuditRequest = json_body(body, s.app.config.max_body)?;
     if req.command.trim().is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -683,7 +680,7 @@ async fn audit_record(
     }
     let time = now();
     blocking(move || {
-        let id = s.store.record_audit(&user, &req, time)?;
+        let id = s.app.store.record_audit(&user, &req, time)?;
         Ok(Json(AuditEntry {
             id,
             time,

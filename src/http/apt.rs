@@ -13,9 +13,11 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use base64::Engine;
 
+use super::AppState;
 use super::conditional::{self, IMMUTABLE, NO_CACHE, Resource};
-use super::metrics::CacheId;
-use super::{AppState, now};
+use crate::app::metrics::CacheId;
+use crate::app::now;
+use crate::app::{AppError, blocking};
 use crate::cache::{HostEntry, TokenEntry};
 use crate::repo::{self, Archive, Artifact, COMPONENT, SUITE};
 use crate::store::token_hash;
@@ -136,15 +138,16 @@ enum LoadError {
 
 /// Renders (or fetches from cache) host `host`'s archive from one read transaction.
 fn load(state: &AppState, host: &str) -> Result<HostEntry, LoadError> {
-    let data = state.store.host_data(host)?.ok_or(LoadError::Unknown)?;
+    let data = state.app.store.host_data(host)?.ok_or(LoadError::Unknown)?;
     // One key set for the whole view, chosen by the view's serving generation: umc-node ships
     // the keys InRelease is signed with, and a umc-node version never changes its keyring.
-    let keys = state.keys_for(data.server_generation);
-    let packages = repo::packages(&data, state.serving(&keys))?;
-    let archs = &state.config.architectures;
+    let keys = state.app.keys_for(data.server_generation);
+    let packages = repo::packages(&data, state.app.serving(&keys))?;
+    let archs = &state.app.config.architectures;
     let key = repo::archive_key(&data, archs, &packages);
     let mut rendered = false;
     let archive = state
+        .app
         .cache
         .archives
         .try_get_with(key, || -> Result<_, LoadError> {
@@ -152,28 +155,32 @@ fn load(state: &AppState, host: &str) -> Result<HostEntry, LoadError> {
             let started = std::time::Instant::now();
             let archive = repo::build_archive(&data, &packages, archs, &keys.keys, |p| {
                 let mut built = false;
-                let deb = state.cache.debs.try_get_with(repo::package_key(p), || {
+                let deb = state.app.cache.debs.try_get_with(repo::package_key(p), || {
                     built = true;
                     repo::build_deb(p).map(Arc::new)
                 });
-                state.metrics.cache_lookup(CacheId::Debs, !built);
+                state.app.metrics.cache_lookup(CacheId::Debs, !built);
                 deb.map_err(|e| repo::RepoError::Cached(e.to_string()))
             });
-            state.metrics.render(started.elapsed());
+            state.app.metrics.render(started.elapsed());
             Ok(Arc::new(archive?))
         });
-    state.metrics.cache_lookup(CacheId::Archives, !rendered);
+    state.app.metrics.cache_lookup(CacheId::Archives, !rendered);
     let archive = archive.map_err(|e| LoadError::Cached(e.to_string()))?;
     // Keep the archive this one replaces: a node that fetched the older InRelease a moment
     // ago fetches its indexes (by-hash) and debs next.
-    let entry = match state.cache.latest.get(host) {
+    let entry = match state.app.cache.latest.get(host) {
         Some(old) if old.archive.release.sha256 == archive.release.sha256 => old,
         old => HostEntry {
             archive: archive.clone(),
             previous: old.map(|o| o.archive),
         },
     };
-    state.cache.latest.insert(host.to_string(), entry.clone());
+    state
+        .app
+        .cache
+        .latest
+        .insert(host.to_string(), entry.clone());
     remember(state, &entry.archive);
     Ok(entry)
 }
@@ -186,13 +193,14 @@ fn remember(state: &AppState, archive: &Archive) {
         &archive.packages_gz,
         &archive.packages_xz,
     ] {
-        state.cache.recent.insert(
+        state.app.cache.recent.insert(
             (archive.host.clone(), format!("by-hash/{}", a.hex())),
             a.clone(),
         );
     }
     for (path, deb) in &archive.debs {
         state
+            .app
             .cache
             .recent
             .insert((archive.host.clone(), path.clone()), deb.artifact.clone());
@@ -260,7 +268,7 @@ pub(super) async fn authenticate(
     if still {
         Ok(Credential::Previous)
     } else {
-        state.cache.tokens.invalidate(host);
+        state.app.cache.tokens.invalidate(host);
         Err(unauthorized())
     }
 }
@@ -271,11 +279,9 @@ async fn read_node(
 ) -> Result<Option<crate::model::Node>, Response<Body>> {
     let st = state.clone();
     let h = host.to_string();
-    match tokio::task::spawn_blocking(move || st.store.node(&h)).await {
-        Ok(Ok(node)) => Ok(node),
-        Ok(Err(e)) => Err(internal_error("reading node", e)),
-        Err(e) => Err(internal_error("auth task", e)),
-    }
+    blocking(move || Ok::<_, AppError>(st.app.store.node(&h)?))
+        .await
+        .map_err(|e| internal_error("reading node", e))
 }
 
 /// `host`'s token hashes at the current generation, or None for no such host. A warm known
@@ -286,21 +292,23 @@ async fn host_token(
     state: &Arc<AppState>,
     host: &str,
 ) -> Result<Option<TokenEntry>, Response<Body>> {
-    let generation = state.generation();
+    let generation = state.app.generation();
     let cached = state
+        .app
         .cache
         .tokens
         .get(host)
         .filter(|t| t.generation == generation);
     state
+        .app
         .metrics
         .cache_lookup(CacheId::Tokens, cached.is_some());
     if let Some(t) = cached {
         return Ok(Some(t));
     }
     let name_hash = token_hash(host);
-    let unknown = state.cache.unknown.get(&name_hash) == Some(generation);
-    state.metrics.cache_lookup(CacheId::Unknown, unknown);
+    let unknown = state.app.cache.unknown.get(&name_hash) == Some(generation);
+    state.app.metrics.cache_lookup(CacheId::Unknown, unknown);
     if unknown {
         return Ok(None);
     }
@@ -311,11 +319,11 @@ async fn host_token(
                 hash: token_hash(&node.token),
                 previous: node.previous_token.map(|p| token_hash(&p.token)),
             };
-            state.cache.tokens.insert(host.to_string(), entry);
+            state.app.cache.tokens.insert(host.to_string(), entry);
             Ok(Some(entry))
         }
         None => {
-            state.cache.unknown.insert(name_hash, generation);
+            state.app.cache.unknown.insert(name_hash, generation);
             Ok(None)
         }
     }
@@ -331,22 +339,25 @@ async fn serve(
     if let Err(r) = authenticate(&state, &host, &headers).await {
         return r;
     }
-    let key = (host.clone(), state.generation());
+    let key = (host.clone(), state.app.generation());
     let Some(path) = parse(&rest) else {
         return not_found();
     };
     if path == AptPath::Bootstrap {
         return bootstrap(state, host).await;
     }
-    let cached = state.cache.hosts.get(&key);
-    state.metrics.cache_lookup(CacheId::Hosts, cached.is_some());
+    let cached = state.app.cache.hosts.get(&key);
+    state
+        .app
+        .metrics
+        .cache_lookup(CacheId::Hosts, cached.is_some());
     let entry = match cached {
         Some(e) => e,
         None => {
             let st = state.clone();
             let h = host.clone();
-            let res = tokio::task::spawn_blocking(move || {
-                st.cache.hosts.try_get_with(key, || load(&st, &h))
+            let res = blocking(move || {
+                Ok::<_, AppError>(st.app.cache.hosts.try_get_with(key, || load(&st, &h)))
             })
             .await;
             match res {
@@ -377,10 +388,12 @@ async fn serve(
         content_type: ct,
         cache_control: IMMUTABLE,
     };
-    let arch_ok = |arch: &str| state.config.architectures.iter().any(|a| a == arch);
+    let arch_ok = |arch: &str| state.app.config.architectures.iter().any(|a| a == arch);
     let archives = std::iter::once(archive).chain(entry.previous.as_ref());
     match &path {
-        AptPath::InRelease | AptPath::Release => state.saw(&host, |s| s.inrelease = Some(now())),
+        AptPath::InRelease | AptPath::Release => {
+            state.app.saw(&host, |s| s.inrelease = Some(now()))
+        }
         AptPath::Pool(p) => {
             if let Some(v) = p
                 .rsplit('/')
@@ -389,7 +402,7 @@ async fn serve(
                 .and_then(|f| f.strip_suffix("_all.deb"))
             {
                 let v = v.replace("%3a", ":");
-                state.saw(&host, |s| s.host_deb = Some((v, now())));
+                state.app.saw(&host, |s| s.host_deb = Some((v, now())));
             }
         }
         _ => {}
@@ -421,6 +434,7 @@ async fn serve(
                 .find_map(|a| a.by_hash(&sha256).cloned())
                 .or_else(|| {
                     state
+                        .app
                         .cache
                         .recent
                         .get(&(archive.host.clone(), format!("by-hash/{sha256}")))
@@ -435,7 +449,7 @@ async fn serve(
             let deb_type = "application/vnd.debian.binary-package";
             match archives.clone().find_map(|a| a.debs.get(&p)) {
                 Some(d) => immutable(&d.artifact, Some(d.mtime), deb_type),
-                None => match state.cache.recent.get(&(archive.host.clone(), p)) {
+                None => match state.app.cache.recent.get(&(archive.host.clone(), p)) {
                     Some(a) => immutable(&a, None, deb_type),
                     None => return not_found(),
                 },
@@ -452,11 +466,10 @@ fn archive_host_package(host: &str) -> String {
 /// `GET /hosts/<h>/bootstrap`, already authenticated as `host`.
 async fn bootstrap(state: Arc<AppState>, host: String) -> Response<Body> {
     let st = state.clone();
-    let node = match tokio::task::spawn_blocking(move || st.store.node(&host)).await {
-        Ok(Ok(Some(n))) => n,
-        Ok(Ok(None)) => return unauthorized(),
-        Ok(Err(e)) => return internal_error("reading node", e),
-        Err(e) => return internal_error("bootstrap task", e),
+    let node = match blocking(move || Ok::<_, AppError>(st.app.store.node(&host)?)).await {
+        Ok(Some(n)) => n,
+        Ok(None) => return unauthorized(),
+        Err(e) => return internal_error("reading node", e),
     };
     let Some(url) = &node.url else {
         let msg = format!(
@@ -469,7 +482,7 @@ async fn bootstrap(state: Arc<AppState>, host: String) -> Response<Body> {
             .body(Body::from(msg))
             .unwrap_or_default();
     };
-    let script = crate::nodefiles::bootstrap_script(&node, url, &state.keys().keyring_gpg);
+    let script = crate::nodefiles::bootstrap_script(&node, url, &state.app.keys().keyring_gpg);
     Response::builder()
         .header(header::CONTENT_TYPE, "text/x-shellscript; charset=utf-8")
         .header(header::CACHE_CONTROL, "no-store")

@@ -15,33 +15,33 @@ use bytes::Bytes;
 use hyper::body::Frame;
 use tokio::sync::mpsc;
 
-use super::{ApiError, AppState, now};
+use super::{ApiError, AppState};
+use crate::app::now;
+use crate::app::{background, blocking};
 use crate::backup::{self, Manifest};
 
 /// How much of the container is buffered before it is handed to the connection.
 const CHUNK: usize = 64 * 1024;
 
 pub async fn download(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let data = s.config.data_dir.clone();
+    let data = s.app.config.data_dir.clone();
     let tmp = data.join(format!(".backup-{}.redb", crate::store::random_token()));
     let taken_at = now();
     let manifest = {
         let (s, tmp) = (s.clone(), tmp.clone());
-        tokio::task::spawn_blocking(move || -> Result<Manifest, ApiError> {
-            let snap = s.store.snapshot(&tmp)?;
-            let files = backup::data_files(&s.config.data_dir).map_err(ApiError::internal)?;
+        blocking(move || -> Result<Manifest, ApiError> {
+            let snap = s.app.store.snapshot(&tmp)?;
+            let files = backup::data_files(&s.app.config.data_dir).map_err(ApiError::internal)?;
             Ok(Manifest::new(&snap, taken_at, files))
         })
         .await
-        .map_err(ApiError::internal)
-        .and_then(|r| r)
     };
     let manifest = manifest.inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })?;
     let (tx, rx) = mpsc::channel(4);
     let generation = manifest.generation;
-    tokio::task::spawn_blocking(move || {
+    background(move || {
         let mut w = ChannelWriter {
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),

@@ -1,5 +1,5 @@
 //! The catalog part of the admin API: import (fetched and verified, or uploaded), list, show,
-//! search and remove. Imports run the blocking fetch in `spawn_blocking`.
+//! search and remove. Imports run the blocking fetch off the async workers (`app::blocking`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,9 +12,10 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::admin::blocking;
-use super::{ApiError, AppState, now};
+use super::{ApiError, AppState};
 use crate::api::{CatalogHit, CatalogImport, CatalogInfo, CatalogPackage};
+use crate::app::blocking;
+use crate::app::now;
 use crate::catalog::fetch::{self, Imported, Source};
 use crate::catalog::{CatalogError, DEFAULT_KEYRINGS, SearchIndex, validate_name};
 use crate::store::{CatalogMeta, Store, StoreError};
@@ -50,12 +51,13 @@ fn store_import(
     parsed: Duration,
 ) -> Result<CatalogInfo, ApiError> {
     let t = Instant::now();
-    s.store.replace_catalog(&meta, imported)?;
+    s.app.store.replace_catalog(&meta, imported)?;
     let stored_in = t.elapsed();
     let t = Instant::now();
-    s.set_catalog_index(build_index(&s.store)?);
+    s.app.set_catalog_index(build_index(&s.app.store)?);
     let indexed_in = t.elapsed();
     let stored = s
+        .app
         .store
         .catalog(&meta.name)?
         .ok_or_else(|| ApiError::internal("catalog vanished after import"))?;
@@ -72,14 +74,19 @@ fn store_import(
 }
 
 pub async fn list(State(s): State<Arc<AppState>>) -> Result<Json<Vec<CatalogInfo>>, ApiError> {
-    blocking(move || Ok(Json(s.store.catalogs()?.into_iter().map(info).collect()))).await
+    blocking(move || {
+        Ok(Json(
+            s.app.store.catalogs()?.into_iter().map(info).collect(),
+        ))
+    })
+    .await
 }
 
 pub async fn get_one(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<Json<CatalogInfo>, ApiError> {
-    blocking(move || match s.store.catalog(&name)? {
+    blocking(move || match s.app.store.catalog(&name)? {
         Some(m) => Ok(Json(info(m))),
         None => Err(unknown(&name)),
     })
@@ -125,7 +132,7 @@ pub async fn import(
         suite: req.suite.trim().to_string(),
         components: or(req.components, "main"),
         archs: or(req.archs, "amd64"),
-        timeout: s.config.catalog_timeout,
+        timeout: s.app.config.catalog_timeout,
         allow_private: req.allow_private,
     };
     for part in std::iter::once(&source.suite)
@@ -195,11 +202,11 @@ pub async fn remove(
     Path(name): Path<String>,
 ) -> Result<Json<CatalogInfo>, ApiError> {
     blocking(move || {
-        let Some(meta) = s.store.catalog(&name)? else {
+        let Some(meta) = s.app.store.catalog(&name)? else {
             return Err(unknown(&name));
         };
-        s.store.remove_catalog(&name)?;
-        s.set_catalog_index(build_index(&s.store)?);
+        s.app.store.remove_catalog(&name)?;
+        s.app.set_catalog_index(build_index(&s.app.store)?);
         Ok(Json(info(meta)))
     })
     .await
@@ -218,7 +225,7 @@ pub async fn search(
 ) -> Result<Json<Vec<CatalogHit>>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let limit = q.limit.unwrap_or(20).min(10_000);
-    let index = s.catalog_index();
+    let index = s.app.catalog_index();
     let hits = index
         .search(&q.q, limit)
         .into_iter()
@@ -237,7 +244,7 @@ pub async fn package(
     Path(name): Path<String>,
 ) -> Result<Json<Vec<CatalogPackage>>, ApiError> {
     blocking(move || {
-        let hits = s.store.catalog_lookup(&name)?;
+        let hits = s.app.store.catalog_lookup(&name)?;
         if hits.is_empty() {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,

@@ -1,12 +1,15 @@
-//! One error type for the admin API; a 5xx body says nothing internal (the detail is logged).
+//! One error type for the admin API, and the one place that maps the application layer's
+//! error kinds to status codes. A 5xx body says nothing internal (the detail is logged).
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::api::ErrorBody;
-use crate::model::ModelError;
-use crate::store::StoreError;
+use crate::app::{AppError, ErrorKind};
+use crate::catalog::CatalogError;
+use crate::sign::SignError;
+use crate::store::{HistoryError, StoreError};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -27,48 +30,56 @@ impl ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> ApiError {
-        match e {
-            // The render worker failing is umcd's fault, not the template's.
-            StoreError::Model(ModelError::Template(
-                e @ crate::template::TemplateError::Worker(_),
-            )) => ApiError::internal(e),
-            StoreError::Model(m) => {
-                let status = match &m {
-                    ModelError::UnknownNode(_)
-                    | ModelError::UnknownTask(_)
-                    | ModelError::UnknownVar(_)
-                    | ModelError::NoSuchFile { .. }
-                    | ModelError::NoSuchDependency { .. } => StatusCode::NOT_FOUND,
-                    ModelError::NodeExists(_)
-                    | ModelError::TaskExists(_)
-                    | ModelError::Cycle { .. }
-                    | ModelError::SelfInclude { .. }
-                    | ModelError::DependsAndRemoves { .. }
-                    | ModelError::PackageCollision { .. }
-                    | ModelError::PathConflict { .. }
-                    | ModelError::RotationPending(_)
-                    | ModelError::AlternativesRemoved { .. } => StatusCode::CONFLICT,
-                    ModelError::Template(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                    _ => StatusCode::BAD_REQUEST,
-                };
-                ApiError::new(status, m.to_string())
-            }
-            StoreError::UnknownPackage(m) | StoreError::Invalid(m) => {
-                ApiError::new(StatusCode::BAD_REQUEST, m)
-            }
-            StoreError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
-            StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
-            StoreError::Unavailable(m) => {
-                tracing::error!("database unavailable: {m}");
+/// The status code of each kind of failure.
+pub fn status(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        ErrorKind::Rejected => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> ApiError {
+        match e.kind() {
+            ErrorKind::Internal => ApiError::internal(e),
+            ErrorKind::Unavailable => {
+                tracing::error!("{e}");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the database is unavailable (GET /healthz says why)",
                 )
             }
-            other => ApiError::internal(other),
+            kind => ApiError::new(status(kind), e.to_string()),
         }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        AppError::from(e).into()
+    }
+}
+
+impl From<HistoryError> for ApiError {
+    fn from(e: HistoryError) -> ApiError {
+        AppError::from(e).into()
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> ApiError {
+        AppError::from(e).into()
+    }
+}
+
+impl From<SignError> for ApiError {
+    fn from(e: SignError) -> ApiError {
+        AppError::from(e).into()
     }
 }
 
@@ -81,20 +92,5 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response()
-    }
-}
-
-impl From<crate::catalog::CatalogError> for ApiError {
-    fn from(e: crate::catalog::CatalogError) -> ApiError {
-        use crate::catalog::CatalogError as C;
-        let status = match &e {
-            C::Fetch { .. }
-            | C::BadSignature(_)
-            | C::HashMismatch { .. }
-            | C::BadRelease(_)
-            | C::NoIndex(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        ApiError::new(status, e.to_string())
     }
 }

@@ -10,27 +10,16 @@ use axum::{Extension, Json};
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::admin::{User, blocking, json_body, require};
-use super::{ApiError, AppState, now};
+use super::admin::{User, json_body, require};
+use super::{ApiError, AppState};
 use crate::api::{
     ApplyRequest, ApplyResponse, DiffResponse, ImportResponse, Role, RollbackRequest,
 };
+use crate::app::blocking;
+use crate::app::now;
 use crate::fleetfile::{self, Fleet, Lines, Problem};
 use crate::model::Model;
-use crate::store::{Caller, Export, HistoryError, StoreError};
-
-impl From<HistoryError> for ApiError {
-    fn from(e: HistoryError) -> ApiError {
-        match e {
-            HistoryError::Store(s) => s.into(),
-            HistoryError::NotEmpty { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
-            HistoryError::Unrecorded { .. }
-            | HistoryError::Pruned { .. }
-            | HistoryError::Future { .. } => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
-            HistoryError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
-        }
-    }
-}
+use crate::store::{Caller, Export, StoreError};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,7 +42,7 @@ pub(super) async fn export(
         require(&caller, Role::Admin, "export node tokens (secrets=true)")?;
     }
     blocking(move || {
-        let e = s.store.export(q.history)?;
+        let e = s.app.store.export(q.history)?;
         let mut fleet = Fleet::from_model(&e.model, e.generation, e.server_generation, q.secrets);
         fleet.history = e.history;
         Ok(Json(fleet))
@@ -107,18 +96,19 @@ pub(super) async fn apply(
     Extension(User(user)): Extension<User>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ApplyResponse>, ApiError> {
-    let req: ApplyRequest = json_body(body, s.config.max_body)?;
+    let req: ApplyRequest = json_body(body, s.app.config.max_body)?;
     blocking(move || {
         let name = file_name(&req.name);
         let (_, lines, want) = parse(&name, &req.text, req.json)?;
-        let (_, have) = s.store.model()?;
+        let (_, have) = s.app.store.model()?;
         let (ops, tokens) = fleetfile::diff_ops(&have, &want);
         let e = s
+            .app
             .store
             .edit_to(&user, &ops, tokens, None, now(), req.force, req.dry_run)
             .map_err(|e| placed(&name, &lines, e))?;
         if !req.dry_run {
-            s.set_generation(e.generation);
+            s.app.set_generation(e.generation);
         }
         Ok(Json(ApplyResponse {
             generation: e.generation,
@@ -135,7 +125,7 @@ pub(super) async fn import(
     State(s): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ImportResponse>, ApiError> {
-    let req: ApplyRequest = json_body(body, s.config.max_body)?;
+    let req: ApplyRequest = json_body(body, s.app.config.max_body)?;
     blocking(move || {
         let name = file_name(&req.name);
         let (fleet, _, model) = parse(&name, &req.text, req.json)?;
@@ -145,8 +135,8 @@ pub(super) async fn import(
             model,
             history: fleet.history,
         };
-        let generation = s.store.import(&export, now())?;
-        s.set_generation(generation);
+        let generation = s.app.store.import(&export, now())?;
+        s.app.set_generation(generation);
         Ok(Json(ImportResponse {
             generation,
             nodes: export.model.nodes.len(),
@@ -162,13 +152,13 @@ pub(super) async fn rollback(
     Extension(User(user)): Extension<User>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ApplyResponse>, ApiError> {
-    let req: RollbackRequest = json_body(body, s.config.max_body)?;
+    let req: RollbackRequest = json_body(body, s.app.config.max_body)?;
     blocking(move || {
-        let want = s.store.model_at(req.to)?;
-        let (_, have) = s.store.model()?;
+        let want = s.app.store.model_at(req.to)?;
+        let (_, have) = s.app.store.model()?;
         let (ops, tokens) = fleetfile::diff_ops(&have, &want);
         let preface = format!("User '{user}' rolled back to generation {}", req.to);
-        let e = s.store.edit_to(
+        let e = s.app.store.edit_to(
             &user,
             &ops,
             tokens,
@@ -178,7 +168,7 @@ pub(super) async fn rollback(
             req.dry_run,
         )?;
         if !req.dry_run {
-            s.set_generation(e.generation);
+            s.app.set_generation(e.generation);
         }
         Ok(Json(ApplyResponse {
             generation: e.generation,
@@ -204,8 +194,8 @@ pub(super) async fn diff(
 ) -> Result<Json<DiffResponse>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     blocking(move || {
-        let old = s.store.model_at(q.from)?;
-        let new = s.store.model_at(q.to)?;
+        let old = s.app.store.model_at(q.from)?;
+        let new = s.app.store.model_at(q.to)?;
         let (ops, _) = fleetfile::diff_ops(&old, &new);
         let mut scratch = old.clone();
         let mut changes = Vec::new();

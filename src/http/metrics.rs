@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use axum::extract::{Request, State};
 use axum::http::{Method, header};
@@ -15,6 +15,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use crate::app::metrics::{COUNTED_CACHES, Histogram};
+use crate::app::{App, AppError, blocking};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -67,88 +69,20 @@ pub fn classify(method: &Method, path: &str) -> Class {
     }
 }
 
-/// The caches whose lookups are counted (see src/http/apt.rs).
-#[derive(Debug, Clone, Copy)]
-pub enum CacheId {
-    Debs,
-    Archives,
-    Tokens,
-    Hosts,
-    /// The negative cache of unknown host names.
-    Unknown,
-}
-
-const COUNTED_CACHES: [&str; 5] = ["debs", "archives", "tokens", "hosts", "unknown"];
-
 /// Upper bounds (seconds) of the request latency buckets: a warm apt request is well under a
 /// millisecond, a cold render or a catalog import takes seconds.
 const HTTP_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-/// Upper bounds (seconds) of the render buckets: one host's archive, including its cold debs.
-const RENDER_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
 
 /// HTTP status codes are three digits (`http::StatusCode` allows 100..=999).
 const CODES: usize = 1000;
 
-struct Histogram {
-    bounds: &'static [f64],
-    /// Per bucket, not cumulative; the last slot is +Inf.
-    buckets: Box<[AtomicU64]>,
-    sum_nanos: AtomicU64,
-}
-
-impl Histogram {
-    fn new(bounds: &'static [f64]) -> Histogram {
-        Histogram {
-            bounds,
-            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            sum_nanos: AtomicU64::new(0),
-        }
-    }
-
-    fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        let i = self.bounds.partition_point(|b| *b < secs);
-        self.buckets[i].fetch_add(1, Relaxed);
-        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.sum_nanos.fetch_add(nanos, Relaxed);
-    }
-
-    /// `<name>_bucket`, `_sum` and `_count` lines; `labels` is empty or `k="v",`.
-    fn write(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cumulative = 0;
-        for (i, b) in self.buckets.iter().enumerate() {
-            cumulative += b.load(Relaxed);
-            let le = match self.bounds.get(i) {
-                Some(bound) => bound.to_string(),
-                None => "+Inf".to_string(),
-            };
-            let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{le}\"}} {cumulative}");
-        }
-        let sum = self.sum_nanos.load(Relaxed) as f64 / 1e9;
-        let labels = labels.trim_end_matches(',');
-        let braces = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let _ = writeln!(out, "{name}_sum{braces} {sum}");
-        // The count is the +Inf bucket as read above, so one scrape is self-consistent.
-        let _ = writeln!(out, "{name}_count{braces} {cumulative}");
-    }
-}
-
-pub struct Metrics {
-    started: SystemTime,
+/// Requests answered, by route class and status code, and their latency by class.
+pub struct Requests {
     /// `class * CODES + status code`.
     requests: Box<[AtomicU64]>,
     latency: [Histogram; CLASSES.len()],
-    render: Histogram,
-    hits: [AtomicU64; COUNTED_CACHES.len()],
-    misses: [AtomicU64; COUNTED_CACHES.len()],
     /// The fleet gauges of the last scrape: computing them reads the whole model and every
     /// host's last report, and /metrics has no authentication, so scrapes within
     /// `FLEET_TTL` share one computation (the mutex also keeps them from running in parallel).
@@ -158,23 +92,13 @@ pub struct Metrics {
 /// How long one computation of the fleet gauges serves scrapes.
 const FLEET_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
-impl Default for Metrics {
-    fn default() -> Metrics {
-        Metrics::new()
-    }
-}
-
-impl Metrics {
-    pub fn new() -> Metrics {
-        Metrics {
-            started: SystemTime::now(),
+impl Requests {
+    pub fn new() -> Requests {
+        Requests {
             requests: (0..CLASSES.len() * CODES)
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             latency: std::array::from_fn(|_| Histogram::new(HTTP_BUCKETS)),
-            render: Histogram::new(RENDER_BUCKETS),
-            hits: Default::default(),
-            misses: Default::default(),
             fleet: std::sync::Mutex::new(None),
         }
     }
@@ -183,17 +107,6 @@ impl Metrics {
         let code = usize::from(code).min(CODES - 1);
         self.requests[class as usize * CODES + code].fetch_add(1, Relaxed);
         self.latency[class as usize].observe(took);
-    }
-
-    /// One lookup of `cache`: found, or not (and then built or fetched).
-    pub fn cache_lookup(&self, cache: CacheId, hit: bool) {
-        let counters = if hit { &self.hits } else { &self.misses };
-        counters[cache as usize].fetch_add(1, Relaxed);
-    }
-
-    /// One cold render of a host's archive.
-    pub fn render(&self, took: Duration) {
-        self.render.observe(took);
     }
 }
 
@@ -214,22 +127,22 @@ pub const HOST_STATES: [&str; 5] = ["ok", "pending", "failed", "stale", "drift"]
 
 /// [`fleet_gauges`], computed at most once per `FLEET_TTL`.
 fn cached_fleet_gauges(state: &AppState) -> Arc<Vec<HostGauge>> {
-    let Ok(mut cache) = state.metrics.fleet.lock() else {
-        return Arc::new(fleet_gauges(state));
+    let Ok(mut cache) = state.requests.fleet.lock() else {
+        return Arc::new(fleet_gauges(&state.app));
     };
     if let Some((at, gauges)) = cache.as_ref()
         && at.elapsed() < FLEET_TTL
     {
         return gauges.clone();
     }
-    let gauges = Arc::new(fleet_gauges(state));
+    let gauges = Arc::new(fleet_gauges(&state.app));
     *cache = Some((std::time::Instant::now(), gauges.clone()));
     gauges
 }
 
 /// The fleet as the gauges show it, sorted by host.
-fn fleet_gauges(state: &AppState) -> Vec<HostGauge> {
-    let rows = match super::status::fleet(state, super::now()) {
+fn fleet_gauges(app: &App) -> Vec<HostGauge> {
+    let rows = match crate::app::status::fleet(app, crate::app::now()) {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!("metrics: fleet status: {e}");
@@ -254,7 +167,7 @@ fn fleet_gauges(state: &AppState) -> Vec<HostGauge> {
 pub async fn handler(State(state): State<Arc<AppState>>) -> Response {
     let st = state.clone();
     // The fleet gauges may read the store: keep that off the async workers.
-    let fleet = match tokio::task::spawn_blocking(move || cached_fleet_gauges(&st)).await {
+    let fleet = match blocking(move || Ok::<_, AppError>(cached_fleet_gauges(&st))).await {
         Ok(f) => f,
         Err(e) => {
             tracing::error!("metrics task: {e}");
@@ -272,7 +185,7 @@ pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next)
     let resp = next.run(req).await;
     // Until the response head is ready: umcd's bodies are in memory, so this is the work.
     state
-        .metrics
+        .requests
         .request(class, resp.status().as_u16(), started.elapsed());
     resp
 }
@@ -296,8 +209,32 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// A histogram's `<name>_bucket`, `_sum` and `_count` lines; `labels` is empty or `k="v",`.
+fn write_histogram(out: &mut String, h: &Histogram, name: &str, labels: &str) {
+    let mut cumulative = 0;
+    for (bound, n) in h.buckets() {
+        cumulative += n;
+        let le = match bound {
+            Some(bound) => bound.to_string(),
+            None => "+Inf".to_string(),
+        };
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{le}\"}} {cumulative}");
+    }
+    let sum = h.sum_secs();
+    let labels = labels.trim_end_matches(',');
+    let braces = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    let _ = writeln!(out, "{name}_sum{braces} {sum}");
+    // The count is the +Inf bucket as read above, so one scrape is self-consistent.
+    let _ = writeln!(out, "{name}_count{braces} {cumulative}");
+}
+
 fn render(state: &AppState, fleet: &[HostGauge]) -> String {
-    let m = &state.metrics;
+    let r = &state.requests;
+    let m = &state.app.metrics;
     let mut out = String::with_capacity(16 << 10);
     let o = &mut out;
 
@@ -309,7 +246,7 @@ fn render(state: &AppState, fleet: &[HostGauge]) -> String {
     );
     for (class, name) in CLASSES {
         for code in 0..CODES {
-            let n = m.requests[class as usize * CODES + code].load(Relaxed);
+            let n = r.requests[class as usize * CODES + code].load(Relaxed);
             if n > 0 {
                 let _ = writeln!(
                     o,
@@ -325,8 +262,9 @@ fn render(state: &AppState, fleet: &[HostGauge]) -> String {
         "Time to the response head, by route class.",
     );
     for (class, name) in CLASSES {
-        m.latency[class as usize].write(
+        write_histogram(
             o,
+            &r.latency[class as usize],
             "umc_http_request_duration_seconds",
             &format!("class=\"{name}\","),
         );
@@ -338,9 +276,9 @@ fn render(state: &AppState, fleet: &[HostGauge]) -> String {
         "histogram",
         "Cold renders of a host's archive (indexes, signatures, uncached debs).",
     );
-    m.render.write(o, "umc_render_duration_seconds", "");
+    write_histogram(o, m.renders(), "umc_render_duration_seconds", "");
 
-    let caches = &state.cache;
+    let caches = &state.app.cache;
     family(
         o,
         "umc_cache_hits_total",
@@ -348,7 +286,7 @@ fn render(state: &AppState, fleet: &[HostGauge]) -> String {
         "Cache lookups that found their entry.",
     );
     for (i, name) in COUNTED_CACHES.iter().enumerate() {
-        let n = m.hits[i].load(Relaxed);
+        let (n, _) = m.lookups(i);
         let _ = writeln!(o, "umc_cache_hits_total{{cache=\"{name}\"}} {n}");
     }
     family(
@@ -358,7 +296,7 @@ fn render(state: &AppState, fleet: &[HostGauge]) -> String {
         "Cache lookups that had to build or read their entry.",
     );
     for (i, name) in COUNTED_CACHES.iter().enumerate() {
-        let n = m.misses[i].load(Relaxed);
+        let (_, n) = m.lookups(i);
         let _ = writeln!(o, "umc_cache_misses_total{{cache=\"{name}\"}} {n}");
     }
     // moka updates its sizes lazily: these are close, not exact.
@@ -403,7 +341,7 @@ fn render(state: &AppState, fleet: &[HostGauge]) -> String {
         "gauge",
         "The newest committed model generation.",
     );
-    let _ = writeln!(o, "umc_generation {}", state.generation());
+    let _ = writeln!(o, "umc_generation {}", state.app.generation());
     family(
         o,
         "process_start_time_seconds",
@@ -411,7 +349,7 @@ fn render(state: &AppState, fleet: &[HostGauge]) -> String {
         "Start time of the process since the Unix epoch in seconds.",
     );
     let start = m
-        .started
+        .started()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
     let _ = writeln!(o, "process_start_time_seconds {start}");
@@ -515,7 +453,7 @@ mod tests {
         h.observe(Duration::from_millis(500));
         h.observe(Duration::from_secs(5));
         let mut out = String::new();
-        h.write(&mut out, "x", "");
+        write_histogram(&mut out, &h, "x", "");
         assert_eq!(
             out,
             "x_bucket{le=\"0.1\"} 1\nx_bucket{le=\"1\"} 2\nx_bucket{le=\"+Inf\"} 3\n\

@@ -32,6 +32,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::time::{Instant, Sleep};
 
+use super::AppState;
 use crate::config::Config;
 
 /// Most connections served at once; more wait in the kernel's accept queue.
@@ -64,6 +65,26 @@ impl Limits {
             max_per_source: c.max_connections_per_source.max(1),
         }
     }
+}
+
+/// Serves umcd until `shutdown` resolves, then finishes in-flight requests (bounded) and
+/// flushes what the report writer holds. Routing is `http::router`'s.
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let writer = state
+        .app
+        .take_report_rx()
+        .map(|rx| tokio::spawn(super::status::writer(state.app.clone(), rx)));
+    let limits = Limits::from_config(&state.app.config);
+    serve(listener, super::router(state.clone()), limits, shutdown).await;
+    if let Some(w) = writer {
+        w.abort();
+    }
+    super::status::flush_seen(&state.app).await;
+    Ok(())
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish

@@ -4,7 +4,6 @@
 //! is durable, but 10,000 nodes reporting at once cost a few hundred fsyncs, not 10,000, and
 //! apt traffic (read-only, mostly cached) never waits on them.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,25 +14,21 @@ use axum::http::{HeaderMap, Response, StatusCode, header};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::app::status::{Job, fleet};
+use crate::app::{App, AppError, blocking};
+
+use super::AppState;
 use super::apt::Credential;
 use super::error::ApiError;
-use super::{AppState, now};
 use crate::api::{HostStatus, HostStatusDetail, ReportEntry};
-use crate::model::host_package;
+use crate::app::now;
 use crate::report::{self, Report};
-use crate::store::{IncomingReport, StoreError};
+use crate::store::IncomingReport;
 
-/// Reports waiting for the writer; beyond this, senders wait.
-pub(super) const QUEUE: usize = 16_384;
 /// Most reports committed in one transaction.
 const BATCH: usize = 1024;
 /// How often the writer flushes passive signals and applies retention.
 const TICK: Duration = Duration::from_secs(60);
-
-pub(crate) struct Job {
-    report: IncomingReport,
-    done: oneshot::Sender<Result<(), String>>,
-}
 
 fn text(status: StatusCode, body: String) -> Response<Body> {
     Response::builder()
@@ -64,7 +59,7 @@ pub(super) async fn report(
         } => Some(hash),
         _ => None,
     };
-    let max = state.config.report_max;
+    let max = state.app.config.report_max;
     let bytes = match axum::body::to_bytes(body, max).await {
         Ok(b) => b,
         Err(_) => {
@@ -91,7 +86,7 @@ pub(super) async fn report(
         },
         done,
     };
-    if state.reports.send(job).await.is_err() {
+    if state.app.report_queue().send(job).await.is_err() {
         return super::apt::internal_error("report writer", "stopped");
     }
     match wait.await {
@@ -102,7 +97,7 @@ pub(super) async fn report(
 }
 
 /// Commits queued reports in batches; every `TICK` also flushes passive signals and prunes.
-pub(super) async fn writer(state: Arc<AppState>, mut rx: mpsc::Receiver<Job>) {
+pub(super) async fn writer(state: Arc<App>, mut rx: mpsc::Receiver<Job>) {
     // The first tick fires at once: retention also runs at startup.
     let mut tick = tokio::time::interval(TICK);
     loop {
@@ -114,11 +109,11 @@ pub(super) async fn writer(state: Arc<AppState>, mut rx: mpsc::Receiver<Job>) {
             _ = tick.tick() => {
                 flush_seen(&state).await;
                 let st = state.clone();
-                let pruned = tokio::task::spawn_blocking(move || {
-                    st.store.prune(st.config.log_keep, st.config.audit_keep)
+                let pruned = blocking(move || {
+                    st.store.prune(st.config.log_keep, st.config.audit_keep).map_err(AppError::from)
                 })
                 .await;
-                if let Ok(Err(e)) = pruned {
+                if let Err(e) = pruned {
                     tracing::warn!("retention: {e}");
                 }
                 continue;
@@ -133,12 +128,14 @@ pub(super) async fn writer(state: Arc<AppState>, mut rx: mpsc::Receiver<Job>) {
         }
         let batch: Vec<IncomingReport> = jobs.iter().map(|j| j.report.clone()).collect();
         let st = state.clone();
-        let res = tokio::task::spawn_blocking(move || {
-            st.store.add_reports(&batch, st.config.report_keep)
+        let res = blocking(move || {
+            st.store
+                .add_reports(&batch, st.config.report_keep)
+                .map_err(AppError::from)
         })
         .await;
         let res = match res {
-            Ok(Ok(retired)) => {
+            Ok(retired) => {
                 for host in retired {
                     tracing::info!(
                         "node {host} reported the umc-node that carries its new token: its previous token no longer works"
@@ -146,7 +143,6 @@ pub(super) async fn writer(state: Arc<AppState>, mut rx: mpsc::Receiver<Job>) {
                 }
                 Ok(())
             }
-            Ok(Err(e)) => Err(e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         for j in jobs {
@@ -156,64 +152,15 @@ pub(super) async fn writer(state: Arc<AppState>, mut rx: mpsc::Receiver<Job>) {
 }
 
 /// Writes the in-memory passive signals to the store.
-pub(super) async fn flush_seen(state: &Arc<AppState>) {
+pub(super) async fn flush_seen(state: &Arc<App>) {
     let seen = state.seen_snapshot();
     if seen.is_empty() {
         return;
     }
     let st = state.clone();
-    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || st.store.save_seen(&seen)).await {
+    if let Err(e) = blocking(move || st.store.save_seen(&seen).map_err(AppError::from)).await {
         tracing::warn!("saving passive signals: {e}");
     }
-}
-
-/// Every node's status, sorted by host name, at `now`.
-pub(crate) fn fleet(state: &AppState, now: i64) -> Result<Vec<HostStatus>, StoreError> {
-    let model = state.model()?;
-    let reports = state.store.last_reports()?;
-    let seen = state.seen_snapshot();
-    let gens: BTreeSet<u64> = model
-        .nodes
-        .values()
-        .map(|n| model.node_generation(n))
-        .collect();
-    let times = state.store.times(&gens)?;
-    let mut out = Vec::with_capacity(model.nodes.len());
-    for node in model.nodes.values() {
-        let g = model.node_generation(node);
-        let published = crate::repo::version(g);
-        let package = host_package(&node.name);
-        let last = reports.get(&node.name).and_then(|r| {
-            // Stored reports were validated on arrival; one that no longer parses (a future
-            // format) counts as none.
-            report::parse(&r.text, i64::MAX - report::MAX_CLOCK_SKEW)
-                .ok()
-                .map(|p| (r.received, p))
-        });
-        let published_at = times.get(&g).copied().unwrap_or(0);
-        let v = report::judge(
-            &package,
-            &published,
-            published_at,
-            last.as_ref().map(|(t, r)| (*t, r)),
-            seen.get(&node.name),
-            now,
-            state.config.thresholds,
-        );
-        out.push(HostStatus {
-            host: node.name.clone(),
-            state: v.state.as_str().to_string(),
-            package,
-            published,
-            published_at,
-            installed: v.installed,
-            last_seen: v.last_seen,
-            last_report: last.map(|(t, _)| t),
-            last_result: v.last_result,
-            reason: v.reason,
-        });
-    }
-    Ok(out)
 }
 
 #[derive(Deserialize)]
@@ -229,9 +176,7 @@ pub(super) async fn list(
     let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let failing = q.failing.unwrap_or(false);
     let t = now();
-    let rows = tokio::task::spawn_blocking(move || fleet(&s, t))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let rows = blocking(move || Ok::<_, ApiError>(fleet(&s.app, t)?)).await?;
     Ok(Json(
         rows.into_iter()
             .filter(|r| !failing || r.state != "ok")
@@ -246,16 +191,17 @@ pub(super) async fn host(
 ) -> Result<Json<HostStatusDetail>, ApiError> {
     let host = host.to_ascii_lowercase();
     let t = now();
-    let detail = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let status = fleet(&s, t)?
+    let detail = blocking(move || -> Result<_, ApiError> {
+        let status = fleet(&s.app, t)?
             .into_iter()
             .find(|r| r.host == host)
             .ok_or_else(|| {
                 ApiError::new(StatusCode::NOT_FOUND, format!("unknown node '{host}'"))
             })?;
         let reports = s
+            .app
             .store
-            .reports(&host, s.config.report_keep)?
+            .reports(&host, s.app.config.report_keep)?
             .into_iter()
             .filter_map(|r| {
                 let report: Report =
@@ -268,7 +214,6 @@ pub(super) async fn host(
             .collect();
         Ok(HostStatusDetail { status, reports })
     })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    .await?;
     Ok(Json(detail))
 }

@@ -9,9 +9,11 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use bytes::Bytes;
 
-use super::admin::{blocking, json_body};
-use super::{ApiError, AppState, now};
+use super::admin::json_body;
+use super::{ApiError, AppState};
 use crate::api::{Role, TokenCreated, TokenInfo, TokenRequest, UserInfo, UserRequest};
+use crate::app::blocking;
+use crate::app::now;
 use crate::store::{self, Caller};
 
 /// The longest password, in bytes: argon2 reads all of it.
@@ -35,21 +37,21 @@ fn password_policy(p: &str) -> Result<(), ApiError> {
 }
 
 pub(super) async fn list(State(s): State<Arc<AppState>>) -> Result<Json<Vec<UserInfo>>, ApiError> {
-    blocking(move || Ok(Json(s.store.users()?))).await
+    blocking(move || Ok(Json(s.app.store.users()?))).await
 }
 
 pub(super) async fn add(
     State(s): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<UserInfo>, ApiError> {
-    let req: UserRequest = json_body(body, s.config.max_body)?;
+    let req: UserRequest = json_body(body, s.app.config.max_body)?;
     store::check_user_name(&req.name)?;
     password_policy(&req.password)?;
     let role = req.role.unwrap_or(Role::Viewer);
     let created = now();
     blocking(move || {
         let hash = store::hash_password(&req.password)?;
-        s.store.add_user(&req.name, role, &hash, created)?;
+        s.app.store.add_user(&req.name, role, &hash, created)?;
         Ok(Json(UserInfo {
             name: req.name,
             role,
@@ -65,11 +67,11 @@ pub(super) async fn passwd(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let req: UserRequest = json_body(body, s.config.max_body)?;
+    let req: UserRequest = json_body(body, s.app.config.max_body)?;
     password_policy(&req.password)?;
     blocking(move || {
         let hash = store::hash_password(&req.password)?;
-        s.store.set_password(&name, &hash)?;
+        s.app.store.set_password(&name, &hash)?;
         // A new password ends the user's console sessions (the old one may have leaked).
         s.ui.sessions.remove_user(&name);
         Ok(Json(serde_json::json!({ "user": name })))
@@ -89,7 +91,7 @@ pub(super) async fn remove(
         ));
     }
     blocking(move || {
-        s.store.remove_user(&name)?;
+        s.app.store.remove_user(&name)?;
         s.ui.sessions.remove_user(&name);
         Ok(Json(serde_json::json!({ "user": name })))
     })
@@ -105,7 +107,7 @@ pub(super) async fn tokens(
     State(s): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<Vec<TokenInfo>>, ApiError> {
-    blocking(move || Ok(Json(s.store.tokens(owner_scope(&caller).as_deref())?))).await
+    blocking(move || Ok(Json(s.app.store.tokens(owner_scope(&caller).as_deref())?))).await
 }
 
 pub(super) async fn create_token(
@@ -113,12 +115,13 @@ pub(super) async fn create_token(
     Extension(caller): Extension<Caller>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<TokenCreated>, ApiError> {
-    let req: TokenRequest = json_body(body, s.config.max_body)?;
+    let req: TokenRequest = json_body(body, s.app.config.max_body)?;
     let created = now();
     let expires = req.expires_days.map(|d| created + i64::from(d) * 86_400);
     blocking(move || {
         let token = store::random_token();
         let info = s
+            .app
             .store
             .add_api_token(&token, &caller.name, &req.name, created, expires)?;
         Ok(Json(TokenCreated { info, token }))
@@ -132,7 +135,9 @@ pub(super) async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     blocking(move || {
-        s.store.revoke_token(&id, owner_scope(&caller).as_deref())?;
+        s.app
+            .store
+            .revoke_token(&id, owner_scope(&caller).as_deref())?;
         Ok(Json(serde_json::json!({ "revoked": id })))
     })
     .await

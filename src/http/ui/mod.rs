@@ -24,9 +24,11 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::{AppState, now};
+use super::AppState;
 use crate::api::{Op, Role};
-use crate::store::{EditOutcome, StoreError};
+use crate::app::AppError;
+use crate::app::now;
+use crate::store::EditOutcome;
 
 use session::{Limiter, Sessions};
 
@@ -119,7 +121,7 @@ struct Me<'a> {
 
 /// Every console route, under `/ui/`.
 pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
-    let max_body = state.config.max_body;
+    let max_body = state.app.config.max_body;
     let private = pages::routes()
         .merge(tasks::routes())
         .merge(nodes::routes())
@@ -271,14 +273,13 @@ async fn require_session(State(state): State<Arc<AppState>>, req: Request, next:
     };
     let st = state.clone();
     let user = session.user.clone();
-    let role = match tokio::task::spawn_blocking(move || st.store.user_role(&user)).await {
-        Ok(Ok(Some(r))) => r,
-        Ok(Ok(None)) => {
+    let role = match blocking(move || Ok(st.app.store.user_role(&user)?)).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
             state.ui.sessions.remove_user(&session.user);
             return to_login();
         }
-        Ok(Err(e)) => return internal(e),
-        Err(e) => return internal(e),
+        Err(r) => return r,
     };
     let ctx = Ctx {
         user: session.user,
@@ -293,7 +294,7 @@ async fn require_session(State(state): State<Arc<AppState>>, req: Request, next:
         if cross_origin(&parts.headers) {
             return forbidden_csrf(&origin_mismatch(&parts.headers));
         }
-        let bytes = match axum::body::to_bytes(body, state.config.max_body).await {
+        let bytes = match axum::body::to_bytes(body, state.app.config.max_body).await {
             Ok(b) => b,
             Err(_) => {
                 return error_page(
@@ -302,7 +303,7 @@ async fn require_session(State(state): State<Arc<AppState>>, req: Request, next:
                     StatusCode::PAYLOAD_TOO_LARGE,
                     &format!(
                         "the form is larger than {} bytes; nothing was changed",
-                        state.config.max_body
+                        state.app.config.max_body
                     ),
                 );
             }
@@ -327,6 +328,13 @@ fn forbidden_csrf(what: &str) -> Response {
         format!("refused {what}; nothing was changed: reload the page and try again\n"),
     )
         .into_response()
+}
+
+/// Runs `f` off the async workers (`app::blocking`); a failure is the internal error page.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+) -> Result<T, Response> {
+    crate::app::blocking(f).await.map_err(internal)
 }
 
 fn internal(e: impl std::fmt::Display) -> Response {
@@ -456,15 +464,15 @@ pub async fn edit(
     }
     let s = state.clone();
     let user = ctx.user.clone();
-    let res = tokio::task::spawn_blocking(move || {
-        let e = s.store.edit_checked(&user, &ops, now(), false)?;
-        s.set_generation(e.generation);
-        Ok::<_, StoreError>(e)
+    let res = crate::app::blocking(move || {
+        let e = s.app.store.edit_checked(&user, &ops, now(), false)?;
+        s.app.set_generation(e.generation);
+        Ok::<_, AppError>(e)
     })
     .await;
     match res {
-        Ok(Ok(e)) => Ok(e),
-        Ok(Err(e)) => {
+        Ok(e) => Ok(e),
+        Err(e) => {
             let api: super::ApiError = e.into();
             if api.status.is_server_error() {
                 Err(EditError::Internal(internal(api.message)))
@@ -472,7 +480,6 @@ pub async fn edit(
                 Err(EditError::Rejected(api.status, api.message))
             }
         }
-        Err(e) => Err(EditError::Internal(internal(e))),
     }
 }
 
@@ -668,15 +675,14 @@ async fn login(State(state): State<Arc<AppState>>, req: Request) -> Response {
     };
     let st = state.clone();
     let u = user.clone();
-    let checked = tokio::task::spawn_blocking(move || {
+    let checked = blocking(move || {
         let _permit = permit;
-        st.store.check_password(&u, &password)
+        Ok(st.app.store.check_password(&u, &password)?)
     })
     .await;
     let caller = match checked {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return internal(e),
-        Err(e) => return internal(e),
+        Ok(c) => c,
+        Err(r) => return r,
     };
     let Some(caller) = caller else {
         tracing::info!("web console: failed login for {user:?} from {addr:?}");

@@ -14,13 +14,13 @@ use serde::Serialize;
 
 use super::pages::{Filter, When, when};
 use super::{
-    Ctx, EditError, done, edit, edit_error_page, encode, error_page, form_pairs, form_value,
-    internal, refuse_below, render,
+    Ctx, EditError, blocking, done, edit, edit_error_page, encode, error_page, form_pairs,
+    form_value, refuse_below, render,
 };
 use crate::api::{Op, Role};
-use crate::http::{AppState, now};
+use crate::app::now;
+use crate::http::AppState;
 use crate::model::{Entity, Model, normalize_host, task_package};
-use crate::store::StoreError;
 
 /// This module's templates, by name (registered by [`super::Ui::new`]).
 pub const TEMPLATES: &[(&str, &str)] = &[
@@ -65,16 +65,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/bulk/preview", post(bulk_preview))
         .route("/ui/bulk/apply", post(bulk_apply))
         .route("/ui/history", get(history))
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, Response> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(internal(e)),
-        Err(e) => Err(internal(e)),
-    }
 }
 
 fn unknown_node(state: &AppState, ctx: &Ctx, host: &str) -> Response {
@@ -189,13 +179,14 @@ async fn node_page(
     // (`/nodes/{h}/render`, `/nodes/{h}/token`).
     let admin = ctx.can_admin();
     let data = blocking(move || {
-        let model = st.model()?;
-        let fleet = st.fleet_status()?;
+        let model = st.app.model()?;
+        let fleet = st.app.fleet_status()?;
         // Rendering every file and parsing the reports is CPU work: here, off the async
         // workers.
         let reports: Vec<(i64, crate::report::Report)> = st
+            .app
             .store
-            .reports(&h, st.config.report_keep)?
+            .reports(&h, st.app.config.report_keep)?
             .into_iter()
             .filter_map(|r| {
                 let p = crate::report::parse(&r.text, i64::MAX - crate::report::MAX_CLOCK_SKEW);
@@ -207,7 +198,7 @@ async fn node_page(
             rendered_files(&model, n, &closure, admin)
         });
         let token = if admin {
-            st.store.node(&h)?.map(|n| n.token)
+            st.app.store.node(&h)?.map(|n| n.token)
         } else {
             None
         };
@@ -429,7 +420,7 @@ async fn known_node(state: &Arc<AppState>, ctx: &Ctx, host: &str) -> Result<Stri
     };
     let st = state.clone();
     let hh = h.clone();
-    let known = blocking(move || Ok(st.model()?.nodes.contains_key(&hh))).await?;
+    let known = blocking(move || Ok(st.app.model()?.nodes.contains_key(&hh))).await?;
     if known {
         Ok(h)
     } else {
@@ -612,7 +603,7 @@ async fn fleet(
     state: &Arc<AppState>,
 ) -> Result<(Arc<Model>, Arc<Vec<crate::api::HostStatus>>), Response> {
     let st = state.clone();
-    blocking(move || Ok((st.model()?, st.fleet_status()?))).await
+    blocking(move || Ok((st.app.model()?, st.app.fleet_status()?))).await
 }
 
 /// The bulk page: the filter, its nodes as checkboxes, and the tasks to assign or unassign.
@@ -1031,7 +1022,7 @@ async fn history(
             (limit * 10).min(HISTORY_MAX)
         };
         let st = state.clone();
-        let log = match blocking(move || st.store.log(entity.as_ref(), read)).await {
+        let log = match blocking(move || Ok(st.app.store.log(entity.as_ref(), read)?)).await {
             Ok(l) => l,
             Err(r) => return r,
         };

@@ -1,5 +1,5 @@
 //! The dashboard and the nodes list: the two pages that read the whole fleet, so they work
-//! from the shared model and the cached fleet status (see `AppState::fleet_status`).
+//! from the shared model and the cached fleet status (see `App::fleet_status`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +12,8 @@ use axum::routing::get;
 use serde::Serialize;
 
 use super::{Ctx, error_page, form_value, render};
-use crate::http::{AppState, now};
+use crate::app::now;
+use crate::http::AppState;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -100,7 +101,7 @@ const RECENT_LINES: usize = 4;
 
 /// The latest changes, read once per generation.
 fn recent(state: &AppState) -> Result<Arc<Vec<Recent>>, crate::store::StoreError> {
-    let g = state.generation();
+    let g = state.app.generation();
     if let Ok(slot) = state.ui.recent.lock()
         && let Some((at, r)) = slot.as_ref()
         && *at == g
@@ -109,6 +110,7 @@ fn recent(state: &AppState) -> Result<Arc<Vec<Recent>>, crate::store::StoreError
     }
     let r: Arc<Vec<Recent>> = Arc::new(
         state
+            .app
             .store
             .log(None, RECENT)?
             .into_iter()
@@ -132,17 +134,16 @@ async fn dashboard(
     axum::Extension(ctx): axum::Extension<Ctx>,
 ) -> Response {
     let st = state.clone();
-    let data = tokio::task::spawn_blocking(move || {
-        let model = st.model()?;
-        let fleet = st.fleet_status()?;
+    let data = super::blocking(move || {
+        let model = st.app.model()?;
+        let fleet = st.app.fleet_status()?;
         let log = recent(&st)?;
-        Ok::<_, crate::store::StoreError>((model, fleet, log))
+        Ok((model, fleet, log))
     })
     .await;
     let (model, fleet, log) = match data {
-        Ok(Ok(d)) => d,
-        Ok(Err(e)) => return super::internal(e),
-        Err(e) => return super::internal(e),
+        Ok(d) => d,
+        Err(r) => return r,
     };
     let t = now();
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -184,7 +185,7 @@ async fn dashboard(
     page.insert("by_state", &by_state);
     page.insert("total", &fleet.len());
     page.insert("tasks", &model.tasks.len());
-    page.insert("generation", &state.generation());
+    page.insert("generation", &state.app.generation());
     page.insert("attention", &attention);
     page.insert("needing", &needing);
     page.insert("changes", &changes);
@@ -308,14 +309,10 @@ async fn nodes(
         }
     };
     let st = state.clone();
-    let data = tokio::task::spawn_blocking(move || {
-        Ok::<_, crate::store::StoreError>((st.model()?, st.fleet_status()?))
-    })
-    .await;
+    let data = super::blocking(move || Ok((st.app.model()?, st.app.fleet_status()?))).await;
     let (model, fleet) = match data {
-        Ok(Ok(d)) => d,
-        Ok(Err(e)) => return super::internal(e),
-        Err(e) => return super::internal(e),
+        Ok(d) => d,
+        Err(r) => return r,
     };
     let t = now();
     let matching = filter.apply(&model, &fleet);

@@ -68,11 +68,7 @@ const SUGGESTIONS: usize = 20;
 
 async fn load_model(state: &Arc<AppState>) -> Result<Arc<Model>, Response> {
     let st = state.clone();
-    match tokio::task::spawn_blocking(move || st.model()).await {
-        Ok(Ok(m)) => Ok(m),
-        Ok(Err(e)) => Err(super::internal(e)),
-        Err(e) => Err(super::internal(e)),
-    }
+    super::blocking(move || Ok(st.app.model()?)).await
 }
 
 /// The status and message of a refused edit (the response itself when it is internal).
@@ -946,12 +942,11 @@ async fn file_post(
             form.path.clone(),
             form.host.clone(),
         );
-        tokio::task::spawn_blocking(move || check_file(&model, &template, &path, &host, preview))
-            .await
+        super::blocking(move || Ok(check_file(&model, &template, &path, &host, preview))).await
     };
     let (errors, listing, preview_out) = match checked {
         Ok(c) => c,
-        Err(e) => return super::internal(e),
+        Err(r) => return r,
     };
     view.errors = errors;
     view.listing = listing;
@@ -1125,10 +1120,9 @@ async fn catalog(
         .map(|q| q.trim().to_string())
         .unwrap_or_default();
     let st = state.clone();
-    let catalogs = match tokio::task::spawn_blocking(move || st.store.catalogs()).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return super::internal(e),
-        Err(e) => return super::internal(e),
+    let catalogs = match super::blocking(move || Ok(st.app.store.catalogs()?)).await {
+        Ok(c) => c,
+        Err(r) => return r,
     };
     let catalogs: Vec<CatalogRow> = catalogs
         .into_iter()
@@ -1143,7 +1137,7 @@ async fn catalog(
             verified: c.verified,
         })
         .collect();
-    let index = state.catalog_index();
+    let index = state.app.catalog_index();
     let hits: Vec<Hit> = index
         .search(&q, CATALOG_HITS)
         .into_iter()
@@ -1185,7 +1179,7 @@ async fn suggest(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) 
         .as_deref()
         .and_then(|q| form_value(q.as_bytes(), "q"))
         .unwrap_or_default();
-    let names = suggestions(&state.catalog_index(), &q);
+    let names = suggestions(&state.app.catalog_index(), &q);
     let body = serde_json::to_string(&names).unwrap_or_else(|_| "[]".into());
     (
         [(header::CONTENT_TYPE, "application/json")],

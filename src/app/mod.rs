@@ -1,0 +1,135 @@
+//! The application layer: umcd's services, between the HTTP layer and the store. IO and the
+//! clock are allowed here; HTTP is not (no axum type appears in this module tree), so every
+//! service can be driven from a unit test with a temporary store.
+//!
+//! [`App`] owns the store, the configuration, the caches, the key sets and the fleet status.
+//! The store is synchronous: async callers reach it through [`blocking`], the one place umcd
+//! leaves tokio's async workers (also for renders and password hashes). Services answer with
+//! [`AppError`], which keeps the typed error it came from and says what kind of failure it is.
+
+mod error;
+pub mod keys;
+pub mod metrics;
+mod model_cache;
+pub mod status;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::cache::ArtifactCache;
+use crate::catalog::SearchIndex;
+use crate::config::Config;
+use crate::model::Model;
+use crate::sign::SigningKeys;
+use crate::store::{Health, Store, StoreError};
+
+pub use error::{AppError, ErrorKind};
+pub use keys::{KeySet, KeySets, serving_inputs};
+pub use metrics::Metrics;
+
+pub struct App {
+    pub store: Store,
+    pub config: Config,
+    pub cache: ArtifactCache,
+    pub metrics: Metrics,
+    /// The newest committed generation this process knows of.
+    generation: AtomicU64,
+    models: model_cache::ModelCache,
+    keys: keys::Keys,
+    catalog_index: RwLock<Arc<SearchIndex>>,
+    status: status::Status,
+}
+
+impl App {
+    pub fn new(store: Store, keys: SigningKeys, config: Config) -> Result<App, AppError> {
+        let keys = keys::Keys::new(KeySet::new(keys)?, store.server_generation()?);
+        let generation = AtomicU64::new(store.generation()?);
+        let catalog_index = RwLock::new(Arc::new(SearchIndex::new(store.catalog_rows()?)));
+        let status = status::Status::new(store.load_seen()?);
+        Ok(App {
+            cache: ArtifactCache::new(config.cache_bytes),
+            metrics: Metrics::new(),
+            generation,
+            models: model_cache::ModelCache::default(),
+            keys,
+            catalog_index,
+            status,
+            store,
+            config,
+        })
+    }
+
+    /// The newest committed generation (readers use it to find cached views).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Publishes generation `g` once its commit is durable.
+    pub fn set_generation(&self, g: u64) {
+        self.generation.fetch_max(g, Ordering::AcqRel);
+    }
+
+    /// The model as of the newest generation, read from the store once per generation.
+    pub fn model(&self) -> Result<Arc<Model>, StoreError> {
+        self.models.get(self.generation(), &self.store)
+    }
+
+    /// The search index over every catalog (swapped whole after an import or removal).
+    pub fn catalog_index(&self) -> Arc<SearchIndex> {
+        match self.catalog_index.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn set_catalog_index(&self, index: SearchIndex) {
+        let index = Arc::new(index);
+        match self.catalog_index.write() {
+            Ok(mut g) => *g = index,
+            Err(poisoned) => *poisoned.into_inner() = index,
+        }
+    }
+
+    /// Whether the database can be used: `Ok`, or why not. While degraded it probes (a write,
+    /// at most every few seconds) whether it still is.
+    pub async fn health(self: &Arc<Self>) -> Health {
+        match self.store.health() {
+            Health::Ok => Health::Ok,
+            _ => {
+                let app = self.clone();
+                blocking(move || Ok::<_, AppError>(app.store.probe_health()))
+                    .await
+                    .unwrap_or_else(|e| Health::Degraded(format!("health probe: {e}")))
+            }
+        }
+    }
+}
+
+/// Runs `f` on tokio's blocking pool and waits for its answer: the one place umcd leaves the
+/// async workers, for the synchronous store, renders and password hashes. A panic in `f`
+/// comes back as an internal error.
+pub async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<AppError> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(E::from(AppError::internal(format!("blocking task: {e}")))),
+    }
+}
+
+/// Runs `f` on tokio's blocking pool without waiting for it (a refresh nobody waits for, a
+/// writer feeding a stream).
+pub fn background(f: impl FnOnce() + Send + 'static) {
+    drop(tokio::task::spawn_blocking(f));
+}
+
+/// Wall-clock seconds: read in the application and HTTP layers, and passed down as data.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

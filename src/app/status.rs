@@ -1,0 +1,190 @@
+//! Fleet status: every host judged from its newest report, the passive signals (InRelease
+//! fetches, host deb downloads) and the published version's commit time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{App, background, now};
+use crate::api::HostStatus;
+use crate::model::host_package;
+use crate::report::{self, Seen};
+use crate::store::{IncomingReport, StoreError};
+
+/// Reports waiting for the writer; beyond this, senders wait.
+pub(crate) const QUEUE: usize = 16_384;
+
+/// How old the shared fleet status may get before a background refresh: reports arrive all
+/// the time, and judging 10,000 of them on every page view would cost more than the page.
+const FLEET_TTL: Duration = Duration::from_secs(5);
+
+pub(crate) struct Job {
+    pub(crate) report: IncomingReport,
+    pub(crate) done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Every host's status at one moment.
+struct FleetSnapshot {
+    at: Instant,
+    generation: u64,
+    rows: Arc<Vec<HostStatus>>,
+}
+
+pub(super) struct Status {
+    /// Fleet status, at most `FLEET_TTL` old and never older than the model.
+    fleet: Mutex<Option<FleetSnapshot>>,
+    refreshing: AtomicBool,
+    judging: Mutex<()>,
+    /// Passive signals per host, flushed to the store by the report writer.
+    seen: Mutex<BTreeMap<String, Seen>>,
+    /// Reports on their way to the writer, which commits them in batches.
+    pub(crate) reports: mpsc::Sender<Job>,
+    pub(crate) report_rx: Mutex<Option<mpsc::Receiver<Job>>>,
+}
+
+impl Status {
+    pub(super) fn new(seen: BTreeMap<String, Seen>) -> Status {
+        let (reports, report_rx) = mpsc::channel(QUEUE);
+        Status {
+            fleet: Mutex::new(None),
+            refreshing: AtomicBool::new(false),
+            judging: Mutex::new(()),
+            seen: Mutex::new(seen),
+            reports,
+            report_rx: Mutex::new(Some(report_rx)),
+        }
+    }
+}
+
+impl App {
+    /// Every host's status. Judged afresh when the model changed (whoever just edited sees
+    /// the effect); otherwise reused, and once older than `FLEET_TTL` refreshed in the
+    /// background while readers keep getting the previous snapshot, so no page view waits
+    /// for 10,000 reports to be judged.
+    pub fn fleet_status(self: &Arc<Self>) -> Result<Arc<Vec<HostStatus>>, StoreError> {
+        let want = self.generation();
+        if let Some(f) = self.fleet_at_least(want) {
+            if f.0 >= FLEET_TTL && !self.status.refreshing.swap(true, Ordering::AcqRel) {
+                /// Clears the flag however the refresh ends (a panic included), or no
+                /// snapshot would ever be refreshed again.
+                struct Done(Arc<App>);
+                impl Drop for Done {
+                    fn drop(&mut self) {
+                        self.0.status.refreshing.store(false, Ordering::Release);
+                    }
+                }
+                let done = Done(self.clone());
+                background(move || {
+                    if let Err(e) = done.0.judge_fleet() {
+                        tracing::warn!("fleet status: {e}");
+                    }
+                });
+            }
+            return Ok(f.1);
+        }
+        // One judge after an edit; whoever waited for it takes its result.
+        let _one = self.status.judging.lock();
+        if let Some((_, rows)) = self.fleet_at_least(want) {
+            return Ok(rows);
+        }
+        self.judge_fleet()
+    }
+
+    /// The shared snapshot's age and rows, when it is at generation `want` or newer.
+    fn fleet_at_least(&self, want: u64) -> Option<(Duration, Arc<Vec<HostStatus>>)> {
+        let slot = self.status.fleet.lock().ok()?;
+        let f = slot.as_ref().filter(|f| f.generation >= want)?;
+        Some((f.at.elapsed(), f.rows.clone()))
+    }
+
+    /// Every host's status judged now; also replaces the shared snapshot.
+    pub fn judge_fleet(&self) -> Result<Arc<Vec<HostStatus>>, StoreError> {
+        let generation = self.generation();
+        let rows = Arc::new(fleet(self, now())?);
+        if let Ok(mut slot) = self.status.fleet.lock()
+            && slot.as_ref().is_none_or(|old| old.generation <= generation)
+        {
+            *slot = Some(FleetSnapshot {
+                at: Instant::now(),
+                generation,
+                rows: rows.clone(),
+            });
+        }
+        Ok(rows)
+    }
+
+    /// Records a passive signal of `host`.
+    pub fn saw(&self, host: &str, f: impl FnOnce(&mut Seen)) {
+        if let Ok(mut seen) = self.status.seen.lock() {
+            f(seen.entry(host.to_string()).or_default());
+        }
+    }
+
+    pub(crate) fn seen_snapshot(&self) -> BTreeMap<String, Seen> {
+        self.status
+            .seen
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn report_queue(&self) -> &mpsc::Sender<Job> {
+        &self.status.reports
+    }
+
+    pub(crate) fn take_report_rx(&self) -> Option<mpsc::Receiver<Job>> {
+        self.status.report_rx.lock().ok().and_then(|mut r| r.take())
+    }
+}
+
+/// Every node's status, sorted by host name, at `now`.
+pub(crate) fn fleet(app: &App, now: i64) -> Result<Vec<HostStatus>, StoreError> {
+    let model = app.model()?;
+    let reports = app.store.last_reports()?;
+    let seen = app.seen_snapshot();
+    let gens: BTreeSet<u64> = model
+        .nodes
+        .values()
+        .map(|n| model.node_generation(n))
+        .collect();
+    let times = app.store.times(&gens)?;
+    let mut out = Vec::with_capacity(model.nodes.len());
+    for node in model.nodes.values() {
+        let g = model.node_generation(node);
+        let published = crate::repo::version(g);
+        let package = host_package(&node.name);
+        let last = reports.get(&node.name).and_then(|r| {
+            // Stored reports were validated on arrival; one that no longer parses (a future
+            // format) counts as none.
+            report::parse(&r.text, i64::MAX - report::MAX_CLOCK_SKEW)
+                .ok()
+                .map(|p| (r.received, p))
+        });
+        let published_at = times.get(&g).copied().unwrap_or(0);
+        let v = report::judge(
+            &package,
+            &published,
+            published_at,
+            last.as_ref().map(|(t, r)| (*t, r)),
+            seen.get(&node.name),
+            now,
+            app.config.thresholds,
+        );
+        out.push(HostStatus {
+            host: node.name.clone(),
+            state: v.state.as_str().to_string(),
+            package,
+            published,
+            published_at,
+            installed: v.installed,
+            last_seen: v.last_seen,
+            last_report: last.map(|(t, _)| t),
+            last_result: v.last_result,
+            reason: v.reason,
+        });
+    }
+    Ok(out)
+}
