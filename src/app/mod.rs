@@ -133,3 +133,46 @@ pub fn now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use super::{App, now};
+    use crate::api::Op;
+    use crate::config::Config;
+    use crate::sign::SigningKeys;
+    use crate::store::Store;
+
+    /// An `App` over a new store in a temporary data directory (kept while the `TempDir` lives).
+    pub(crate) fn app() -> (tempfile::TempDir, Arc<App>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("umc.redb")).expect("store");
+        let keys = SigningKeys::generate("umc test <umc@example.invalid>").expect("keys");
+        keys.save(dir.path()).expect("save key");
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let app = Arc::new(App::new(store, keys, config).expect("app"));
+        (dir, app)
+    }
+
+    /// Commits `ops` as user `admin` and publishes the generation.
+    pub(crate) fn edit(app: &App, ops: Vec<Op>) -> u64 {
+        let e = app
+            .store
+            .edit_checked("admin", &ops, now(), false)
+            .expect("edit");
+        app.set_generation(e.generation);
+        e.generation
+    }
+
+    pub(crate) fn node_add(host: &str) -> Op {
+        Op::NodeAdd {
+            host: host.into(),
+            vars: Default::default(),
+            ssh: None,
+        }
+    }
+}

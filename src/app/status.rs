@@ -1,5 +1,10 @@
 //! Fleet status: every host judged from its newest report, the passive signals (InRelease
 //! fetches, host deb downloads) and the published version's commit time.
+//!
+//! One snapshot serves every reader that may see a few seconds' old status: the console's
+//! pages and `/metrics` ([`App::fleet_status`]). Readers that must see the latest report (the
+//! status API, a key retirement) judge afresh ([`App::judge_fleet`]) and refresh the snapshot
+//! on the way.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{App, background, now};
-use crate::api::HostStatus;
+use super::{App, AppError, background, now};
+use crate::api::{HostStatus, HostStatusDetail, ReportEntry};
 use crate::model::host_package;
 use crate::report::{self, Seen};
 use crate::store::{IncomingReport, StoreError};
@@ -64,7 +69,7 @@ impl App {
     /// the effect); otherwise reused, and once older than `FLEET_TTL` refreshed in the
     /// background while readers keep getting the previous snapshot, so no page view waits
     /// for 10,000 reports to be judged.
-    pub fn fleet_status(self: &Arc<Self>) -> Result<Arc<Vec<HostStatus>>, StoreError> {
+    pub fn fleet_status(self: &Arc<Self>) -> Result<Arc<Vec<HostStatus>>, AppError> {
         let want = self.generation();
         if let Some(f) = self.fleet_at_least(want) {
             if f.0 >= FLEET_TTL && !self.status.refreshing.swap(true, Ordering::AcqRel) {
@@ -100,8 +105,9 @@ impl App {
         Some((f.at.elapsed(), f.rows.clone()))
     }
 
-    /// Every host's status judged now; also replaces the shared snapshot.
-    pub fn judge_fleet(&self) -> Result<Arc<Vec<HostStatus>>, StoreError> {
+    /// Every host's status, sorted by host name, judged now; also replaces the shared
+    /// snapshot.
+    pub fn judge_fleet(&self) -> Result<Arc<Vec<HostStatus>>, AppError> {
         let generation = self.generation();
         let rows = Arc::new(fleet(self, now())?);
         if let Ok(mut slot) = self.status.fleet.lock()
@@ -114,6 +120,27 @@ impl App {
             });
         }
         Ok(rows)
+    }
+
+    /// `host`'s status judged now, and its recent reports (newest first).
+    pub fn host_status(&self, host: &str) -> Result<HostStatusDetail, AppError> {
+        let status = fleet(self, now())?
+            .into_iter()
+            .find(|r| r.host == host)
+            .ok_or_else(|| AppError::NotFound(format!("unknown node '{host}'")))?;
+        let reports = self
+            .store
+            .reports(host, self.config.report_keep)?
+            .into_iter()
+            .filter_map(|r| {
+                let report = report::parse(&r.text, i64::MAX - report::MAX_CLOCK_SKEW).ok()?;
+                Some(ReportEntry {
+                    received: r.received,
+                    report,
+                })
+            })
+            .collect();
+        Ok(HostStatusDetail { status, reports })
     }
 
     /// Records a passive signal of `host`.
@@ -141,7 +168,7 @@ impl App {
 }
 
 /// Every node's status, sorted by host name, at `now`.
-pub(crate) fn fleet(app: &App, now: i64) -> Result<Vec<HostStatus>, StoreError> {
+fn fleet(app: &App, now: i64) -> Result<Vec<HostStatus>, StoreError> {
     let model = app.model()?;
     let reports = app.store.last_reports()?;
     let seen = app.seen_snapshot();
@@ -187,4 +214,46 @@ pub(crate) fn fleet(app: &App, now: i64) -> Result<Vec<HostStatus>, StoreError> 
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::app::testing::{app, edit, node_add};
+
+    /// Console and metrics share one snapshot until the model moves; a fresh judgement (the
+    /// status API, key retirement) replaces it for everyone.
+    #[test]
+    fn one_snapshot_until_the_model_moves() {
+        let (_dir, app) = app();
+        edit(&app, vec![node_add("a.example")]);
+        let first = app.fleet_status().expect("status");
+        assert_eq!(first.len(), 1);
+        let again = app.fleet_status().expect("status");
+        assert!(Arc::ptr_eq(&first, &again), "reused within the TTL");
+
+        edit(&app, vec![node_add("b.example")]);
+        let after_edit = app.fleet_status().expect("status");
+        assert!(!Arc::ptr_eq(&first, &after_edit), "an edit is seen at once");
+        let hosts: Vec<&str> = after_edit.iter().map(|r| r.host.as_str()).collect();
+        assert_eq!(hosts, ["a.example", "b.example"]);
+
+        let fresh = app.judge_fleet().expect("judge");
+        assert!(!Arc::ptr_eq(&after_edit, &fresh));
+        let shared = app.fleet_status().expect("status");
+        assert!(Arc::ptr_eq(&fresh, &shared), "a fresh judgement is shared");
+    }
+
+    #[test]
+    fn an_unknown_host_has_no_status() {
+        let (_dir, app) = app();
+        edit(&app, vec![node_add("a.example")]);
+        let detail = app.host_status("a.example").expect("status");
+        assert_eq!(detail.status.host, "a.example");
+        assert!(detail.reports.is_empty());
+        let e = app.host_status("b.example").expect_err("unknown");
+        assert_eq!(e.kind(), crate::app::ErrorKind::NotFound);
+        assert_eq!(e.to_string(), "unknown node 'b.example'");
+    }
 }

@@ -77,7 +77,7 @@ fn records(
 /// Every node: active, installed umc-node, confirmed for `needed_generation`.
 fn node_status(state: &AppState, needed_generation: u64) -> Result<Vec<KeyNodeStatus>, ApiError> {
     use debversion::Version;
-    let fleet = crate::app::status::fleet(&state.app, now())?;
+    let fleet = state.app.judge_fleet()?;
     let reports = state.app.store.last_reports()?;
     let needed = crate::repo::version(needed_generation);
     let needed_v: Option<Version> = needed.parse().ok();
@@ -85,7 +85,7 @@ fn node_status(state: &AppState, needed_generation: u64) -> Result<Vec<KeyNodeSt
     // so its umc-node version proves nothing (retire it with --force once done by hand).
     let (_, model) = state.app.store.model()?;
     Ok(fleet
-        .into_iter()
+        .iter()
         .map(|h| {
             let installed = reports.get(&h.host).and_then(|r| {
                 crate::report::parse(&r.text, i64::MAX - crate::report::MAX_CLOCK_SKEW)
@@ -101,7 +101,7 @@ fn node_status(state: &AppState, needed_generation: u64) -> Result<Vec<KeyNodeSt
                     });
             KeyNodeStatus {
                 active: h.state != crate::report::State::Stale.as_str(),
-                host: h.host,
+                host: h.host.clone(),
                 installed,
                 needed: needed.clone(),
                 confirmed,

@@ -15,8 +15,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use crate::api::HostStatus;
+use crate::app::blocking;
 use crate::app::metrics::{COUNTED_CACHES, Histogram};
-use crate::app::{App, AppError, blocking};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -83,14 +84,7 @@ pub struct Requests {
     /// `class * CODES + status code`.
     requests: Box<[AtomicU64]>,
     latency: [Histogram; CLASSES.len()],
-    /// The fleet gauges of the last scrape: computing them reads the whole model and every
-    /// host's last report, and /metrics has no authentication, so scrapes within
-    /// `FLEET_TTL` share one computation (the mutex also keeps them from running in parallel).
-    fleet: std::sync::Mutex<Option<(std::time::Instant, Arc<Vec<HostGauge>>)>>,
 }
-
-/// How long one computation of the fleet gauges serves scrapes.
-const FLEET_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Requests {
     pub fn new() -> Requests {
@@ -99,7 +93,6 @@ impl Requests {
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             latency: std::array::from_fn(|_| Histogram::new(HTTP_BUCKETS)),
-            fleet: std::sync::Mutex::new(None),
         }
     }
 
@@ -125,31 +118,9 @@ pub struct HostGauge {
 /// Every state `umc_hosts` reports, 0 included.
 pub const HOST_STATES: [&str; 5] = ["ok", "pending", "failed", "stale", "drift"];
 
-/// [`fleet_gauges`], computed at most once per `FLEET_TTL`.
-fn cached_fleet_gauges(state: &AppState) -> Arc<Vec<HostGauge>> {
-    let Ok(mut cache) = state.requests.fleet.lock() else {
-        return Arc::new(fleet_gauges(&state.app));
-    };
-    if let Some((at, gauges)) = cache.as_ref()
-        && at.elapsed() < FLEET_TTL
-    {
-        return gauges.clone();
-    }
-    let gauges = Arc::new(fleet_gauges(&state.app));
-    *cache = Some((std::time::Instant::now(), gauges.clone()));
-    gauges
-}
-
 /// The fleet as the gauges show it, sorted by host.
-fn fleet_gauges(app: &App) -> Vec<HostGauge> {
-    let rows = match crate::app::status::fleet(app, crate::app::now()) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!("metrics: fleet status: {e}");
-            return Vec::new();
-        }
-    };
-    rows.into_iter()
+fn fleet_gauges(rows: &[HostStatus]) -> Vec<HostGauge> {
+    rows.iter()
         .map(|r| HostGauge {
             state: crate::report::State::ALL
                 .iter()
@@ -158,20 +129,22 @@ fn fleet_gauges(app: &App) -> Vec<HostGauge> {
                 .unwrap_or("unknown"),
             last_success: r.last_result.as_deref().map(|x| x == "ok"),
             last_report: r.last_report,
-            host: r.host,
+            host: r.host.clone(),
         })
         .collect()
 }
 
-/// `GET /metrics` (no auth: whoever reaches it sees host names).
+/// `GET /metrics` (no auth: whoever reaches it sees host names). The fleet gauges come from
+/// the console's fleet status (`App::fleet_status`): scrapes, which need no credentials, share
+/// its snapshot and never judge the fleet more than once at a time.
 pub async fn handler(State(state): State<Arc<AppState>>) -> Response {
-    let st = state.clone();
-    // The fleet gauges may read the store: keep that off the async workers.
-    let fleet = match blocking(move || Ok::<_, AppError>(cached_fleet_gauges(&st))).await {
-        Ok(f) => f,
+    let app = state.app.clone();
+    // Judging the fleet may read the store: off the async workers.
+    let fleet = match blocking(move || app.fleet_status()).await {
+        Ok(rows) => fleet_gauges(&rows),
         Err(e) => {
-            tracing::error!("metrics task: {e}");
-            Arc::new(Vec::new())
+            tracing::warn!("metrics: fleet status: {e}");
+            Vec::new()
         }
     };
     let body = render(&state, &fleet);

@@ -14,15 +14,15 @@ use axum::http::{HeaderMap, Response, StatusCode, header};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::app::status::{Job, fleet};
+use crate::app::status::Job;
 use crate::app::{App, AppError, blocking};
 
 use super::AppState;
 use super::apt::Credential;
 use super::error::ApiError;
-use crate::api::{HostStatus, HostStatusDetail, ReportEntry};
+use crate::api::{HostStatus, HostStatusDetail};
 use crate::app::now;
-use crate::report::{self, Report};
+use crate::report;
 use crate::store::IncomingReport;
 
 /// Most reports committed in one transaction.
@@ -168,18 +168,19 @@ pub(super) struct StatusQuery {
     failing: Option<bool>,
 }
 
-/// `GET /api/v1/status[?failing=true]`.
+/// `GET /api/v1/status[?failing=true]`: judged now, not the console's snapshot (whoever
+/// just saw a node report expects its effect).
 pub(super) async fn list(
     State(s): State<Arc<AppState>>,
     q: Result<Query<StatusQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<HostStatus>>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let failing = q.failing.unwrap_or(false);
-    let t = now();
-    let rows = blocking(move || Ok::<_, ApiError>(fleet(&s.app, t)?)).await?;
+    let rows = blocking(move || s.app.judge_fleet()).await?;
     Ok(Json(
-        rows.into_iter()
+        rows.iter()
             .filter(|r| !failing || r.state != "ok")
+            .cloned()
             .collect(),
     ))
 }
@@ -190,30 +191,5 @@ pub(super) async fn host(
     Path(host): Path<String>,
 ) -> Result<Json<HostStatusDetail>, ApiError> {
     let host = host.to_ascii_lowercase();
-    let t = now();
-    let detail = blocking(move || -> Result<_, ApiError> {
-        let status = fleet(&s.app, t)?
-            .into_iter()
-            .find(|r| r.host == host)
-            .ok_or_else(|| {
-                ApiError::new(StatusCode::NOT_FOUND, format!("unknown node '{host}'"))
-            })?;
-        let reports = s
-            .app
-            .store
-            .reports(&host, s.app.config.report_keep)?
-            .into_iter()
-            .filter_map(|r| {
-                let report: Report =
-                    report::parse(&r.text, i64::MAX - report::MAX_CLOCK_SKEW).ok()?;
-                Some(ReportEntry {
-                    received: r.received,
-                    report,
-                })
-            })
-            .collect();
-        Ok(HostStatusDetail { status, reports })
-    })
-    .await?;
-    Ok(Json(detail))
+    Ok(Json(blocking(move || s.app.host_status(&host)).await?))
 }
