@@ -291,4 +291,47 @@ mod tests {
         assert!(s["preinst"].contains("watched='/etc/nginx/nginx.conf'"));
         assert!(s.values().all(|t| !t.contains("@PACKAGE@")));
     }
+
+    /// The review's "what held up": a service name may end in a backslash (systemd escapes),
+    /// and the maintainer scripts that name it still parse (`sh -n`, the node's /bin/sh).
+    #[test]
+    fn scripts_naming_a_backslash_service_are_valid_sh() {
+        use std::io::Write as _;
+        crate::model::validate_service("nginx\\").expect("a valid service name");
+        let files = [
+            TaskFile {
+                path: "/etc/nginx/nginx.conf".into(),
+                template: String::new(),
+                mode: 0o644,
+                action: Some(FileAction::Reload("nginx\\".into())),
+            },
+            TaskFile {
+                path: "/etc/app/app.conf".into(),
+                template: String::new(),
+                mode: 0o600,
+                action: Some(FileAction::Restart("app@x\\".into())),
+            },
+        ];
+        let refs: Vec<&TaskFile> = files.iter().collect();
+        let scripts = task_scripts("umc-task-web", &refs, true).expect("scripts");
+        for name in ["preinst", "postinst"] {
+            let script = &scripts[name];
+            if name == "postinst" {
+                assert!(script.contains("reload nginx\\\n"), "{script}");
+            }
+            let mut sh = std::process::Command::new("sh")
+                .arg("-n")
+                .stdin(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("sh");
+            sh.stdin
+                .take()
+                .expect("stdin")
+                .write_all(script.as_bytes())
+                .expect("write");
+            let out = sh.wait_with_output().expect("sh -n");
+            assert!(out.status.success(), "{name}: {out:?}\n{script}");
+        }
+    }
 }

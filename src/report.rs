@@ -430,6 +430,29 @@ mod tests {
                 format!("{FORMAT_LINE}\nStarted: 5\nFinished: 6\n"),
                 "no Step",
             ),
+            // The rest of the review's malformed reports (what held up → limits).
+            (text("Tail: \u{1b}[2J\n"), "control characters"),
+            (text("Tail: a\u{85}b\n"), "control characters"),
+            (
+                format!(
+                    "{FORMAT_LINE}\nStarted: {NOW}\nFinished: {}\nStep: a 0\n",
+                    i64::MAX
+                ),
+                "future",
+            ),
+            (
+                format!("{FORMAT_LINE}\nStarted: -5\nFinished: {NOW}\nStep: a 0\n"),
+                "not a Unix time",
+            ),
+            (text("Step: install 256\n"), "exit status"),
+            (
+                text("Upgradable: 18446744073709551616\n"),
+                "expected a count",
+            ),
+            (
+                text(&"Held: p\n".repeat(MAX_LIST + 1)),
+                "more than 512 Held",
+            ),
         ] {
             let e = parse(&t, NOW).unwrap_err().to_string();
             assert!(e.contains(want), "{want}: {e}");
