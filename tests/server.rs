@@ -774,3 +774,402 @@ fn slow_clients_are_cut_off() {
     // A well-behaved client on a fresh connection is still served.
     assert_eq!(s.get("/healthz", None, &[]).status, 200);
 }
+
+/// The review's "what held up → Range and conditional": 17 Range values and 5 odd `If-*`
+/// values get the status RFC 9110 allows (a malformed or multi-range header is ignored: 200),
+/// never a panic or a 5xx.
+#[test]
+fn odd_ranges_and_conditionals_get_the_right_status() {
+    let s = fleet();
+    let token = s.node_token(HOST);
+    let get = |path: &str, headers: &[(&str, &str)]| {
+        s.get(
+            &format!("/hosts/{HOST}/{path}"),
+            Some((HOST, &token)),
+            headers,
+        )
+    };
+    let packages = get("dists/umc/main/binary-amd64/Packages", &[]).text();
+    let path = stanzas(&packages)[0]["Filename"].clone();
+    let full = get(&path, &[]);
+    assert_eq!(full.status, 200);
+    let len = full.body.len() as u64;
+    let max = u64::MAX;
+    let many: Vec<String> = (0..2000).map(|i| format!("{i}-{i}")).collect();
+    // (Range, status, the bytes a 206 carries)
+    type Case = (String, u16, Option<(u64, u64)>);
+    let cases: Vec<Case> = vec![
+        ("bytes=0-0".into(), 206, Some((0, 0))),
+        (format!("bytes=0-{max}"), 206, Some((0, len - 1))),
+        (format!("bytes={max}-"), 416, None),
+        (format!("bytes={max}-{max}"), 416, None),
+        (format!("bytes=-{max}"), 206, Some((0, len - 1))),
+        ("bytes=18446744073709551616-".into(), 200, None),
+        ("bytes=-18446744073709551616".into(), 200, None),
+        ("bytes=-0".into(), 416, None),
+        ("bytes=9-3".into(), 200, None),
+        ("bytes=0x10-0x20".into(), 200, None),
+        (format!("bytes={}", many.join(",")), 200, None),
+        (format!("bytes={len}-{}", len + 10), 416, None),
+        (format!("bytes=-{}", len - 1), 206, Some((1, len - 1))),
+        ("bytes=".into(), 200, None),
+        ("bytes=-".into(), 200, None),
+        ("bytes=1-2-3".into(), 200, None),
+        ("items=0-1".into(), 200, None),
+    ];
+    assert_eq!(cases.len(), 17);
+    for (range, want, part) in &cases {
+        let r = get(&path, &[("Range", range)]);
+        let what = &range[..range.len().min(60)];
+        assert_eq!(r.status, *want, "Range {what}: {}", r.text());
+        match (want, part) {
+            (206, Some((a, b))) => {
+                assert_eq!(r.body, full.body[*a as usize..=*b as usize], "{what}");
+                assert_eq!(
+                    r.header("content-range"),
+                    Some(format!("bytes {a}-{b}/{len}").as_str()),
+                    "{what}"
+                );
+            }
+            (416, _) => {
+                assert_eq!(
+                    r.header("content-range"),
+                    Some(format!("bytes */{len}").as_str())
+                );
+            }
+            _ => assert_eq!(r.body, full.body, "{what}: the whole file"),
+        }
+    }
+    // Odd validators: unparsable ones are ignored, `*` matches anything.
+    let ifs: [(&str, &str, u16); 5] = [
+        ("If-None-Match", "\"", 200),
+        ("If-None-Match", "*", 304),
+        ("If-Modified-Since", "yesterday", 200),
+        ("If-Modified-Since", "Fri, 31 Dec 9999 23:59:59 GMT", 304),
+        ("If-Modified-Since", "Thu, 01 Jan 1970 00:00:00 GMT", 200),
+    ];
+    for (h, v, want) in ifs {
+        let r = get(&path, &[(h, v)]);
+        assert_eq!(r.status, want, "{h}: {v}");
+    }
+    let r = get(&path, &[("Range", "bytes=1-"), ("If-Range", "\"nope")]);
+    assert_eq!((r.status, r.body.len() as u64), (200, len), "If-Range junk");
+    let log = std::fs::read_to_string(s.data.join("umcd.log")).unwrap_or_default();
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// The review's "what held up → injection" for descriptions, on the served bytes: a newline
+/// in a task description reaches only the synopsis (its first line), and U+2028 stays inside
+/// the synopsis line; neither adds a field or a stanza to Packages.
+#[test]
+fn task_descriptions_reach_only_the_synopsis_line() {
+    let s = fleet();
+    let ops = serde_json::json!({"ops": [
+        {"op": "task_add", "task": "notes",
+         "description": "first line\nPackage: evil-nl\nDescription: x"},
+        {"op": "task_add", "task": "uni", "description": "first\u{2028}Package: evil-ls"},
+        {"op": "assign", "host": HOST, "tasks": ["notes", "uni"]},
+    ]});
+    let r = api(&s, Some(&s.token()), ops.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let raw = host_get(&s, "dists/umc/main/binary-amd64/Packages", &[]).body;
+    let text = String::from_utf8(raw).expect("utf-8");
+    let lines: Vec<&str> = text.split('\n').collect();
+    assert!(
+        lines.contains(&"Description: umc task notes: first line"),
+        "{text}"
+    );
+    assert!(
+        lines.contains(&"Description: umc task uni: first\u{2028}Package: evil-ls"),
+        "{text}"
+    );
+    assert!(!text.contains("evil-nl"), "{text}");
+    for l in &lines {
+        assert!(!l.starts_with("Package: evil"), "{l:?} in {text}");
+    }
+    let stanzas = text.split("\n\n").filter(|b| !b.trim().is_empty()).count();
+    let names = lines.iter().filter(|l| l.starts_with("Package: ")).count();
+    assert_eq!(stanzas, names, "one Package line per stanza");
+    assert!(text.contains("Package: umc-task-uni\n"), "{text}");
+}
+
+/// A request that may fail (umcd is being killed): the status, or None.
+fn try_http(method: &str, url: &str, auth: &str, body: &[u8]) -> Option<u16> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into();
+    let req = ureq::http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("Authorization", auth)
+        .header("Content-Type", "application/json");
+    let r = if method == "GET" {
+        agent.run(req.body(()).ok()?)
+    } else {
+        agent.run(req.body(body.to_vec()).ok()?)
+    };
+    let mut r = r.ok()?;
+    let status = r.status().as_u16();
+    // The answer must arrive whole: a cut-off body is not an acknowledgement.
+    r.body_mut().read_to_vec().ok()?;
+    Some(status)
+}
+
+fn report_with(seq: u64) -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!(
+        "Format: umc-report/1\nStarted: {}\nFinished: {t}\nStep: update 0\nStep: install 0\nReboot-Required: no\nUpgradable: {seq}\n",
+        t - 5
+    )
+}
+
+/// The review's "what held up → durability": two rounds of `kill -9` while three editors, a
+/// reporter and an InRelease reader run. Every acknowledged edit, and the newest acknowledged
+/// report, are there after the restart, and the store opens.
+#[test]
+fn acknowledged_edits_and_reports_survive_kill_9_under_load() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let mut s = Server::start_in(&data);
+    s.admin_ok(&["node", "add", HOST]);
+    s.admin_ok(&["task", "add", "web"]);
+    s.admin_ok(&["assign", HOST, "web"]);
+    let admin = format!("Bearer {}", s.token());
+    let node = {
+        use base64::Engine;
+        let t = s.node_token(HOST);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{HOST}:{t}"))
+        )
+    };
+    let acked: Arc<Mutex<Vec<String>>> = Default::default();
+    let newest_report = Arc::new(AtomicU64::new(0));
+    let seq = Arc::new(AtomicU64::new(0));
+    for round in 0..2 {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for editor in 0..3 {
+            let (url, auth, acked, stop) =
+                (s.url.clone(), admin.clone(), acked.clone(), stop.clone());
+            threads.push(std::thread::spawn(move || {
+                for i in 0..10_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let name = format!("r{round}_e{editor}_{i}");
+                    let body = serde_json::json!({"ops": [
+                        {"op": "var_set", "vars": {&name: "v"}}
+                    ]});
+                    match try_http(
+                        "POST",
+                        &format!("{url}/api/v1/edit"),
+                        &auth,
+                        body.to_string().as_bytes(),
+                    ) {
+                        Some(200) => acked.lock().expect("lock").push(name),
+                        Some(_) | None => std::thread::sleep(std::time::Duration::from_millis(20)),
+                    }
+                }
+            }));
+        }
+        {
+            let (url, auth, newest, seq, stop) = (
+                s.url.clone(),
+                node.clone(),
+                newest_report.clone(),
+                seq.clone(),
+                stop.clone(),
+            );
+            threads.push(std::thread::spawn(move || {
+                for _ in 0..10_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let n = seq.fetch_add(1, Ordering::SeqCst) + 1;
+                    let body = report_with(n);
+                    if try_http(
+                        "POST",
+                        &format!("{url}/hosts/{HOST}/report"),
+                        &auth,
+                        body.as_bytes(),
+                    ) == Some(200)
+                    {
+                        newest.store(n, Ordering::SeqCst);
+                    }
+                }
+            }));
+        }
+        {
+            let (url, auth, stop) = (s.url.clone(), node.clone(), stop.clone());
+            threads.push(std::thread::spawn(move || {
+                for _ in 0..10_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let _ = try_http(
+                        "GET",
+                        &format!("{url}/hosts/{HOST}/dists/umc/InRelease"),
+                        &auth,
+                        b"",
+                    );
+                }
+            }));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        s.kill9();
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            t.join().expect("worker");
+        }
+        s = Server::start_in(&data);
+        let vars: BTreeMap<String, String> =
+            serde_json::from_str(&s.admin_ok(&["var", "list", "--json"])).expect("vars json");
+        let acked = acked.lock().expect("lock");
+        let missing: Vec<&String> = acked.iter().filter(|n| !vars.contains_key(*n)).collect();
+        assert!(
+            missing.is_empty(),
+            "round {round}: {} of {} acknowledged edits lost: {missing:?}",
+            missing.len(),
+            acked.len()
+        );
+        let n = newest_report.load(Ordering::SeqCst);
+        assert!(n > 0 && acked.len() > 3, "round {round}: the load ran");
+        let out = s.admin(&["status", HOST, "--json"]);
+        let detail: umc::api::HostStatusDetail =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)));
+        assert!(
+            detail.reports.iter().any(|r| r.report.upgradable == n),
+            "round {round}: the newest acknowledged report ({n}) is gone"
+        );
+        eprintln!(
+            "round {round}: {} acknowledged edits, newest report {n}",
+            acked.len()
+        );
+    }
+}
+
+/// The review's "what held up → consistency under edits": while edits land, every InRelease
+/// fetched verifies with gpgv, and every index it lists is served by hash with that hash and
+/// size. apt-get update, run in the same window, agrees.
+#[test]
+fn edits_during_inrelease_fetches_keep_indexes_and_signatures_consistent() {
+    if !require_tool("gpgv") {
+        return;
+    }
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let s = fleet();
+    let token = s.node_token(HOST);
+    let dir = tempfile::tempdir().expect("tmp");
+    let keyring_bytes = s.get("/umc-archive-keyring.gpg", None, &[]).body;
+    let keyring = dir.path().join("k.gpg");
+    std::fs::write(&keyring, &keyring_bytes).expect("w");
+    let apt =
+        require_tool("apt-get").then(|| common::Apt::new(&s.url, HOST, &token, &keyring_bytes));
+    let stop = Arc::new(AtomicBool::new(false));
+    let editors: Vec<_> = (0..2)
+        .map(|e| {
+            let (url, auth, stop) = (s.url.clone(), format!("Bearer {}", s.token()), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                for i in 0..10_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    // Each edit changes the host's task package, so its indexes change.
+                    let tool = format!("tool-e{e}");
+                    let body = if i % 2 == 0 {
+                        serde_json::json!({"ops": [
+                            {"op": "task_depend", "task": "web", "relations": [tool]}
+                        ]})
+                    } else {
+                        serde_json::json!({"ops": [
+                            {"op": "task_undepend", "task": "web", "packages": [tool]}
+                        ]})
+                    };
+                    let r = try_http(
+                        "POST",
+                        &format!("{url}/api/v1/edit"),
+                        &auth,
+                        body.to_string().as_bytes(),
+                    );
+                    assert_eq!(r, Some(200), "edit {i}");
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let get = |p: &str| s.get(&format!("/hosts/{HOST}/{p}"), Some((HOST, &token)), &[]);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut fetches = 0;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(4);
+    while fetches < 60 && std::time::Instant::now() < until {
+        let ir = get("dists/umc/InRelease");
+        assert_eq!(ir.status, 200);
+        let file = dir.path().join("InRelease");
+        std::fs::write(&file, &ir.body).expect("w");
+        let body_file = dir.path().join("body");
+        let _ = std::fs::remove_file(&body_file);
+        let out = Command::new("gpgv")
+            .arg("--keyring")
+            .arg(&keyring)
+            .arg("--output")
+            .arg(&body_file)
+            .arg(&file)
+            .output()
+            .expect("gpgv");
+        assert!(
+            out.status.success(),
+            "gpgv, fetch {fetches}: {}",
+            show(&out)
+        );
+        let release = std::fs::read_to_string(&body_file).expect("signed body");
+        let listed: Vec<(String, usize, String)> = release
+            .lines()
+            .skip_while(|l| *l != "SHA256:")
+            .skip(1)
+            .take_while(|l| l.starts_with(' '))
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (
+                    f[0].to_string(),
+                    f[1].parse().expect("size"),
+                    f[2].to_string(),
+                )
+            })
+            .filter(|(_, _, name)| name.contains("binary-amd64"))
+            .collect();
+        assert_eq!(listed.len(), 3, "{release}");
+        for (hash, size, name) in &listed {
+            let dir_of = name.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+            let r = get(&format!("dists/umc/{dir_of}/by-hash/SHA256/{hash}"));
+            assert_eq!(r.status, 200, "by-hash {name} {hash}, fetch {fetches}");
+            use sha2::Digest;
+            assert_eq!(hex::encode(sha2::Sha256::digest(&r.body)), *hash, "{name}");
+            assert_eq!(r.body.len(), *size, "{name}");
+        }
+        seen.insert(ir.body);
+        if let Some(apt) = &apt
+            && fetches % 10 == 0
+        {
+            apt.update_ok();
+        }
+        fetches += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let edits: usize = editors.into_iter().map(|t| t.join().expect("editor")).sum();
+    eprintln!(
+        "{edits} edits during {fetches} InRelease fetches, {} distinct",
+        seen.len()
+    );
+    assert!(seen.len() > 3, "the edits changed what was served");
+}
