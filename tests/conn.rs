@@ -575,3 +575,33 @@ fn request_size_limits_hold() {
     sender.join().expect("sender");
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
 }
+
+/// The review's "Limits" for JSON bodies: 100,000 nested arrays (a recursion bomb) and a body
+/// that is not UTF-8 get 400, and umcd carries on.
+#[test]
+fn deep_and_non_utf8_json_get_400() {
+    let s = Server::start();
+    let auth = format!("Bearer {}", s.token());
+    let post = |body: &[u8]| {
+        http(
+            "POST",
+            &format!("{}/api/v1/edit", s.url),
+            None,
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            Some(body),
+        )
+    };
+    let deep = format!("{{\"ops\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+    let mut latin1 = br#"{"ops":[{"op":"task_add","task":"caf"#.to_vec();
+    latin1.extend_from_slice(b"\xe9\"}]}");
+    for (what, body) in [("deep", deep.into_bytes()), ("non-UTF-8", latin1)] {
+        let r = post(&body);
+        assert_eq!(r.status, 400, "{what}: {}", r.text());
+    }
+    assert_eq!(s.get("/healthz", None, &[]).status, 200);
+    let r = post(br#"{"ops":[{"op":"task_add","task":"cafe"}]}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+}
