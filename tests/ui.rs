@@ -97,20 +97,43 @@ fn posts_without_the_csrf_token_are_refused() {
     }
     assert_eq!(c.get("/ui/").status, 200, "still logged in");
 
-    // The right token from another origin: refused as well.
-    let r = http(
-        "POST",
-        &format!("{}/ui/logout", s.url),
-        None,
-        &[
-            ("Cookie", &c.cookie()),
-            ("Origin", "http://evil.example"),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-        ],
-        Some(format!("csrf={}", c.csrf).as_bytes()),
-    );
-    assert_eq!(r.status, 403);
-    assert_eq!(c.get("/ui/").status, 200);
+    // A wrong token of the right length, and the wrong token first with the right one after.
+    let wrong: String = c
+        .csrf
+        .chars()
+        .map(|ch| if ch == '0' { '1' } else { '0' })
+        .collect();
+    for body in [
+        format!("csrf={wrong}"),
+        format!("csrf={wrong}&csrf={}", c.csrf),
+    ] {
+        let r = c.post_raw("/ui/logout", &body);
+        assert_eq!(r.status, 403, "{body:?}: {}", r.text());
+    }
+    assert_eq!(c.get("/ui/").status, 200, "still logged in");
+
+    // The right token from another origin, `null`, or an Origin that is this server with a
+    // path (not an origin): refused as well.
+    let here = s.url.clone();
+    for origin in [
+        "http://evil.example".to_string(),
+        "null".to_string(),
+        format!("{here}/ui/"),
+    ] {
+        let r = http(
+            "POST",
+            &format!("{}/ui/logout", s.url),
+            None,
+            &[
+                ("Cookie", &c.cookie()),
+                ("Origin", &origin),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            Some(format!("csrf={}", c.csrf).as_bytes()),
+        );
+        assert_eq!(r.status, 403, "Origin {origin}: {}", r.text());
+        assert_eq!(c.get("/ui/").status, 200, "Origin {origin}");
+    }
 
     // The login form without its double-submit token.
     let r = http(
@@ -243,4 +266,136 @@ fn a_viewer_cannot_render_posted_templates() {
     );
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(r.text().contains("needs role admin"), "{}", r.text());
+}
+
+/// Sessions end when the password changes and at logout, and every login gets a new session
+/// id, whatever cookie the browser brought (no session fixation).
+#[test]
+fn a_password_change_ends_sessions_and_every_login_gets_a_fresh_id() {
+    let s = Server::start();
+    add_user(&s, "sh", "admin", PW);
+    add_user(&s, "vi", "viewer", PW);
+    let first = Console::login(&s, "vi", PW);
+    let second = Console::login(&s, "vi", PW);
+    assert_ne!(first.session, second.session, "two logins, two ids");
+    let other = Console::login(&s, "sh", PW);
+
+    // A login posted with a session cookie (an attacker's, or the user's own) gets a new one.
+    let page = http("GET", &format!("{}/ui/login", s.url), None, &[], None);
+    let login = set_cookie(&page, "umc_login").expect("login cookie");
+    let r = http(
+        "POST",
+        &format!("{}/ui/login", s.url),
+        None,
+        &[
+            (
+                "Cookie",
+                &format!("umc_login={login}; umc_session={}", first.session),
+            ),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        Some(
+            common::console::form(&[("csrf", &login), ("user", "vi"), ("password", PW)]).as_bytes(),
+        ),
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let fresh = set_cookie(&r, "umc_session").expect("a session cookie");
+    assert!(
+        ![&first.session, &second.session].contains(&&fresh),
+        "the login reused an old session id"
+    );
+
+    // passwd ends every session of that user, and only that user's.
+    let out = s.admin_as(
+        &s.token(),
+        &["user", "passwd", "vi"],
+        "a new long password\n",
+    );
+    assert!(out.status.success(), "{}", common::show(&out));
+    for c in [&first, &second] {
+        let r = c.get("/ui/");
+        assert_eq!(r.status, 303, "a session from before passwd");
+    }
+    let r = http(
+        "GET",
+        &format!("{}/ui/", s.url),
+        None,
+        &[("Cookie", &format!("umc_session={fresh}"))],
+        None,
+    );
+    assert_eq!(r.status, 303, "the newest session from before passwd");
+    assert_eq!(other.get("/ui/").status, 200, "another user's session");
+    assert_eq!(login_attempt(&s, "vi", PW).status, 401, "the old password");
+    let c = Console::login(&s, "vi", "a new long password");
+    // Logout ends it.
+    assert_eq!(c.post("/ui/logout", &[]).status, 303);
+    assert_eq!(c.get("/ui/").status, 303, "after logout");
+}
+
+/// One GET with exactly these bytes as its target (no client normalization): the status (0
+/// when umcd closed the connection without an answer) and the whole answer.
+fn raw_get(s: &Server, target: &str, cookie: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = s.url.trim_start_matches("http://");
+    let mut c = std::net::TcpStream::connect(addr).expect("connect");
+    c.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    write!(
+        c,
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut answer = Vec::new();
+    let _ = c.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|t| t.get(..3))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+/// The review's 18 odd console GETs: huge page numbers, 30 KB names, `%00`, `%ff` and static
+/// traversal. None gets a 5xx or panics umcd, and nothing outside the console is served.
+#[test]
+fn odd_console_gets_never_answer_500() {
+    let s = Server::start();
+    add_user(&s, "sh", "admin", PW);
+    s.admin_ok(&["node", "add", "web1.example.com"]);
+    s.admin_ok(&["task", "add", "web"]);
+    let c = Console::login(&s, "sh", PW);
+    let cookie = c.cookie();
+    let long = "a".repeat(30_000);
+    let targets = [
+        "/ui/nodes?page=99999999999999999999999".to_string(),
+        format!("/ui/nodes?page={}", u64::MAX),
+        "/ui/nodes?page=-1".to_string(),
+        "/ui/history?limit=99999999999999999999999".to_string(),
+        "/ui/history?limit=-1&user=%00".to_string(),
+        format!("/ui/nodes/{long}"),
+        format!("/ui/tasks/{long}"),
+        format!("/ui/tasks/web/file?path=/etc/{long}"),
+        format!("/ui/nodes?q={long}"),
+        "/ui/nodes/%00".to_string(),
+        "/ui/nodes/%ff".to_string(),
+        "/ui/tasks/%00".to_string(),
+        "/ui/tasks/web%ff".to_string(),
+        "/ui/nodes?q=%ff%00&state=%ff&task=%00".to_string(),
+        "/ui/catalog/suggest?q=%ff".to_string(),
+        "/ui/static/../../admin.token".to_string(),
+        "/ui/static/%2e%2e/%2e%2e/admin.token".to_string(),
+        "/ui/static/umc.css/..%2f..%2fadmin.token".to_string(),
+    ];
+    assert_eq!(targets.len(), 18);
+    for t in &targets {
+        let (status, answer) = raw_get(&s, t, &cookie);
+        let what = &t[..t.len().min(80)];
+        eprintln!("{what}: {status}");
+        assert!((200..500).contains(&status), "{what}: {status}");
+        assert!(!answer.contains(&s.token()), "{what} served admin.token");
+    }
+    assert_eq!(c.get("/ui/").status, 200, "umcd still serves the console");
+    let log = std::fs::read_to_string(s.data.join("umcd.log")).unwrap_or_default();
+    assert!(!log.contains("panicked"), "{log}");
 }
