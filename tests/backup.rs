@@ -277,3 +277,159 @@ fn a_database_from_a_newer_schema_is_refused() {
     assert_eq!(schema_of(&data.join("umc.redb")), 99, "left alone");
     assert!(!data.join("umc.redb.schema-99.bak").exists());
 }
+
+/// Appends an entry with exactly this name (no path checks) to `out`.
+fn raw_entry(
+    out: &mut tar::Builder<Vec<u8>>,
+    name: &str,
+    kind: tar::EntryType,
+    link: &str,
+    data: &[u8],
+) {
+    let mut h = tar::Header::new_ustar();
+    {
+        let old = h.as_old_mut();
+        old.name.fill(0);
+        old.name[..name.len()].copy_from_slice(name.as_bytes());
+        old.linkname.fill(0);
+        old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+    }
+    h.set_size(data.len() as u64);
+    h.set_mode(0o600);
+    h.set_mtime(0);
+    h.set_entry_type(kind);
+    h.set_cksum();
+    out.append(&h, data).expect("append");
+}
+
+/// The review's "what held up → backup/restore": a backup and every entry in it are 0600 (as
+/// GNU tar lists them); a restore refuses `../`, absolute and symlink entries, a second
+/// `umc.redb` and a backup without the signing key, leaving nothing behind and writing nothing
+/// outside its target; a restored directory is 0700.
+#[test]
+fn backups_are_0600_and_restore_refuses_hostile_archives() {
+    use std::os::unix::fs::PermissionsExt;
+    if !require_tool("tar") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut s = Server::start_in(&tmp.path().join("a"));
+    s.admin_ok(&["node", "add", HOST]);
+    let file = tmp.path().join("good.backup");
+    s.admin_ok(&["backup", file.to_str().expect("utf-8")]);
+    s.stop();
+    let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&file), 0o600);
+    let listing = Command::new("tar")
+        .arg("tvf")
+        .arg(&file)
+        .output()
+        .expect("tar");
+    assert!(listing.status.success(), "{}", show(&listing));
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    assert!(listing.lines().count() >= 5, "{listing}");
+    for line in listing.lines() {
+        assert!(line.starts_with("-rw------- "), "not 0600: {line}");
+    }
+
+    // The good backup's entries, to build hostile ones from.
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut ar = tar::Archive::new(std::fs::File::open(&file).expect("open"));
+    for e in ar.entries().expect("entries") {
+        let mut e = e.expect("entry");
+        let name = e.path().expect("path").to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).expect("read");
+        entries.push((name, data));
+    }
+    // A directory a careless restore could write into, and the target's parent: both exist.
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir(&outside).expect("mkdir");
+    let absolute = outside.join("absolute");
+    let linked = outside.join("linked");
+    type Extra<'a> = Box<dyn Fn(&mut tar::Builder<Vec<u8>>) + 'a>;
+    let hostile: Vec<(&str, Extra)> = vec![
+        (
+            "../",
+            Box::new(|b| raw_entry(b, "../escaped", tar::EntryType::Regular, "", b"x")),
+        ),
+        (
+            "absolute",
+            Box::new(|b| {
+                let name = absolute.to_str().expect("utf-8");
+                raw_entry(b, name, tar::EntryType::Regular, "", b"x")
+            }),
+        ),
+        (
+            "symlink",
+            Box::new(|b| {
+                let target = linked.to_str().expect("utf-8");
+                raw_entry(b, "admin.token", tar::EntryType::Symlink, target, b"")
+            }),
+        ),
+        (
+            "duplicate umc.redb",
+            Box::new(|b| {
+                let db = &entries.iter().find(|(n, _)| n == "umc.redb").expect("db").1;
+                raw_entry(b, "umc.redb", tar::EntryType::Regular, "", db)
+            }),
+        ),
+    ];
+    for (i, (what, extra)) in hostile.iter().enumerate() {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in &entries {
+            raw_entry(&mut b, name, tar::EntryType::Regular, "", data);
+            // The hostile entry goes right after the database: past the manifest, before the
+            // key, where a careless restore would already be writing files.
+            if name == "umc.redb" {
+                extra(&mut b);
+            }
+        }
+        let bad = tmp.path().join(format!("bad-{i}.backup"));
+        std::fs::write(&bad, b.into_inner().expect("tar")).expect("write");
+        let parent = tmp.path().join(format!("r{i}"));
+        std::fs::create_dir(&parent).expect("mkdir");
+        let target = parent.join("data");
+        let out = restore(&bad, &target);
+        assert!(!out.status.success(), "{what} was restored: {}", show(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let want = if *what == "duplicate umc.redb" {
+            "umc.redb: File exists"
+        } else {
+            "not a umc backup: unexpected entry"
+        };
+        assert!(err.contains(want), "{what}: want {want:?} in {err}");
+        assert!(!target.exists(), "{what}: {target:?} left behind");
+        let written: Vec<_> = std::fs::read_dir(&outside)
+            .expect("readdir")
+            .chain(std::fs::read_dir(&parent).expect("readdir"))
+            .collect();
+        assert!(written.is_empty(), "{what}: wrote outside: {written:?}");
+    }
+    // Without the signing key.
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in entries.iter().filter(|(n, _)| n != "signing-key.asc") {
+        raw_entry(&mut b, name, tar::EntryType::Regular, "", data);
+    }
+    let keyless = tmp.path().join("keyless.backup");
+    std::fs::write(&keyless, b.into_inner().expect("tar")).expect("write");
+    let target = tmp.path().join("keyless");
+    let out = restore(&keyless, &target);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("signing-key.asc is missing"),
+        "{}",
+        show(&out)
+    );
+    assert!(!target.exists());
+
+    // The good one restores into a 0700 directory of 0600 files.
+    let target = tmp.path().join("restored");
+    let out = restore(&file, &target);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(mode(&target), 0o700);
+    for e in std::fs::read_dir(&target).expect("readdir") {
+        let p = e.expect("entry").path();
+        assert_eq!(mode(&p), 0o600, "{p:?}");
+    }
+}
