@@ -551,6 +551,10 @@ fn database_files_and_their_copies_are_0600() {
     );
     let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode(&s.data.join("umc.redb")), 0o600, "umc.redb");
+    // The review's "secrets at rest": the signing key and the admin token too.
+    for secret in ["signing-key.asc", "admin.token"] {
+        assert_eq!(mode(&s.data.join(secret)), 0o600, "{secret}");
+    }
     let backup = tmp.path().join("b.tar");
     s.admin_ok(&["backup", &backup.display().to_string()]);
     assert_eq!(mode(&backup), 0o600, "the backup file");

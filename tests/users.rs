@@ -384,3 +384,31 @@ fn audit_records_are_bounded_and_name_nodes() {
     let log = s.admin_ok(&["log", "--audit"]);
     assert!(log.contains("as reported by the client"), "{log}");
 }
+
+/// The review's "what held up → secrets at rest": API tokens (the admin's bootstrap token
+/// included) are stored as their sha256, and passwords not at all, so a copy of `umc.redb`
+/// holds no credential for the API or the console.
+#[test]
+fn api_tokens_and_passwords_are_stored_only_as_hashes() {
+    use sha2::Digest;
+    let mut s = Server::start();
+    let viewer = user_with_token(&s, "v", "viewer");
+    let admin = s.token();
+    assert_eq!(get(&s, &viewer, "/nodes").status, 200);
+    s.stop();
+    let db = std::fs::read(s.data.join("umc.redb")).expect("umc.redb");
+    let holds = |needle: &[u8]| db.windows(needle.len()).any(|w| w == needle);
+    for (what, token) in [("viewer token", &viewer), ("admin token", &admin)] {
+        assert!(!holds(token.as_bytes()), "the {what} is in umc.redb");
+        assert!(
+            !holds(token.to_uppercase().as_bytes()),
+            "the {what} is in umc.redb"
+        );
+        let hash = sha2::Sha256::digest(token.as_bytes());
+        assert!(
+            holds(&hash) || holds(hex::encode(hash).as_bytes()),
+            "the {what} is stored by its sha256"
+        );
+    }
+    assert!(!holds(b"correct horse battery"), "a password in umc.redb");
+}
