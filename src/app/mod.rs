@@ -11,6 +11,7 @@ mod error;
 pub mod keys;
 pub mod metrics;
 mod model_cache;
+pub mod serve;
 pub mod status;
 
 use std::sync::atomic::{AtomicU64, Ordering};

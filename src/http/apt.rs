@@ -1,7 +1,6 @@
 //! The apt side: `/hosts/<h>/…`, each host's own signed repository behind HTTP Basic auth.
-//!
-//! A warm request (the host's archive at the current generation is cached) touches no
-//! database: auth and bytes both come from the cache.
+//! The path is parsed once into [`AptPath`]; the credentials and the archive come from
+//! `app::serve` (a warm request touches no database).
 
 use std::sync::Arc;
 
@@ -15,12 +14,9 @@ use base64::Engine;
 
 use super::AppState;
 use super::conditional::{self, IMMUTABLE, NO_CACHE, Resource};
-use crate::app::metrics::CacheId;
 use crate::app::now;
-use crate::app::{AppError, blocking};
-use crate::cache::{HostEntry, TokenEntry};
-use crate::repo::{self, Archive, Artifact, COMPONENT, SUITE};
-use crate::store::token_hash;
+use crate::app::serve::Credential;
+use crate::repo::{Artifact, COMPONENT, SUITE};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -124,89 +120,6 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((u.to_string(), p.to_string()))
 }
 
-#[derive(Debug, thiserror::Error)]
-enum LoadError {
-    #[error("unknown host")]
-    Unknown,
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    #[error(transparent)]
-    Repo(#[from] crate::repo::RepoError),
-    #[error("{0}")]
-    Cached(String),
-}
-
-/// Renders (or fetches from cache) host `host`'s archive from one read transaction.
-fn load(state: &AppState, host: &str) -> Result<HostEntry, LoadError> {
-    let data = state.app.store.host_data(host)?.ok_or(LoadError::Unknown)?;
-    // One key set for the whole view, chosen by the view's serving generation: umc-node ships
-    // the keys InRelease is signed with, and a umc-node version never changes its keyring.
-    let keys = state.app.keys_for(data.server_generation);
-    let packages = repo::packages(&data, state.app.serving(&keys))?;
-    let archs = &state.app.config.architectures;
-    let key = repo::archive_key(&data, archs, &packages);
-    let mut rendered = false;
-    let archive = state
-        .app
-        .cache
-        .archives
-        .try_get_with(key, || -> Result<_, LoadError> {
-            rendered = true;
-            let started = std::time::Instant::now();
-            let archive = repo::build_archive(&data, &packages, archs, &keys.keys, |p| {
-                let mut built = false;
-                let deb = state.app.cache.debs.try_get_with(repo::package_key(p), || {
-                    built = true;
-                    repo::build_deb(p).map(Arc::new)
-                });
-                state.app.metrics.cache_lookup(CacheId::Debs, !built);
-                deb.map_err(|e| repo::RepoError::Cached(e.to_string()))
-            });
-            state.app.metrics.render(started.elapsed());
-            Ok(Arc::new(archive?))
-        });
-    state.app.metrics.cache_lookup(CacheId::Archives, !rendered);
-    let archive = archive.map_err(|e| LoadError::Cached(e.to_string()))?;
-    // Keep the archive this one replaces: a node that fetched the older InRelease a moment
-    // ago fetches its indexes (by-hash) and debs next.
-    let entry = match state.app.cache.latest.get(host) {
-        Some(old) if old.archive.release.sha256 == archive.release.sha256 => old,
-        old => HostEntry {
-            archive: archive.clone(),
-            previous: old.map(|o| o.archive),
-        },
-    };
-    state
-        .app
-        .cache
-        .latest
-        .insert(host.to_string(), entry.clone());
-    remember(state, &entry.archive);
-    Ok(entry)
-}
-
-/// Keeps what an archive lists servable for a while after it is superseded (beyond the one
-/// previous archive a host entry holds).
-fn remember(state: &AppState, archive: &Archive) {
-    for a in [
-        &archive.packages,
-        &archive.packages_gz,
-        &archive.packages_xz,
-    ] {
-        state.app.cache.recent.insert(
-            (archive.host.clone(), format!("by-hash/{}", a.hex())),
-            a.clone(),
-        );
-    }
-    for (path, deb) in &archive.debs {
-        state
-            .app
-            .cache
-            .recent
-            .insert((archive.host.clone(), path.clone()), deb.artifact.clone());
-    }
-}
-
 pub(super) fn internal_error(what: &str, e: impl std::fmt::Display) -> Response<Body> {
     tracing::error!("{what}: {e}");
     (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n").into_response()
@@ -217,15 +130,6 @@ pub(super) fn internal_error(what: &str, e: impl std::fmt::Display) -> Response<
 /// a long or malformed name never reaches a cache or the database.
 fn plausible_host(host: &str) -> bool {
     host.len() <= 253 && crate::model::normalize_host(host).is_ok_and(|h| h == host)
-}
-
-/// Which of a node's tokens a request carried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Credential {
-    /// The node's token; `rotating` while its previous token works too.
-    Current { hash: [u8; 32], rotating: bool },
-    /// The token the node had before a rotation that the node has not yet ended.
-    Previous,
 }
 
 /// Checks that the request carries `host`'s own credentials (HTTP Basic, user = host name):
@@ -245,87 +149,10 @@ pub(super) async fn authenticate(
     if !user.eq_ignore_ascii_case(host) {
         return Err(unauthorized());
     }
-    let Some(entry) = host_token(state, host).await? else {
-        return Err(unauthorized());
-    };
-    let given = token_hash(&password);
-    if given == entry.hash {
-        return Ok(Credential::Current {
-            hash: given,
-            rotating: entry.previous.is_some(),
-        });
-    }
-    if entry.previous != Some(given) {
-        return Err(unauthorized());
-    }
-    // The previous token. A report may have ended the rotation since this entry was cached
-    // (reports move no generation), so the store decides: this costs a read per request,
-    // paid only by a node still on its old token.
-    let node = read_node(state, host).await?;
-    let still = node
-        .and_then(|n| n.previous_token)
-        .is_some_and(|p| token_hash(&p.token) == given);
-    if still {
-        Ok(Credential::Previous)
-    } else {
-        state.app.cache.tokens.invalidate(host);
-        Err(unauthorized())
-    }
-}
-
-async fn read_node(
-    state: &Arc<AppState>,
-    host: &str,
-) -> Result<Option<crate::model::Node>, Response<Body>> {
-    let st = state.clone();
-    let h = host.to_string();
-    blocking(move || Ok::<_, AppError>(st.app.store.node(&h)?))
-        .await
-        .map_err(|e| internal_error("reading node", e))
-}
-
-/// `host`'s token hashes at the current generation, or None for no such host. A warm known
-/// host costs one lookup of the token cache; an unknown one is remembered by the sha256 of
-/// its name only (a fixed 32 bytes), so nothing a client sends is kept per name, and
-/// unknown names never push known hosts out of the token cache.
-async fn host_token(
-    state: &Arc<AppState>,
-    host: &str,
-) -> Result<Option<TokenEntry>, Response<Body>> {
-    let generation = state.app.generation();
-    let cached = state
-        .app
-        .cache
-        .tokens
-        .get(host)
-        .filter(|t| t.generation == generation);
-    state
-        .app
-        .metrics
-        .cache_lookup(CacheId::Tokens, cached.is_some());
-    if let Some(t) = cached {
-        return Ok(Some(t));
-    }
-    let name_hash = token_hash(host);
-    let unknown = state.app.cache.unknown.get(&name_hash) == Some(generation);
-    state.app.metrics.cache_lookup(CacheId::Unknown, unknown);
-    if unknown {
-        return Ok(None);
-    }
-    match read_node(state, host).await? {
-        Some(node) => {
-            let entry = TokenEntry {
-                generation,
-                hash: token_hash(&node.token),
-                previous: node.previous_token.map(|p| token_hash(&p.token)),
-            };
-            state.app.cache.tokens.insert(host.to_string(), entry);
-            Ok(Some(entry))
-        }
-        None => {
-            state.app.cache.unknown.insert(name_hash, generation);
-            Ok(None)
-        }
+    match state.app.node_credential(host, &password).await {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => Err(unauthorized()),
+        Err(e) => Err(internal_error("reading node", e)),
     }
 }
 
@@ -339,35 +166,17 @@ async fn serve(
     if let Err(r) = authenticate(&state, &host, &headers).await {
         return r;
     }
-    let key = (host.clone(), state.app.generation());
     let Some(path) = parse(&rest) else {
         return not_found();
     };
     if path == AptPath::Bootstrap {
         return bootstrap(state, host).await;
     }
-    let cached = state.app.cache.hosts.get(&key);
-    state
-        .app
-        .metrics
-        .cache_lookup(CacheId::Hosts, cached.is_some());
-    let entry = match cached {
-        Some(e) => e,
-        None => {
-            let st = state.clone();
-            let h = host.clone();
-            let res = blocking(move || {
-                Ok::<_, AppError>(st.app.cache.hosts.try_get_with(key, || load(&st, &h)))
-            })
-            .await;
-            match res {
-                Ok(Ok(e)) => e,
-                // Removed between the token check and the render.
-                Ok(Err(e)) if matches!(*e, LoadError::Unknown) => return unauthorized(),
-                Ok(Err(e)) => return internal_error("rendering repository", e),
-                Err(e) => return internal_error("render task", e),
-            }
-        }
+    let entry = match state.app.host_entry(&host).await {
+        Ok(Some(e)) => e,
+        // Removed between the token check and the render.
+        Ok(None) => return unauthorized(),
+        Err(e) => return internal_error("rendering repository", e),
     };
     let archive = &entry.archive;
     let index = |a: &Artifact| Resource {
@@ -465,8 +274,7 @@ fn archive_host_package(host: &str) -> String {
 
 /// `GET /hosts/<h>/bootstrap`, already authenticated as `host`.
 async fn bootstrap(state: Arc<AppState>, host: String) -> Response<Body> {
-    let st = state.clone();
-    let node = match blocking(move || Ok::<_, AppError>(st.app.store.node(&host)?)).await {
+    let node = match state.app.node(&host).await {
         Ok(Some(n)) => n,
         Ok(None) => return unauthorized(),
         Err(e) => return internal_error("reading node", e),

@@ -18,10 +18,10 @@ use crate::app::status::Job;
 use crate::app::{App, AppError, blocking};
 
 use super::AppState;
-use super::apt::Credential;
 use super::error::ApiError;
 use crate::api::{HostStatus, HostStatusDetail};
 use crate::app::now;
+use crate::app::serve::Credential;
 use crate::report;
 use crate::store::IncomingReport;
 
