@@ -7,6 +7,7 @@
 //! leaves tokio's async workers (also for renders and password hashes). Services answer with
 //! [`AppError`], which keeps the typed error it came from and says what kind of failure it is.
 
+pub mod catalog;
 mod error;
 pub mod keys;
 pub mod metrics;
@@ -74,22 +75,6 @@ impl App {
     /// The model as of the newest generation, read from the store once per generation.
     pub fn model(&self) -> Result<Arc<Model>, StoreError> {
         self.models.get(self.generation(), &self.store)
-    }
-
-    /// The search index over every catalog (swapped whole after an import or removal).
-    pub fn catalog_index(&self) -> Arc<SearchIndex> {
-        match self.catalog_index.read() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    pub(crate) fn set_catalog_index(&self, index: SearchIndex) {
-        let index = Arc::new(index);
-        match self.catalog_index.write() {
-            Ok(mut g) => *g = index,
-            Err(poisoned) => *poisoned.into_inner() = index,
-        }
     }
 
     /// Whether the database can be used: `Ok`, or why not. While degraded it probes (a write,

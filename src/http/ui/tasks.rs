@@ -1120,7 +1120,7 @@ async fn catalog(
         .map(|q| q.trim().to_string())
         .unwrap_or_default();
     let st = state.clone();
-    let catalogs = match super::blocking(move || Ok(st.app.store.catalogs()?)).await {
+    let catalogs = match super::blocking(move || st.app.catalogs()).await {
         Ok(c) => c,
         Err(r) => return r,
     };
