@@ -74,16 +74,10 @@ pub async fn run(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let writer = state
-        .app
-        .take_report_rx()
-        .map(|rx| tokio::spawn(super::status::writer(state.app.clone(), rx)));
+    let writer = state.app.start_report_writer();
     let limits = Limits::from_config(&state.app.config);
     serve(listener, super::router(state.clone()), limits, shutdown).await;
-    if let Some(w) = writer {
-        w.abort();
-    }
-    super::status::flush_seen(&state.app).await;
+    writer.stop().await;
     Ok(())
 }
 
