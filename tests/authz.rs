@@ -555,3 +555,42 @@ fn the_console_shows_secrets_to_admins_only() {
         "{t}"
     );
 }
+
+/// The console router is `ui::routes`, built from the console's route tables only (what
+/// `ui::console_routes` lists): no page module adds a route of its own.
+#[test]
+fn the_console_router_is_built_from_its_tables_only() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http/ui");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("src/http/ui") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !name.ends_with(".rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        // mod.rs: `build` (one `Router::new()`, one `.route(`) and one `.merge(` of the
+        // session routes.
+        let allowed = usize::from(name == "mod.rs");
+        for call in [".route(", ".merge(", "Router::new()"] {
+            assert_eq!(
+                text.matches(call).count(),
+                allowed,
+                "{name}: {call} outside the table builder"
+            );
+        }
+        for call in [".nest(", ".route_service(", ".nest_service("] {
+            assert!(!text.contains(call), "{name}: {call} adds unlisted routes");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 4, "{checked} console modules checked");
+    let paths: BTreeSet<(&str, &str)> = umc::http::ui::console_routes()
+        .map(|r| (r.verb.as_str(), r.path))
+        .collect();
+    assert_eq!(
+        paths.len(),
+        umc::http::ui::console_routes().count(),
+        "a console route listed twice"
+    );
+}

@@ -48,7 +48,7 @@ impl Verb {
     }
 
     /// `Get` also answers HEAD (axum's `get`), with the same role.
-    fn filter(self) -> MethodFilter {
+    pub(super) fn filter(self) -> MethodFilter {
         match self {
             Verb::Get => MethodFilter::GET,
             Verb::Post => MethodFilter::POST,

@@ -20,11 +20,11 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::AppState;
+use super::{AppState, Verb};
 use crate::api::{Op, Role};
 use crate::app::AppError;
 use crate::app::now;
@@ -119,18 +119,65 @@ struct Me<'a> {
     can_admin: bool,
 }
 
+type Handler = fn(MethodFilter) -> MethodRouter<Arc<AppState>>;
+
+/// One console route. [`routes`] builds the console from the route tables only (this
+/// module's and one per page module), and [`console_routes`] lists them all, so a test can
+/// walk every page a role may open (`tests/authz.rs`).
+pub struct UiRoute {
+    pub verb: Verb,
+    /// The axum path pattern, e.g. `/ui/nodes/{host}`.
+    pub path: &'static str,
+    handler: Handler,
+}
+
+const fn page(verb: Verb, path: &'static str, handler: Handler) -> UiRoute {
+    UiRoute {
+        verb,
+        path,
+        handler,
+    }
+}
+
+use Verb::{Get, Post};
+
+/// The routes open without a session.
+static OPEN: &[UiRoute] = &[
+    page(Get, "/ui/login", |m| on(m, login_page)),
+    page(Post, "/ui/login", |m| on(m, login)),
+    page(Get, "/ui/static/umc.css", |m| on(m, css)),
+    page(Get, "/ui/static/umc.js", |m| on(m, js)),
+];
+
+/// This module's routes behind [`require_session`].
+static SESSION: &[UiRoute] = &[page(Post, "/ui/logout", |m| on(m, logout))];
+
+/// The routes behind [`require_session`]: every page and form.
+fn session_routes() -> impl Iterator<Item = &'static UiRoute> {
+    pages::ROUTES
+        .iter()
+        .chain(tasks::ROUTES)
+        .chain(nodes::ROUTES)
+        .chain(SESSION)
+}
+
+/// Every console route: the open ones, then those that need a session.
+pub fn console_routes() -> impl Iterator<Item = &'static UiRoute> {
+    OPEN.iter().chain(session_routes())
+}
+
+fn build<'a>(table: impl Iterator<Item = &'a UiRoute>) -> Router<Arc<AppState>> {
+    table.fold(Router::new(), |r, p| {
+        r.route(p.path, (p.handler)(p.verb.filter()))
+    })
+}
+
 /// Every console route, under `/ui/`.
 pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     let max_body = state.app.config.max_body;
-    let private = pages::routes()
-        .merge(tasks::routes())
-        .merge(nodes::routes())
-        .route("/ui/logout", post(logout))
-        .layer(middleware::from_fn_with_state(state, require_session));
-    Router::new()
-        .route("/ui/login", get(login_page).post(login))
-        .route("/ui/static/umc.css", get(css))
-        .route("/ui/static/umc.js", get(js))
+    let private =
+        build(session_routes()).layer(middleware::from_fn_with_state(state, require_session));
+    build(OPEN.iter())
         .merge(private)
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(security_headers))

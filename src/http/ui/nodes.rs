@@ -4,22 +4,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::on;
 use bytes::Bytes;
 use serde::Serialize;
 
 use super::pages::{Filter, When, when};
 use super::{
-    Ctx, EditError, blocking, done, edit, edit_error_page, encode, error_page, form_pairs,
-    form_value, refuse_below, render,
+    Ctx, EditError, UiRoute, blocking, done, edit, edit_error_page, encode, error_page, form_pairs,
+    form_value, page, refuse_below, render,
 };
 use crate::api::{Op, Role};
 use crate::app::now;
 use crate::http::AppState;
+use crate::http::Verb::{Get, Post};
 use crate::model::{Entity, Model, normalize_host, task_package};
 
 /// This module's templates, by name (registered by [`super::Ui::new`]).
@@ -42,30 +42,34 @@ const HISTORY_MAX: usize = 1_000;
 /// Change lines shown per generation: a bulk edit of 10,000 nodes has 10,000 of them.
 const HISTORY_LINES: usize = 200;
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/ui/nodes/{host}", get(node))
-        .route(
-            "/ui/nodes/{host}/vars",
-            post(|s, c, p, h, b| node_form(s, c, p, h, b, NodeEdit::SetVar)),
-        )
-        .route(
-            "/ui/nodes/{host}/vars/unset",
-            post(|s, c, p, h, b| node_form(s, c, p, h, b, NodeEdit::UnsetVar)),
-        )
-        .route(
-            "/ui/nodes/{host}/assign",
-            post(|s, c, p, h, b| node_form(s, c, p, h, b, NodeEdit::Assign)),
-        )
-        .route(
-            "/ui/nodes/{host}/unassign",
-            post(|s, c, p, h, b| node_form(s, c, p, h, b, NodeEdit::Unassign)),
-        )
-        .route("/ui/bulk", get(bulk))
-        .route("/ui/bulk/preview", post(bulk_preview))
-        .route("/ui/bulk/apply", post(bulk_apply))
-        .route("/ui/history", get(history))
-}
+/// This module's routes (built by [`super::routes`]).
+pub(super) static ROUTES: &[UiRoute] = &[
+    page(Get, "/ui/nodes/{host}", |m| on(m, node)),
+    page(Post, "/ui/nodes/{host}/vars", |m| {
+        on(m, |s, c, p, h, b| {
+            node_form(s, c, p, h, b, NodeEdit::SetVar)
+        })
+    }),
+    page(Post, "/ui/nodes/{host}/vars/unset", |m| {
+        on(m, |s, c, p, h, b| {
+            node_form(s, c, p, h, b, NodeEdit::UnsetVar)
+        })
+    }),
+    page(Post, "/ui/nodes/{host}/assign", |m| {
+        on(m, |s, c, p, h, b| {
+            node_form(s, c, p, h, b, NodeEdit::Assign)
+        })
+    }),
+    page(Post, "/ui/nodes/{host}/unassign", |m| {
+        on(m, |s, c, p, h, b| {
+            node_form(s, c, p, h, b, NodeEdit::Unassign)
+        })
+    }),
+    page(Get, "/ui/bulk", |m| on(m, bulk)),
+    page(Post, "/ui/bulk/preview", |m| on(m, bulk_preview)),
+    page(Post, "/ui/bulk/apply", |m| on(m, bulk_apply)),
+    page(Get, "/ui/history", |m| on(m, history)),
+];
 
 fn unknown_node(state: &AppState, ctx: &Ctx, host: &str) -> Response {
     error_page(

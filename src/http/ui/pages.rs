@@ -4,22 +4,22 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::on;
 use serde::Serialize;
 
-use super::{Ctx, error_page, form_value, render};
+use super::{Ctx, UiRoute, error_page, form_value, page, render};
 use crate::app::now;
 use crate::http::AppState;
+use crate::http::Verb::Get;
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/ui/", get(dashboard))
-        .route("/ui/nodes", get(nodes))
-}
+/// This module's routes (built by [`super::routes`]).
+pub(super) static ROUTES: &[UiRoute] = &[
+    page(Get, "/ui/", |m| on(m, dashboard)),
+    page(Get, "/ui/nodes", |m| on(m, nodes)),
+];
 
 /// Rows per page of the nodes list.
 pub const PAGE: usize = 50;

@@ -9,17 +9,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::on;
 use serde::Serialize;
 
-use super::{Ctx, EditError, done, edit, encode, error_page, form_value, render};
+use super::{Ctx, EditError, UiRoute, done, edit, encode, error_page, form_value, page, render};
 use crate::api::{Op, Role};
 use crate::http::AppState;
+use crate::http::Verb::{Get, Post};
 use crate::model::{FileAction, Model, Task};
 use crate::store::EditOutcome;
 use crate::template::{MAX_FILE, Template, TemplateError};
@@ -32,30 +32,37 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("catalog.html", include_str!("templates/catalog.html")),
 ];
 
-pub fn routes() -> Router<Arc<AppState>> {
-    let mut r = Router::new();
-    for (path, edit) in [
-        ("depends", ListEdit::Depend),
-        ("undepend", ListEdit::Undepend),
-        ("removes", ListEdit::Remove),
-        ("unremove", ListEdit::Unremove),
-        ("includes", ListEdit::Include),
-        ("exclude", ListEdit::Exclude),
-    ] {
-        r = r.route(
-            &format!("/ui/tasks/{{name}}/{path}"),
-            post(move |s, c, p, b| list_edit(s, c, p, b, edit)),
-        );
-    }
-    r.route("/ui/tasks", get(list).post(create))
-        .route("/ui/tasks/{name}", get(show))
-        .route("/ui/tasks/{name}/describe", post(describe))
-        .route("/ui/tasks/{name}/delete", post(delete))
-        .route("/ui/tasks/{name}/file", get(file_page).post(file_post))
-        .route("/ui/tasks/{name}/file/delete", post(file_delete))
-        .route("/ui/catalog", get(catalog))
-        .route("/ui/catalog/suggest", get(suggest))
-}
+/// This module's routes (built by [`super::routes`]).
+pub(super) static ROUTES: &[UiRoute] = &[
+    page(Get, "/ui/tasks", |m| on(m, list)),
+    page(Post, "/ui/tasks", |m| on(m, create)),
+    page(Get, "/ui/tasks/{name}", |m| on(m, show)),
+    page(Post, "/ui/tasks/{name}/describe", |m| on(m, describe)),
+    page(Post, "/ui/tasks/{name}/delete", |m| on(m, delete)),
+    page(Post, "/ui/tasks/{name}/depends", |m| {
+        on(m, |s, c, p, b| list_edit(s, c, p, b, ListEdit::Depend))
+    }),
+    page(Post, "/ui/tasks/{name}/undepend", |m| {
+        on(m, |s, c, p, b| list_edit(s, c, p, b, ListEdit::Undepend))
+    }),
+    page(Post, "/ui/tasks/{name}/removes", |m| {
+        on(m, |s, c, p, b| list_edit(s, c, p, b, ListEdit::Remove))
+    }),
+    page(Post, "/ui/tasks/{name}/unremove", |m| {
+        on(m, |s, c, p, b| list_edit(s, c, p, b, ListEdit::Unremove))
+    }),
+    page(Post, "/ui/tasks/{name}/includes", |m| {
+        on(m, |s, c, p, b| list_edit(s, c, p, b, ListEdit::Include))
+    }),
+    page(Post, "/ui/tasks/{name}/exclude", |m| {
+        on(m, |s, c, p, b| list_edit(s, c, p, b, ListEdit::Exclude))
+    }),
+    page(Get, "/ui/tasks/{name}/file", |m| on(m, file_page)),
+    page(Post, "/ui/tasks/{name}/file", |m| on(m, file_post)),
+    page(Post, "/ui/tasks/{name}/file/delete", |m| on(m, file_delete)),
+    page(Get, "/ui/catalog", |m| on(m, catalog)),
+    page(Get, "/ui/catalog/suggest", |m| on(m, suggest)),
+];
 
 /// Nodes listed on a task page; the nodes list (filtered by the task) has them all.
 const NODES_SHOWN: usize = 200;
