@@ -146,12 +146,18 @@ pub struct EditResponse {
     pub warnings: Vec<String>,
 }
 
+/// Variables as the caller may see them (`GET /nodes…`, `GET /vars`): every name, and its
+/// value, or `None` (JSON `null`) when the caller's role may not read values. Templates render
+/// variables into files, secrets included, so a viewer gets the names only; see
+/// `http::admin::VAR_VALUES`.
+pub type VarValues = BTreeMap<String, Option<String>>;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeInfo {
     pub name: String,
     pub package: String,
     pub version: String,
-    pub vars: BTreeMap<String, String>,
+    pub vars: VarValues,
     pub tasks: Vec<String>,
     /// The closure of the assigned tasks, sorted.
     pub task_closure: Vec<String>,

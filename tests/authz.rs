@@ -1,6 +1,7 @@
 //! Who may call what on `/api/v1` and see what in the console: every route of the route table
 //! as each role and without a token, the secrets (node tokens, rendered files, the signing
-//! key) for admins only, path tricks, and the bearer and Basic rules.
+//! key) for admins only, variable values for operators and admins only, path tricks, and the
+//! bearer and Basic rules.
 
 mod common;
 
@@ -10,12 +11,16 @@ use std::io::{Read, Write};
 use common::console::Console;
 use common::{Resp, Server, http};
 use umc::api::Role;
-use umc::http::{API_ROUTES, Verb};
+use umc::http::{API_ROUTES, VAR_VALUES, Verb};
 
 const PW: &str = "correct horse battery";
 const HOST: &str = "a.example.com";
 /// What the node's template renders to: the secret a viewer must not see rendered.
 const RENDERED: &str = "password=B-SECRET";
+/// A node variable's value and a global variable's value, as random as a password: operators
+/// and admins read them, a viewer never does.
+const NODE_VALUE: &str = "nv-q7Xw2mKc9RfT";
+const GLOBAL_VALUE: &str = "gv-L4pZ8sHd3VnB";
 
 struct Fleet {
     s: Server,
@@ -44,13 +49,15 @@ fn call(s: &Server, method: &str, path: &str, token: Option<&str>, body: Option<
     http(method, &format!("{}{path}", s.url), None, &headers, body)
 }
 
-/// A node with a task whose file renders a node variable, and a viewer, an operator and a
-/// second admin, each with a password (for the console) and an API token.
+/// A node with a task whose file renders a node variable, a global variable, and a viewer, an
+/// operator and a second admin, each with a password (for the console) and an API token.
 fn fleet() -> Fleet {
     let s = Server::start();
     let root = s.token();
     let edit = serde_json::json!({"ops": [
-        {"op": "node_add", "host": HOST, "vars": {"secret": "B-SECRET"}},
+        {"op": "node_add", "host": HOST,
+         "vars": {"secret": "B-SECRET", "db_password": NODE_VALUE}},
+        {"op": "var_set", "vars": {"api_key": GLOBAL_VALUE}},
         {"op": "task_add", "task": "web"},
         {"op": "task_file_add", "task": "web", "path": "/etc/app/secret.conf",
          "template": "password={{ vars.secret }}\n", "mode": 0o600},
@@ -294,7 +301,8 @@ fn the_api_router_is_built_from_the_table_only() {
     );
 }
 
-/// `export?secrets=true` needs admin; without it the export is a viewer's read with no token.
+/// `export?secrets=true` needs admin; without it the export is an operator's read with no
+/// token.
 #[test]
 fn exported_node_tokens_need_admin() {
     let f = fleet();
@@ -332,17 +340,26 @@ fn exported_node_tokens_need_admin() {
         &f.s,
         "GET",
         "/api/v1/export?secrets=true",
-        Some(&f.viewer),
+        Some(&f.operator),
         None,
     );
     assert_eq!(r.status, 403);
     assert!(
         r.text()
-            .contains("user 'vera' (viewer) may not export node tokens"),
+            .contains("user 'otto' (operator) may not export node tokens"),
         "{}",
         r.text()
     );
+    // The plain export holds variable values: an operator's, refused to a viewer.
     let r = call(&f.s, "GET", "/api/v1/export", Some(&f.viewer), None);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("user 'vera' (viewer) may not GET /api/v1/export: it needs role operator"),
+        "{}",
+        r.text()
+    );
+    let r = call(&f.s, "GET", "/api/v1/export", Some(&f.operator), None);
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(!r.text().contains(&f.node_token));
     let r = call(
@@ -556,8 +573,208 @@ fn the_console_shows_secrets_to_admins_only() {
     );
 }
 
+/// The variable values a viewer found in `text`.
+fn values_in(text: &str) -> Vec<&'static str> {
+    [NODE_VALUE, GLOBAL_VALUE]
+        .into_iter()
+        .filter(|v| text.contains(v))
+        .collect()
+}
+
+/// A concrete console path for a route pattern, with the queries that make its handler show
+/// the most (a file of the task, a filter, a search). Each pattern is also walked bare.
+fn console_concrete(pattern: &str) -> Vec<String> {
+    let mut out = String::new();
+    for seg in pattern.split('/').skip(1) {
+        out.push('/');
+        out.push_str(match seg {
+            "{host}" => HOST,
+            "{name}" => "web",
+            s if s.starts_with('{') => panic!("console route {pattern}: unknown parameter {s}"),
+            s => s,
+        });
+    }
+    let extra = match pattern {
+        "/ui/tasks/{name}/file" => "?path=%2Fetc%2Fapp%2Fsecret.conf",
+        "/ui/nodes" | "/ui/bulk" => "?q=example&task=web",
+        "/ui/history" => "?node=a.example.com&limit=1000",
+        "/ui/catalog" | "/ui/catalog/suggest" => "?q=ng",
+        _ => "",
+    };
+    let mut paths = vec![out.clone()];
+    if !extra.is_empty() {
+        paths.push(format!("{out}{extra}"));
+    }
+    paths
+}
+
+/// Templates render variables into files, secrets included, so a viewer reads no variable
+/// value anywhere: every GET route of `API_ROUTES` and every GET page of the console (both
+/// tables walked whole, so a new route is covered the day it is added), and umc-admin's
+/// listings. It still sees the names. Operators and admins read the values.
+#[test]
+fn viewers_never_read_variable_values() {
+    let f = fleet();
+    assert_eq!(VAR_VALUES, Role::Operator);
+    // Change lines for the history, the log and the diff: an operator sets a node variable.
+    let edit = serde_json::json!({"ops": [
+        {"op": "node_set", "host": HOST, "set_vars": {"api_token": NODE_VALUE}},
+    ]});
+    let r = call(
+        &f.s,
+        "POST",
+        "/api/v1/edit",
+        Some(&f.operator),
+        Some(edit.to_string().as_bytes()),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let generation = common::console::generation(&f.s);
+
+    // The API, as a viewer: every GET row.
+    let mut walked = 0;
+    for route in API_ROUTES.iter().filter(|r| r.verb == Verb::Get) {
+        let mut paths = vec![concrete(route.path)];
+        match route.path {
+            "/diff" => paths = vec![format!("/api/v1/diff?from=0&to={generation}")],
+            "/log" => paths.push(format!("/api/v1/log?host={HOST}&limit=10000")),
+            "/export" => paths.push("/api/v1/export?history=true".into()),
+            _ => {}
+        }
+        for path in paths {
+            let r = call(&f.s, "GET", &path, Some(&f.viewer), None);
+            assert!(r.status < 500, "{path}: {} {}", r.status, r.text());
+            let found = values_in(&r.text());
+            assert!(
+                found.is_empty(),
+                "viewer got {found:?} from {path}: {}",
+                r.text()
+            );
+            walked += 1;
+        }
+    }
+    assert!(walked >= 20, "{walked} API reads walked");
+    // The names are there, the values null; the diff and log were real answers.
+    for path in [format!("/api/v1/nodes/{HOST}"), "/api/v1/nodes".to_string()] {
+        let r = call(&f.s, "GET", &path, Some(&f.viewer), None);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+        let node = if v.is_array() { &v[0] } else { &v };
+        for name in ["secret", "db_password", "api_token"] {
+            assert!(node["vars"][name].is_null(), "{path}: {name}: {v}");
+            assert!(node["vars"].get(name).is_some(), "{path}: {name}: {v}");
+        }
+    }
+    let r = call(&f.s, "GET", "/api/v1/vars", Some(&f.viewer), None);
+    assert_eq!(r.text(), r#"{"api_key":null}"#);
+    let r = call(
+        &f.s,
+        "GET",
+        &format!("/api/v1/diff?from=0&to={generation}"),
+        Some(&f.viewer),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.text().contains("set global variable 'api_key'"),
+        "{}",
+        r.text()
+    );
+
+    // The console, as a viewer: every GET route of its tables.
+    let c = Console::login(&f.s, "vera", PW);
+    let mut pages = 0;
+    for route in umc::http::ui::console_routes().filter(|r| r.verb == Verb::Get) {
+        for path in console_concrete(route.path) {
+            let r = c.get(&path);
+            assert!(r.status < 500, "{path}: {} {}", r.status, r.text());
+            let found = values_in(&r.text());
+            assert!(
+                found.is_empty(),
+                "viewer got {found:?} from {path}: {}",
+                r.text()
+            );
+            pages += 1;
+        }
+    }
+    assert!(pages >= 15, "{pages} console pages walked");
+    let t = c.get(&format!("/ui/nodes/{HOST}")).text();
+    assert!(
+        t.contains("id=\"var-db_password\""),
+        "the name is shown: {t}"
+    );
+    assert!(t.contains("id=\"vars-hidden\""), "{t}");
+    let t = c.get("/ui/history").text();
+    assert!(t.contains("set variable &#39;api_token&#39;"), "{t}");
+
+    // umc-admin, as a viewer: the names, `(hidden)` for the values, no failure; the export is
+    // refused with the role it needs.
+    for args in [
+        &["node", "show", HOST][..],
+        &["node", "list", "--json"],
+        &["var", "list"],
+        &["var", "list", "--json"],
+    ] {
+        let out = f.s.admin_as(&f.viewer, args, "");
+        let shown = common::show(&out);
+        assert!(out.status.success(), "{args:?}: {shown}");
+        assert!(values_in(&shown).is_empty(), "{args:?}: {shown}");
+        assert!(shown.contains("api_"), "{args:?}: the names: {shown}");
+    }
+    let out = f.s.admin_as(&f.viewer, &["node", "show", HOST], "");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("db_password = (hidden)"), "{stdout}");
+    let out = f.s.admin_as(&f.viewer, &["export"], "");
+    assert!(!out.status.success(), "{}", common::show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs role operator"),
+        "{}",
+        common::show(&out)
+    );
+
+    // The values are hidden by role: an operator and an admin read them.
+    for (role, user) in [(Role::Operator, "otto"), (Role::Admin, "adam")] {
+        let token = f.token(role);
+        let r = call(
+            &f.s,
+            "GET",
+            &format!("/api/v1/nodes/{HOST}"),
+            Some(token),
+            None,
+        );
+        let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+        assert_eq!(v["vars"]["db_password"], NODE_VALUE, "{}", role.as_str());
+        assert_eq!(v["vars"]["api_token"], NODE_VALUE, "{}", role.as_str());
+        let r = call(&f.s, "GET", "/api/v1/vars", Some(token), None);
+        assert!(
+            r.text().contains(GLOBAL_VALUE),
+            "{}: {}",
+            role.as_str(),
+            r.text()
+        );
+        let r = call(&f.s, "GET", "/api/v1/export", Some(token), None);
+        assert_eq!(
+            values_in(&r.text()).len(),
+            2,
+            "{}: {}",
+            role.as_str(),
+            r.text()
+        );
+        let c = Console::login(&f.s, user, PW);
+        let t = c.get(&format!("/ui/nodes/{HOST}")).text();
+        assert!(t.contains(NODE_VALUE), "{user}: {t}");
+        assert!(!t.contains("id=\"vars-hidden\""), "{user}: {t}");
+        let out = f.s.admin_as(token, &["var", "list"], "");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(GLOBAL_VALUE),
+            "{}",
+            common::show(&out)
+        );
+    }
+}
+
 /// The console router is `ui::routes`, built from the console's route tables only (what
-/// `ui::console_routes` lists): no page module adds a route of its own.
+/// `ui::console_routes` lists and `viewers_never_read_variable_values` walks): no page module
+/// adds a route of its own.
 #[test]
 fn the_console_router_is_built_from_its_tables_only() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http/ui");

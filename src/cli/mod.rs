@@ -272,3 +272,15 @@ pub fn parse_vars(vars: &[String]) -> Result<std::collections::BTreeMap<String, 
     }
     Ok(out)
 }
+
+/// Variables as umcd sent them, one `(name, value)` per variable: a value the caller's role
+/// may not read (a viewer's; umcd sent `null`) is printed as `(hidden)`, and stderr says why
+/// once.
+pub fn shown_vars(vars: crate::api::VarValues) -> Vec<(String, String)> {
+    if vars.values().any(Option::is_none) {
+        errln!("# variable values are hidden: only operators and admins read them");
+    }
+    vars.into_iter()
+        .map(|(k, v)| (k, v.unwrap_or_else(|| "(hidden)".into())))
+        .collect()
+}

@@ -143,7 +143,7 @@ pub fn run(c: &Client, cmd: NodeCmd) -> CliResult {
             outln!("tasks:    {}", join(&n.tasks));
             outln!("closure:  {}", join(&n.task_closure));
             outln!("vars:");
-            for (k, v) in &n.vars {
+            for (k, v) in super::shown_vars(n.vars) {
                 outln!("  {k} = {v}");
             }
         }

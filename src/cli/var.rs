@@ -2,8 +2,8 @@
 
 use clap::Subcommand;
 
-use super::{CliResult, parse_vars, print_edit, print_json, print_table};
-use crate::api::Op;
+use super::{CliResult, parse_vars, print_edit, print_json, print_table, shown_vars};
+use crate::api::{Op, VarValues};
 use crate::client::Client;
 
 #[derive(Subcommand)]
@@ -32,11 +32,14 @@ pub fn run(c: &Client, cmd: VarCmd) -> CliResult {
         },
         VarCmd::Unset { names } => Op::VarUnset { names },
         VarCmd::List { json } => {
-            let vars: std::collections::BTreeMap<String, String> = c.get("/vars")?;
+            let vars: VarValues = c.get("/vars")?;
             if json {
                 return print_json(&vars);
             }
-            let rows: Vec<Vec<String>> = vars.into_iter().map(|(k, v)| vec![k, v]).collect();
+            let rows: Vec<Vec<String>> = shown_vars(vars)
+                .into_iter()
+                .map(|(k, v)| vec![k, v])
+                .collect();
             print_table(&["NAME", "VALUE"], &rows);
             return Ok(());
         }

@@ -1,6 +1,7 @@
 //! The admin API (`/api/v1`): JSON, bearer token. Reads are plain GETs; every change is a
 //! `POST /api/v1/edit` carrying a list of operations that commit as one generation.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
@@ -19,7 +20,7 @@ use super::{ApiError, AppState};
 use crate::api::{
     AuditEntry, AuditRequest, EditRequest, EditResponse, FileInfo, LogEntry, NodeInfo, NodeToken,
     Op, RenderedFile, Role, ServerInfo, TaskInfo, TokenRotateRequest, TokenRotateResponse,
-    TokenRotation,
+    TokenRotation, VarValues,
 };
 use crate::app::blocking;
 use crate::app::now;
@@ -81,11 +82,20 @@ const fn row(verb: Verb, path: &'static str, role: Role, handler: Handler) -> Ap
 use Role::{Admin, Operator, Viewer};
 use Verb::{Delete, Get, Post};
 
+/// The least role that reads variable values. Templates render variables into files, secrets
+/// included (a database password in a config file), so for a role that cannot change what
+/// nodes run a value is as secret as a rendered file: a viewer gets every name, each value
+/// `None` ([`shown_vars`]). An operator assigns tasks that run as root on every node, so hiding
+/// a value from it would protect nothing.
+pub const VAR_VALUES: Role = Operator;
+
 /// Every `/api/v1` route and the least role that may call it. Secrets (node tokens, a host's
-/// rendered files, the backup with the signing key, the user list) need admin. Some answers
+/// rendered files, the backup with the signing key, the user list) need admin; the plain
+/// export holds every variable's value and needs [`VAR_VALUES`] (operator). Some answers
 /// depend on more than the route and check again inside: `POST /edit` asks [`ops_role`] for
-/// its operations, `GET /export?secrets=true` needs admin (`fleet::export`), and token routes
-/// scope what a non-admin sees to its own tokens.
+/// its operations, `GET /export?secrets=true` needs admin (`fleet::export`), the node and
+/// variable reads show values by [`shown_vars`], and token routes scope what a non-admin sees
+/// to its own tokens.
 pub static API_ROUTES: &[ApiRoute] = &[
     row(Get, "/server", Viewer, |m| on(m, server)),
     row(Get, "/nodes", Viewer, |m| on(m, nodes)),
@@ -102,7 +112,7 @@ pub static API_ROUTES: &[ApiRoute] = &[
         on(m, super::status::host)
     }),
     row(Post, "/edit", Operator, |m| on(m, edit)),
-    row(Get, "/export", Viewer, |m| on(m, super::fleet::export)),
+    row(Get, "/export", VAR_VALUES, |m| on(m, super::fleet::export)),
     row(Post, "/apply", Admin, |m| on(m, super::fleet::apply)),
     row(Post, "/import", Admin, |m| on(m, super::fleet::import)),
     row(Post, "/rollback", Admin, |m| on(m, super::fleet::rollback)),
@@ -368,13 +378,22 @@ fn too_large(max: usize) -> ApiError {
     )
 }
 
-fn node_info(model: &Model, name: &str) -> Option<NodeInfo> {
+/// Variables as `role` may see them: every name; the values only from [`VAR_VALUES`] up. The
+/// one place the API and the console hide values.
+pub(super) fn shown_vars(role: Role, vars: &BTreeMap<String, String>) -> VarValues {
+    let values = role >= VAR_VALUES;
+    vars.iter()
+        .map(|(k, v)| (k.clone(), values.then(|| v.clone())))
+        .collect()
+}
+
+fn node_info(model: &Model, name: &str, role: Role) -> Option<NodeInfo> {
     let n = model.nodes.get(name)?;
     Some(NodeInfo {
         name: n.name.clone(),
         package: host_package(&n.name),
         version: repo::version(model.node_generation(n)),
-        vars: n.vars.clone(),
+        vars: shown_vars(role, &n.vars),
         tasks: n.tasks.iter().cloned().collect(),
         task_closure: model.closure(&n.tasks).into_iter().collect(),
         ssh: n.ssh.clone(),
@@ -437,11 +456,17 @@ async fn server(State(s): State<Arc<AppState>>) -> Result<Json<ServerInfo>, ApiE
     }))
 }
 
-async fn nodes(State(s): State<Arc<AppState>>) -> Result<Json<Vec<NodeInfo>>, ApiError> {
+async fn nodes(
+    State(s): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Vec<NodeInfo>>, ApiError> {
     blocking(move || {
         let (_, m) = s.app.store.model()?;
         Ok(Json(
-            m.nodes.keys().filter_map(|n| node_info(&m, n)).collect(),
+            m.nodes
+                .keys()
+                .filter_map(|n| node_info(&m, n, caller.role))
+                .collect(),
         ))
     })
     .await
@@ -453,12 +478,13 @@ fn host_arg(host: &str) -> Result<String, ApiError> {
 
 async fn node(
     State(s): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path(host): Path<String>,
 ) -> Result<Json<NodeInfo>, ApiError> {
     let host = host_arg(&host)?;
     blocking(move || {
         let (_, m) = s.app.store.model()?;
-        node_info(&m, &host)
+        node_info(&m, &host, caller.role)
             .map(Json)
             .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("unknown node '{host}'")))
     })
@@ -546,8 +572,9 @@ async fn task(
 
 async fn vars(
     State(s): State<Arc<AppState>>,
-) -> Result<Json<std::collections::BTreeMap<String, String>>, ApiError> {
-    blocking(move || Ok(Json(s.app.store.model()?.1.vars))).await
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<VarValues>, ApiError> {
+    blocking(move || Ok(Json(shown_vars(caller.role, &s.app.store.model()?.1.vars)))).await
 }
 
 #[derive(Deserialize)]

@@ -30,14 +30,16 @@ pub(super) struct ExportQuery {
     history: bool,
 }
 
-/// The whole model in its file form; node tokens only with `secrets=true`, for admins.
+/// The whole model in its file form, for operators and admins (it holds every variable's
+/// value: `admin::VAR_VALUES`); node tokens only with `secrets=true`, for admins. Viewers get
+/// no export at all rather than one with values blanked: applied, such a file would wipe them.
 pub(super) async fn export(
     State(s): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     q: Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<Json<Fleet>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
-    // The route is open to viewers; node tokens are not (as `GET /nodes/{host}/token`).
+    // The route is open to operators; node tokens are not (as `GET /nodes/{host}/token`).
     if q.secrets {
         require(&caller, Role::Admin, "export node tokens (secrets=true)")?;
     }

@@ -17,7 +17,7 @@ mod status;
 pub mod ui;
 mod users;
 
-pub use admin::{API_ROUTES, ApiRoute, Verb};
+pub use admin::{API_ROUTES, ApiRoute, VAR_VALUES, Verb};
 pub use error::ApiError;
 pub use server::{MAX_CONNECTIONS, open_files_wanted, raise_open_file_limit, run};
 

@@ -105,7 +105,10 @@ struct Status {
 #[derive(Serialize)]
 struct Var {
     name: String,
+    /// Empty when `hidden`.
     value: String,
+    /// The caller's role may not read values (`admin::shown_vars`).
+    hidden: bool,
     /// A node variable overriding a global one of the same name.
     overrides: bool,
 }
@@ -230,13 +233,13 @@ async fn node_page(
         last_seen: r.last_seen.map(|s| when(t, s)),
         last_result: r.last_result.clone(),
     });
-    let vars: Vec<Var> = n
-        .vars
-        .iter()
+    let vars: Vec<Var> = crate::http::admin::shown_vars(ctx.role, &n.vars)
+        .into_iter()
         .map(|(k, v)| Var {
-            name: k.clone(),
-            value: v.clone(),
-            overrides: model.vars.contains_key(k),
+            overrides: model.vars.contains_key(&k),
+            name: k,
+            hidden: v.is_none(),
+            value: v.unwrap_or_default(),
         })
         .collect();
     let closure = model.closure(&n.tasks);
@@ -304,6 +307,8 @@ async fn node_page(
     page.insert("status", &status_row);
     page.insert("url", &n.url);
     page.insert("vars", &vars);
+    page.insert("values_hidden", &vars.iter().any(|v| v.hidden));
+    page.insert("values_role", crate::http::VAR_VALUES.as_str());
     page.insert("global_vars", &model.vars.len());
     page.insert("tasks", &n.tasks.iter().collect::<Vec<_>>());
     page.insert("assignable", &assignable);
