@@ -6,7 +6,15 @@ use std::time::Instant;
 
 use umc::api::Op;
 use umc::fleetfile::{Fleet, diff_ops, parse_toml, to_toml};
-use umc::store::Store;
+use umc::store::{EditOptions, Store};
+
+/// The packages are made up: no catalog knows them.
+fn forced() -> EditOptions {
+    EditOptions {
+        force: true,
+        ..EditOptions::default()
+    }
+}
 
 fn main() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -22,7 +30,7 @@ fn main() {
             relations: vec![format!("pkg{t}"), "curl".into()],
         });
     }
-    store.edit_checked("bench", &ops, 1, true).expect("tasks");
+    store.edit("bench", &ops, 1, forced()).expect("tasks");
     for chunk in 0..10 {
         let mut ops = Vec::new();
         for n in chunk * 1000..(chunk + 1) * 1000 {
@@ -37,7 +45,7 @@ fn main() {
                 tasks: vec![format!("task{}", n % 500), format!("task{}", (n + 7) % 500)],
             });
         }
-        store.edit_checked("bench", &ops, 2, true).expect("nodes");
+        store.edit("bench", &ops, 2, forced()).expect("nodes");
     }
     let t = Instant::now();
     let e = store.export(false).expect("export");
@@ -60,9 +68,8 @@ fn main() {
         let parsed = t.elapsed();
         let (_, have) = store.model().expect("model");
         let (ops, tokens) = diff_ops(&have, &want);
-        let out = store
-            .edit_to("bench", &ops, tokens, None, 3, true, false)
-            .expect("apply");
+        let opts = EditOptions { tokens, ..forced() };
+        let out = store.edit("bench", &ops, 3, opts).expect("apply");
         println!(
             "apply ({what}): {:?} (parse + check {:?}), {} ops, {} change lines",
             t.elapsed(),

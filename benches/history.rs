@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use umc::api::Op;
-use umc::store::Store;
+use umc::store::{EditOptions, Store};
 
 const LIMIT: u64 = 5 << 20;
 
@@ -47,7 +47,9 @@ fn main() {
             tasks: vec!["web".into()],
         },
     ];
-    store.edit("bench", &ops, 1_700_000_000).expect("setup");
+    store
+        .edit("bench", &ops, 1_700_000_000, EditOptions::default())
+        .expect("setup");
     let size = || std::fs::metadata(&path).expect("stat").len();
     let before = size();
     let start = Instant::now();
@@ -68,7 +70,12 @@ fn main() {
             }
         };
         store
-            .edit("bench", &[op], 1_700_000_001 + i as i64)
+            .edit(
+                "bench",
+                &[op],
+                1_700_000_001 + i as i64,
+                EditOptions::default(),
+            )
             .expect("edit");
     }
     let growth = size() - before;

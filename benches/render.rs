@@ -20,7 +20,7 @@
 //!   with `cold/build_archive`; `cold/packages_3_templated_files` is the rendering part.
 //! - `template_edit/*`: a store of 1,000 nodes that all run task `web`, which ships the nginx
 //!   site template (global variables plus per-node `weight` and `tls`).
-//!   `shared_1000` replaces that template: `Store::edit_checked`, as `POST /api/v1/edit` calls
+//!   `shared_1000` replaces that template: `Store::edit`, as `POST /api/v1/edit` calls
 //!   it, renders the new template for all 1,000 hosts before the durable commit.
 //!   `node_var_1000`, the baseline, sets a variable of one node of the same store (one host
 //!   re-rendered).
@@ -35,7 +35,7 @@ use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion
 use umc::api::Op;
 use umc::repo::{self, DEFAULT_ARCHITECTURES, DebArtifact};
 use umc::sign::SigningKeys;
-use umc::store::Store;
+use umc::store::{EditOptions, Store};
 
 const USER: &str = "bench";
 const HOST: &str = "web1.example.com";
@@ -104,7 +104,9 @@ fn small_store() -> (tempfile::TempDir, Store) {
     let tasks: Vec<String> = (0..10).map(|i| format!("task{i:02}")).collect();
     for name in &tasks {
         let ops = task_ops(name, &format!("Task {name} of the benchmark"));
-        store.edit(USER, &ops, t).expect("task edit");
+        store
+            .edit(USER, &ops, t, EditOptions::default())
+            .expect("task edit");
     }
     let ops = vec![
         Op::NodeAdd {
@@ -117,7 +119,9 @@ fn small_store() -> (tempfile::TempDir, Store) {
             tasks: tasks.clone(),
         },
     ];
-    store.edit(USER, &ops, t).expect("node edit");
+    store
+        .edit(USER, &ops, t, EditOptions::default())
+        .expect("node edit");
     (dir, store)
 }
 
@@ -205,7 +209,9 @@ fn templated_store() -> (tempfile::TempDir, Store) {
             None,
         ),
     ];
-    store.edit(USER, &ops, now()).expect("templates edit");
+    store
+        .edit(USER, &ops, now(), EditOptions::default())
+        .expect("templates edit");
     (dir, store)
 }
 
@@ -422,7 +428,9 @@ fn fleet_store(nodes: usize) -> (tempfile::TempDir, Store) {
             });
         }
     }
-    store.edit(USER, &ops, t).expect("tasks edit");
+    store
+        .edit(USER, &ops, t, EditOptions::default())
+        .expect("tasks edit");
     let mut i = 0;
     while i < nodes {
         let end = (i + NODES_PER_EDIT).min(nodes);
@@ -438,7 +446,9 @@ fn fleet_store(nodes: usize) -> (tempfile::TempDir, Store) {
                 tasks: node_tasks(n),
             });
         }
-        store.edit(USER, &ops, t).expect("nodes edit");
+        store
+            .edit(USER, &ops, t, EditOptions::default())
+            .expect("nodes edit");
         i = end;
     }
     eprintln!(
@@ -518,7 +528,9 @@ fn fleet(c: &mut Criterion) {
                     url: None,
                     conffiles: None,
                 };
-                store.edit(USER, &[op], now()).expect("edit")
+                store
+                    .edit(USER, &[op], now(), EditOptions::default())
+                    .expect("edit")
             })
         });
     }
@@ -543,7 +555,9 @@ fn template_store() -> (tempfile::TempDir, Store) {
         SITE_CONF.to_string(),
         Some("nginx"),
     ));
-    store.edit(USER, &ops, t).expect("task edit");
+    store
+        .edit(USER, &ops, t, EditOptions::default())
+        .expect("task edit");
     let mut ops = Vec::with_capacity(2 * TEMPLATE_NODES);
     for n in 0..TEMPLATE_NODES {
         ops.push(Op::NodeAdd {
@@ -556,7 +570,9 @@ fn template_store() -> (tempfile::TempDir, Store) {
             tasks: vec!["web".to_string()],
         });
     }
-    store.edit(USER, &ops, t).expect("nodes edit");
+    store
+        .edit(USER, &ops, t, EditOptions::default())
+        .expect("nodes edit");
     eprintln!(
         "template store with {TEMPLATE_NODES} nodes on task 'web' built in {:.2?}",
         started.elapsed()
@@ -597,7 +613,9 @@ fn template_edit(c: &mut Criterion) {
                 site_revision(i),
                 Some("nginx"),
             );
-            let e = store.edit_checked(USER, &[op], now(), false).expect("edit");
+            let e = store
+                .edit(USER, &[op], now(), EditOptions::default())
+                .expect("edit");
             assert_eq!(e.changes.len(), 1, "{:?}", e.changes);
             e
         })
@@ -614,7 +632,9 @@ fn template_edit(c: &mut Criterion) {
                 url: None,
                 conffiles: None,
             };
-            store.edit_checked(USER, &[op], now(), false).expect("edit")
+            store
+                .edit(USER, &[op], now(), EditOptions::default())
+                .expect("edit")
         })
     });
     g.finish();

@@ -148,7 +148,7 @@ pub(crate) mod testing {
     pub(crate) fn edit(app: &App, ops: Vec<Op>) -> u64 {
         let e = app
             .store
-            .edit_checked("admin", &ops, now(), false)
+            .edit("admin", &ops, now(), crate::store::EditOptions::default())
             .expect("edit");
         app.set_generation(e.generation);
         e.generation

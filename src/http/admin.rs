@@ -26,7 +26,7 @@ use crate::app::blocking;
 use crate::app::now;
 use crate::model::{Entity, FileAction, Model, Node, host_package, normalize_host, task_package};
 use crate::repo;
-use crate::store::Caller;
+use crate::store::{Caller, EditOptions};
 
 #[derive(Clone)]
 pub struct User(pub String);
@@ -528,7 +528,10 @@ async fn rotate_token(
             host: host.clone(),
             force: req.force,
         };
-        let e = s.app.store.edit_checked(&user, &[op], now(), false)?;
+        let e = s
+            .app
+            .store
+            .edit(&user, &[op], now(), EditOptions::default())?;
         s.app.set_generation(e.generation);
         let n = s.app.store.node(&host)?.ok_or_else(|| {
             ApiError::new(StatusCode::NOT_FOUND, format!("unknown node '{host}'"))
@@ -663,10 +666,11 @@ async fn edit(
     }
     let user = caller.name;
     blocking(move || {
-        let e = s
-            .app
-            .store
-            .edit_checked(&user, &req.ops, now(), req.force)?;
+        let opts = EditOptions {
+            force: req.force,
+            ..EditOptions::default()
+        };
+        let e = s.app.store.edit(&user, &req.ops, now(), opts)?;
         s.app.set_generation(e.generation);
         Ok(Json(EditResponse {
             generation: e.generation,

@@ -13,13 +13,13 @@ use serde::Deserialize;
 use super::admin::{User, json_body, require};
 use super::{ApiError, AppState};
 use crate::api::{
-    ApplyRequest, ApplyResponse, DiffResponse, ImportResponse, Role, RollbackRequest,
+    ApplyRequest, ApplyResponse, DiffResponse, ImportResponse, Op, Role, RollbackRequest,
 };
 use crate::app::blocking;
 use crate::app::now;
 use crate::fleetfile::{self, Fleet, Lines, Problem};
 use crate::model::Model;
-use crate::store::{Caller, Export, StoreError};
+use crate::store::{Caller, EditOptions, EditOutcome, Export, StoreError};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,13 +102,15 @@ pub(super) async fn apply(
     blocking(move || {
         let name = file_name(&req.name);
         let (_, lines, want) = parse(&name, &req.text, req.json)?;
-        let (_, have) = s.app.store.model()?;
+        let (current, have) = s.app.store.model()?;
         let (ops, tokens) = fleetfile::diff_ops(&have, &want);
-        let e = s
-            .app
-            .store
-            .edit_to(&user, &ops, tokens, None, now(), req.force, req.dry_run)
-            .map_err(|e| placed(&name, &lines, e))?;
+        let opts = EditOptions {
+            tokens,
+            force: req.force,
+            dry_run: req.dry_run,
+            ..EditOptions::default()
+        };
+        let e = edit_diff(&s, &user, current, &ops, opts).map_err(|e| placed(&name, &lines, e))?;
         if !req.dry_run {
             s.app.set_generation(e.generation);
         }
@@ -120,6 +122,25 @@ pub(super) async fn apply(
         }))
     })
     .await
+}
+
+/// The edit `ops` (from `diff_ops` against generation `current`'s model) make; none: the model
+/// is as wanted already, nothing to change.
+fn edit_diff(
+    s: &AppState,
+    user: &str,
+    current: u64,
+    ops: &[Op],
+    opts: EditOptions,
+) -> Result<EditOutcome, StoreError> {
+    if ops.is_empty() {
+        return Ok(EditOutcome {
+            generation: current,
+            changes: Vec::new(),
+            warnings: Vec::new(),
+        });
+    }
+    s.app.store.edit(user, ops, now(), opts)
 }
 
 /// Restores an export (with secrets, and its history when it has one) into an empty server.
@@ -157,18 +178,18 @@ pub(super) async fn rollback(
     let req: RollbackRequest = json_body(body, s.app.config.max_body)?;
     blocking(move || {
         let want = s.app.store.model_at(req.to)?;
-        let (_, have) = s.app.store.model()?;
+        let (current, have) = s.app.store.model()?;
         let (ops, tokens) = fleetfile::diff_ops(&have, &want);
-        let preface = format!("User '{user}' rolled back to generation {}", req.to);
-        let e = s.app.store.edit_to(
-            &user,
-            &ops,
+        let opts = EditOptions {
             tokens,
-            Some(preface),
-            now(),
-            req.force,
-            req.dry_run,
-        )?;
+            preface: Some(format!(
+                "User '{user}' rolled back to generation {}",
+                req.to
+            )),
+            force: req.force,
+            dry_run: req.dry_run,
+        };
+        let e = edit_diff(&s, &user, current, &ops, opts)?;
         if !req.dry_run {
             s.app.set_generation(e.generation);
         }

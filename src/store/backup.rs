@@ -137,6 +137,7 @@ fn copy<K: redb::Key + 'static, V: redb::Value + 'static>(
 mod tests {
     use super::*;
     use crate::api::Op;
+    use crate::store::EditOptions;
 
     #[test]
     fn a_snapshot_covers_every_table_and_reopens_equal() {
@@ -150,6 +151,7 @@ mod tests {
                 ssh: None,
             }],
             10,
+            EditOptions::default(),
         )
         .expect("edit");
         let dest = dir.path().join("copy.redb");
@@ -163,6 +165,7 @@ mod tests {
                 host: "a.example.com".into(),
             }],
             11,
+            EditOptions::default(),
         )
         .expect("edit");
         let copy = Store::open(&dest).expect("reopen");

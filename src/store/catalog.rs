@@ -4,7 +4,7 @@
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, decode, encode};
+use super::{Store, StoreError, Tables, decode, encode};
 use crate::api::Op;
 use crate::catalog::fetch::Imported;
 use crate::catalog::{
@@ -245,15 +245,15 @@ fn providers(
     Ok(out)
 }
 
-/// Checks the package names of `ops` against every catalog, inside the edit's transaction.
-/// Unknown names are an error unless `force`; version constraints no catalog satisfies are
-/// warnings. With no catalog, nothing is checked.
+/// Checks the package names of `ops` against every catalog, inside the edit's transaction (a
+/// dry run's is a read transaction). Unknown names are an error unless `force`; version
+/// constraints no catalog satisfies are warnings. With no catalog, nothing is checked.
 pub(super) fn check_ops(
-    tx: &redb::WriteTransaction,
+    tx: &impl Tables,
     ops: &[Op],
     force: bool,
 ) -> Result<Vec<String>, StoreError> {
-    let cats_t = tx.open_table(CATALOGS)?;
+    let cats_t = tx.table(CATALOGS)?;
     let mut cats = Vec::new();
     for row in cats_t.iter()? {
         cats.push(row?.0.value().to_string());
@@ -261,8 +261,8 @@ pub(super) fn check_ops(
     if cats.is_empty() {
         return Ok(Vec::new());
     }
-    let pkgs = tx.open_table(CATALOG_PKGS)?;
-    let provs = tx.open_table(CATALOG_PROVIDES)?;
+    let pkgs = tx.table(CATALOG_PKGS)?;
+    let provs = tx.table(CATALOG_PROVIDES)?;
     let mut warnings = Vec::new();
     // (catalog, version) of the real packages and versioned providers of `name`, and whether
     // anything at all knows the name.

@@ -458,15 +458,21 @@ impl Deref for ReadTx<'_> {
     }
 }
 
-impl super::ModelTables for ReadTx<'_> {
-    fn load(&self) -> Result<crate::model::Model, StoreError> {
-        self.tx.load()
+impl super::Tables for ReadTx<'_> {
+    fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        def: redb::TableDefinition<K, V>,
+    ) -> Result<impl redb::ReadableTable<K, V>, StoreError> {
+        super::Tables::table(&self.tx, def)
     }
 }
 
-impl super::ModelTables for WriteTx<'_> {
-    fn load(&self) -> Result<crate::model::Model, StoreError> {
-        self.tx.load()
+impl super::Tables for WriteTx<'_> {
+    fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        def: redb::TableDefinition<K, V>,
+    ) -> Result<impl redb::ReadableTable<K, V>, StoreError> {
+        super::Tables::table(&self.tx, def)
     }
 }
 
@@ -520,7 +526,7 @@ mod tests {
 
     use super::*;
     use crate::api::Op;
-    use crate::store::Store;
+    use crate::store::{EditOptions, Store};
 
     fn add(host: &str) -> Op {
         Op::NodeAdd {
@@ -538,7 +544,8 @@ mod tests {
     fn a_panic_in_a_transaction_is_refused_until_a_check_passes_and_never_per_request() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Store::open(&dir.path().join("umc.redb")).expect("open");
-        s.edit("sh", &[add("a.example.com")], 10).expect("edit");
+        s.edit("sh", &[add("a.example.com")], 10, EditOptions::default())
+            .expect("edit");
         let boom = || {
             catch_unwind(AssertUnwindSafe(|| {
                 let _tx = s.db.begin_read().expect("read");
@@ -555,7 +562,7 @@ mod tests {
         for _ in 0..10 {
             assert!(matches!(s.model(), Err(StoreError::Unavailable(_))));
             assert!(matches!(
-                s.edit("sh", &[add("b.example.com")], 11),
+                s.edit("sh", &[add("b.example.com")], 11, EditOptions::default()),
                 Err(StoreError::Unavailable(_))
             ));
         }

@@ -1,24 +1,23 @@
-//! The model at any past generation, and the fleet as a whole: export, import, and edits that
-//! make the model equal a given one (`apply`, `rollback`).
+//! The model at any past generation, and the fleet as a whole: export and import. (`apply`
+//! and `rollback`, which make the model equal a given one, are edits: `Store::edit`.)
 //!
 //! `entity_versions_v1` keeps, per entity, its record as of each generation that touched it
 //! (a tombstone when it was removed). The model at generation G is, for every entity, its newest
 //! record at or before G. It grows with edits, not with the fleet: a bulk edit of 10,000 nodes
 //! writes 10,000 rows once, an edit of one task writes one.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CHANGELOG_LIMIT, ChangeRec, EditOutcome, GENERATIONS, META, NODES, NodeRec, Store, StoreError,
-    TASKS, TEMPLATES, TIMES, TOUCHES, TaskRec, TouchRec, VARS, catalog, commit_changes, decode,
-    encode, load_model, next_generation, node_from, node_rec, put_task, random_token, task_from,
+    CHANGELOG_LIMIT, ChangeRec, GENERATIONS, META, NODES, NodeRec, Store, StoreError, TASKS,
+    TEMPLATES, TIMES, TOUCHES, TaskRec, TouchRec, VARS, decode, encode, load_current, load_model,
+    node_from, node_rec, put_task, task_from,
 };
-use crate::api::Op;
 use crate::fleetfile::{ChangeForm, GenerationForm};
-use crate::model::{Change, Entity, Model, TokenSource};
+use crate::model::{Entity, Model};
 
 /// (entity key, generation) -> the entity's record as that generation left it.
 pub(super) const VERSIONS: TableDefinition<(&str, u64), &[u8]> =
@@ -394,15 +393,6 @@ fn note_hashes(rec: &TaskRec, hashes: &mut BTreeSet<Vec<u8>>) {
     }
 }
 
-/// Hands out the tokens of nodes an edit re-creates (rollback, import-like apply), else random.
-struct GivenTokens(VecDeque<Option<String>>);
-
-impl TokenSource for GivenTokens {
-    fn token(&mut self) -> String {
-        self.0.pop_front().flatten().unwrap_or_else(random_token)
-    }
-}
-
 /// What `export` reads.
 pub struct Export {
     pub generation: u64,
@@ -465,14 +455,12 @@ impl Store {
     /// The model, its counters, and (when `history`) every generation record, oldest first.
     pub fn export(&self, history: bool) -> Result<Export, StoreError> {
         let tx = self.db.begin_read()?;
-        let meta = tx.open_table(META)?;
-        let generation = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
-        let server_generation = meta
+        let (generation, model) = load_current(&tx)?;
+        let server_generation = tx
+            .open_table(META)?
             .get("server_generation")?
             .map(|v| v.value())
             .unwrap_or(0);
-        let mut model = load_model(&tx)?;
-        model.vars_generation = meta.get("vars_generation")?.map(|v| v.value()).unwrap_or(0);
         let mut out = Vec::new();
         if history {
             for row in tx.open_table(GENERATIONS)?.iter()? {
@@ -546,9 +534,7 @@ impl Store {
         }
         let tx = self.db.begin_write()?;
         {
-            let current = load_model(&tx)?;
-            let meta = tx.open_table(META)?;
-            let generation = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
+            let (generation, current) = load_current(&tx)?;
             if generation != 0 || !current.nodes.is_empty() || !current.tasks.is_empty() {
                 return Err(HistoryError::NotEmpty {
                     nodes: current.nodes.len(),
@@ -620,79 +606,15 @@ impl Store {
         tx.commit()?;
         Ok(data.generation)
     }
-
-    /// Applies `ops` as one generation like [`Store::edit_checked`], with three additions:
-    /// nodes the ops create get `tokens` in order (`None`: a random one); `preface` becomes the
-    /// first change line (touching nothing); `dry_run` validates and reports without writing.
-    /// An empty `ops` (nothing to change) commits nothing.
-    #[allow(clippy::too_many_arguments)]
-    pub fn edit_to(
-        &self,
-        user: &str,
-        ops: &[Op],
-        tokens: Vec<Option<String>>,
-        preface: Option<String>,
-        now: i64,
-        force: bool,
-        dry_run: bool,
-    ) -> Result<EditOutcome, StoreError> {
-        let tx = self.db.begin_write()?;
-        let (old, current) = {
-            let mut m = load_model(&tx)?;
-            let meta = tx.open_table(META)?;
-            m.vars_generation = meta.get("vars_generation")?.map(|v| v.value()).unwrap_or(0);
-            (m, meta.get("generation")?.map(|v| v.value()).unwrap_or(0))
-        };
-        let mut model = old.clone();
-        let mut changes = Vec::new();
-        let mut source = GivenTokens(tokens.into());
-        for op in ops {
-            changes.extend(model.apply(op, user, &mut source)?);
-        }
-        model.validate()?;
-        let touched: BTreeSet<Entity> = changes.iter().flat_map(|c| c.entities.clone()).collect();
-        model.validate_renders(&touched)?;
-        let warnings = catalog::check_ops(&tx, ops, force)?;
-        if changes.is_empty() || dry_run {
-            if let Some(p) = preface.filter(|_| !changes.is_empty()) {
-                changes.insert(
-                    0,
-                    Change {
-                        text: p,
-                        entities: Vec::new(),
-                    },
-                );
-            }
-            return Ok(EditOutcome {
-                generation: current,
-                changes,
-                warnings,
-            });
-        }
-        if let Some(p) = preface {
-            changes.insert(
-                0,
-                Change {
-                    text: p,
-                    entities: Vec::new(),
-                },
-            );
-        }
-        let generation = next_generation(&tx.open_table(META)?)?;
-        commit_changes(&tx, user, now, &old, model, &changes, generation)?;
-        tx.commit()?;
-        Ok(EditOutcome {
-            generation,
-            changes,
-            warnings,
-        })
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use redb::ReadableTableMetadata;
+
+    use crate::api::Op;
+    use crate::store::EditOptions;
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -709,7 +631,8 @@ mod tests {
             vars: BTreeMap::new(),
             ssh: None,
         };
-        s.edit("admin", &[add], now).expect("edit");
+        s.edit("admin", &[add], now, EditOptions::default())
+            .expect("edit");
         let mut data = s.export(true).expect("export");
         data.history[0].time = now + IMPORT_CLOCK_SKEW;
         check_import(&data, now).expect("within the skew");
@@ -765,7 +688,8 @@ mod tests {
                 tasks: vec!["web".into()],
             });
         }
-        s.edit("sh", &ops, 1_000).expect("setup");
+        s.edit("sh", &ops, 1_000, EditOptions::default())
+            .expect("setup");
     }
 
     fn rows<K: redb::Key + 'static, V: redb::Value + 'static>(
@@ -787,7 +711,8 @@ mod tests {
         let path = dir.path().join("umc.redb");
         let before = std::fs::metadata(&path).expect("stat").len();
         for i in 0..50 {
-            s.edit("sh", &[depend(i)], 1_001 + i as i64).expect("edit");
+            s.edit("sh", &[depend(i)], 1_001 + i as i64, EditOptions::default())
+                .expect("edit");
         }
         let after = std::fs::metadata(&path).expect("stat").len();
         let growth = after.saturating_sub(before);
@@ -815,14 +740,29 @@ mod tests {
         let (_d, s) = store();
         setup(&s, "first {{ host.fqdn }}", true);
         // A second template that a later edit replaces: pruning drops the old text.
-        s.edit("sh", &[file("old {{ host.fqdn }}")], 1_001)
-            .expect("edit");
-        s.edit("sh", &[file("new {{ host.fqdn }}")], 1_002)
-            .expect("edit");
+        s.edit(
+            "sh",
+            &[file("old {{ host.fqdn }}")],
+            1_001,
+            EditOptions::default(),
+        )
+        .expect("edit");
+        s.edit(
+            "sh",
+            &[file("new {{ host.fqdn }}")],
+            1_002,
+            EditOptions::default(),
+        )
+        .expect("edit");
         for i in 0..40 {
             // Two edits per second now and then: an ambiguous date must stay ambiguous.
-            s.edit("sh", &[depend(i)], 1_003 + i as i64 / 2)
-                .expect("edit");
+            s.edit(
+                "sh",
+                &[depend(i)],
+                1_003 + i as i64 / 2,
+                EditOptions::default(),
+            )
+            .expect("edit");
         }
         let view = s.host_data("a.example.com").expect("read").expect("host");
         let current = s.generation().expect("generation");
@@ -858,7 +798,8 @@ mod tests {
         assert_eq!(rows(&s, GENERATIONS), 5);
         assert_eq!(s.log(None, 100).expect("log").len(), 5);
         // Edits and renders go on.
-        s.edit("sh", &[depend(99)], 2_000).expect("edit");
+        s.edit("sh", &[depend(99)], 2_000, EditOptions::default())
+            .expect("edit");
         assert_eq!(
             s.model_at(oldest).expect("kept").tasks["web"].files.len(),
             1

@@ -205,7 +205,7 @@ fn move_templates(
 #[cfg(test)]
 mod tests {
     use super::super::history::VERSIONS;
-    use super::super::{Store, TASKS};
+    use super::super::{EditOptions, Store, TASKS};
     use super::*;
     use crate::api::Op;
 
@@ -288,10 +288,20 @@ mod tests {
                 task: "web".into(),
                 description: None,
             };
-            s.edit("sh", &[add, file("one {{ host.fqdn }}")], 10)
-                .expect("edit");
-            s.edit("sh", &[file("two {{ host.fqdn }}")], 11)
-                .expect("edit");
+            s.edit(
+                "sh",
+                &[add, file("one {{ host.fqdn }}")],
+                10,
+                EditOptions::default(),
+            )
+            .expect("edit");
+            s.edit(
+                "sh",
+                &[file("two {{ host.fqdn }}")],
+                11,
+                EditOptions::default(),
+            )
+            .expect("edit");
             s.edit(
                 "sh",
                 &[Op::TaskDepend {
@@ -299,6 +309,7 @@ mod tests {
                     relations: vec!["nginx".into()],
                 }],
                 12,
+                EditOptions::default(),
             )
             .expect("edit");
             (

@@ -357,6 +357,20 @@ pub struct HistoryItem {
     pub lines: Vec<String>,
 }
 
+/// How [`Store::edit`] edits, besides its ops.
+#[derive(Debug, Clone, Default)]
+pub struct EditOptions {
+    /// Tokens for the nodes the ops create, in order; `None` (or none left): a random one.
+    pub tokens: Vec<Option<String>>,
+    /// A first change line that touches no entity ("User 'x' rolled back to generation 4"),
+    /// recorded only when the edit changes something.
+    pub preface: Option<String>,
+    /// Package names no catalog knows are warnings instead of errors.
+    pub force: bool,
+    /// Check everything and say what would change, but write nothing.
+    pub dry_run: bool,
+}
+
 /// What a committed (or empty) edit did.
 #[derive(Debug, Clone)]
 pub struct EditOutcome {
@@ -388,10 +402,17 @@ pub struct HostData {
     pub date_ambiguous: bool,
 }
 
-struct RandomTokens;
-impl TokenSource for RandomTokens {
+/// Hands out the given tokens to the nodes an edit creates, in order (rollback and apply
+/// re-create nodes with their tokens); a random one for `None` and once they run out.
+struct GivenTokens<'a>(std::slice::Iter<'a, Option<String>>);
+
+impl TokenSource for GivenTokens<'_> {
     fn token(&mut self) -> String {
-        random_token()
+        self.0
+            .next()
+            .cloned()
+            .flatten()
+            .unwrap_or_else(random_token)
     }
 }
 
@@ -413,7 +434,14 @@ pub struct Store {
     /// Every transaction starts here; it reopens the file after faults (`store::db`).
     db: db::Db,
     migrated: Option<Migration>,
+    /// Runs in [`Store::edit`] after each check and before the writer is taken: tests make
+    /// their concurrent changes here.
+    #[cfg(test)]
+    checked: std::sync::Mutex<Option<CheckedHook>>,
 }
+
+#[cfg(test)]
+type CheckedHook = Box<dyn FnMut(&Store) + Send>;
 
 impl Store {
     /// Opens (creating if needed) the database and checks its schema version.
@@ -471,7 +499,21 @@ impl Store {
         Ok(Store {
             db: db::Db::new(path, db),
             migrated,
+            #[cfg(test)]
+            checked: std::sync::Mutex::default(),
         })
+    }
+
+    /// Runs the test hook (taken out meanwhile, so that edits it makes do not run it).
+    #[cfg(test)]
+    fn checked_hook(&self) {
+        let taken = self.checked.lock().map(|mut h| h.take());
+        if let Ok(Some(mut hook)) = taken {
+            hook(self);
+            if let Ok(mut h) = self.checked.lock() {
+                *h = Some(hook);
+            }
+        }
     }
 
     /// The migration [`Store::open`] ran, if the database was older.
@@ -531,12 +573,7 @@ impl Store {
 
     /// The whole model as of the latest generation.
     pub fn model(&self) -> Result<(u64, Model), StoreError> {
-        let tx = self.db.begin_read()?;
-        let meta = tx.open_table(META)?;
-        let generation = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
-        let mut model = load_model(&tx)?;
-        model.vars_generation = meta.get("vars_generation")?.map(|v| v.value()).unwrap_or(0);
-        Ok((generation, model))
+        load_current(&self.db.begin_read()?)
     }
 
     pub fn node(&self, host: &str) -> Result<Option<Node>, StoreError> {
@@ -548,77 +585,65 @@ impl Store {
         }
     }
 
-    /// Applies `ops` atomically as one generation. Nothing is written when any op or the
-    /// resulting model is invalid. Returns the generation and the change lines; an edit that
-    /// changes nothing does not create a generation.
-    pub fn edit(&self, user: &str, ops: &[Op], now: i64) -> Result<(u64, Vec<Change>), StoreError> {
-        let e = self.edit_checked(user, ops, now, false)?;
-        Ok((e.generation, e.changes))
-    }
-
-    /// [`Store::edit`], checking the package names of task edits against the catalogs first
-    /// (see `catalog::check_ops`): unknown names fail the edit unless `force`; unsatisfiable
-    /// version constraints come back as warnings.
-    pub fn edit_checked(
+    /// Applies `ops` atomically as one generation, the one way the model is edited (the API's
+    /// and the console's edits, `apply`, `rollback`). Nothing is written when any op, the
+    /// resulting model, one of its renders or the catalog check (see `catalog::check_ops`:
+    /// unknown package names fail unless `opts.force`, unsatisfiable version constraints come
+    /// back as warnings) fails. An edit that changes nothing commits no generation; `ops` may
+    /// not be empty.
+    ///
+    /// No template renders while the writer is held. The ops are applied to a read snapshot,
+    /// validated and rendered (in the `sandbox` worker, up to a second per file); only then is
+    /// the writer taken and the model reloaded. If the model still has the snapshot's render
+    /// inputs ([`Model::render_inputs`]), the ops are applied to it again and validated,
+    /// without rendering, and committed: a node report ending a token rotation or any change
+    /// to fields templates do not read costs no render. Otherwise another edit committed in
+    /// between: the writer is released and the edit is checked again against a new snapshot,
+    /// at most [`EDIT_ATTEMPTS`] times, then refused as a conflict. A dry run renders the same
+    /// way and never takes the writer.
+    pub fn edit(
         &self,
         user: &str,
         ops: &[Op],
         now: i64,
-        force: bool,
+        opts: EditOptions,
     ) -> Result<EditOutcome, StoreError> {
         if ops.is_empty() {
             return Err(ModelError::EmptyEdit.into());
         }
-        // Templates render (within their budget, but for up to a second each) against a read
-        // snapshot, not while holding the single writer: node reports and other edits go on
-        // meanwhile. Holding the writer, the edit reloads the model and commits only if it is
-        // still the snapshot's (the generation alone is not enough: a report that ends a token
-        // rotation changes a node without one); otherwise it is checked again. After
-        // EDIT_ATTEMPTS snapshots it is checked holding the writer, so it cannot starve.
-        let mut attempt = 0;
-        let (tx, old, model, changes) = loop {
-            attempt += 1;
+        let tokens = &opts.tokens;
+        for _ in 0..EDIT_ATTEMPTS {
             let (base, snapshot) = self.model()?;
-            let checked = apply_ops(&snapshot, ops, user)?;
+            let checked = apply_ops(&snapshot, ops, user, tokens, Renders::Check)?;
+            #[cfg(test)]
+            self.checked_hook();
+            if opts.dry_run {
+                let warnings = catalog::check_ops(&self.db.begin_read()?, ops, opts.force)?;
+                return Ok(outcome(base, checked.1, opts.preface, warnings));
+            }
             let tx = self.db.begin_write()?;
-            let (current, old) = {
-                let mut m = load_model(&tx)?;
-                let meta = tx.open_table(META)?;
-                m.vars_generation = meta.get("vars_generation")?.map(|v| v.value()).unwrap_or(0);
-                (meta.get("generation")?.map(|v| v.value()).unwrap_or(0), m)
-            };
-            if current == base && old == snapshot {
-                break (tx, old, checked.0, checked.1);
-            }
-            if attempt < EDIT_ATTEMPTS {
+            let (current, old) = load_current(&tx)?;
+            let (model, changes) = if old == snapshot {
+                checked
+            } else if old.render_inputs() == snapshot.render_inputs() {
+                apply_ops(&old, ops, user, tokens, Renders::Skip)?
+            } else {
+                // Another edit changed what templates read: check against it, unlocked.
                 continue;
+            };
+            let warnings = catalog::check_ops(&tx, ops, opts.force)?;
+            if changes.is_empty() {
+                return Ok(outcome(current, changes, None, warnings));
             }
-            let (model, changes) = apply_ops(&old, ops, user)?;
-            break (tx, old, model, changes);
-        };
-        let warnings = catalog::check_ops(&tx, ops, force)?;
-        let current = {
-            let meta = tx.open_table(META)?;
-            meta.get("generation")?.map(|v| v.value()).unwrap_or(0)
-        };
-        if changes.is_empty() {
-            return Ok(EditOutcome {
-                generation: current,
-                changes,
-                warnings,
-            });
+            let generation = next_generation(&tx.open_table(META)?)?;
+            let out = outcome(generation, changes, opts.preface, warnings);
+            commit_changes(&tx, user, now, &old, model, &out.changes, generation)?;
+            tx.commit()?;
+            return Ok(out);
         }
-        let generation = {
-            let meta = tx.open_table(META)?;
-            next_generation(&meta)?
-        };
-        commit_changes(&tx, user, now, &old, model, &changes, generation)?;
-        tx.commit()?;
-        Ok(EditOutcome {
-            generation,
-            changes,
-            warnings,
-        })
+        Err(StoreError::Conflict(format!(
+            "the model kept changing while the edit was checked ({EDIT_ATTEMPTS} times, each time another edit changed what templates read); try again"
+        )))
     }
 
     /// Makes every later generation larger than `floor`. An import or restore sets it to the
@@ -645,12 +670,7 @@ impl Store {
     /// would otherwise publish again for different content.
     pub fn resync(&self, user: &str, reason: &str, now: i64) -> Result<u64, StoreError> {
         let tx = self.db.begin_write()?;
-        let model = {
-            let mut m = load_model(&tx)?;
-            let meta = tx.open_table(META)?;
-            m.vars_generation = meta.get("vars_generation")?.map(|v| v.value()).unwrap_or(0);
-            m
-        };
+        let (_, model) = load_current(&tx)?;
         let generation = {
             let meta = tx.open_table(META)?;
             next_generation(&meta)?.max(now.max(0) as u64)
@@ -1004,21 +1024,57 @@ pub(super) fn next_generation(
     })
 }
 
-/// Snapshots an edit may be checked against before it is checked holding the writer.
+/// Snapshots an edit is checked against before it gives up as a conflict (see
+/// [`Store::edit`]). Only another edit changing what templates read forces a new one.
 const EDIT_ATTEMPTS: usize = 3;
 
-/// Applies `ops` to a copy of `old` and checks the result, renders included: everything an
-/// edit checks that needs no transaction.
-fn apply_ops(old: &Model, ops: &[Op], user: &str) -> Result<(Model, Vec<Change>), StoreError> {
+/// Whether [`apply_ops`] renders.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Renders {
+    Check,
+    /// The renders passed on a model with the same render inputs.
+    Skip,
+}
+
+/// Applies `ops` to a copy of `old` and checks the result (renders included unless `renders`
+/// says they passed already): everything an edit checks that needs no transaction.
+fn apply_ops(
+    old: &Model,
+    ops: &[Op],
+    user: &str,
+    tokens: &[Option<String>],
+    renders: Renders,
+) -> Result<(Model, Vec<Change>), StoreError> {
     let mut model = old.clone();
     let mut changes = Vec::new();
+    let mut tokens = GivenTokens(tokens.iter());
     for op in ops {
-        changes.extend(model.apply(op, user, &mut RandomTokens)?);
+        changes.extend(model.apply(op, user, &mut tokens)?);
     }
     model.validate()?;
-    let touched: BTreeSet<Entity> = changes.iter().flat_map(|c| c.entities.clone()).collect();
-    model.validate_renders(&touched)?;
+    if renders == Renders::Check {
+        let touched: BTreeSet<Entity> = changes.iter().flat_map(|c| c.entities.clone()).collect();
+        model.validate_renders(&touched)?;
+    }
     Ok((model, changes))
+}
+
+/// An edit's outcome: `preface` leads the change lines when there are any.
+fn outcome(
+    generation: u64,
+    mut changes: Vec<Change>,
+    preface: Option<String>,
+    warnings: Vec<String>,
+) -> EditOutcome {
+    if let Some(text) = preface.filter(|_| !changes.is_empty()) {
+        let entities = Vec::new();
+        changes.insert(0, Change { text, entities });
+    }
+    EditOutcome {
+        generation,
+        changes,
+        warnings,
+    }
 }
 
 /// Writes `model` (the result of `changes` applied to `old`) as generation `generation`: every
@@ -1165,36 +1221,52 @@ fn entity_history(
     Ok(out)
 }
 
-/// The tables a model is read from, in a read or a write transaction.
-trait ModelTables {
-    fn load(&self) -> Result<Model, StoreError>;
+/// Read access to the tables, in a read or a write transaction: what the model loaders and
+/// the catalog check take, so that an edit can run them in either.
+trait Tables {
+    fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        def: TableDefinition<K, V>,
+    ) -> Result<impl ReadableTable<K, V>, StoreError>;
 }
 
-impl ModelTables for redb::ReadTransaction {
-    fn load(&self) -> Result<Model, StoreError> {
-        load_tables(
-            &self.open_table(NODES)?,
-            &self.open_table(TASKS)?,
-            &self.open_table(VARS)?,
-            &self.open_table(TEMPLATES)?,
-        )
+impl Tables for redb::ReadTransaction {
+    fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        def: TableDefinition<K, V>,
+    ) -> Result<impl ReadableTable<K, V>, StoreError> {
+        Ok(self.open_table(def)?)
     }
 }
 
-impl ModelTables for redb::WriteTransaction {
-    fn load(&self) -> Result<Model, StoreError> {
-        load_tables(
-            &self.open_table(NODES)?,
-            &self.open_table(TASKS)?,
-            &self.open_table(VARS)?,
-            &self.open_table(TEMPLATES)?,
-        )
+impl Tables for redb::WriteTransaction {
+    fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        def: TableDefinition<K, V>,
+    ) -> Result<impl ReadableTable<K, V>, StoreError> {
+        Ok(self.open_table(def)?)
     }
 }
 
-/// The current model (without `vars_generation`, which lives in `meta_v1`).
-fn load_model(tx: &impl ModelTables) -> Result<Model, StoreError> {
-    tx.load()
+/// The model's entities (without `vars_generation`, which lives in `meta_v1`).
+fn load_model(tx: &impl Tables) -> Result<Model, StoreError> {
+    load_tables(
+        &tx.table(NODES)?,
+        &tx.table(TASKS)?,
+        &tx.table(VARS)?,
+        &tx.table(TEMPLATES)?,
+    )
+}
+
+/// The generation and the model (with `vars_generation`) as `tx` sees them.
+fn load_current(tx: &impl Tables) -> Result<(u64, Model), StoreError> {
+    let mut model = load_model(tx)?;
+    let meta = tx.table(META)?;
+    let counter = |key: &str| -> Result<u64, StoreError> {
+        Ok(meta.get(key)?.map(|v| v.value()).unwrap_or(0))
+    };
+    model.vars_generation = counter("vars_generation")?;
+    Ok((counter("generation")?, model))
 }
 
 fn load_tables(
@@ -1252,7 +1324,8 @@ mod tests {
         let (_d, s) = store();
         let hosts: Vec<String> = (0..600).map(|i| format!("h{i:03}.example.com")).collect();
         let ops: Vec<Op> = hosts.iter().map(|h| add(h)).collect();
-        s.edit("sh", &ops, 10).expect("nodes");
+        s.edit("sh", &ops, 10, EditOptions::default())
+            .expect("nodes");
         let req = AuditRequest {
             targets: vec!["all".into()],
             command: "uptime".into(),
@@ -1285,18 +1358,24 @@ mod tests {
     fn the_floor_lifts_every_later_generation() {
         let (_d, s) = store();
         assert_eq!(
-            s.edit("sh", &[add("a.example.com")], 10).expect("edit").0,
+            s.edit("sh", &[add("a.example.com")], 10, EditOptions::default())
+                .expect("edit")
+                .generation,
             1
         );
         s.set_generation_floor(1_000).expect("floor");
         s.set_generation_floor(500)
             .expect("a lower floor changes nothing");
         assert_eq!(
-            s.edit("sh", &[add("b.example.com")], 11).expect("edit").0,
+            s.edit("sh", &[add("b.example.com")], 11, EditOptions::default())
+                .expect("edit")
+                .generation,
             1_001
         );
         assert_eq!(
-            s.edit("sh", &[add("c.example.com")], 12).expect("edit").0,
+            s.edit("sh", &[add("c.example.com")], 12, EditOptions::default())
+                .expect("edit")
+                .generation,
             1_002
         );
     }
@@ -1305,7 +1384,9 @@ mod tests {
     fn an_exhausted_counter_is_an_error_not_a_wrap() {
         let (_d, s) = store();
         s.set_generation_floor(u64::MAX).expect("floor");
-        let e = s.edit("sh", &[add("a.example.com")], 10).unwrap_err();
+        let e = s
+            .edit("sh", &[add("a.example.com")], 10, EditOptions::default())
+            .unwrap_err();
         assert!(e.to_string().contains("exhausted"), "{e}");
         assert_eq!(s.generation().expect("generation"), 0);
     }
@@ -1313,8 +1394,13 @@ mod tests {
     #[test]
     fn resync_moves_every_entity_to_one_new_generation() {
         let (_d, s) = store();
-        s.edit("sh", &[add("a.example.com"), add("b.example.com")], 10)
-            .expect("edit");
+        s.edit(
+            "sh",
+            &[add("a.example.com"), add("b.example.com")],
+            10,
+            EditOptions::default(),
+        )
+        .expect("edit");
         s.edit(
             "sh",
             &[Op::TaskAdd {
@@ -1322,6 +1408,7 @@ mod tests {
                 description: None,
             }],
             11,
+            EditOptions::default(),
         )
         .expect("edit");
         let g = s
@@ -1338,7 +1425,9 @@ mod tests {
         assert_eq!(data.date, 1_700_000_000);
         // The next edit continues above it.
         assert_eq!(
-            s.edit("sh", &[add("c.example.com")], 12).expect("edit").0,
+            s.edit("sh", &[add("c.example.com")], 12, EditOptions::default())
+                .expect("edit")
+                .generation,
             g + 1
         );
     }
@@ -1352,13 +1441,17 @@ mod tests {
     #[test]
     fn a_rotation_ends_with_a_report_of_the_new_umc_node_made_with_the_new_token() {
         let (_d, s) = store();
-        s.edit("sh", &[add("a.example.com")], 10).expect("edit");
+        s.edit("sh", &[add("a.example.com")], 10, EditOptions::default())
+            .expect("edit");
         let old = s.node("a.example.com").unwrap().unwrap().token;
         let rotate = Op::NodeTokenRotate {
             host: "a.example.com".into(),
             force: false,
         };
-        let (g, _) = s.edit("sh", &[rotate], 11).expect("rotate");
+        let g = s
+            .edit("sh", &[rotate], 11, EditOptions::default())
+            .expect("rotate")
+            .generation;
         let n = s.node("a.example.com").unwrap().unwrap();
         assert_ne!(n.token, old);
         // The store fills in the rotation's generation: umc-node 1.<g> carries the new token.
@@ -1402,5 +1495,419 @@ mod tests {
 
     fn repo_version(g: u64) -> String {
         crate::repo::version(g)
+    }
+
+    fn set_node_var(host: &str, name: &str, value: &str) -> Op {
+        Op::NodeSet {
+            host: host.into(),
+            set_vars: [(name.to_string(), value.to_string())].into(),
+            unset_vars: Vec::new(),
+            ssh: None,
+            url: None,
+            conffiles: None,
+        }
+    }
+
+    fn file_add(task: &str, path: &str, template: &str) -> Op {
+        Op::TaskFileAdd {
+            task: task.into(),
+            path: path.into(),
+            template: template.into(),
+            mode: None,
+            reload: None,
+            restart: None,
+        }
+    }
+
+    /// Node a.example.com (with `vars`) assigned task `web`, which ships `files`.
+    fn templated(s: &Store, vars: &[(&str, &str)], files: &[(&str, &str)]) {
+        let mut ops = vec![
+            Op::NodeAdd {
+                host: "a.example.com".into(),
+                vars: vars
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ssh: None,
+            },
+            Op::TaskAdd {
+                task: "web".into(),
+                description: None,
+            },
+            Op::Assign {
+                host: "a.example.com".into(),
+                tasks: vec!["web".into()],
+            },
+        ];
+        ops.extend(files.iter().map(|(p, t)| file_add("web", p, t)));
+        s.edit("sh", &ops, 10, EditOptions::default())
+            .expect("setup");
+    }
+
+    /// Makes `change` run in every later edit of `s` between its renders and its taking the
+    /// writer, with the number of that check (1, 2, …); returns the count of checks.
+    fn between(
+        s: &Store,
+        mut change: impl FnMut(&Store, usize) + Send + 'static,
+    ) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let count = std::sync::Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        *s.checked.lock().expect("hook") = Some(Box::new(move |s: &Store| {
+            change(s, seen.fetch_add(1, Ordering::SeqCst) + 1)
+        }));
+        count
+    }
+
+    fn checks(count: &std::sync::atomic::AtomicUsize) -> usize {
+        count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// An edit checked against a snapshot must not commit when another edit changed what its
+    /// templates read meanwhile: here the other edit drops the variable the new template needs,
+    /// so committing the first check would store a model that no longer renders.
+    #[test]
+    fn an_edit_whose_render_inputs_changed_meanwhile_is_rendered_again() {
+        let (_d, s) = store();
+        templated(&s, &[("zone", "eu")], &[]);
+        let count = between(&s, |s, n| {
+            if n == 1 {
+                let drop_zone = Op::NodeSet {
+                    host: "a.example.com".into(),
+                    set_vars: BTreeMap::new(),
+                    unset_vars: vec!["zone".into()],
+                    ssh: None,
+                    url: None,
+                    conffiles: None,
+                };
+                s.edit("other", &[drop_zone], 11, EditOptions::default())
+                    .expect("the other edit renders nothing yet");
+            }
+        });
+        let add = file_add("web", "/etc/zone.conf", "zone={{ vars.zone }}\n");
+        let e = s
+            .edit("sh", std::slice::from_ref(&add), 12, EditOptions::default())
+            .expect_err("zone is gone");
+        assert!(
+            e.to_string()
+                .contains("template '/etc/zone.conf' for host 'a.example.com'"),
+            "{e}"
+        );
+        // The first check passed (the hook runs after a check that passed); the second, after
+        // the other edit, failed.
+        assert_eq!(checks(&count), 1);
+        let (_, m) = s.model().expect("model");
+        assert!(m.tasks["web"].files.is_empty());
+
+        // The same race with a change the template survives: rendered again, then committed.
+        s.edit(
+            "sh",
+            &[set_node_var("a.example.com", "zone", "eu")],
+            13,
+            EditOptions::default(),
+        )
+        .expect("zone again");
+        let count = between(&s, |s, n| {
+            if n == 1 {
+                s.edit(
+                    "other",
+                    &[set_node_var("a.example.com", "zone", "us")],
+                    14,
+                    EditOptions::default(),
+                )
+                .expect("other edit");
+            }
+        });
+        let e = s
+            .edit("sh", &[add], 15, EditOptions::default())
+            .expect("edit");
+        assert_eq!(checks(&count), 2);
+        assert_eq!(e.generation, s.generation().expect("generation"));
+        let (_, m) = s.model().expect("model");
+        assert_eq!(m.nodes["a.example.com"].vars["zone"], "us");
+        assert!(m.tasks["web"].files.contains_key("/etc/zone.conf"));
+    }
+
+    /// A report that ends a token rotation changes a node, but nothing templates read: the
+    /// edit checked meanwhile commits without rendering again, applied to the model as the
+    /// report left it (the ended rotation stays ended; created nodes keep the given tokens).
+    #[test]
+    fn a_report_ending_a_rotation_meanwhile_costs_no_render() {
+        let (_d, s) = store();
+        templated(&s, &[], &[("/etc/motd", "{{ host.fqdn }}\n")]);
+        let rotate = Op::NodeTokenRotate {
+            host: "a.example.com".into(),
+            force: false,
+        };
+        let g = s
+            .edit("sh", &[rotate], 11, EditOptions::default())
+            .expect("rotate")
+            .generation;
+        let token = s.node("a.example.com").unwrap().unwrap().token;
+        let count = between(&s, move |s, n| {
+            if n == 1 {
+                let ended = s
+                    .add_reports(
+                        &[IncomingReport {
+                            host: "a.example.com".into(),
+                            received: 120,
+                            text: report(&repo_version(g)),
+                            current_token: Some(token_hash(&token)),
+                        }],
+                        10,
+                    )
+                    .expect("report");
+                assert_eq!(ended, ["a.example.com"]);
+            }
+        });
+        let b_token = "b".repeat(64);
+        let opts = EditOptions {
+            tokens: vec![Some(b_token.clone())],
+            ..EditOptions::default()
+        };
+        let ops = [
+            set_node_var("a.example.com", "role", "front"),
+            add("b.example.com"),
+        ];
+        let e = s.edit("sh", &ops, 12, opts).expect("edit");
+        assert_eq!(checks(&count), 1, "rendered once");
+        assert_eq!(e.generation, g + 1);
+        let a = s.node("a.example.com").unwrap().unwrap();
+        assert_eq!(a.previous_token, None, "the rotation came back");
+        assert_eq!(a.vars["role"], "front");
+        assert_eq!(s.node("b.example.com").unwrap().unwrap().token, b_token);
+    }
+
+    /// Edits that lose the race every time give up with a conflict instead of ever rendering
+    /// while holding the writer.
+    #[test]
+    fn an_edit_that_keeps_losing_the_race_is_a_conflict() {
+        let (_d, s) = store();
+        templated(&s, &[], &[("/etc/motd", "{{ host.fqdn }}\n")]);
+        let count = between(&s, |s, n| {
+            let op = set_node_var("a.example.com", "n", &n.to_string());
+            s.edit("other", &[op], 20, EditOptions::default())
+                .expect("other edit");
+        });
+        let before = s.generation().expect("generation");
+        let e = s
+            .edit(
+                "sh",
+                &[set_node_var("a.example.com", "mine", "1")],
+                21,
+                EditOptions::default(),
+            )
+            .expect_err("conflict");
+        assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+        assert!(e.to_string().contains("try again"), "{e}");
+        assert_eq!(checks(&count), EDIT_ATTEMPTS);
+        assert_eq!(
+            s.generation().expect("generation"),
+            before + EDIT_ATTEMPTS as u64
+        );
+        assert!(
+            !s.node("a.example.com")
+                .unwrap()
+                .unwrap()
+                .vars
+                .contains_key("mine")
+        );
+    }
+
+    /// The renders of an edit (and of a dry run) run while another transaction holds the
+    /// writer; a dry run never takes it at all.
+    #[test]
+    fn edits_render_without_the_writer_and_dry_runs_never_take_it() {
+        use std::sync::mpsc;
+        use std::time::Duration;
+        let (_d, s) = store();
+        templated(&s, &[], &[("/etc/motd", "{{ host.fqdn }}\n")]);
+        let (rendered, renders) = mpsc::channel();
+        between(&s, move |_, _| {
+            let _ = rendered.send(());
+        });
+        let edit = |dry_run| {
+            let opts = EditOptions {
+                dry_run,
+                ..EditOptions::default()
+            };
+            let op = file_add("web", "/etc/issue", "{{ host.name }}\n");
+            s.edit("sh", &[op], 30, opts)
+        };
+        std::thread::scope(|scope| {
+            let held = s.db.begin_write().expect("writer");
+            let (done, finished) = mpsc::channel();
+            scope.spawn(move || {
+                let _ = done.send(edit(true));
+            });
+            let dry = finished
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the dry run waited for the writer")
+                .expect("dry run");
+            assert_eq!(dry.changes.len(), 1, "{:?}", dry.changes);
+            let real = scope.spawn(move || edit(false));
+            renders
+                .recv_timeout(Duration::from_secs(10))
+                .expect("dry run's render");
+            renders
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the edit waited for the writer to render");
+            drop(held);
+            let e = real.join().expect("edit thread").expect("edit");
+            assert_eq!(e.changes.len(), 1);
+        });
+        assert!(
+            s.model().expect("model").1.tasks["web"]
+                .files
+                .contains_key("/etc/issue")
+        );
+    }
+
+    #[test]
+    fn a_dry_run_writes_nothing() {
+        let (_d, s) = store();
+        templated(&s, &[], &[("/etc/motd", "{{ host.fqdn }}\n")]);
+        let log = || format!("{:?}", s.log(None, 100).expect("log"));
+        let before = (s.model().expect("model"), log());
+        let opts = EditOptions {
+            dry_run: true,
+            preface: Some("User 'sh' tried something".into()),
+            ..EditOptions::default()
+        };
+        let ops = [
+            set_node_var("a.example.com", "role", "front"),
+            add("b.example.com"),
+            file_add("web", "/etc/issue", "{{ host.name }}\n"),
+        ];
+        let e = s.edit("sh", &ops, 40, opts).expect("dry run");
+        assert_eq!(e.generation, before.0.0, "the current generation");
+        assert_eq!(e.changes.len(), 4, "{:?}", e.changes);
+        assert_eq!(e.changes[0].text, "User 'sh' tried something");
+        assert_eq!(s.model().expect("model"), before.0);
+        assert_eq!(log(), before.1);
+        // It is checked like an edit.
+        let bad = file_add("web", "/etc/bad", "{{ vars.missing }}");
+        let opts = EditOptions {
+            dry_run: true,
+            ..EditOptions::default()
+        };
+        let e = s.edit("sh", &[bad], 41, opts).expect_err("renders");
+        assert!(e.to_string().contains("/etc/bad"), "{e}");
+    }
+
+    /// A dry run checks package names against the catalogs like an edit (in a read
+    /// transaction of its own).
+    #[test]
+    fn a_dry_run_checks_the_catalogs() {
+        let (_d, s) = store();
+        templated(&s, &[], &[]);
+        let nginx = crate::catalog::Package {
+            name: "nginx".into(),
+            version: "1.26.0-1".into(),
+            section: "httpd".into(),
+            priority: "optional".into(),
+            description: "small, powerful, scalable web/proxy server".into(),
+            provides: Vec::new(),
+        };
+        let meta = CatalogMeta {
+            name: "debian".into(),
+            url: String::new(),
+            suite: "trixie".into(),
+            components: vec!["main".into()],
+            archs: vec!["amd64".into()],
+            imported_at: 1,
+            packages: 1,
+            stanzas: 1,
+            verified: false,
+        };
+        let imported = crate::catalog::fetch::Imported {
+            packages: [("nginx".to_string(), nginx)].into(),
+            stanzas: 1,
+        };
+        s.replace_catalog(&meta, &imported).expect("catalog");
+        let depend = |p: &str| Op::TaskDepend {
+            task: "web".into(),
+            relations: vec![p.into()],
+        };
+        let dry = |force| EditOptions {
+            dry_run: true,
+            force,
+            ..EditOptions::default()
+        };
+        let e = s
+            .edit("sh", &[depend("ngnix")], 50, dry(false))
+            .expect_err("unknown");
+        assert!(e.to_string().contains("did you mean 'nginx'"), "{e}");
+        let e = s
+            .edit("sh", &[depend("nginx (>= 2)")], 50, dry(false))
+            .expect("known");
+        assert_eq!(e.warnings.len(), 1, "{:?}", e.warnings);
+        let e = s
+            .edit("sh", &[depend("ngnix")], 50, dry(true))
+            .expect("forced");
+        assert!(
+            e.warnings[0].contains("in no catalog (forced)"),
+            "{:?}",
+            e.warnings
+        );
+        assert_eq!(s.generation().expect("generation"), 1);
+    }
+
+    #[test]
+    fn a_preface_leads_the_lines_touches_nothing_and_needs_a_change() {
+        let (_d, s) = store();
+        s.edit("sh", &[add("a.example.com")], 10, EditOptions::default())
+            .expect("edit");
+        let preface = || EditOptions {
+            preface: Some("User 'sh' rolled back to generation 1".into()),
+            ..EditOptions::default()
+        };
+        let op = set_node_var("a.example.com", "role", "front");
+        let e = s
+            .edit("sh", std::slice::from_ref(&op), 11, preface())
+            .expect("edit");
+        let texts: Vec<&str> = e.changes.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(texts[0], "User 'sh' rolled back to generation 1");
+        assert_eq!(texts.len(), 2, "{texts:?}");
+        assert!(e.changes[0].entities.is_empty());
+        let log = s.log(None, 1).expect("log");
+        assert_eq!(log[0].generation, e.generation);
+        assert_eq!(log[0].changes, texts);
+        // The node's changelog has its own line only.
+        let node = s
+            .log(Some(&Entity::Node("a.example.com".into())), 1)
+            .expect("log");
+        assert_eq!(node[0].changes, [texts[1]]);
+        // Nothing to change: no generation, no preface.
+        let again = s.edit("sh", &[op], 12, preface()).expect("edit");
+        assert!(again.changes.is_empty(), "{:?}", again.changes);
+        assert_eq!(again.generation, e.generation);
+        assert_eq!(s.generation().expect("generation"), e.generation);
+    }
+
+    #[test]
+    fn created_nodes_get_the_given_tokens_in_order() {
+        let (_d, s) = store();
+        let (t1, t3) = ("1".repeat(64), "3".repeat(64));
+        let opts = EditOptions {
+            tokens: vec![Some(t1.clone()), None, Some(t3.clone())],
+            ..EditOptions::default()
+        };
+        let ops = [
+            add("c.example.com"),
+            add("a.example.com"),
+            add("b.example.com"),
+            add("d.example.com"),
+        ];
+        s.edit("sh", &ops, 10, opts).expect("edit");
+        let token = |h: &str| s.node(h).unwrap().unwrap().token;
+        assert_eq!(token("c.example.com"), t1, "in op order, not name order");
+        assert_eq!(token("b.example.com"), t3);
+        for random in [token("a.example.com"), token("d.example.com")] {
+            assert!(crate::model::valid_token(&random), "{random}");
+            assert_ne!(random, t1);
+            assert_ne!(random, t3);
+        }
+        assert_ne!(token("a.example.com"), token("d.example.com"));
     }
 }

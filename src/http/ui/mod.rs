@@ -1,6 +1,6 @@
 //! The web console under `/ui`: server-rendered Tera pages, a session cookie, CSRF tokens on
 //! every form, and strict security headers. It edits the model through the same
-//! [`Store::edit_checked`](crate::store::Store::edit_checked) and the same role rules as the
+//! [`Store::edit`](crate::store::Store::edit) and the same role rules as the
 //! API, so a change made here carries the user's name into history and changelogs.
 //!
 //! Everything it serves is in the binary: templates, CSS and the small script (no CDN; fleets
@@ -28,7 +28,7 @@ use super::{AppState, Verb};
 use crate::api::{Op, Role};
 use crate::app::AppError;
 use crate::app::now;
-use crate::store::EditOutcome;
+use crate::store::{EditOptions, EditOutcome};
 
 use session::{Limiter, Sessions};
 
@@ -512,7 +512,10 @@ pub async fn edit(
     let s = state.clone();
     let user = ctx.user.clone();
     let res = crate::app::blocking(move || {
-        let e = s.app.store.edit_checked(&user, &ops, now(), false)?;
+        let e = s
+            .app
+            .store
+            .edit(&user, &ops, now(), EditOptions::default())?;
         s.app.set_generation(e.generation);
         Ok::<_, AppError>(e)
     })
