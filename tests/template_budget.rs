@@ -184,8 +184,30 @@ fn small_edit(s: &Server, zone: &str) -> Resp {
     )
 }
 
-#[test]
-fn a_template_being_checked_holds_up_neither_reports_nor_edits() {
+/// `umc-admin apply` of the fleet as it is plus a hostile file for task `t` (on node A), as
+/// `POST /api/v1/apply` with the file's text.
+fn hostile_apply(s: &Server, template: &str) -> Resp {
+    let fleet = format!(
+        "{}\n[tasks.t.files.\"/etc/bomb.conf\"]\nmode = \"0644\"\ntemplate = '''{template}'''\n",
+        s.admin_ok(&["export"])
+    );
+    let body = serde_json::to_vec(&json!({ "name": "fleet.toml", "text": fleet })).expect("json");
+    http(
+        "POST",
+        &format!("{}/api/v1/apply", s.url),
+        None,
+        &[
+            ("Authorization", &format!("Bearer {}", s.token())),
+            ("Content-Type", "application/json"),
+        ],
+        Some(&body),
+    )
+}
+
+/// While `hostile` (an edit whose template runs to its budget: a second of rendering, then
+/// refused) is checked, a node report and a small edit are each answered within 100 ms of
+/// their unloaded time.
+fn neither_reports_nor_edits_wait_for(hostile: fn(&Server, &str) -> Resp) {
     let _turn = BUSY.lock().unwrap_or_else(|e| e.into_inner());
     let s = fleet();
     let token = s.node_token(A);
@@ -198,11 +220,10 @@ fn a_template_being_checked_holds_up_neither_reports_nor_edits() {
     let edit_alone = started.elapsed();
 
     std::thread::scope(|scope| {
-        // The review's hostile edit (3.4 s under the writer before) runs to its budget: a
-        // second of rendering, then refused.
+        // The review's hostile edit (3.4 s under the writer before).
         let hostile = scope.spawn(|| {
             let started = Instant::now();
-            let r = file_add(&s, "t", "/etc/bomb.conf", &loops(100_000, 300));
+            let r = hostile(&s, &loops(100_000, 300));
             (r, started, Instant::now())
         });
         std::thread::sleep(Duration::from_millis(300));
@@ -245,6 +266,18 @@ fn a_template_being_checked_holds_up_neither_reports_nor_edits() {
         !s.admin_ok(&["task", "show", "t", "--json"])
             .contains("bomb")
     );
+}
+
+#[test]
+fn a_template_being_checked_holds_up_neither_reports_nor_edits() {
+    neither_reports_nor_edits_wait_for(|s, template| file_add(s, "t", "/etc/bomb.conf", template));
+}
+
+/// The same through `apply`, which rendered holding the writer until the two edit pipelines
+/// became one.
+#[test]
+fn a_template_being_applied_holds_up_neither_reports_nor_edits() {
+    neither_reports_nor_edits_wait_for(hostile_apply);
 }
 
 /// The review's "What held up" list for Tera 2, kept true.
