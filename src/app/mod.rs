@@ -8,6 +8,7 @@
 //! [`AppError`], which keeps the typed error it came from and says what kind of failure it is.
 
 pub mod catalog;
+pub mod edit;
 mod error;
 pub mod keys;
 pub mod metrics;

@@ -19,14 +19,14 @@ use super::catalog;
 use super::{ApiError, AppState};
 use crate::api::{
     AuditEntry, AuditRequest, EditRequest, EditResponse, FileInfo, LogEntry, NodeInfo, NodeToken,
-    Op, RenderedFile, Role, ServerInfo, TaskInfo, TokenRotateRequest, TokenRotateResponse,
+    RenderedFile, Role, ServerInfo, TaskInfo, TokenRotateRequest, TokenRotateResponse,
     TokenRotation, VarValues,
 };
 use crate::app::blocking;
 use crate::app::now;
 use crate::model::{Entity, FileAction, Model, Node, host_package, normalize_host, task_package};
 use crate::repo;
-use crate::store::{Caller, EditOptions};
+use crate::store::Caller;
 
 #[derive(Clone)]
 pub struct User(pub String);
@@ -92,8 +92,8 @@ pub const VAR_VALUES: Role = Operator;
 /// Every `/api/v1` route and the least role that may call it. Secrets (node tokens, a host's
 /// rendered files, the backup with the signing key, the user list) need admin; the plain
 /// export holds every variable's value and needs [`VAR_VALUES`] (operator). Some answers
-/// depend on more than the route and check again inside: `POST /edit` asks [`ops_role`] for
-/// its operations, `GET /export?secrets=true` needs admin (`fleet::export`), the node and
+/// depend on more than the route and check again inside: `POST /edit` asks `app::edit::ops_role`
+/// for its operations, `GET /export?secrets=true` needs admin (`fleet::export`), the node and
 /// variable reads show values by [`shown_vars`], and token routes scope what a non-admin sees
 /// to its own tokens.
 pub static API_ROUTES: &[ApiRoute] = &[
@@ -320,22 +320,6 @@ async fn caller(
     }
 }
 
-/// The role an edit needs: operators change nodes and assignments, nothing else.
-pub(super) fn ops_role(ops: &[Op]) -> Option<(Role, &Op)> {
-    ops.iter()
-        .map(|op| match op {
-            Op::NodeAdd { .. }
-            | Op::NodeRemove { .. }
-            | Op::NodeSet { .. }
-            | Op::Assign { .. }
-            | Op::Unassign { .. } => (Role::Operator, op),
-            // A node's credentials are the admin's business, like reading them.
-            Op::NodeTokenRotate { .. } => (Role::Admin, op),
-            _ => (Role::Admin, op),
-        })
-        .max_by_key(|(r, _)| *r)
-}
-
 fn forbidden(caller: &Caller, what: &str, need: Role) -> ApiError {
     ApiError::new(
         StatusCode::FORBIDDEN,
@@ -523,28 +507,14 @@ async fn rotate_token(
         Ok(b) if b.is_empty() => TokenRotateRequest::default(),
         _ => json_body(body, s.app.config.max_body)?,
     };
-    blocking(move || {
-        let op = Op::NodeTokenRotate {
-            host: host.clone(),
-            force: req.force,
-        };
-        let e = s
-            .app
-            .store
-            .edit(&user, &[op], now(), EditOptions::default())?;
-        s.app.set_generation(e.generation);
-        let n = s.app.store.node(&host)?.ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, format!("unknown node '{host}'"))
-        })?;
-        Ok(Json(TokenRotateResponse {
-            generation: e.generation,
-            changes: e.changes.into_iter().map(|c| c.text).collect(),
-            rotation: rotation(&n),
-            host: n.name,
-            token: n.token,
-        }))
-    })
-    .await
+    let (e, n) = blocking(move || s.app.rotate_node_token(&user, &host, req.force)).await?;
+    Ok(Json(TokenRotateResponse {
+        generation: e.generation,
+        changes: e.changes.into_iter().map(|c| c.text).collect(),
+        rotation: rotation(&n),
+        host: n.name,
+        token: n.token,
+    }))
 }
 
 async fn tasks(State(s): State<Arc<AppState>>) -> Result<Json<Vec<TaskInfo>>, ApiError> {
@@ -657,28 +627,12 @@ async fn edit(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<EditResponse>, ApiError> {
     let req: EditRequest = json_body(body, s.app.config.max_body)?;
-    if let Some((need, op)) = ops_role(&req.ops).filter(|(need, _)| caller.role < *need) {
-        let name = serde_json::to_value(op)
-            .ok()
-            .and_then(|v| v.get("op").and_then(|o| o.as_str()).map(str::to_string))
-            .unwrap_or_default();
-        return Err(forbidden(&caller, &format!("edit with op '{name}'"), need));
-    }
-    let user = caller.name;
-    blocking(move || {
-        let opts = EditOptions {
-            force: req.force,
-            ..EditOptions::default()
-        };
-        let e = s.app.store.edit(&user, &req.ops, now(), opts)?;
-        s.app.set_generation(e.generation);
-        Ok(Json(EditResponse {
-            generation: e.generation,
-            changes: e.changes.into_iter().map(|c| c.text).collect(),
-            warnings: e.warnings,
-        }))
-    })
-    .await
+    let e = blocking(move || s.app.edit(&caller, &req.ops, req.force)).await?;
+    Ok(Json(EditResponse {
+        generation: e.generation,
+        changes: e.changes.into_iter().map(|c| c.text).collect(),
+        warnings: e.warnings,
+    }))
 }
 
 #[derive(Deserialize)]

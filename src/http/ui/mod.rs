@@ -26,9 +26,9 @@ use serde::Serialize;
 
 use super::{AppState, Verb};
 use crate::api::{Op, Role};
-use crate::app::AppError;
 use crate::app::now;
-use crate::store::{EditOptions, EditOutcome};
+use crate::app::{AppError, ErrorKind};
+use crate::store::{Caller, EditOutcome};
 
 use session::{Limiter, Sessions};
 
@@ -491,37 +491,21 @@ impl EditError {
     }
 }
 
-/// Commits `ops` as user `ctx.user`, with the API's role rules, as one generation.
+/// Commits `ops` as user `ctx.user`, with the API's role rules (`App::edit`), as one
+/// generation.
 pub async fn edit(
     state: &Arc<AppState>,
     ctx: &Ctx,
     ops: Vec<Op>,
 ) -> Result<EditOutcome, EditError> {
-    if let Some((need, op)) = super::admin::ops_role(&ops).filter(|(need, _)| ctx.role < *need) {
-        let name = serde_json::to_value(op)
-            .ok()
-            .and_then(|v| v.get("op").and_then(|o| o.as_str()).map(str::to_string))
-            .unwrap_or_default();
-        return Err(EditError::Forbidden(format!(
-            "user '{}' ({}) may not edit with op '{name}': it needs role {}",
-            ctx.user,
-            ctx.role.as_str(),
-            need.as_str()
-        )));
-    }
-    let s = state.clone();
-    let user = ctx.user.clone();
-    let res = crate::app::blocking(move || {
-        let e = s
-            .app
-            .store
-            .edit(&user, &ops, now(), EditOptions::default())?;
-        s.app.set_generation(e.generation);
-        Ok::<_, AppError>(e)
-    })
-    .await;
-    match res {
+    let app = state.app.clone();
+    let caller = Caller {
+        name: ctx.user.clone(),
+        role: ctx.role,
+    };
+    match crate::app::blocking(move || app.edit(&caller, &ops, false)).await {
         Ok(e) => Ok(e),
+        Err(e) if e.kind() == ErrorKind::Forbidden => Err(EditError::Forbidden(e.to_string())),
         Err(e) => {
             let api: super::ApiError = e.into();
             if api.status.is_server_error() {

@@ -1,0 +1,364 @@
+//! Changes to the model. Every one is a list of ops committed as one generation through
+//! `Store::edit` (which also checks package names against the catalogs); this module adds
+//! who may make which edit ([`ops_role`], shared by the API and the console), publishes the
+//! new generation, and turns fleet files and past generations into ops: `apply`, `rollback`,
+//! `import` into an empty server, and the diff between two generations.
+
+use crate::api::{ImportResponse, Op, Role};
+use crate::fleetfile::{self, Fleet, Lines, Problem};
+use crate::model::{Model, Node, TokenSource};
+use crate::store::{Caller, EditOptions, EditOutcome, Export};
+
+use super::{App, AppError, ErrorKind, now};
+
+/// The role an edit needs: operators change nodes and assignments, nothing else.
+pub fn ops_role(ops: &[Op]) -> Option<(Role, &Op)> {
+    ops.iter()
+        .map(|op| match op {
+            Op::NodeAdd { .. }
+            | Op::NodeRemove { .. }
+            | Op::NodeSet { .. }
+            | Op::Assign { .. }
+            | Op::Unassign { .. } => (Role::Operator, op),
+            // A node's credentials are the admin's business, like reading them.
+            Op::NodeTokenRotate { .. } => (Role::Admin, op),
+            _ => (Role::Admin, op),
+        })
+        .max_by_key(|(r, _)| *r)
+}
+
+/// An op's name as the API spells it (`node_add`).
+fn op_name(op: &Op) -> String {
+    serde_json::to_value(op)
+        .ok()
+        .and_then(|v| v.get("op").and_then(|o| o.as_str()).map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// What a fleet file says, as parsed for `apply` and `import`.
+struct FleetFile {
+    name: String,
+    fleet: Fleet,
+    lines: Lines,
+    model: Model,
+}
+
+impl FleetFile {
+    /// Parses `text` (TOML, or JSON when `json`); `name` names it in messages ("fleet file"
+    /// when empty).
+    fn parse(name: &str, text: &str, json: bool) -> Result<FleetFile, AppError> {
+        let name = if name.is_empty() {
+            "fleet file".to_string()
+        } else {
+            name.to_string()
+        };
+        let bad = |p: Vec<Problem>| AppError::Rejected(fleetfile::describe(&name, &p));
+        let (fleet, lines) = if json {
+            fleetfile::parse_json(text)
+        } else {
+            fleetfile::parse_toml(text)
+        }
+        .map_err(bad)?;
+        let model = fleet.to_model(&lines).map_err(bad)?;
+        Ok(FleetFile {
+            name,
+            fleet,
+            lines,
+            model,
+        })
+    }
+
+    /// An edit's rejection, placed at the line of the entity it names.
+    fn placed(&self, e: AppError) -> AppError {
+        let kind = e.kind();
+        let message = e.to_string();
+        let p = Problem {
+            line: self.lines.for_message(&message),
+            message,
+        };
+        let described = fleetfile::describe(&self.name, &[p]);
+        match kind {
+            ErrorKind::Invalid => AppError::Invalid(described),
+            ErrorKind::Rejected => AppError::Rejected(described),
+            ErrorKind::Forbidden => AppError::Forbidden(described),
+            ErrorKind::NotFound => AppError::NotFound(described),
+            ErrorKind::Conflict => AppError::Conflict(described),
+            ErrorKind::Unavailable | ErrorKind::Internal => e,
+        }
+    }
+}
+
+struct NoTokens;
+impl TokenSource for NoTokens {
+    fn token(&mut self) -> String {
+        String::new()
+    }
+}
+
+impl App {
+    /// Commits `ops` as `caller`, if its role may make them ([`ops_role`]), as one
+    /// generation; unknown package names fail unless `force`.
+    pub fn edit(&self, caller: &Caller, ops: &[Op], force: bool) -> Result<EditOutcome, AppError> {
+        if let Some((need, op)) = ops_role(ops).filter(|(need, _)| caller.role < *need) {
+            return Err(AppError::Forbidden(format!(
+                "user '{}' ({}) may not edit with op '{}': it needs role {}",
+                caller.name,
+                caller.role.as_str(),
+                op_name(op),
+                need.as_str()
+            )));
+        }
+        let opts = EditOptions {
+            force,
+            ..EditOptions::default()
+        };
+        self.commit(&caller.name, ops, opts)
+    }
+
+    /// Gives node `host` a new token as an edit by `user` (in the history, durable before
+    /// this returns); returns the edit and the node with its new token.
+    pub fn rotate_node_token(
+        &self,
+        user: &str,
+        host: &str,
+        force: bool,
+    ) -> Result<(EditOutcome, Node), AppError> {
+        let op = Op::NodeTokenRotate {
+            host: host.to_string(),
+            force,
+        };
+        let e = self.commit(user, &[op], EditOptions::default())?;
+        let node = self
+            .store
+            .node(host)?
+            .ok_or_else(|| AppError::NotFound(format!("unknown node '{host}'")))?;
+        Ok((e, node))
+    }
+
+    /// Makes the model equal fleet file `text`, as one generation by `user` (with
+    /// `dry_run`, says what would change). Tokens and generation counters in the file are
+    /// ignored, except that a node the file creates gets the file's token when it has one.
+    /// A refusal names the file and the line of the entity it is about.
+    pub fn apply_fleet(
+        &self,
+        user: &str,
+        name: &str,
+        text: &str,
+        json: bool,
+        force: bool,
+        dry_run: bool,
+    ) -> Result<EditOutcome, AppError> {
+        let file = FleetFile::parse(name, text, json)?;
+        let (current, have) = self.store.model()?;
+        let (ops, tokens) = fleetfile::diff_ops(&have, &file.model);
+        let opts = EditOptions {
+            tokens,
+            force,
+            dry_run,
+            ..EditOptions::default()
+        };
+        self.edit_diff(user, current, &ops, opts)
+            .map_err(|e| file.placed(e))
+    }
+
+    /// Makes the model equal generation `to`'s, as one new generation by `user`.
+    pub fn rollback(
+        &self,
+        user: &str,
+        to: u64,
+        force: bool,
+        dry_run: bool,
+    ) -> Result<EditOutcome, AppError> {
+        let want = self.store.model_at(to)?;
+        let (current, have) = self.store.model()?;
+        let (ops, tokens) = fleetfile::diff_ops(&have, &want);
+        let opts = EditOptions {
+            tokens,
+            preface: Some(format!("User '{user}' rolled back to generation {to}")),
+            force,
+            dry_run,
+        };
+        self.edit_diff(user, current, &ops, opts)
+    }
+
+    /// Restores an export (with secrets, and its history when it has one) into an empty
+    /// server.
+    pub fn import_fleet(
+        &self,
+        name: &str,
+        text: &str,
+        json: bool,
+    ) -> Result<ImportResponse, AppError> {
+        let file = FleetFile::parse(name, text, json)?;
+        let export = Export {
+            generation: file.fleet.umc.generation.unwrap_or(0),
+            server_generation: file.fleet.umc.server_generation.unwrap_or(0),
+            model: file.model,
+            history: file.fleet.history,
+        };
+        let generation = self.store.import(&export, now())?;
+        self.set_generation(generation);
+        Ok(ImportResponse {
+            generation,
+            nodes: export.model.nodes.len(),
+            tasks: export.model.tasks.len(),
+            history: export.history.len(),
+        })
+    }
+
+    /// The whole model in its file form, with its history when `history`; node tokens only
+    /// with `secrets` (the caller checks who may see them).
+    pub fn export_fleet(&self, history: bool, secrets: bool) -> Result<Fleet, AppError> {
+        let e = self.store.export(history)?;
+        let mut fleet = Fleet::from_model(&e.model, e.generation, e.server_generation, secrets);
+        fleet.history = e.history;
+        Ok(fleet)
+    }
+
+    /// The change lines that turn generation `from`'s model into generation `to`'s: the ops
+    /// between them replayed on a scratch copy, by nobody.
+    pub fn diff(&self, from: u64, to: u64) -> Result<Vec<String>, AppError> {
+        let old = self.store.model_at(from)?;
+        let new = self.store.model_at(to)?;
+        let (ops, _) = fleetfile::diff_ops(&old, &new);
+        let mut scratch = old.clone();
+        let mut changes = Vec::new();
+        let mut tokens = NoTokens;
+        for op in &ops {
+            let lines = scratch
+                .apply(op, "diff", &mut tokens)
+                .map_err(|e| AppError::internal(format!("diff {from}..{to}: {e}")))?;
+            changes.extend(
+                lines
+                    .into_iter()
+                    .map(|c| c.text.trim_start_matches("User 'diff' ").to_string()),
+            );
+        }
+        Ok(changes)
+    }
+
+    /// The edit `ops` (from `diff_ops` against generation `current`'s model) make; none: the
+    /// model is as wanted already, nothing to change.
+    fn edit_diff(
+        &self,
+        user: &str,
+        current: u64,
+        ops: &[Op],
+        opts: EditOptions,
+    ) -> Result<EditOutcome, AppError> {
+        if ops.is_empty() {
+            return Ok(EditOutcome {
+                generation: current,
+                changes: Vec::new(),
+                warnings: Vec::new(),
+            });
+        }
+        self.commit(user, ops, opts)
+    }
+
+    /// Commits `ops` by `user` and, unless it is a dry run, publishes the new generation.
+    fn commit(&self, user: &str, ops: &[Op], opts: EditOptions) -> Result<EditOutcome, AppError> {
+        let dry_run = opts.dry_run;
+        let e = self.store.edit(user, ops, now(), opts)?;
+        if !dry_run {
+            self.set_generation(e.generation);
+        }
+        Ok(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::{Op, Role};
+    use crate::app::ErrorKind;
+    use crate::app::testing::{app, edit, node_add};
+    use crate::store::Caller;
+
+    fn caller(name: &str, role: Role) -> Caller {
+        Caller {
+            name: name.into(),
+            role,
+        }
+    }
+
+    #[test]
+    fn edits_follow_the_role_rules_and_publish_their_generation() {
+        let (_dir, app) = app();
+        let op = caller("op", Role::Operator);
+        let task = Op::TaskAdd {
+            task: "web".into(),
+            description: None,
+        };
+        let e = app
+            .edit(&op, &[node_add("a.example"), task], false)
+            .expect_err("operators add no tasks");
+        assert_eq!(e.kind(), ErrorKind::Forbidden);
+        assert_eq!(
+            e.to_string(),
+            "user 'op' (operator) may not edit with op 'task_add': it needs role admin"
+        );
+        assert_eq!(app.generation(), 0, "nothing committed");
+
+        let done = app
+            .edit(&op, &[node_add("a.example")], false)
+            .expect("operators add nodes");
+        assert_eq!(app.generation(), done.generation);
+        assert_eq!(done.changes.len(), 1);
+
+        let (rotated, node) = app
+            .rotate_node_token("admin", "a.example", false)
+            .expect("rotate");
+        assert_eq!(app.generation(), rotated.generation);
+        assert!(node.previous_token.is_some());
+        let e = app
+            .rotate_node_token("admin", "b.example", false)
+            .expect_err("unknown");
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn apply_rollback_and_diff_replay_ops() {
+        let (_dir, app) = app();
+        edit(&app, vec![node_add("a.example")]);
+        let file = crate::fleetfile::to_toml(&app.export_fleet(false, false).expect("export"));
+        let g2 = edit(&app, vec![node_add("b.example")]);
+
+        let dry = app
+            .apply_fleet("admin", "f.toml", &file, false, false, true)
+            .expect("dry run");
+        assert!(!dry.changes.is_empty());
+        assert_eq!(app.generation(), g2, "a dry run publishes nothing");
+        assert!(app.model().expect("model").nodes.contains_key("b.example"));
+
+        let g3 = app
+            .apply_fleet("admin", "f.toml", &file, false, false, false)
+            .expect("apply")
+            .generation;
+        assert_eq!(app.generation(), g3);
+        assert!(!app.model().expect("model").nodes.contains_key("b.example"));
+        let again = app
+            .apply_fleet("admin", "f.toml", &file, false, false, false)
+            .expect("apply again");
+        assert_eq!((again.generation, again.changes.len()), (g3, 0));
+
+        let diff = app.diff(g2, g3).expect("diff");
+        assert_eq!(diff.len(), 1, "{diff:?}");
+        assert!(
+            diff[0].contains("b.example") && !diff[0].starts_with("User"),
+            "{diff:?}"
+        );
+
+        let back = app.rollback("admin", g2, false, false).expect("rollback");
+        assert_eq!(
+            back.changes[0].text,
+            format!("User 'admin' rolled back to generation {g2}")
+        );
+        assert!(app.model().expect("model").nodes.contains_key("b.example"));
+
+        let e = app
+            .apply_fleet("admin", "", "[[bogus", false, false, false)
+            .expect_err("malformed");
+        assert_eq!(e.kind(), ErrorKind::Rejected);
+        assert!(e.to_string().starts_with("fleet file: "), "{e}");
+    }
+}
