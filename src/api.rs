@@ -4,8 +4,11 @@
 //! `store`, so the database format and the API can evolve separately.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+use crate::model::ModelError;
 
 /// Where `umc-admin` reaches a node over SSH.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -13,6 +16,58 @@ pub struct SshTarget {
     pub user: String,
     pub address: String,
     pub port: u16,
+}
+
+impl SshTarget {
+    /// Parses `user@address[:port]` (IPv6 addresses in brackets).
+    pub fn parse(s: &str) -> Result<SshTarget, ModelError> {
+        let err = || ModelError::InvalidSsh(s.to_string());
+        let (user, rest) = s.split_once('@').ok_or_else(err)?;
+        if user.is_empty()
+            || !user
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(err());
+        }
+        let (address, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (addr, tail) = v6.split_once(']').ok_or_else(err)?;
+            let port = match tail.strip_prefix(':') {
+                Some(p) => p.parse::<u16>().map_err(|_| err())?,
+                None if tail.is_empty() => 22,
+                None => return Err(err()),
+            };
+            (addr.to_string(), port)
+        } else {
+            match rest.rsplit_once(':') {
+                Some((a, p)) => (a.to_string(), p.parse::<u16>().map_err(|_| err())?),
+                None => (rest.to_string(), 22),
+            }
+        };
+        if address.is_empty()
+            || port == 0
+            || !address
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
+        {
+            return Err(err());
+        }
+        Ok(SshTarget {
+            user: user.to_string(),
+            address,
+            port,
+        })
+    }
+}
+
+impl fmt::Display for SshTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.address.contains(':') {
+            write!(f, "{}@[{}]:{}", self.user, self.address, self.port)
+        } else {
+            write!(f, "{}@{}:{}", self.user, self.address, self.port)
+        }
+    }
 }
 
 /// One model edit. A request carries a list of them; they commit together as one generation,
