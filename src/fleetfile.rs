@@ -595,7 +595,12 @@ pub fn diff_ops(old: &Model, new: &Model) -> (Vec<Op>, Vec<Option<String>>) {
                 task: name.clone(),
                 description: (!t.description.is_empty()).then(|| t.description.clone()),
             });
-            task_additions(name, &Task::empty(name), t, &mut then);
+            // What TaskAdd made: a task with the description.
+            let added = Task {
+                description: t.description.clone(),
+                ..Task::new(name)
+            };
+            task_additions(name, &added, t, &mut then);
             continue;
         };
         let excluded: Vec<String> = o
@@ -657,7 +662,6 @@ pub fn diff_ops(old: &Model, new: &Model) -> (Vec<Op>, Vec<Option<String>>) {
         });
     }
     for (host, n) in &new.nodes {
-        let fresh = Node::empty(host);
         let o = match old.nodes.get(host) {
             Some(o) => o,
             None => {
@@ -667,10 +671,13 @@ pub fn diff_ops(old: &Model, new: &Model) -> (Vec<Op>, Vec<Option<String>>) {
                     ssh: n.ssh.as_ref().map(SshTarget::to_string),
                 });
                 tokens.push((!n.token.is_empty()).then(|| n.token.clone()));
-                let mut f = fresh.clone();
-                f.vars = n.vars.clone();
-                f.ssh = n.ssh.clone();
-                node_changes(host, &f, n, &mut first, &mut then);
+                // What NodeAdd made: a node with the variables and ssh target.
+                let added = Node {
+                    vars: n.vars.clone(),
+                    ssh: n.ssh.clone(),
+                    ..Node::new(host, String::new())
+                };
+                node_changes(host, &added, n, &mut first, &mut then);
                 continue;
             }
         };
@@ -727,8 +734,7 @@ fn undepend_hits(d: &str, p: &str) -> bool {
 
 /// What `new` adds to task `o`: description, dependencies, removals, includes, files.
 fn task_additions(name: &str, o: &Task, t: &Task, out: &mut Vec<Op>) {
-    // An empty name marks a new task: its TaskAdd carried the description.
-    if !o.name.is_empty() && o.description != t.description {
+    if o.description != t.description {
         out.push(Op::TaskSet {
             task: name.to_string(),
             description: t.description.clone(),
@@ -827,38 +833,6 @@ fn node_changes(host: &str, o: &Node, n: &Node, first: &mut Vec<Op>, then: &mut 
             host: host.to_string(),
             tasks: assigned,
         });
-    }
-}
-
-impl Task {
-    /// A task with nothing in it and an empty name (see `task_additions`).
-    fn empty(_name: &str) -> Task {
-        Task {
-            name: String::new(),
-            description: String::new(),
-            depends: Vec::new(),
-            removes: BTreeSet::new(),
-            includes: BTreeSet::new(),
-            files: BTreeMap::new(),
-            dropped: BTreeSet::new(),
-            generation: 0,
-        }
-    }
-}
-
-impl Node {
-    fn empty(host: &str) -> Node {
-        Node {
-            name: host.to_string(),
-            vars: BTreeMap::new(),
-            tasks: BTreeSet::new(),
-            ssh: None,
-            token: String::new(),
-            previous_token: None,
-            url: None,
-            conffiles: None,
-            generation: 0,
-        }
     }
 }
 

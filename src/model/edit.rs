@@ -195,20 +195,12 @@ impl Apply<'_> {
             validate_var(k, v)?;
         }
         let ssh = ssh.map(SshTarget::parse).transpose()?;
-        self.model.nodes.insert(
-            host.clone(),
-            Node {
-                name: host.clone(),
-                vars: vars.clone(),
-                tasks: BTreeSet::new(),
-                ssh,
-                token: self.tokens.token(),
-                previous_token: None,
-                url: None,
-                conffiles: None,
-                generation: 0,
-            },
-        );
+        let node = Node {
+            vars: vars.clone(),
+            ssh,
+            ..Node::new(&host, self.tokens.token())
+        };
+        self.model.nodes.insert(host.clone(), node);
         self.out
             .line(Entity::Node(host.clone()), &format!("added node '{host}'"));
         Ok(())
@@ -358,19 +350,11 @@ impl Apply<'_> {
         }
         let description = description.unwrap_or_default().to_string();
         validate_description(task, &description)?;
-        self.model.tasks.insert(
-            task.to_string(),
-            Task {
-                name: task.to_string(),
-                description,
-                depends: Vec::new(),
-                removes: BTreeSet::new(),
-                includes: BTreeSet::new(),
-                files: BTreeMap::new(),
-                dropped: BTreeSet::new(),
-                generation: 0,
-            },
-        );
+        let t = Task {
+            description,
+            ..Task::new(task)
+        };
+        self.model.tasks.insert(task.to_string(), t);
         self.out.line(
             Entity::Task(task.to_string()),
             &format!("added task '{task}'"),

@@ -78,6 +78,39 @@ pub struct Task {
     pub generation: u64,
 }
 
+impl Node {
+    /// A node with no variables, tasks or settings, authenticating with `token`.
+    pub fn new(name: &str, token: String) -> Node {
+        Node {
+            name: name.to_string(),
+            vars: BTreeMap::new(),
+            tasks: BTreeSet::new(),
+            ssh: None,
+            token,
+            previous_token: None,
+            url: None,
+            conffiles: None,
+            generation: 0,
+        }
+    }
+}
+
+impl Task {
+    /// A task with no description, relations, includes or files.
+    pub fn new(name: &str) -> Task {
+        Task {
+            name: name.to_string(),
+            description: String::new(),
+            depends: Vec::new(),
+            removes: BTreeSet::new(),
+            includes: BTreeSet::new(),
+            files: BTreeMap::new(),
+            dropped: BTreeSet::new(),
+            generation: 0,
+        }
+    }
+}
+
 /// What dpkg does with a conffile the admin changed on the node when umc ships a new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ConffilePolicy {
