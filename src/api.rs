@@ -181,6 +181,33 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The op's name on the wire (`node_add`, `task_file_add`, ...), as errors name it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::NodeAdd { .. } => "node_add",
+            Op::NodeRemove { .. } => "node_remove",
+            Op::NodeSet { .. } => "node_set",
+            Op::NodeTokenRotate { .. } => "node_token_rotate",
+            Op::TaskAdd { .. } => "task_add",
+            Op::TaskSet { .. } => "task_set",
+            Op::TaskRemove { .. } => "task_remove",
+            Op::TaskDepend { .. } => "task_depend",
+            Op::TaskUndepend { .. } => "task_undepend",
+            Op::TaskRemovePackage { .. } => "task_remove_package",
+            Op::TaskUnremovePackage { .. } => "task_unremove_package",
+            Op::TaskInclude { .. } => "task_include",
+            Op::TaskExclude { .. } => "task_exclude",
+            Op::TaskFileAdd { .. } => "task_file_add",
+            Op::TaskFileRemove { .. } => "task_file_remove",
+            Op::VarSet { .. } => "var_set",
+            Op::VarUnset { .. } => "var_unset",
+            Op::Assign { .. } => "assign",
+            Op::Unassign { .. } => "unassign",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EditRequest {
@@ -756,4 +783,97 @@ pub struct TokenRequest {
 pub struct TokenCreated {
     pub info: TokenInfo,
     pub token: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Op::name` is the tag serde writes, for every op.
+    #[test]
+    fn op_names_are_the_wire_tags() {
+        let t = || String::from("x");
+        let v = || vec![String::from("x")];
+        let ops = [
+            Op::NodeAdd {
+                host: t(),
+                vars: BTreeMap::new(),
+                ssh: None,
+            },
+            Op::NodeRemove { host: t() },
+            Op::NodeSet {
+                host: t(),
+                set_vars: BTreeMap::new(),
+                unset_vars: v(),
+                ssh: None,
+                url: None,
+                conffiles: None,
+            },
+            Op::NodeTokenRotate {
+                host: t(),
+                force: false,
+            },
+            Op::TaskAdd {
+                task: t(),
+                description: None,
+            },
+            Op::TaskSet {
+                task: t(),
+                description: t(),
+            },
+            Op::TaskRemove { task: t() },
+            Op::TaskDepend {
+                task: t(),
+                relations: v(),
+            },
+            Op::TaskUndepend {
+                task: t(),
+                packages: v(),
+            },
+            Op::TaskRemovePackage {
+                task: t(),
+                packages: v(),
+            },
+            Op::TaskUnremovePackage {
+                task: t(),
+                packages: v(),
+            },
+            Op::TaskInclude {
+                task: t(),
+                subtasks: v(),
+            },
+            Op::TaskExclude {
+                task: t(),
+                subtasks: v(),
+            },
+            Op::TaskFileAdd {
+                task: t(),
+                path: t(),
+                template: t(),
+                mode: None,
+                reload: None,
+                restart: None,
+            },
+            Op::TaskFileRemove {
+                task: t(),
+                path: t(),
+            },
+            Op::VarSet {
+                vars: BTreeMap::new(),
+            },
+            Op::VarUnset { names: v() },
+            Op::Assign {
+                host: t(),
+                tasks: v(),
+            },
+            Op::Unassign {
+                host: t(),
+                tasks: v(),
+            },
+        ];
+        for op in &ops {
+            let json = serde_json::to_value(op).expect("serialize");
+            assert_eq!(json["op"], op.name(), "{op:?}");
+        }
+    }
 }

@@ -27,14 +27,6 @@ pub fn ops_role(ops: &[Op]) -> Option<(Role, &Op)> {
         .max_by_key(|(r, _)| *r)
 }
 
-/// An op's name as the API spells it (`node_add`).
-fn op_name(op: &Op) -> String {
-    serde_json::to_value(op)
-        .ok()
-        .and_then(|v| v.get("op").and_then(|o| o.as_str()).map(str::to_string))
-        .unwrap_or_default()
-}
-
 /// What a fleet file says, as parsed for `apply` and `import`.
 struct FleetFile {
     name: String,
@@ -104,7 +96,7 @@ impl App {
                 "user '{}' ({}) may not edit with op '{}': it needs role {}",
                 caller.name,
                 caller.role.as_str(),
-                op_name(op),
+                op.name(),
                 need.as_str()
             )));
         }
