@@ -289,6 +289,7 @@ fn rollback_and_diff() {
     let diff = s.admin_ok(&["diff", &good_gen.to_string(), &(good_gen + 2).to_string()]);
     assert!(diff.contains("removed dependency 'nginx'"), "{diff}");
     assert!(diff.contains("removed task 'base'"), "{diff}");
+    assert!(!diff.contains("User '"), "a diff names no user: {diff}");
 
     let out = s.admin_ok(&["rollback", "--to", &good_gen.to_string(), "--dry-run"]);
     assert!(out.contains("dry run"), "{out}");

@@ -577,7 +577,7 @@ fn use_fleet(fleet: &Fleet, lines: &fleetfile::Lines) -> Result<(), TestCaseErro
     let (ops, _) = fleetfile::diff_ops(&Model::default(), &model);
     let mut scratch = Model::default();
     for op in &ops {
-        if scratch.apply(op, "fuzz", &mut FixedTokens).is_err() {
+        if scratch.apply(op, &mut FixedTokens).is_err() {
             break;
         }
     }

@@ -208,7 +208,7 @@ impl App {
     }
 
     /// The change lines that turn generation `from`'s model into generation `to`'s: the ops
-    /// between them replayed on a scratch copy, by nobody.
+    /// between them replayed on a scratch copy (apply's lines name no user).
     pub fn diff(&self, from: u64, to: u64) -> Result<Vec<String>, AppError> {
         let old = self.store.model_at(from)?;
         let new = self.store.model_at(to)?;
@@ -218,13 +218,9 @@ impl App {
         let mut tokens = NoTokens;
         for op in &ops {
             let lines = scratch
-                .apply(op, "diff", &mut tokens)
+                .apply(op, &mut tokens)
                 .map_err(|e| AppError::internal(format!("diff {from}..{to}: {e}")))?;
-            changes.extend(
-                lines
-                    .into_iter()
-                    .map(|c| c.text.trim_start_matches("User 'diff' ").to_string()),
-            );
+            changes.extend(lines.into_iter().map(|c| c.text));
         }
         Ok(changes)
     }

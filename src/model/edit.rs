@@ -14,21 +14,18 @@ use super::{
 use crate::api::{Op, SshTarget};
 
 impl Model {
-    /// Applies one operation as user `user`, returning its change lines. On error the model may
-    /// be partly changed: callers apply edits to a copy and discard it on error.
+    /// Applies one operation, returning its change lines: what changed, not who changed it
+    /// (see [`Change::by`]). On error the model may be partly changed: callers apply edits to a
+    /// copy and discard it on error.
     pub fn apply(
         &mut self,
         op: &Op,
-        user: &str,
         tokens: &mut dyn TokenSource,
     ) -> Result<Vec<Change>, ModelError> {
         let mut a = Apply {
             model: self,
             tokens,
-            out: Changes {
-                who: format!("User '{user}'"),
-                lines: Vec::new(),
-            },
+            out: Changes::default(),
         };
         match op {
             Op::NodeAdd { host, vars, ssh } => a.node_add(host, vars, ssh.as_deref())?,
@@ -129,16 +126,16 @@ struct Apply<'a> {
     out: Changes,
 }
 
-/// The change lines of one operation, each naming the user and the one entity it changes.
+/// The change lines of one operation, each naming the one entity it changes.
+#[derive(Default)]
 struct Changes {
-    who: String,
     lines: Vec<Change>,
 }
 
 impl Changes {
     fn line(&mut self, entity: Entity, action: &str) {
         self.lines.push(Change {
-            text: format!("{} {action}", self.who),
+            text: action.to_string(),
             entities: vec![entity],
         });
     }

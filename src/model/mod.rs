@@ -214,10 +214,23 @@ impl Entity {
 }
 
 /// One human line of an edit and the entities whose packages it changes.
+///
+/// [`Model::apply`] writes what changed (`added node 'a.example.com'`); the store's edit
+/// pipeline says who, with [`Change::by`], before the line reaches history and changelogs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     pub text: String,
     pub entities: Vec<Entity>,
+}
+
+impl Change {
+    /// The line as `user` made it: `User '<user>' <what changed>`.
+    pub fn by(self, user: &str) -> Change {
+        Change {
+            text: format!("User '{user}' {}", self.text),
+            ..self
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -388,7 +401,7 @@ pub(crate) mod testing {
     /// One op as the store applies it: to a copy, validated, kept only when both succeed.
     pub fn edit(m: &mut Model, op: Op) -> Result<Vec<Change>, ModelError> {
         let mut copy = m.clone();
-        let out = copy.apply(&op, "sh", &mut Seq(0))?;
+        let out = copy.apply(&op, &mut Seq(0))?;
         copy.validate()?;
         *m = copy;
         Ok(out)

@@ -1049,7 +1049,12 @@ fn apply_ops(
     let mut changes = Vec::new();
     let mut tokens = GivenTokens(tokens.iter());
     for op in ops {
-        changes.extend(model.apply(op, user, &mut tokens)?);
+        changes.extend(
+            model
+                .apply(op, &mut tokens)?
+                .into_iter()
+                .map(|c| c.by(user)),
+        );
     }
     model.validate()?;
     if renders == Renders::Check {

@@ -98,10 +98,10 @@ fn task(t: &str) -> Entity {
     Entity::Task(t.into())
 }
 
-/// The change line of `action` by the tests' user, touching `entity`.
+/// The change line of `action`, touching `entity`.
 fn line(action: &str, entity: Entity) -> Change {
     Change {
-        text: format!("User 'sh' {action}"),
+        text: action.into(),
         entities: vec![entity],
     }
 }
@@ -708,15 +708,11 @@ fn token_rotation_keeps_one_previous_token_until_forced() {
             vars: BTreeMap::new(),
             ssh: None,
         },
-        "sh",
         &mut seq,
     )
     .unwrap();
-    let changes = m.apply(&rotate(false), "sh", &mut seq).unwrap();
-    assert_eq!(
-        changes[0].text,
-        "User 'sh' rotated the token of node 'a.example.com'"
-    );
+    let changes = m.apply(&rotate(false), &mut seq).unwrap();
+    assert_eq!(changes[0].text, "rotated the token of node 'a.example.com'");
     assert_eq!(changes[0].entities, [Entity::Node("a.example.com".into())]);
     let n = &m.nodes["a.example.com"];
     assert_eq!(n.token, "t2");
@@ -729,12 +725,12 @@ fn token_rotation_keeps_one_previous_token_until_forced() {
     );
     // A second rotation while the node may hold either token is refused, and changes nothing.
     let before = m.clone();
-    let e = m.apply(&rotate(false), "sh", &mut seq).unwrap_err();
+    let e = m.apply(&rotate(false), &mut seq).unwrap_err();
     assert_eq!(e, ModelError::RotationPending("a.example.com".into()));
     assert!(e.to_string().contains("--force"), "{e}");
     assert_eq!(m, before);
     // --force: a new token, and no previous one works.
-    let changes = m.apply(&rotate(true), "sh", &mut seq).unwrap();
+    let changes = m.apply(&rotate(true), &mut seq).unwrap();
     assert!(changes[0].text.ends_with("the old token no longer works"));
     let n = &m.nodes["a.example.com"];
     assert_eq!((n.token.as_str(), &n.previous_token), ("t3", &None));
@@ -744,7 +740,6 @@ fn token_rotation_keeps_one_previous_token_until_forced() {
                 host: "b.example.com".into(),
                 force: false
             },
-            "sh",
             &mut seq
         ),
         Err(ModelError::UnknownNode(_))
