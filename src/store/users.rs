@@ -265,7 +265,10 @@ impl Store {
     }
 
     /// Registers `token` (stored hashed) for `user`, labelled `name` (see
-    /// [`check_token_label`]); refused when the user holds [`MAX_TOKENS_PER_USER`] already.
+    /// [`check_token_label`]); refused when the user holds [`MAX_TOKENS_PER_USER`] unexpired
+    /// tokens already. The user's expired tokens are removed in the same transaction: they
+    /// can never work again, and kept they would let a user grow the table without bound
+    /// (create a token that expires in a day, wait, repeat).
     pub fn add_api_token(
         &self,
         token: &str,
@@ -278,6 +281,26 @@ impl Store {
         let hash = token_hash(token);
         let tx = self.db.begin_write()?;
         {
+            let expired = {
+                let t = tx.open_table(API_TOKENS)?;
+                let info = tx.open_table(TOKEN_INFO)?;
+                let mut expired = Vec::new();
+                for row in t.iter()? {
+                    let (k, v) = row?;
+                    if v.value() != user {
+                        continue;
+                    }
+                    if let Some(r) = info.get(k.value())?
+                        && decode::<TokenRec>("token", r.value())?
+                            .expires
+                            .is_some_and(|e| now >= e)
+                    {
+                        expired.push(k.value().to_vec());
+                    }
+                }
+                expired
+            };
+            remove_tokens_where(&tx, |hash, _| expired.iter().any(|e| e == hash))?;
             let mut t = tx.open_table(API_TOKENS)?;
             let mut held = 0;
             for row in t.iter()? {
@@ -539,5 +562,40 @@ mod tests {
         ));
         // Another user has its own allowance.
         s.add_api_token("w1", "w", "ok", 1, None).expect("token");
+    }
+
+    /// Security issue 13: expired tokens do not count toward the cap; they are removed when
+    /// their user adds one, so a user cannot pile them up either.
+    #[test]
+    fn expired_tokens_do_not_count_toward_the_cap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(&dir.path().join("umc.redb")).expect("open");
+        s.ensure_admin_user("v", 1).expect("user");
+        for i in 0..MAX_TOKENS_PER_USER - 1 {
+            s.add_api_token(&format!("t{i}"), "v", "ok", 1, Some(100))
+                .expect("token");
+        }
+        // One that never expires, and one that expires at 200.
+        s.add_api_token("keep", "v", "ok", 1, None).expect("token");
+        assert!(matches!(
+            s.add_api_token("late", "v", "ok", 99, Some(200)),
+            Err(StoreError::Conflict(_))
+        ));
+        // At 100 the first 99 have expired: they no longer count, and are gone.
+        s.add_api_token("late", "v", "ok", 100, Some(200))
+            .expect("expired tokens do not count");
+        let held = s.tokens(Some("v")).expect("list");
+        assert_eq!(held.len(), 2, "{held:?}");
+        assert!(s.api_user("keep", 150).expect("lookup").is_some());
+        assert!(s.api_user("late", 150).expect("lookup").is_some());
+        // Another user's expired tokens are not this add's business.
+        s.add_api_token("w", "w", "ok", 1, Some(2)).expect("token");
+        s.add_api_token("v2", "v", "ok", 300, None).expect("token");
+        assert_eq!(s.tokens(Some("w")).expect("list").len(), 1);
+        assert_eq!(
+            s.tokens(Some("v")).expect("list").len(),
+            2,
+            "late expired at 200"
+        );
     }
 }
