@@ -161,7 +161,8 @@ impl App {
         force: bool,
         dry_run: bool,
     ) -> Result<EditOutcome, AppError> {
-        let want = self.store.model_at(to)?;
+        // Node tokens never go back (see `Store::rollback_target`).
+        let want = self.store.rollback_target(to)?;
         let (current, have) = self.store.model()?;
         let (ops, tokens) = fleetfile::diff_ops(&have, &want);
         let opts = EditOptions {
@@ -348,5 +349,47 @@ mod tests {
             .expect_err("malformed");
         assert_eq!(e.kind(), ErrorKind::Rejected);
         assert!(e.to_string().starts_with("fleet file: "), "{e}");
+    }
+
+    /// Security issue 13: a rollback re-creates a removed node with the newest token it had,
+    /// never the one `node token --rotate --force` revoked (nor one a rotation retired), and
+    /// with no previous token.
+    #[test]
+    fn a_rollback_never_brings_back_a_revoked_token() {
+        let (_dir, app) = app();
+        let (a, b) = ("a.example.com", "b.example.com");
+        let token = |h: &str| app.store.node(h).expect("read").map(|n| n.token);
+        edit(&app, vec![node_add(a), node_add(b)]);
+        let (a1, b1) = (token(a), token(b));
+        app.rotate_node_token("admin", a, true).expect("rotate a");
+        let (rotating, _) = app.rotate_node_token("admin", b, false).expect("rotate b");
+        let (a2, b2) = (token(a), token(b));
+        assert!(a2 != a1 && b2 != b1);
+        let remove = |h: &str| Op::NodeRemove { host: h.into() };
+        let gone = edit(&app, vec![remove(a), remove(b)]);
+        let check = || {
+            assert_eq!(token(a), a2, "a's revoked token came back");
+            assert_eq!(token(b), b2, "b's retired token came back");
+            let n = app.store.node(b).expect("read").expect("b");
+            assert_eq!(n.previous_token, None);
+        };
+        // When b's rotation was committed, its old token still worked.
+        let g = rotating.generation;
+        let at = app.store.model_at(g).expect("model");
+        assert!(at.nodes[b].previous_token.is_some());
+        let dry = app.rollback("admin", g, false, true).expect("dry run");
+        assert!(dry.changes.len() > 1);
+        assert_eq!(token(a), None, "a dry run writes nothing");
+        app.rollback("admin", g, false, false).expect("rollback");
+        check();
+        // Gone again, then back to before any rotation.
+        app.rollback("admin", gone, false, false).expect("rollback");
+        assert_eq!(token(a), None);
+        app.rollback("admin", 1, false, false).expect("rollback");
+        check();
+        // Nodes that exist keep their tokens, as ever.
+        app.rollback("admin", 1, false, false)
+            .expect("nothing to do");
+        check();
     }
 }

@@ -196,6 +196,20 @@ fn check_import(data: &Export, now: i64) -> Result<(), HistoryError> {
             )));
         }
     }
+    // A rotation moves the node to its own generation (`commit_changes`), so the node's
+    // generation is at least the rotation's, and the umc-node the node is served already
+    // carries the new token: its next report can end the rotation. A larger value would keep
+    // the previous token working until some later edit of the node.
+    for n in model.nodes.values() {
+        if let Some(p) = &n.previous_token
+            && (p.until == 0 || p.until > n.generation)
+        {
+            return Err(invalid(format!(
+                "node '{}': previous_token_until {} is not the generation of a rotation of this node (from 1 to the node's generation {})",
+                n.name, p.until, n.generation
+            )));
+        }
+    }
     let latest = now.saturating_add(IMPORT_CLOCK_SKEW);
     let mut seen = BTreeSet::new();
     for h in &data.history {
@@ -393,6 +407,55 @@ fn note_hashes(rec: &TaskRec, hashes: &mut BTreeSet<Vec<u8>>) {
     }
 }
 
+/// The model as generation `generation` left it, read in `tx`.
+fn model_at(tx: &redb::ReadTransaction, generation: u64) -> Result<Model, HistoryError> {
+    let meta = tx.open_table(META)?;
+    let current = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
+    let since = meta.get(SINCE)?.map(|v| v.value()).unwrap_or(0);
+    let pruned = meta.get(PRUNED)?.map(|v| v.value());
+    if generation > current {
+        return Err(HistoryError::Future {
+            generation,
+            current,
+        });
+    }
+    if generation < since && pruned == Some(since) {
+        return Err(HistoryError::Pruned {
+            generation,
+            oldest: since,
+        });
+    }
+    if generation < since {
+        return Err(HistoryError::Unrecorded { generation, since });
+    }
+    let mut newest: BTreeMap<String, (u64, Vec<u8>)> = BTreeMap::new();
+    for row in tx.open_table(VERSIONS)?.iter()? {
+        let (k, v) = row?;
+        let (key, g) = k.value();
+        if g <= generation {
+            newest.insert(key.to_string(), (g, v.value().to_vec()));
+        }
+    }
+    let templates = tx.open_table(TEMPLATES)?;
+    let mut model = Model::default();
+    for (key, (g, bytes)) in newest {
+        match (Entity::from_key(&key), decode::<VersionRec>(&key, &bytes)?) {
+            (Some(Entity::Node(n)), VersionRec::Node(r)) => {
+                model.nodes.insert(n.clone(), node_from(&n, r));
+            }
+            (Some(Entity::Task(t)), VersionRec::Task(r)) => {
+                model.tasks.insert(t.clone(), task_from(&t, r, &templates)?);
+            }
+            (Some(Entity::Global), VersionRec::Vars(v)) => {
+                model.vars = v;
+                model.vars_generation = g;
+            }
+            _ => {}
+        }
+    }
+    Ok(model)
+}
+
 /// What `export` reads.
 pub struct Export {
     pub generation: u64,
@@ -405,51 +468,33 @@ impl Store {
     /// The model as generation `generation` left it.
     pub fn model_at(&self, generation: u64) -> Result<Model, HistoryError> {
         let tx = self.db.begin_read()?;
-        let meta = tx.open_table(META)?;
-        let current = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
-        let since = meta.get(SINCE)?.map(|v| v.value()).unwrap_or(0);
-        let pruned = meta.get(PRUNED)?.map(|v| v.value());
-        if generation > current {
-            return Err(HistoryError::Future {
-                generation,
-                current,
-            });
-        }
-        if generation < since && pruned == Some(since) {
-            return Err(HistoryError::Pruned {
-                generation,
-                oldest: since,
-            });
-        }
-        if generation < since {
-            return Err(HistoryError::Unrecorded { generation, since });
-        }
-        let mut newest: BTreeMap<String, (u64, Vec<u8>)> = BTreeMap::new();
-        for row in tx.open_table(VERSIONS)?.iter()? {
-            let (k, v) = row?;
-            let (key, g) = k.value();
-            if g <= generation {
-                newest.insert(key.to_string(), (g, v.value().to_vec()));
+        model_at(&tx, generation)
+    }
+
+    /// What a rollback to generation `to` makes the model: generation `to`'s, except node
+    /// tokens, which do not go back. A node the rollback re-creates gets the newest token
+    /// recorded for it, and no previous token: the token it had at `to` may have been revoked
+    /// since (`node token --rotate --force`, or retired by a rotation the node completed),
+    /// and must never work again. (Nodes that exist keep their tokens, as in every edit.)
+    pub fn rollback_target(&self, to: u64) -> Result<Model, HistoryError> {
+        let tx = self.db.begin_read()?;
+        let mut want = model_at(&tx, to)?;
+        let versions = tx.open_table(VERSIONS)?;
+        for (name, node) in &mut want.nodes {
+            let key = Entity::Node(name.clone()).key();
+            for row in versions
+                .range((key.as_str(), 0)..=(key.as_str(), u64::MAX))?
+                .rev()
+            {
+                let (_, v) = row?;
+                if let VersionRec::Node(r) = decode::<VersionRec>(&key, v.value())? {
+                    node.token = r.token;
+                    break;
+                }
             }
+            node.previous_token = None;
         }
-        let templates = tx.open_table(TEMPLATES)?;
-        let mut model = Model::default();
-        for (key, (g, bytes)) in newest {
-            match (Entity::from_key(&key), decode::<VersionRec>(&key, &bytes)?) {
-                (Some(Entity::Node(n)), VersionRec::Node(r)) => {
-                    model.nodes.insert(n.clone(), node_from(&n, r));
-                }
-                (Some(Entity::Task(t)), VersionRec::Task(r)) => {
-                    model.tasks.insert(t.clone(), task_from(&t, r, &templates)?);
-                }
-                (Some(Entity::Global), VersionRec::Vars(v)) => {
-                    model.vars = v;
-                    model.vars_generation = g;
-                }
-                _ => {}
-            }
-        }
-        Ok(model)
+        Ok(want)
     }
 
     /// The model, its counters, and (when `history`) every generation record, oldest first.
@@ -505,14 +550,14 @@ impl Store {
                 n.name
             )));
         }
-        if let Some(n) = data
-            .model
-            .nodes
-            .values()
-            .find(|n| !crate::model::valid_token(&n.token))
-        {
+        if let Some(n) = data.model.nodes.values().find(|n| {
+            !crate::model::valid_token(&n.token)
+                || n.previous_token
+                    .as_ref()
+                    .is_some_and(|p| !crate::model::valid_token(&p.token))
+        }) {
             return Err(HistoryError::Invalid(format!(
-                "node '{}': token must be 64 lowercase hex digits, as umcd makes them",
+                "node '{}': token and previous_token must be 64 lowercase hex digits, as umcd makes them",
                 n.name
             )));
         }
@@ -642,6 +687,68 @@ mod tests {
             .expect_err("a minute ahead")
             .to_string();
         assert!(e.contains("in the future"), "{e}");
+    }
+
+    fn add(host: &str) -> Op {
+        Op::NodeAdd {
+            host: host.into(),
+            vars: BTreeMap::new(),
+            ssh: None,
+        }
+    }
+
+    fn rotate(host: &str, force: bool) -> Op {
+        Op::NodeTokenRotate {
+            host: host.into(),
+            force,
+        }
+    }
+
+    /// Security issue 13: an imported rotation's generation is bounded like the other
+    /// counters (by the node's own generation, which a rotation moves to its generation), and
+    /// the previous token must look like a token.
+    #[test]
+    fn imported_previous_token_until_is_bounded() {
+        let (_d, s) = store();
+        let now = 1_700_000_000;
+        let edit = |ops: &[Op]| {
+            s.edit("sh", ops, now, EditOptions::default())
+                .expect("edit")
+                .generation
+        };
+        edit(&[add("a.example.com")]);
+        let g = edit(&[rotate("a.example.com", false)]);
+        edit(&[Op::VarSet {
+            vars: [("x".to_string(), "1".to_string())].into(),
+        }]);
+        let data = s.export(true).expect("export");
+        assert!(data.generation > g);
+        let with_until = |until: u64| {
+            let mut d = Export {
+                generation: data.generation,
+                server_generation: data.server_generation,
+                model: data.model.clone(),
+                history: data.history.clone(),
+            };
+            let n = d.model.nodes.get_mut("a.example.com").expect("node");
+            n.previous_token.as_mut().expect("rotating").until = until;
+            d
+        };
+        check_import(&with_until(g), now).expect("as exported");
+        for until in [0, g + 1, data.generation, u64::MAX] {
+            let e = check_import(&with_until(until), now)
+                .expect_err("out of bounds")
+                .to_string();
+            assert!(e.contains("previous_token_until"), "{until}: {e}");
+        }
+        let mut bad = with_until(g);
+        let n = bad.model.nodes.get_mut("a.example.com").expect("node");
+        n.previous_token.as_mut().expect("rotating").token = "not a token".into();
+        let (_d2, s2) = store();
+        let e = s2.import(&bad, now).expect_err("bad token").to_string();
+        assert!(e.contains("previous_token must be 64"), "{e}");
+        assert_eq!(s2.generation().expect("generation"), 0);
+        s2.import(&with_until(g), now).expect("import");
     }
 
     fn file(template: &str) -> Op {
