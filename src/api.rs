@@ -372,8 +372,8 @@ pub struct CatalogImport {
     /// Base64 of an OpenPGP keyring (binary or armored); default: the server's archive keyring.
     #[serde(default)]
     pub keyring: Option<String>,
-    /// Let umcd fetch from loopback, link-local, multicast and unspecified addresses (refused
-    /// by default: an import must not probe umcd's own network).
+    /// Let umcd fetch from loopback, link-local, multicast, unspecified and cloud metadata
+    /// addresses (refused by default: an import must not probe umcd's own network).
     #[serde(default)]
     pub allow_private: bool,
 }

@@ -701,6 +701,15 @@ fn loopback_link_local_and_multicast_mirrors_need_allow_private() {
             "http://224.0.0.1/debian".to_string(),
             "is a multicast address".to_string(),
         ),
+        // Cloud metadata services outside link-local: Alibaba Cloud's, AWS's over IPv6.
+        (
+            "http://100.100.100.200/latest/meta-data".to_string(),
+            "100.100.100.200 is a cloud metadata address (100.100.100.200)".to_string(),
+        ),
+        (
+            "http://[fd00:ec2::254]/latest/meta-data".to_string(),
+            "fd00:ec2::254 is a cloud metadata address (fd00:ec2::254)".to_string(),
+        ),
     ] {
         let out = import_without_flag(&s, &url, &keyring);
         rejected(&s, &out, &want, &before);
@@ -744,7 +753,8 @@ fn loopback_link_local_and_multicast_mirrors_need_allow_private() {
 }
 
 /// Security review #13: a redirect is never followed (the review's mirror sent one to umcd's
-/// own keyring), also with --allow-private; the error names where it pointed.
+/// own keyring), also with --allow-private; the error does not repeat where it pointed (the
+/// Location is the remote side's text like any other).
 #[test]
 fn catalog_import_follows_no_redirect() {
     let s = Server::start();
@@ -756,6 +766,7 @@ fn catalog_import_follows_no_redirect() {
         format!("{}/debian/dists/{SUITE}/InRelease", target.url),
         format!("{}/umc-archive-keyring.asc", s.url),
         "/elsewhere/InRelease".to_string(),
+        "http://internal.example/AKIA-TOP-SECRET-7f3a9c".to_string(),
     ] {
         let redirecting = RawServer::start(response(
             "302 Found",
@@ -768,11 +779,13 @@ fn catalog_import_follows_no_redirect() {
             &s,
             &out,
             &format!(
-                "cannot fetch {url}/dists/{SUITE}/InRelease: HTTP 302 Found from {}: redirects are not followed (Location: {location})",
+                "cannot fetch {url}/dists/{SUITE}/InRelease: HTTP 302 Found from {}: redirects are not followed; give the final URL",
                 redirecting.url.trim_start_matches("http://")
             ),
             &before,
         );
+        assert!(!stderr(&out).contains(&location), "echoed: {}", show(&out));
+        assert!(!stderr(&out).contains("SECRET"), "echoed: {}", show(&out));
         assert_eq!(redirecting.hits(), 1);
     }
     assert_eq!(target.hits(), 0, "the redirect was not followed");

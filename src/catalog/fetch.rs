@@ -4,11 +4,12 @@
 //!
 //! An import is a request umcd makes on an admin's behalf, so it is kept from being a probe of
 //! umcd's own network: loopback, link-local, multicast and unspecified addresses are refused
-//! unless `allow_private`, redirects are never followed, and errors never repeat what the
-//! remote side sent (only the status, the host and, for a redirect, its Location).
+//! unless `allow_private`, and so are the cloud metadata addresses outside those ranges;
+//! redirects are never followed, and errors never repeat what the remote side sent (only the
+//! status and the host: not even a redirect's Location).
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -78,12 +79,24 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Imported, CatalogError> {
 /// The longest `InRelease` accepted.
 const MAX_INRELEASE: u64 = 64 << 20;
 
+/// Cloud metadata services outside the link-local range (169.254.169.254 and its kin are
+/// link-local already): Alibaba Cloud's, inside the carrier-grade NAT range 100.64.0.0/10.
+/// That range as a whole stays allowed, like RFC 1918: overlay networks (Tailscale,
+/// Headscale) and carrier-internal networks number their hosts, and so their mirrors, there.
+const METADATA_V4: [Ipv4Addr; 1] = [Ipv4Addr::new(100, 100, 100, 200)];
+/// AWS's instance metadata service over IPv6, inside the ULA range (which stays allowed).
+const METADATA_V6: [Ipv6Addr; 1] = [Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)];
+
 /// Why an import may not reach `ip` without `--allow-private`: loopback, link-local (the cloud
-/// metadata address among them), multicast, broadcast and unspecified addresses, IPv4-mapped
-/// IPv6 included. Private LAN ranges (RFC 1918, ULA) are allowed: local mirrors live there.
+/// metadata address 169.254.169.254 among them), the other cloud metadata addresses,
+/// multicast, broadcast and unspecified addresses, IPv4 inside IPv6 included (mapped, and
+/// the NAT64 well-known prefix 64:ff9b::/96, which a NAT64 gateway turns into IPv4). Private
+/// LAN ranges (RFC 1918, ULA, carrier-grade NAT) are allowed: local mirrors live there.
 pub fn private_kind(ip: IpAddr) -> Option<&'static str> {
     fn v4(ip: Ipv4Addr) -> Option<&'static str> {
-        if ip.is_loopback() {
+        if METADATA_V4.contains(&ip) {
+            Some("cloud metadata")
+        } else if ip.is_loopback() {
             Some("loopback")
         } else if ip.octets()[0] == 0 {
             // 0.0.0.0/8, "this network": Linux connects it to the local host.
@@ -101,8 +114,14 @@ pub fn private_kind(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(ip) => v4(ip),
         IpAddr::V6(ip) => {
+            let s = ip.segments();
             if let Some(mapped) = ip.to_ipv4_mapped() {
                 v4(mapped)
+            } else if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let o = ip.octets();
+                v4(Ipv4Addr::new(o[12], o[13], o[14], o[15]))
+            } else if METADATA_V6.contains(&ip) {
+                Some("cloud metadata")
             } else if ip.is_loopback() {
                 Some("loopback")
             } else if ip.is_unspecified() {
@@ -196,16 +215,6 @@ fn describe(e: &ureq::Error) -> String {
     }
 }
 
-/// Printable, bounded: a Location header as an error may show it.
-fn shown(v: &str) -> String {
-    let clean: String = v.chars().filter(|c| !c.is_control()).take(200).collect();
-    if clean.len() < v.len() {
-        format!("{clean}…")
-    } else {
-        clean
-    }
-}
-
 fn get(
     agent: &ureq::Agent,
     guard: &Refusals,
@@ -230,13 +239,10 @@ fn get(
     let status = resp.status();
     let from = &guard.authority;
     if status.is_redirection() {
-        let location = resp
-            .headers()
-            .get(ureq::http::header::LOCATION)
-            .map(|v| shown(&String::from_utf8_lossy(v.as_bytes())))
-            .unwrap_or_else(|| "none".into());
+        // Not even the Location is shown: it is the remote side's text, and a metadata
+        // service or an internal host could put anything there.
         return Err(fail(format!(
-            "HTTP {status} from {from}: redirects are not followed (Location: {location}); give the final URL"
+            "HTTP {status} from {from}: redirects are not followed; give the final URL (where the mirror redirects to: try it with curl -I)"
         )));
     }
     if !status.is_success() {
@@ -357,4 +363,41 @@ pub fn fetch_verified(source: &Source, keyring: &[u8], now: i64) -> Result<Impor
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Security issue 13: the cloud metadata addresses that are neither link-local nor
+    /// loopback are refused too, in every spelling; the ranges around them stay allowed.
+    #[test]
+    fn cloud_metadata_addresses_are_private_and_their_ranges_are_not() {
+        let kind = |s: &str| private_kind(s.parse().expect("address"));
+        for (addr, want) in [
+            ("100.100.100.200", "cloud metadata"),
+            ("::ffff:100.100.100.200", "cloud metadata"),
+            ("64:ff9b::6464:64c8", "cloud metadata"),
+            ("fd00:ec2::254", "cloud metadata"),
+            ("169.254.169.254", "link-local"),
+            ("64:ff9b::a9fe:a9fe", "link-local"),
+            ("64:ff9b::7f00:1", "loopback"),
+        ] {
+            assert_eq!(kind(addr), Some(want), "{addr}");
+        }
+        // Carrier-grade NAT, ULA, RFC 1918 and public addresses (NAT64'd too): mirrors.
+        for addr in [
+            "100.64.0.1",
+            "100.100.100.100",
+            "100.127.255.254",
+            "fd00:ec2::253",
+            "fd00::254",
+            "10.0.0.1",
+            "192.168.1.10",
+            "64:ff9b::c000:201",
+            "2001:db8::254",
+        ] {
+            assert_eq!(kind(addr), None, "{addr}");
+        }
+    }
 }

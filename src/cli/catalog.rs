@@ -35,7 +35,7 @@ pub enum CatalogCmd {
         /// Import a local Packages[.gz|.xz] file instead, without verification
         #[arg(long)]
         file: Option<PathBuf>,
-        /// Let the server fetch from a loopback, link-local or multicast address
+        /// Let the server fetch from a loopback, link-local, multicast or cloud metadata address
         #[arg(long, conflicts_with = "file")]
         allow_private: bool,
         #[arg(long)]
