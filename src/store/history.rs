@@ -244,6 +244,15 @@ fn check_import(data: &Export, now: i64) -> Result<(), HistoryError> {
         }
     }
     model.validate().map_err(StoreError::from)?;
+    // Conffiles a task once shipped: every host's task package lists them as
+    // `remove-on-upgrade` lines, so each must be a path the deb writer takes (edits only ever
+    // put a shipped file's path here).
+    for t in model.tasks.values() {
+        for p in &t.dropped {
+            crate::model::validate_file_path(&t.name, p)
+                .map_err(|e| invalid(format!("{e} (a conffile the task used to ship)")))?;
+        }
+    }
     let all: BTreeSet<Entity> = model
         .nodes
         .keys()
@@ -749,6 +758,54 @@ mod tests {
         assert!(e.contains("previous_token must be 64"), "{e}");
         assert_eq!(s2.generation().expect("generation"), 0);
         s2.import(&with_until(g), now).expect("import");
+    }
+
+    /// Found by `http::import_fuzz`: an imported task's `dropped` paths were not checked, so
+    /// an import with a relative one was accepted and every host with the task got a 500
+    /// (the deb writer refuses the `remove-on-upgrade` line) until an admin edited the task.
+    #[test]
+    fn imported_dropped_conffiles_are_paths() {
+        let now = 1_700_000_000;
+        let (_d, s) = store();
+        setup(&s, "x", true);
+        let data = s.export(true).expect("export");
+        for bad in [
+            "relative/path",
+            "/etc/a b",
+            "/etc/x\nremove-on-upgrade /etc/passwd",
+            "/etc/../passwd",
+            "",
+        ] {
+            let mut d = Export {
+                generation: data.generation,
+                server_generation: data.server_generation,
+                model: data.model.clone(),
+                history: data.history.clone(),
+            };
+            let web = d.model.tasks.get_mut("web").expect("web");
+            web.dropped.insert(bad.to_string());
+            let (_d2, s2) = store();
+            let e = s2.import(&d, now).expect_err(bad).to_string();
+            assert!(
+                e.contains("a conffile the task used to ship"),
+                "{bad:?}: {e}"
+            );
+            assert_eq!(s2.generation().expect("generation"), 0);
+        }
+        // A real one imports, and the host's packages build.
+        let mut d = data;
+        let web = d.model.tasks.get_mut("web").expect("web");
+        web.dropped.insert("/etc/old.conf".to_string());
+        let (_d2, s2) = store();
+        s2.import(&d, now).expect("import");
+        let view = s2.host_data("a.example.com").expect("read").expect("host");
+        let serving = crate::nodefiles::Serving {
+            keyring: b"keyring",
+            conffiles: crate::model::ConffilePolicy::KeepLocal,
+        };
+        for p in crate::repo::packages(&view, serving).expect("packages") {
+            crate::repo::build_deb(&p).expect("deb");
+        }
     }
 
     fn file(template: &str) -> Op {
