@@ -78,20 +78,27 @@ pub fn run(c: &Client, a: LogArgs) -> CliResult {
     for i in &items {
         match i {
             Item::Edit(e) => {
-                outln!(
-                    "generation {}  {}  {}",
-                    e.generation,
-                    crate::repo::release_date(e.time),
-                    one_line(&e.user)
-                );
-                for c in &e.changes {
-                    outln!("  * {}", one_line(c));
+                for line in edit_lines(e) {
+                    outln!("{line}");
                 }
             }
             Item::Run(r) => print_run(r),
         }
     }
     Ok(())
+}
+
+/// One edit as `log` prints it: a line for the edit, one per change. Every field stays on
+/// its line (`one_line`), whatever the record holds.
+pub(crate) fn edit_lines(e: &LogEntry) -> Vec<String> {
+    let mut out = vec![format!(
+        "generation {}  {}  {}",
+        e.generation,
+        crate::repo::release_date(e.time),
+        one_line(&e.user)
+    )];
+    out.extend(e.changes.iter().map(|c| format!("  * {}", one_line(c))));
+    out
 }
 
 /// One audit record. Every field is the client's assertion, stored by umcd as sent: each

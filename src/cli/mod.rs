@@ -52,7 +52,7 @@ mod catalog;
 mod export;
 pub mod fleet;
 mod key;
-mod log;
+pub(crate) mod log;
 pub mod node;
 mod render;
 mod restart;

@@ -122,29 +122,9 @@ pub fn run(c: &Client, cmd: NodeCmd) -> CliResult {
             if json {
                 return print_json(&n);
             }
-            outln!("node:     {}", n.name);
-            outln!("package:  {} {}", n.package, n.version);
-            outln!(
-                "ssh:      {}",
-                n.ssh.map(|s| s.to_string()).unwrap_or_else(|| "-".into())
-            );
-            outln!("url:      {}", n.url.as_deref().unwrap_or("-"));
-            outln!(
-                "conffiles: {}",
-                n.conffiles.as_deref().unwrap_or("umcd's default")
-            );
-            if let Some(r) = &n.rotation {
-                outln!(
-                    "token:    rotating: the previous token works until the node reports umc-node {} (generation {})",
-                    r.until,
-                    r.generation
-                );
-            }
-            outln!("tasks:    {}", join(&n.tasks));
-            outln!("closure:  {}", join(&n.task_closure));
-            outln!("vars:");
-            for (k, v) in super::shown_vars(n.vars) {
-                outln!("  {k} = {v}");
+            let vars = super::shown_vars(n.vars.clone());
+            for line in show_lines(&n, &vars) {
+                outln!("{line}");
             }
         }
         NodeCmd::List { json } => {
@@ -213,6 +193,41 @@ pub fn run(c: &Client, cmd: NodeCmd) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// What `node show` prints, line by line, with `vars` as [`super::shown_vars`] gives them.
+pub(crate) fn show_lines(n: &NodeInfo, vars: &[(String, String)]) -> Vec<String> {
+    let mut out = vec![
+        format!("node:     {}", n.name),
+        format!("package:  {} {}", n.package, n.version),
+        format!(
+            "ssh:      {}",
+            n.ssh
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into())
+        ),
+        format!("url:      {}", n.url.as_deref().unwrap_or("-")),
+        format!(
+            "conffiles: {}",
+            n.conffiles.as_deref().unwrap_or("umcd's default")
+        ),
+    ];
+    if let Some(r) = &n.rotation {
+        out.push(format!(
+            "token:    rotating: the previous token works until the node reports umc-node {} (generation {})",
+            r.until, r.generation
+        ));
+    }
+    out.push(format!("tasks:    {}", join(&n.tasks)));
+    out.push(format!("closure:  {}", join(&n.task_closure)));
+    out.push("vars:".to_string());
+    // A value is free text (an operator sets it): a line break in it must not start a line
+    // of its own, which could pass for another variable or field.
+    for (k, v) in vars {
+        out.push(format!("  {k} = {}", super::term::one_line(v)));
+    }
+    out
 }
 
 /// What `node token` says about a rotation under way (never the old token).
@@ -295,4 +310,39 @@ fn enroll(c: &Client, a: EnrollArgs) -> CliResult {
     errln!("# run as root on {}:", n.name);
     outln!("{line}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by `http::import_fuzz`: a variable's value with a line break printed as lines of
+    /// their own in `node show`, so an operator could forge what an admin reads there.
+    #[test]
+    fn node_show_keeps_each_variable_on_its_line() {
+        let n = NodeInfo {
+            name: "a.example.com".into(),
+            package: "umc-a.example.com".into(),
+            version: "1.1".into(),
+            vars: [(
+                "motd".to_string(),
+                Some("hi\nnode:     evil.example.com\r\u{2028}x\ty".to_string()),
+            )]
+            .into(),
+            tasks: Vec::new(),
+            task_closure: Vec::new(),
+            ssh: None,
+            url: None,
+            conffiles: None,
+            generation: 1,
+            rotation: None,
+        };
+        let lines = show_lines(&n, &crate::cli::shown_vars(n.vars.clone()));
+        let motd: Vec<&String> = lines.iter().filter(|l| l.contains("motd")).collect();
+        assert_eq!(
+            motd,
+            [r"  motd = hi\u000anode:     evil.example.com\u000d\u2028x\u0009y"]
+        );
+        assert!(lines.iter().all(|l| !l.contains(['\n', '\r', '\u{2028}'])));
+    }
 }
