@@ -9,6 +9,8 @@ mod catalog;
 pub mod conditional;
 mod error;
 mod fleet;
+#[cfg(test)]
+mod import_fuzz;
 mod keys;
 mod metrics;
 mod public;

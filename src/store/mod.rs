@@ -13,7 +13,7 @@ mod reports;
 mod users;
 
 pub use backup::{SNAPSHOT_TABLES, Snapshot};
-pub use history::{Export, HistoryError};
+pub use history::{Export, HistoryError, IMPORT_CLOCK_SKEW, IMPORT_COUNTER_SLACK};
 pub use migrate::{Migration, audit_started, backup_path};
 
 pub use reports::{IncomingReport, StoredReport};
