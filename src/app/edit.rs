@@ -15,6 +15,9 @@ use super::{App, AppError, ErrorKind, now};
 pub fn ops_role(ops: &[Op]) -> Option<(Role, &Op)> {
     ops.iter()
         .map(|op| match op {
+            // umcd's URL is where the node sends its token (apt's auth.conf and its reports
+            // go there): whoever sets it can read the token, an admin's secret.
+            Op::NodeSet { url: Some(_), .. } => (Role::Admin, op),
             Op::NodeAdd { .. }
             | Op::NodeRemove { .. }
             | Op::NodeSet { .. }
@@ -293,6 +296,36 @@ mod tests {
             .expect("operators add nodes");
         assert_eq!(app.generation(), done.generation);
         assert_eq!(done.changes.len(), 1);
+
+        // A node's URL is where it sends its token: setting it, or clearing it, is an
+        // admin's edit, like reading the token.
+        for url in ["http://evil.example:8080", ""] {
+            let set_url = Op::NodeSet {
+                host: "a.example".into(),
+                set_vars: Default::default(),
+                unset_vars: Vec::new(),
+                ssh: None,
+                url: Some(url.into()),
+                conffiles: None,
+            };
+            let e = app
+                .edit(&op, std::slice::from_ref(&set_url), false)
+                .expect_err("operators set no URL");
+            assert_eq!(e.kind(), ErrorKind::Forbidden, "{url:?}");
+            assert!(e.to_string().contains("'node_set'"), "{e}");
+            app.edit(&caller("adam", Role::Admin), &[set_url], false)
+                .expect("admins set the URL");
+        }
+        let set_var = Op::NodeSet {
+            host: "a.example".into(),
+            set_vars: [("k".to_string(), "v".to_string())].into(),
+            unset_vars: Vec::new(),
+            ssh: None,
+            url: None,
+            conffiles: None,
+        };
+        app.edit(&op, &[set_var], false)
+            .expect("operators set node variables");
 
         let (rotated, node) = app
             .rotate_node_token("admin", "a.example", false)
