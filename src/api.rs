@@ -461,6 +461,11 @@ pub const MAX_AUDIT_SIGNAL: usize = 32;
 /// The most bytes of text one audit record holds, all fields together: the field limits alone
 /// allow a record per node of the fleet, and `audit_keep` records are kept.
 pub const MAX_AUDIT_RECORD: usize = 1 << 20;
+/// The most bytes of records (as stored) one `GET /api/v1/audit` answer holds, whatever its
+/// `limit`, and at least one record:
+/// `audit_keep` records of [`MAX_AUDIT_RECORD`] would be gigabytes in one answer, which any
+/// viewer could ask for again and again.
+pub const MAX_AUDIT_PAGE: usize = 8 << 20;
 
 /// Whether `c` may appear in an audit record's command or a host's error (text a terminal
 /// shows: line breaks and tabs, no other control characters).

@@ -972,13 +972,19 @@ impl Store {
         Ok(id)
     }
 
-    /// Recorded fleet commands, newest first.
+    /// Recorded fleet commands, newest first: at most `limit`, and no more than
+    /// [`crate::api::MAX_AUDIT_PAGE`] bytes of them (but at least one).
     pub fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(AUDIT)?;
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         for row in t.iter()?.rev().take(limit) {
             let (k, v) = row?;
+            bytes = bytes.saturating_add(v.value().len());
+            if !out.is_empty() && bytes > crate::api::MAX_AUDIT_PAGE {
+                break;
+            }
             let rec: AuditRec = decode("audit", v.value())?;
             out.push(AuditEntry {
                 id: k.value(),
@@ -1357,6 +1363,50 @@ mod tests {
         }));
         s.record_audit("op", &clipped, 11)
             .expect("a clipped record fits");
+    }
+
+    /// A viewer's `GET /audit?limit=10000` cannot make umcd hold `audit_keep` records of up to
+    /// a megabyte each at once: an answer stops at `MAX_AUDIT_PAGE` bytes, newest first, and
+    /// always holds the newest record.
+    #[test]
+    fn an_audit_answer_is_bounded_in_bytes() {
+        use crate::api::{MAX_AUDIT_COMMAND, MAX_AUDIT_PAGE, MAX_AUDIT_TARGET, MAX_AUDIT_TARGETS};
+        let (_d, s) = store();
+        let big = AuditRequest {
+            targets: vec!["t".repeat(MAX_AUDIT_TARGET); MAX_AUDIT_TARGETS],
+            command: "c".repeat(MAX_AUDIT_COMMAND),
+            results: Vec::new(),
+        };
+        let each = big.text_bytes();
+        let records = MAX_AUDIT_PAGE / each + 8;
+        for i in 0..records {
+            s.record_audit("op", &big, 10 + i as i64).expect("record");
+        }
+        let got = s.audit(10_000).expect("audit");
+        let bytes: usize = got
+            .iter()
+            .map(|e| e.command.len() + e.targets.len() * MAX_AUDIT_TARGET)
+            .sum();
+        assert!(
+            bytes <= MAX_AUDIT_PAGE,
+            "{} records, {bytes} bytes",
+            got.len()
+        );
+        assert!(
+            got.len() >= MAX_AUDIT_PAGE / (2 * each) && got.len() < records,
+            "{} of {records}",
+            got.len()
+        );
+        assert_eq!(got[0].id, records as u64, "newest first");
+        assert_eq!(s.audit(3).expect("audit").len(), 3, "limit still holds");
+        // A single record larger than a page (an older umcd stored it unchecked) still shows.
+        let huge = AuditRequest {
+            command: "c".repeat(MAX_AUDIT_PAGE + 1),
+            ..big
+        };
+        s.record_audit_unchecked("op", &huge, 99_999)
+            .expect("record");
+        assert_eq!(s.audit(10_000).expect("audit").len(), 1);
     }
 
     #[test]
