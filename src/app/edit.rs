@@ -7,7 +7,7 @@
 use crate::api::{ImportResponse, Op, Role};
 use crate::fleetfile::{self, Fleet, Lines, Problem};
 use crate::model::{Model, Node, TokenSource};
-use crate::store::{Caller, EditOptions, EditOutcome, Export};
+use crate::store::{Caller, EditOptions, EditOutcome, Export, StoreError};
 
 use super::{App, AppError, ErrorKind, now};
 
@@ -83,6 +83,22 @@ impl FleetFile {
     }
 }
 
+/// Ops computed against generation `base` by `verb` ("apply", "rollback"): they make what was
+/// asked for only while the model is still at `base` (`EditOptions::base`).
+struct Plan {
+    verb: &'static str,
+    base: u64,
+    ops: Vec<Op>,
+    opts: EditOptions,
+}
+
+/// The refusal of a plan computed against generation `base` once the model moved past it.
+fn stale(base: u64, verb: &str) -> AppError {
+    AppError::Conflict(format!(
+        "the model changed since the diff was computed against generation {base}; run {verb} again"
+    ))
+}
+
 struct NoTokens;
 impl TokenSource for NoTokens {
     fn token(&mut self) -> String {
@@ -144,16 +160,8 @@ impl App {
         dry_run: bool,
     ) -> Result<EditOutcome, AppError> {
         let file = FleetFile::parse(name, text, json)?;
-        let (current, have) = self.store.model()?;
-        let (ops, tokens) = fleetfile::diff_ops(&have, &file.model);
-        let opts = EditOptions {
-            tokens,
-            force,
-            dry_run,
-            ..EditOptions::default()
-        };
-        self.edit_diff(user, current, &ops, opts)
-            .map_err(|e| file.placed(e))
+        let plan = self.plan("apply", &file.model, None, force, dry_run, None)?;
+        self.commit_plan(user, plan).map_err(|e| file.placed(e))
     }
 
     /// Makes the model equal generation `to`'s, as one new generation by `user`.
@@ -164,17 +172,20 @@ impl App {
         force: bool,
         dry_run: bool,
     ) -> Result<EditOutcome, AppError> {
-        // Node tokens never go back (see `Store::rollback_target`).
+        // Node tokens never go back (see `Store::rollback_target`). The target's tokens are
+        // the newest as of the generation read first: the plan must be computed at that one.
+        let read_at = self.store.generation()?;
         let want = self.store.rollback_target(to)?;
-        let (current, have) = self.store.model()?;
-        let (ops, tokens) = fleetfile::diff_ops(&have, &want);
-        let opts = EditOptions {
-            tokens,
-            preface: Some(format!("User '{user}' rolled back to generation {to}")),
+        let preface = format!("User '{user}' rolled back to generation {to}");
+        let plan = self.plan(
+            "rollback",
+            &want,
+            Some(read_at),
             force,
             dry_run,
-        };
-        self.edit_diff(user, current, &ops, opts)
+            Some(preface),
+        )?;
+        self.commit_plan(user, plan)
     }
 
     /// Restores an export (with secrets, and its history when it has one) into an empty
@@ -229,23 +240,59 @@ impl App {
         Ok(changes)
     }
 
-    /// The edit `ops` (from `diff_ops` against generation `current`'s model) make; none: the
-    /// model is as wanted already, nothing to change.
-    fn edit_diff(
+    /// The ops that make the model equal `want`, computed against the newest generation;
+    /// `read_at`: the generation `want` was read at, when it depends on the store (a
+    /// conflict when the model is at another one now).
+    fn plan(
         &self,
-        user: &str,
-        current: u64,
-        ops: &[Op],
-        opts: EditOptions,
-    ) -> Result<EditOutcome, AppError> {
+        verb: &'static str,
+        want: &Model,
+        read_at: Option<u64>,
+        force: bool,
+        dry_run: bool,
+        preface: Option<String>,
+    ) -> Result<Plan, AppError> {
+        let (base, have) = self.store.model()?;
+        if let Some(g) = read_at.filter(|g| *g != base) {
+            return Err(stale(g, verb));
+        }
+        let (ops, tokens) = fleetfile::diff_ops(&have, want);
+        let opts = EditOptions {
+            tokens,
+            preface,
+            force,
+            dry_run,
+            base: Some(base),
+        };
+        Ok(Plan {
+            verb,
+            base,
+            ops,
+            opts,
+        })
+    }
+
+    /// Commits `plan` by `user`, refused when another edit committed since its generation;
+    /// no ops: the model is as wanted already, nothing to change.
+    fn commit_plan(&self, user: &str, plan: Plan) -> Result<EditOutcome, AppError> {
+        let Plan {
+            verb,
+            base,
+            ops,
+            opts,
+        } = plan;
         if ops.is_empty() {
             return Ok(EditOutcome {
-                generation: current,
+                generation: base,
                 changes: Vec::new(),
                 warnings: Vec::new(),
             });
         }
-        self.commit(user, ops, opts)
+        // With a base, the store's one conflict is a generation past it.
+        self.commit(user, &ops, opts).map_err(|e| match e {
+            AppError::Store(StoreError::Conflict(_)) => stale(base, verb),
+            e => e,
+        })
     }
 
     /// Commits `ops` by `user` and, unless it is a dry run, publishes the new generation.
@@ -424,5 +471,59 @@ mod tests {
         app.rollback("admin", 1, false, false)
             .expect("nothing to do");
         check();
+    }
+
+    /// An apply's ops are computed against the generation it read: when another edit commits
+    /// before they do, the apply is refused instead of applying them to a model they were not
+    /// computed for (here they would leave `c.example`, which the file does not have).
+    #[test]
+    fn an_apply_computed_against_an_older_generation_is_refused() {
+        let (_dir, app) = app();
+        edit(&app, vec![node_add("a.example"), node_add("b.example")]);
+        let text = crate::fleetfile::to_toml(&app.export_fleet(false, false).expect("export"));
+        let n = edit(
+            &app,
+            vec![Op::NodeRemove {
+                host: "b.example".into(),
+            }],
+        );
+        let file = super::FleetFile::parse("f.toml", &text, false).expect("parse");
+        let plan = app
+            .plan("apply", &file.model, None, false, false, None)
+            .expect("plan");
+        assert_eq!(plan.base, n);
+        edit(&app, vec![node_add("c.example")]);
+        let e = app.commit_plan("admin", plan).expect_err("stale");
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the model changed since the diff was computed against generation {n}; run apply again"
+            )
+        );
+        assert_eq!(app.generation(), n + 1, "nothing committed");
+        let m = app.model().expect("model");
+        assert!(!m.nodes.contains_key("b.example") && m.nodes.contains_key("c.example"));
+
+        // Computed again, it makes the model the file.
+        app.apply_fleet("admin", "f.toml", &text, false, false, false)
+            .expect("apply");
+        let m = app.model().expect("model");
+        let hosts: Vec<&str> = m.nodes.keys().map(String::as_str).collect();
+        assert_eq!(hosts, ["a.example", "b.example"]);
+
+        // A rollback's target (its tokens) read at a generation the model has left is refused
+        // before any diff.
+        let old = app.generation() - 1;
+        let want = app.store.rollback_target(1).expect("target");
+        let Err(e) = app.plan("rollback", &want, Some(old), false, false, None) else {
+            panic!("a target read at generation {old} planned");
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the model changed since the diff was computed against generation {old}; run rollback again"
+            )
+        );
     }
 }

@@ -369,6 +369,11 @@ pub struct EditOptions {
     pub force: bool,
     /// Check everything and say what would change, but write nothing.
     pub dry_run: bool,
+    /// The generation the ops were computed against (`apply` and `rollback` diff the model
+    /// they read): when the model has moved past it, the edit is refused as a conflict, since
+    /// the ops applied to a newer model would not make what was asked for. Only edits move
+    /// the generation, so a report meanwhile does not count.
+    pub base: Option<u64>,
 }
 
 /// What a committed (or empty) edit did.
@@ -600,7 +605,8 @@ impl Store {
     /// to fields templates do not read costs no render. Otherwise another edit committed in
     /// between: the writer is released and the edit is checked again against a new snapshot,
     /// at most [`EDIT_ATTEMPTS`] times, then refused as a conflict. A dry run renders the same
-    /// way and never takes the writer.
+    /// way and never takes the writer. With `opts.base`, a generation other than that one (at
+    /// the snapshot or under the writer) is a conflict at once.
     pub fn edit(
         &self,
         user: &str,
@@ -614,6 +620,7 @@ impl Store {
         let tokens = &opts.tokens;
         for _ in 0..EDIT_ATTEMPTS {
             let (base, snapshot) = self.model()?;
+            same_base(opts.base, base)?;
             let checked = apply_ops(&snapshot, ops, user, tokens, Renders::Check)?;
             #[cfg(test)]
             self.checked_hook();
@@ -623,6 +630,7 @@ impl Store {
             }
             let tx = self.db.begin_write()?;
             let (current, old) = load_current(&tx)?;
+            same_base(opts.base, current)?;
             let (model, changes) = if old == snapshot {
                 checked
             } else if old.render_inputs() == snapshot.render_inputs() {
@@ -1007,6 +1015,16 @@ impl Store {
             });
         }
         Ok(out)
+    }
+}
+
+/// Refuses an edit computed against generation `base` when the model is at `current`.
+fn same_base(base: Option<u64>, current: u64) -> Result<(), StoreError> {
+    match base {
+        Some(b) if b != current => Err(StoreError::Conflict(format!(
+            "the model changed since the edit was computed (generation {b}, now {current}); compute it again"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -1767,6 +1785,90 @@ mod tests {
                 .vars
                 .contains_key("mine")
         );
+    }
+
+    /// An edit computed against a generation (`apply` and `rollback` diff the model they
+    /// read) is refused once another edit committed after that generation: before its renders
+    /// when the model had moved already, and between its check and its commit. A report that
+    /// ends a rotation meanwhile is no edit and moves no generation: the edit commits.
+    #[test]
+    fn an_edit_computed_against_an_older_generation_is_a_conflict() {
+        let (_d, s) = store();
+        templated(&s, &[], &[("/etc/motd", "{{ host.fqdn }}\n")]);
+        let based = |base| EditOptions {
+            base: Some(base),
+            ..EditOptions::default()
+        };
+        let mine = || [set_node_var("a.example.com", "mine", "1")];
+        let g = s.generation().expect("generation");
+
+        // Moved before the edit began: refused before its check.
+        s.edit(
+            "other",
+            &[set_node_var("a.example.com", "n", "1")],
+            11,
+            EditOptions::default(),
+        )
+        .expect("other edit");
+        let count = between(&s, |_, _| {});
+        let e = s.edit("sh", &mine(), 12, based(g)).expect_err("stale");
+        assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+        let now = g + 1;
+        assert!(
+            e.to_string()
+                .contains(&format!("(generation {g}, now {now})")),
+            "{e}"
+        );
+        assert_eq!(checks(&count), 0, "no render for stale ops");
+
+        // Moved between the check and the commit, by an edit templates do not see (which
+        // an edit without a base would just apply on top).
+        let count = between(&s, |s, n| {
+            if n == 1 {
+                let op = Op::TaskSet {
+                    task: "web".into(),
+                    description: "changed".into(),
+                };
+                s.edit("other", &[op], 13, EditOptions::default())
+                    .expect("other edit");
+            }
+        });
+        let e = s.edit("sh", &mine(), 14, based(now)).expect_err("stale");
+        assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+        assert_eq!(checks(&count), 1);
+        let now = s.generation().expect("generation");
+        assert_eq!(now, g + 2, "only the other edit committed");
+        let a = s.node("a.example.com").unwrap().unwrap();
+        assert!(!a.vars.contains_key("mine"));
+
+        // A report ending a rotation between the check and the commit: no conflict.
+        let rotate = Op::NodeTokenRotate {
+            host: "a.example.com".into(),
+            force: false,
+        };
+        let g = s
+            .edit("sh", &[rotate], 15, EditOptions::default())
+            .expect("rotate")
+            .generation;
+        let token = s.node("a.example.com").unwrap().unwrap().token;
+        let count = between(&s, move |s, n| {
+            if n == 1 {
+                let report = IncomingReport {
+                    host: "a.example.com".into(),
+                    received: 120,
+                    text: report(&repo_version(g)),
+                    current_token: Some(token_hash(&token)),
+                };
+                let ended = s.add_reports(&[report], 10).expect("report");
+                assert_eq!(ended, ["a.example.com"]);
+            }
+        });
+        let e = s
+            .edit("sh", &mine(), 16, based(g))
+            .expect("a report is no edit");
+        assert_eq!((checks(&count), e.generation), (1, g + 1));
+        let a = s.node("a.example.com").unwrap().unwrap();
+        assert_eq!((a.vars["mine"].as_str(), a.previous_token), ("1", None));
     }
 
     /// The renders of an edit (and of a dry run) run while another transaction holds the
