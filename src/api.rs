@@ -231,7 +231,7 @@ pub struct EditResponse {
 /// Variables as the caller may see them (`GET /nodes…`, `GET /vars`): every name, and its
 /// value, or `None` (JSON `null`) when the caller's role may not read values. Templates render
 /// variables into files, secrets included, so a viewer gets the names only; see
-/// `http::admin::VAR_VALUES`.
+/// `app::VAR_VALUES`.
 pub type VarValues = BTreeMap<String, Option<String>>;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

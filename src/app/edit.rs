@@ -4,9 +4,9 @@
 //! new generation, and turns fleet files and past generations into ops: `apply`, `rollback`,
 //! `import` into an empty server, and the diff between two generations.
 
-use crate::api::{ImportResponse, Op, Role};
+use crate::api::{ImportResponse, NodeToken, Op, Role};
 use crate::fleetfile::{self, Fleet, Lines, Problem};
-use crate::model::{Model, Node, TokenSource};
+use crate::model::{Model, TokenSource};
 use crate::store::{Caller, EditOptions, EditOutcome, Export, StoreError};
 
 use super::{App, AppError, ErrorKind, now};
@@ -127,23 +127,19 @@ impl App {
     }
 
     /// Gives node `host` a new token as an edit by `user` (in the history, durable before
-    /// this returns); returns the edit and the node with its new token.
+    /// this returns); returns the edit and the node's new token.
     pub fn rotate_node_token(
         &self,
         user: &str,
         host: &str,
         force: bool,
-    ) -> Result<(EditOutcome, Node), AppError> {
+    ) -> Result<(EditOutcome, NodeToken), AppError> {
         let op = Op::NodeTokenRotate {
             host: host.to_string(),
             force,
         };
         let e = self.commit(user, &[op], EditOptions::default())?;
-        let node = self
-            .store
-            .node(host)?
-            .ok_or_else(|| AppError::NotFound(format!("unknown node '{host}'")))?;
-        Ok((e, node))
+        Ok((e, self.node_token(host)?))
     }
 
     /// Makes the model equal fleet file `text`, as one generation by `user` (with
@@ -378,7 +374,11 @@ mod tests {
             .rotate_node_token("admin", "a.example", false)
             .expect("rotate");
         assert_eq!(app.generation(), rotated.generation);
-        assert!(node.previous_token.is_some());
+        assert!(node.rotation.is_some());
+        assert_eq!(
+            node.token,
+            app.node_token("a.example").expect("token").token
+        );
         let e = app
             .rotate_node_token("admin", "b.example", false)
             .expect_err("unknown");

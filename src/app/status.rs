@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{App, AppError, background, blocking, now};
-use crate::api::{HostStatus, HostStatusDetail, ReportEntry};
+use crate::api::{HostStatus, HostStatusDetail};
 use crate::model::host_package;
 use crate::report::{self, Seen};
 use crate::store::{IncomingReport, StoreError};
@@ -137,19 +137,19 @@ impl App {
             .into_iter()
             .find(|r| r.host == host)
             .ok_or_else(|| AppError::NotFound(format!("unknown node '{host}'")))?;
-        let reports = self
-            .store
-            .reports(host, self.config.report_keep)?
-            .into_iter()
-            .filter_map(|r| {
-                let report = report::parse(&r.text, i64::MAX - report::MAX_CLOCK_SKEW).ok()?;
-                Some(ReportEntry {
-                    received: r.received,
-                    report,
-                })
-            })
-            .collect();
+        let reports = self.node_reports(host)?;
         Ok(HostStatusDetail { status, reports })
+    }
+
+    /// Commits `batch` in one transaction; returns the hosts whose token rotation a report
+    /// ended. Such a report changes the node without a generation, so the shared model is
+    /// read again (`GET /api/v1/nodes` shows the rotation over at once).
+    pub(super) fn store_reports(&self, batch: &[IncomingReport]) -> Result<Vec<String>, AppError> {
+        let ended = self.store.add_reports(batch, self.config.report_keep)?;
+        if !ended.is_empty() {
+            self.models.forget();
+        }
+        Ok(ended)
     }
 
     /// Records a passive signal of `host`.
@@ -277,9 +277,7 @@ async fn writer(app: Arc<App>, mut rx: mpsc::Receiver<Job>) {
         }
         let batch: Vec<IncomingReport> = jobs.iter().map(|j| j.report.clone()).collect();
         let a = app.clone();
-        let res =
-            blocking(move || Ok::<_, AppError>(a.store.add_reports(&batch, a.config.report_keep)?))
-                .await;
+        let res = blocking(move || a.store_reports(&batch)).await;
         let res = match res {
             Ok(retired) => {
                 for host in retired {

@@ -1,7 +1,6 @@
 //! The admin API (`/api/v1`): JSON, bearer token. Reads are plain GETs; every change is a
 //! `POST /api/v1/edit` carrying a list of operations that commit as one generation.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
@@ -18,14 +17,11 @@ use serde::Deserialize;
 use super::catalog;
 use super::{ApiError, AppState};
 use crate::api::{
-    AuditEntry, AuditRequest, EditRequest, EditResponse, FileInfo, LogEntry, NodeInfo, NodeToken,
-    RenderedFile, Role, ServerInfo, TaskInfo, TokenRotateRequest, TokenRotateResponse,
-    TokenRotation, VarValues,
+    AuditEntry, AuditRequest, EditRequest, EditResponse, LogEntry, NodeInfo, NodeToken,
+    RenderedFile, Role, ServerInfo, TaskInfo, TokenRotateRequest, TokenRotateResponse, VarValues,
 };
-use crate::app::blocking;
-use crate::app::now;
-use crate::model::{Entity, FileAction, Model, Node, host_package, normalize_host, task_package};
-use crate::repo;
+use crate::app::{VAR_VALUES, blocking, now};
+use crate::model::{Entity, normalize_host};
 use crate::store::Caller;
 
 #[derive(Clone)]
@@ -82,20 +78,13 @@ const fn row(verb: Verb, path: &'static str, role: Role, handler: Handler) -> Ap
 use Role::{Admin, Operator, Viewer};
 use Verb::{Delete, Get, Post};
 
-/// The least role that reads variable values. Templates render variables into files, secrets
-/// included (a database password in a config file), so for a role that cannot change what
-/// nodes run a value is as secret as a rendered file: a viewer gets every name, each value
-/// `None` ([`shown_vars`]). An operator assigns tasks that run as root on every node, so hiding
-/// a value from it would protect nothing.
-pub const VAR_VALUES: Role = Operator;
-
 /// Every `/api/v1` route and the least role that may call it. Secrets (node tokens, a host's
 /// rendered files, the backup with the signing key, the user list) need admin; the plain
 /// export holds every variable's value and needs [`VAR_VALUES`] (operator). Some answers
 /// depend on more than the route and check again inside: `POST /edit` asks `app::edit::ops_role`
 /// for its operations, `GET /export?secrets=true` needs admin (`fleet::export`), the node and
-/// variable reads show values by [`shown_vars`], and token routes scope what a non-admin sees
-/// to its own tokens.
+/// variable reads show values by [`crate::app::shown_vars`], and token routes scope what a
+/// non-admin sees to its own tokens.
 pub static API_ROUTES: &[ApiRoute] = &[
     row(Get, "/server", Viewer, |m| on(m, server)),
     row(Get, "/nodes", Viewer, |m| on(m, nodes)),
@@ -267,7 +256,10 @@ async fn caller(
     // The scheme is case-insensitive (RFC 9110, section 11.1).
     let (scheme, credentials) = value.split_once(' ').unwrap_or((value, ""));
     if scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(state.app.store.api_user(credentials.trim(), now())?);
+        return Ok(state
+            .app
+            .store_for_accounts()
+            .api_user(credentials.trim(), now())?);
     }
     let basic = scheme
         .eq_ignore_ascii_case("basic")
@@ -308,7 +300,7 @@ async fn caller(
             let s = state.clone();
             let found = blocking(move || {
                 let _permit = permit;
-                Ok::<_, ApiError>(s.app.store.check_password(&user, &pass)?)
+                Ok::<_, ApiError>(s.app.store_for_accounts().check_password(&user, &pass)?)
             })
             .await?;
             if let Some(c) = &found {
@@ -362,75 +354,6 @@ fn too_large(max: usize) -> ApiError {
     )
 }
 
-/// Variables as `role` may see them: every name; the values only from [`VAR_VALUES`] up. The
-/// one place the API and the console hide values.
-pub(super) fn shown_vars(role: Role, vars: &BTreeMap<String, String>) -> VarValues {
-    let values = role >= VAR_VALUES;
-    vars.iter()
-        .map(|(k, v)| (k.clone(), values.then(|| v.clone())))
-        .collect()
-}
-
-fn node_info(model: &Model, name: &str, role: Role) -> Option<NodeInfo> {
-    let n = model.nodes.get(name)?;
-    Some(NodeInfo {
-        name: n.name.clone(),
-        package: host_package(&n.name),
-        version: repo::version(model.node_generation(n)),
-        vars: shown_vars(role, &n.vars),
-        tasks: n.tasks.iter().cloned().collect(),
-        task_closure: model.closure(&n.tasks).into_iter().collect(),
-        ssh: n.ssh.clone(),
-        url: n.url.clone(),
-        conffiles: n.conffiles.map(|p| p.as_str().to_string()),
-        rotation: rotation(n),
-        generation: n.generation,
-    })
-}
-
-/// A node's rotation under way, without its previous token.
-fn rotation(n: &Node) -> Option<TokenRotation> {
-    n.previous_token.as_ref().map(|p| TokenRotation {
-        generation: p.until,
-        until: repo::version(p.until),
-    })
-}
-
-fn task_info(model: &Model, name: &str, with_templates: bool) -> Option<TaskInfo> {
-    let t = model.tasks.get(name)?;
-    Some(TaskInfo {
-        name: t.name.clone(),
-        package: task_package(&t.name),
-        version: repo::version(model.task_generation(t)),
-        description: t.description.clone(),
-        depends: t.depends.clone(),
-        removes: t.removes.iter().cloned().collect(),
-        includes: t.includes.iter().cloned().collect(),
-        nodes: model
-            .nodes
-            .values()
-            .filter(|n| n.tasks.contains(name))
-            .map(|n| n.name.clone())
-            .collect(),
-        files: t
-            .files
-            .values()
-            .map(|f| FileInfo {
-                path: f.path.clone(),
-                mode: format!("{:04o}", f.mode),
-                conffile: f.is_conffile(),
-                action: f.action.as_ref().map(|a| match a {
-                    FileAction::Reload(s) => format!("reload {s}"),
-                    FileAction::Restart(s) => format!("restart {s}"),
-                }),
-                template_bytes: f.template.len(),
-                template: with_templates.then(|| f.template.clone()),
-            })
-            .collect(),
-        generation: t.generation,
-    })
-}
-
 async fn server(State(s): State<Arc<AppState>>) -> Result<Json<ServerInfo>, ApiError> {
     Ok(Json(ServerInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -444,16 +367,7 @@ async fn nodes(
     State(s): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<Vec<NodeInfo>>, ApiError> {
-    blocking(move || {
-        let (_, m) = s.app.store.model()?;
-        Ok(Json(
-            m.nodes
-                .keys()
-                .filter_map(|n| node_info(&m, n, caller.role))
-                .collect(),
-        ))
-    })
-    .await
+    Ok(Json(blocking(move || s.app.node_list(caller.role)).await?))
 }
 
 fn host_arg(host: &str) -> Result<String, ApiError> {
@@ -466,13 +380,9 @@ async fn node(
     Path(host): Path<String>,
 ) -> Result<Json<NodeInfo>, ApiError> {
     let host = host_arg(&host)?;
-    blocking(move || {
-        let (_, m) = s.app.store.model()?;
-        node_info(&m, &host, caller.role)
-            .map(Json)
-            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("unknown node '{host}'")))
-    })
-    .await
+    Ok(Json(
+        blocking(move || s.app.node_info(&host, caller.role)).await?,
+    ))
 }
 
 async fn node_token(
@@ -480,18 +390,7 @@ async fn node_token(
     Path(host): Path<String>,
 ) -> Result<Json<NodeToken>, ApiError> {
     let host = host_arg(&host)?;
-    blocking(move || match s.app.store.node(&host)? {
-        Some(n) => Ok(Json(NodeToken {
-            rotation: rotation(&n),
-            host: n.name,
-            token: n.token,
-        })),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("unknown node '{host}'"),
-        )),
-    })
-    .await
+    Ok(Json(blocking(move || s.app.node_token(&host)).await?))
 }
 
 /// `POST /nodes/<host>/token`: a new token for the node, as an edit (`node_token_rotate`), so
@@ -507,47 +406,32 @@ async fn rotate_token(
         Ok(b) if b.is_empty() => TokenRotateRequest::default(),
         _ => json_body(body, s.app.config.max_body)?,
     };
-    let (e, n) = blocking(move || s.app.rotate_node_token(&user, &host, req.force)).await?;
+    let (e, t) = blocking(move || s.app.rotate_node_token(&user, &host, req.force)).await?;
     Ok(Json(TokenRotateResponse {
         generation: e.generation,
         changes: e.changes.into_iter().map(|c| c.text).collect(),
-        rotation: rotation(&n),
-        host: n.name,
-        token: n.token,
+        rotation: t.rotation,
+        host: t.host,
+        token: t.token,
     }))
 }
 
 async fn tasks(State(s): State<Arc<AppState>>) -> Result<Json<Vec<TaskInfo>>, ApiError> {
-    blocking(move || {
-        let (_, m) = s.app.store.model()?;
-        Ok(Json(
-            m.tasks
-                .keys()
-                .filter_map(|t| task_info(&m, t, false))
-                .collect(),
-        ))
-    })
-    .await
+    Ok(Json(blocking(move || s.app.task_list()).await?))
 }
 
 async fn task(
     State(s): State<Arc<AppState>>,
     Path(task): Path<String>,
 ) -> Result<Json<TaskInfo>, ApiError> {
-    blocking(move || {
-        let (_, m) = s.app.store.model()?;
-        task_info(&m, &task, true)
-            .map(Json)
-            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("unknown task '{task}'")))
-    })
-    .await
+    Ok(Json(blocking(move || s.app.task_info(&task)).await?))
 }
 
 async fn vars(
     State(s): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<VarValues>, ApiError> {
-    blocking(move || Ok(Json(shown_vars(caller.role, &s.app.store.model()?.1.vars)))).await
+    Ok(Json(blocking(move || s.app.var_values(caller.role)).await?))
 }
 
 #[derive(Deserialize)]
@@ -564,33 +448,9 @@ async fn render(
 ) -> Result<Json<RenderedFile>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let host = host_arg(&host)?;
-    blocking(move || {
-        let (_, m) = s.app.store.model()?;
-        let node = m.nodes.get(&host).ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, format!("unknown node '{host}'"))
-        })?;
-        let closure = m.closure(&node.tasks);
-        let found = closure
-            .iter()
-            .filter_map(|t| m.tasks.get(t))
-            .find_map(|t| t.files.get(&q.path).map(|f| (t, f)));
-        let Some((task, file)) = found else {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("node '{host}' gets no file '{}'", q.path),
-            ));
-        };
-        let content = crate::template::Template::parse(&file.path, &file.template)
-            .and_then(|t| t.render(&m.host_context(node, &closure)))
-            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-        Ok(Json(RenderedFile {
-            host: host.clone(),
-            path: q.path,
-            task: task.name.clone(),
-            content,
-        }))
-    })
-    .await
+    Ok(Json(
+        blocking(move || s.app.render_file(&host, &q.path)).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -618,7 +478,9 @@ async fn log(
         (None, None) => None,
     };
     let limit = q.limit.unwrap_or(50).min(10_000);
-    blocking(move || Ok(Json(s.app.store.log(entity.as_ref(), limit)?))).await
+    Ok(Json(
+        blocking(move || s.app.log(entity.as_ref(), limit)).await?,
+    ))
 }
 
 async fn edit(
@@ -647,7 +509,7 @@ async fn audit_list(
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let limit = q.limit.unwrap_or(50).min(10_000);
-    blocking(move || Ok(Json(s.app.store.audit(limit)?))).await
+    Ok(Json(blocking(move || s.app.audit(limit)).await?))
 }
 
 /// Records a fleet command umc-admin ran. It is history, not a model edit: no generation.
@@ -657,24 +519,7 @@ async fn audit_record(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<AuditEntry>, ApiError> {
     let req: AuditRequest = json_body(body, s.app.config.max_body)?;
-    if req.command.trim().is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "audit record: empty command",
-        ));
-    }
-    let time = now();
-    blocking(move || {
-        let id = s.app.store.record_audit(&user, &req, time)?;
-        Ok(Json(AuditEntry {
-            id,
-            time,
-            started: crate::store::audit_started(time, req.results.iter().map(|r| r.duration_ms)),
-            user,
-            targets: req.targets,
-            command: req.command,
-            results: req.results,
-        }))
-    })
-    .await
+    Ok(Json(
+        blocking(move || s.app.record_audit(&user, req)).await?,
+    ))
 }

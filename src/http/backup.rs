@@ -1,6 +1,6 @@
-//! `GET /api/v1/backup`: a consistent snapshot of the running server, streamed as the
-//! container `crate::backup` describes. It holds the signing keys and the admin token, so it is
-//! never cached and always an attachment.
+//! `GET /api/v1/backup`: a consistent snapshot of the running server (`App::backup`),
+//! streamed as the container `crate::backup` describes. It holds the signing keys and the
+//! admin token, so it is never cached and always an attachment.
 
 use std::io::Write;
 use std::pin::Pin;
@@ -16,40 +16,22 @@ use hyper::body::Frame;
 use tokio::sync::mpsc;
 
 use super::{ApiError, AppState};
-use crate::app::now;
 use crate::app::{background, blocking};
-use crate::backup::{self, Manifest};
 
 /// How much of the container is buffered before it is handed to the connection.
 const CHUNK: usize = 64 * 1024;
 
 pub async fn download(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let data = s.app.config.data_dir.clone();
-    let tmp = data.join(format!(".backup-{}.redb", crate::store::random_token()));
-    let taken_at = now();
-    let manifest = {
-        let (s, tmp) = (s.clone(), tmp.clone());
-        blocking(move || -> Result<Manifest, ApiError> {
-            let snap = s.app.store.snapshot(&tmp)?;
-            let files = backup::data_files(&s.app.config.data_dir).map_err(ApiError::internal)?;
-            Ok(Manifest::new(&snap, taken_at, files))
-        })
-        .await
-    };
-    let manifest = manifest.inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })?;
+    let backup = blocking(move || s.app.backup()).await?;
+    let generation = backup.generation();
     let (tx, rx) = mpsc::channel(4);
-    let generation = manifest.generation;
     background(move || {
-        let mut w = ChannelWriter {
+        let w = ChannelWriter {
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
         };
-        let r = backup::write(&mut w, &manifest, &tmp, &data).and_then(|()| Ok(w.flush()?));
-        let _ = std::fs::remove_file(&tmp);
-        if let Err(e) = r {
-            tracing::error!("backup: {e:#}");
+        if let Err(e) = backup.write(w) {
+            tracing::error!("backup: {e}");
             // Ends the body with an error: the client sees a broken transfer, not a short file.
             let _ = tx.blocking_send(Err(std::io::Error::other("backup failed")));
         }

@@ -29,7 +29,7 @@ pub(super) struct ExportQuery {
 }
 
 /// The whole model in its file form, for operators and admins (it holds every variable's
-/// value: `admin::VAR_VALUES`); node tokens only with `secrets=true`, for admins. Viewers get
+/// value: `app::VAR_VALUES`); node tokens only with `secrets=true`, for admins. Viewers get
 /// no export at all rather than one with values blanked: applied, such a file would wipe them.
 pub(super) async fn export(
     State(s): State<Arc<AppState>>,

@@ -19,7 +19,8 @@ mod status;
 pub mod ui;
 mod users;
 
-pub use admin::{API_ROUTES, ApiRoute, VAR_VALUES, Verb};
+pub use crate::app::VAR_VALUES;
+pub use admin::{API_ROUTES, ApiRoute, Verb};
 pub use error::ApiError;
 pub use server::{MAX_CONNECTIONS, open_files_wanted, raise_open_file_limit, run};
 

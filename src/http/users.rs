@@ -37,7 +37,7 @@ fn password_policy(p: &str) -> Result<(), ApiError> {
 }
 
 pub(super) async fn list(State(s): State<Arc<AppState>>) -> Result<Json<Vec<UserInfo>>, ApiError> {
-    blocking(move || Ok(Json(s.app.store.users()?))).await
+    blocking(move || Ok(Json(s.app.store_for_accounts().users()?))).await
 }
 
 pub(super) async fn add(
@@ -51,7 +51,9 @@ pub(super) async fn add(
     let created = now();
     blocking(move || {
         let hash = store::hash_password(&req.password)?;
-        s.app.store.add_user(&req.name, role, &hash, created)?;
+        s.app
+            .store_for_accounts()
+            .add_user(&req.name, role, &hash, created)?;
         Ok(Json(UserInfo {
             name: req.name,
             role,
@@ -71,7 +73,7 @@ pub(super) async fn passwd(
     password_policy(&req.password)?;
     blocking(move || {
         let hash = store::hash_password(&req.password)?;
-        s.app.store.set_password(&name, &hash)?;
+        s.app.store_for_accounts().set_password(&name, &hash)?;
         // A new password ends the user's console sessions (the old one may have leaked).
         s.ui.sessions.remove_user(&name);
         Ok(Json(serde_json::json!({ "user": name })))
@@ -91,7 +93,7 @@ pub(super) async fn remove(
         ));
     }
     blocking(move || {
-        s.app.store.remove_user(&name)?;
+        s.app.store_for_accounts().remove_user(&name)?;
         s.ui.sessions.remove_user(&name);
         Ok(Json(serde_json::json!({ "user": name })))
     })
@@ -107,7 +109,14 @@ pub(super) async fn tokens(
     State(s): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<Vec<TokenInfo>>, ApiError> {
-    blocking(move || Ok(Json(s.app.store.tokens(owner_scope(&caller).as_deref())?))).await
+    blocking(move || {
+        Ok(Json(
+            s.app
+                .store_for_accounts()
+                .tokens(owner_scope(&caller).as_deref())?,
+        ))
+    })
+    .await
 }
 
 pub(super) async fn create_token(
@@ -120,10 +129,13 @@ pub(super) async fn create_token(
     let expires = req.expires_days.map(|d| created + i64::from(d) * 86_400);
     blocking(move || {
         let token = store::random_token();
-        let info = s
-            .app
-            .store
-            .add_api_token(&token, &caller.name, &req.name, created, expires)?;
+        let info = s.app.store_for_accounts().add_api_token(
+            &token,
+            &caller.name,
+            &req.name,
+            created,
+            expires,
+        )?;
         Ok(Json(TokenCreated { info, token }))
     })
     .await
@@ -136,7 +148,7 @@ pub(super) async fn revoke(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     blocking(move || {
         s.app
-            .store
+            .store_for_accounts()
             .revoke_token(&id, owner_scope(&caller).as_deref())?;
         Ok(Json(serde_json::json!({ "revoked": id })))
     })

@@ -320,7 +320,7 @@ async fn require_session(State(state): State<Arc<AppState>>, req: Request, next:
     };
     let st = state.clone();
     let user = session.user.clone();
-    let role = match blocking(move || Ok(st.app.store.user_role(&user)?)).await {
+    let role = match blocking(move || Ok(st.app.store_for_accounts().user_role(&user)?)).await {
         Ok(Some(r)) => r,
         Ok(None) => {
             state.ui.sessions.remove_user(&session.user);
@@ -711,7 +711,7 @@ async fn login(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let u = user.clone();
     let checked = blocking(move || {
         let _permit = permit;
-        Ok(st.app.store.check_password(&u, &password)?)
+        Ok(st.app.store_for_accounts().check_password(&u, &password)?)
     })
     .await;
     let caller = match checked {

@@ -16,8 +16,9 @@ use super::{
     Ctx, EditError, UiRoute, blocking, done, edit, edit_error_page, encode, error_page, form_pairs,
     form_value, page, refuse_below, render,
 };
-use crate::api::{Op, Role};
+use crate::api::{Op, ReportEntry, Role};
 use crate::app::now;
+use crate::app::reads::{FleetView, NodeView};
 use crate::http::AppState;
 use crate::http::Verb::{Get, Post};
 use crate::model::{Entity, Model, normalize_host, task_package};
@@ -107,7 +108,7 @@ struct Var {
     name: String,
     /// Empty when `hidden`.
     value: String,
-    /// The caller's role may not read values (`admin::shown_vars`).
+    /// The caller's role may not read values (`app::shown_vars`).
     hidden: bool,
     /// A node variable overriding a global one of the same name.
     overrides: bool,
@@ -185,37 +186,17 @@ async fn node_page(
     // Rendered files and the node token are secrets: admins only, as in the API
     // (`/nodes/{h}/render`, `/nodes/{h}/token`).
     let admin = ctx.can_admin();
-    let data = blocking(move || {
-        let model = st.app.model()?;
-        let fleet = st.app.fleet_status()?;
-        // Rendering every file and parsing the reports is CPU work: here, off the async
-        // workers.
-        let reports: Vec<(i64, crate::report::Report)> = st
-            .app
-            .store
-            .reports(&h, st.app.config.report_keep)?
-            .into_iter()
-            .filter_map(|r| {
-                let p = crate::report::parse(&r.text, i64::MAX - crate::report::MAX_CLOCK_SKEW);
-                Some((r.received, p.ok()?))
-            })
-            .collect();
-        let files = model.nodes.get(&h).map(|n| {
-            let closure = model.closure(&n.tasks);
-            rendered_files(&model, n, &closure, admin)
-        });
-        let token = if admin {
-            st.app.store.node(&h)?.map(|n| n.token)
-        } else {
-            None
-        };
-        Ok((model, fleet, reports, files, token))
-    })
-    .await;
-    let (model, fleet, reports, files, token) = match data {
-        Ok(d) => d,
+    let view = match blocking(move || st.app.node_view(&h, admin)).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
+    let NodeView {
+        model,
+        fleet,
+        reports,
+        files,
+        token,
+    } = view;
     let Some(n) = model.nodes.get(&host) else {
         return unknown_node(state, ctx, &host);
     };
@@ -233,7 +214,7 @@ async fn node_page(
         last_seen: r.last_seen.map(|s| when(t, s)),
         last_result: r.last_result.clone(),
     });
-    let vars: Vec<Var> = crate::http::admin::shown_vars(ctx.role, &n.vars)
+    let vars: Vec<Var> = crate::app::shown_vars(ctx.role, &n.vars)
         .into_iter()
         .map(|(k, v)| Var {
             overrides: model.vars.contains_key(&k),
@@ -244,7 +225,22 @@ async fn node_page(
         .collect();
     let closure = model.closure(&n.tasks);
     let packages = package_rows(&model, n, &closure);
-    let files = files.unwrap_or_default();
+    let files: Vec<Rendered> = files
+        .into_iter()
+        .map(|f| {
+            let (content, error) = match f.rendered {
+                Some(Ok(c)) => (Some(c), None),
+                Some(Err(e)) => (None, Some(e)),
+                None => (None, None),
+            };
+            Rendered {
+                path: f.path,
+                task: f.task,
+                content,
+                error,
+            }
+        })
+        .collect();
     let assignable: Vec<&String> = model
         .tasks
         .keys()
@@ -252,29 +248,34 @@ async fn node_page(
         .collect();
     let reports: Vec<ReportRow> = reports
         .iter()
-        .map(|(received, p)| {
-            let failed = p.failed_step().map(|s| s.name.clone());
-            ReportRow {
-                when: when(t, *received),
-                result: if failed.is_some() || !p.broken.is_empty() {
-                    "failed"
-                } else {
-                    "ok"
-                },
-                failed_step: failed,
-                steps: p
-                    .steps
-                    .iter()
-                    .map(|s| StepRow {
-                        name: s.name.clone(),
-                        exit: s.exit.map_or_else(|| "skipped".into(), |e| e.to_string()),
-                        ok: s.exit == Some(0),
-                    })
-                    .collect(),
-                errors: p.tail.clone(),
-                installed: p.installed.get(&crate::model::host_package(&host)).cloned(),
-            }
-        })
+        .map(
+            |ReportEntry {
+                 received,
+                 report: p,
+             }| {
+                let failed = p.failed_step().map(|s| s.name.clone());
+                ReportRow {
+                    when: when(t, *received),
+                    result: if failed.is_some() || !p.broken.is_empty() {
+                        "failed"
+                    } else {
+                        "ok"
+                    },
+                    failed_step: failed,
+                    steps: p
+                        .steps
+                        .iter()
+                        .map(|s| StepRow {
+                            name: s.name.clone(),
+                            exit: s.exit.map_or_else(|| "skipped".into(), |e| e.to_string()),
+                            ok: s.exit == Some(0),
+                        })
+                        .collect(),
+                    errors: p.tail.clone(),
+                    installed: p.installed.get(&crate::model::host_package(&host)).cloned(),
+                }
+            },
+        )
         .collect();
     let enroll = token.map(|token| {
         // The address this page was reached at, as a node would reach umcd: https when a
@@ -360,41 +361,6 @@ fn package_rows(
             removes: task.removes.iter().cloned().collect(),
         })
         .collect()
-}
-
-/// Every file of every task in the closure, rendered for this node when `render` (the caller
-/// is an admin; otherwise only paths and tasks); a template that does not render shows its
-/// error instead.
-fn rendered_files(
-    model: &Model,
-    node: &crate::model::Node,
-    closure: &BTreeSet<String>,
-    render: bool,
-) -> Vec<Rendered> {
-    let ctx = model.host_context(node, closure);
-    let mut out = Vec::new();
-    for task in closure.iter().filter_map(|t| model.tasks.get(t)) {
-        for f in task.files.values() {
-            let (content, error) = if render {
-                match crate::template::Template::parse(&f.path, &f.template)
-                    .and_then(|tpl| tpl.render(&ctx))
-                {
-                    Ok(c) => (Some(c), None),
-                    Err(e) => (None, Some(e.to_string())),
-                }
-            } else {
-                (None, None)
-            };
-            out.push(Rendered {
-                path: f.path.clone(),
-                task: task.name.clone(),
-                content,
-                error,
-            });
-        }
-    }
-    out.sort_by(|a, b| a.path.cmp(&b.path).then_with(|| a.task.cmp(&b.task)));
-    out
 }
 
 /// Commits `ops` from a node form: back to the page with a flash, or the page again with the
@@ -608,11 +574,9 @@ struct TaskPick<'a> {
 }
 
 /// Reads the model and fleet status.
-async fn fleet(
-    state: &Arc<AppState>,
-) -> Result<(Arc<Model>, Arc<Vec<crate::api::HostStatus>>), Response> {
+async fn fleet(state: &Arc<AppState>) -> Result<FleetView, Response> {
     let st = state.clone();
-    blocking(move || Ok((st.app.model()?, st.app.fleet_status()?))).await
+    blocking(move || st.app.fleet_view()).await
 }
 
 /// The bulk page: the filter, its nodes as checkboxes, and the tasks to assign or unassign.
@@ -625,7 +589,7 @@ async fn bulk_page(
     form: Option<&BulkForm>,
     errors: BulkErrors,
 ) -> Response {
-    let (model, fleet) = match fleet(state).await {
+    let FleetView { model, fleet } = match fleet(state).await {
         Ok(d) => d,
         Err(r) => return r,
     };
@@ -806,7 +770,8 @@ async fn bulk_checked(
         return Err(r);
     }
     let f = BulkForm::parse(body);
-    let (model, _) = fleet(state).await?;
+    let st = state.clone();
+    let model = blocking(move || Ok(st.app.model()?)).await?;
     match bulk_diff(&model, &f) {
         Ok((diffs, unchanged)) => Ok((f, diffs, unchanged)),
         Err((status, errors)) => {
@@ -1031,7 +996,7 @@ async fn history(
             (limit * 10).min(HISTORY_MAX)
         };
         let st = state.clone();
-        let log = match blocking(move || Ok(st.app.store.log(entity.as_ref(), read)?)).await {
+        let log = match blocking(move || st.app.log(entity.as_ref(), read)).await {
             Ok(l) => l,
             Err(r) => return r,
         };

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::{Ctx, UiRoute, error_page, form_value, page, render};
 use crate::app::now;
+use crate::app::reads::FleetView;
 use crate::http::AppState;
 use crate::http::Verb::Get;
 
@@ -100,7 +101,7 @@ const RECENT: usize = 8;
 const RECENT_LINES: usize = 4;
 
 /// The latest changes, read once per generation.
-fn recent(state: &AppState) -> Result<Arc<Vec<Recent>>, crate::store::StoreError> {
+fn recent(state: &AppState) -> Result<Arc<Vec<Recent>>, crate::app::AppError> {
     let g = state.app.generation();
     if let Ok(slot) = state.ui.recent.lock()
         && let Some((at, r)) = slot.as_ref()
@@ -111,7 +112,6 @@ fn recent(state: &AppState) -> Result<Arc<Vec<Recent>>, crate::store::StoreError
     let r: Arc<Vec<Recent>> = Arc::new(
         state
             .app
-            .store
             .log(None, RECENT)?
             .into_iter()
             .map(|e| Recent {
@@ -134,14 +134,8 @@ async fn dashboard(
     axum::Extension(ctx): axum::Extension<Ctx>,
 ) -> Response {
     let st = state.clone();
-    let data = super::blocking(move || {
-        let model = st.app.model()?;
-        let fleet = st.app.fleet_status()?;
-        let log = recent(&st)?;
-        Ok((model, fleet, log))
-    })
-    .await;
-    let (model, fleet, log) = match data {
+    let data = super::blocking(move || Ok((st.app.fleet_view()?, recent(&st)?))).await;
+    let (FleetView { model, fleet }, log) = match data {
         Ok(d) => d,
         Err(r) => return r,
     };
@@ -309,8 +303,8 @@ async fn nodes(
         }
     };
     let st = state.clone();
-    let data = super::blocking(move || Ok((st.app.model()?, st.app.fleet_status()?))).await;
-    let (model, fleet) = match data {
+    let data = super::blocking(move || st.app.fleet_view()).await;
+    let FleetView { model, fleet } = match data {
         Ok(d) => d,
         Err(r) => return r,
     };
