@@ -16,6 +16,16 @@ if [ -f "$root/.umc-ready" ]; then
     exit 0
 fi
 
+# Tests that start in parallel each call this; one builds, the others wait and reuse it
+# (two debootstraps into one directory break each other's Release signature check).
+mkdir -p "$cache"
+exec 9>"$cache/.$suite.lock"
+flock 9
+if [ -f "$root/.umc-ready" ]; then
+    echo "$root"
+    exit 0
+fi
+
 mirror=$(apt-cache policy 2>/dev/null |
     awk -v s="$suite/main" '$3 == s && $4 ~ /^(amd64|arm64|all)$/ { print $2; exit }')
 if [ -z "$mirror" ]; then
@@ -25,7 +35,6 @@ if [ -z "$mirror" ]; then
 fi
 [ -n "$mirror" ] || { echo "make-chroot: no Debian mirror found in this machine's apt sources" >&2; exit 1; }
 
-mkdir -p "$cache"
 rm -rf "$root.tmp"
 debootstrap --variant=minbase --include=curl "$suite" "$root.tmp" "$mirror" >&2
 # Services must never start inside the chroot (nginx's postinst would bind the host's port 80).
