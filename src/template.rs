@@ -68,6 +68,18 @@ pub enum TemplateError {
     Worker(String),
 }
 
+impl TemplateError {
+    /// The template line the error is at (1-based), when it names one.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            TemplateError::Syntax { line, .. } | TemplateError::Render { line, .. } => Some(*line),
+            TemplateError::Other { .. }
+            | TemplateError::TooLarge { .. }
+            | TemplateError::Worker(_) => None,
+        }
+    }
+}
+
 /// Everything a template may read about one host.
 #[derive(Debug, Clone)]
 pub struct HostContext<'a> {

@@ -58,6 +58,16 @@ impl AppError {
         AppError::Internal(detail.to_string())
     }
 
+    /// The model's own error, when the model refused the edit: what the console reads to put
+    /// the message next to the field it is about ([`ModelError::field`]).
+    pub fn model(&self) -> Option<&ModelError> {
+        match self {
+            AppError::Store(StoreError::Model(m))
+            | AppError::History(HistoryError::Store(StoreError::Model(m))) => Some(m),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> ErrorKind {
         match self {
             AppError::Store(e) => store_kind(e),
@@ -138,6 +148,10 @@ mod tests {
             unknown.to_string(),
             ModelError::UnknownNode("a".into()).to_string()
         );
+        assert_eq!(unknown.model(), Some(&ModelError::UnknownNode("a".into())));
+        let nested = HistoryError::Store(StoreError::Model(ModelError::EmptyEdit));
+        assert_eq!(AppError::from(nested).model(), Some(&ModelError::EmptyEdit));
+        assert_eq!(AppError::Invalid("x".into()).model(), None);
         let worker = StoreError::Model(ModelError::Template(TemplateError::Worker("x".into())));
         assert_eq!(AppError::from(worker).kind(), ErrorKind::Internal);
         let pruned = HistoryError::Pruned {

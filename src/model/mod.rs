@@ -339,6 +339,65 @@ pub enum ModelError {
     RotationPending(String),
 }
 
+/// The input an error is about: the console shows the error next to the form field that holds
+/// it. Errors about how entities combine (a conflict, a collision, a pending rotation) have no
+/// one field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Host,
+    Task,
+    Description,
+    /// A package of a task's `removes`.
+    Package,
+    /// A `Depends:` entry of a task.
+    Relation,
+    /// A task's includes.
+    Include,
+    Var,
+    Ssh,
+    Url,
+    /// A node's conffile policy.
+    Policy,
+    /// A task file's path.
+    Path,
+    Mode,
+    /// A task file's reload or restart service.
+    Service,
+    Template,
+}
+
+impl ModelError {
+    /// The input this error is about, if it is about one.
+    pub fn field(&self) -> Option<Field> {
+        use ModelError::*;
+        Some(match self {
+            InvalidHost { .. } | NodeExists(_) | UnknownNode(_) => Field::Host,
+            InvalidTask { .. } | TaskExists(_) | UnknownTask(_) => Field::Task,
+            DescriptionTooLong(_) | DescriptionControl(_) => Field::Description,
+            InvalidPackage(_) | ReservedPackage { .. } => Field::Package,
+            InvalidRelation { .. } | NoSuchDependency { .. } | TooManyRelations { .. } => {
+                Field::Relation
+            }
+            Cycle { .. } | SelfInclude { .. } => Field::Include,
+            InvalidVar(_) | VarTooLong(_) | UnknownVar(_) => Field::Var,
+            InvalidSsh(_) => Field::Ssh,
+            InvalidUrl { .. } => Field::Url,
+            InvalidPolicy(_) => Field::Policy,
+            InvalidPath { .. } | PathConflict { .. } | NoSuchFile { .. } => Field::Path,
+            InvalidMode { .. } => Field::Mode,
+            InvalidService(_) => Field::Service,
+            // The worker failing is umcd's fault, not the template's.
+            Template(crate::template::TemplateError::Worker(_)) => return None,
+            Template(_) => Field::Template,
+            AlternativesRemoved { .. }
+            | PackageCollision { .. }
+            | DependsAndRemoves { .. }
+            | EmptyEdit
+            | RotationPending(_) => return None,
+        })
+    }
+}
+
 /// The tasks reachable from `roots` through `includes`, sorted by name (the roots included).
 pub fn closure_of<'a>(
     tasks: &BTreeMap<String, Task>,
