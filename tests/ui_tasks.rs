@@ -243,6 +243,40 @@ fn tasks_are_edited_through_forms_and_bad_input_changes_nothing() {
     assert_eq!(r.status, 400, "{}", r.text());
     let msg = element(&r.text(), "path-error").expect("path-error");
     assert!(msg.contains("must be absolute"), "{msg}");
+    // Refused by the edit, past the form's own checks: a template that parses but does not
+    // render for a host (its line marked), and a bad service name, each at its field.
+    let r = b.post(
+        "/ui/tasks/web/file",
+        &[
+            ("path", "/etc/x.conf"),
+            ("template", "a\n{{ vars.nope }}\n"),
+            ("mode", "0644"),
+            ("action", "none"),
+            ("do", "save"),
+        ],
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    let html = r.text();
+    let msg = element(&html, "template-error").expect("template-error");
+    assert!(
+        msg.contains("web1.example.com") && msg.contains("line 2"),
+        "{msg}"
+    );
+    assert!(html.contains("value=\"2\" class=\"bad\""), "{html}");
+    let r = b.post(
+        "/ui/tasks/web/file",
+        &[
+            ("path", "/etc/x.conf"),
+            ("template", "x"),
+            ("mode", "0644"),
+            ("action", "reload"),
+            ("service", "nginx;reboot"),
+            ("do", "save"),
+        ],
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    let msg = element(&r.text(), "service-error").expect("service-error");
+    assert!(msg.contains("invalid service name"), "{msg}");
     assert_eq!(task(&s, "web").files.len(), 1);
     assert_eq!(generation(&s), before);
 

@@ -476,19 +476,11 @@ pub fn done(state: &AppState, ctx: &Ctx, message: String, to: &str) -> Response 
 pub enum EditError {
     /// The user's role may not make it (403).
     Forbidden(String),
-    /// The model said no; the message belongs next to the field that caused it.
-    Rejected(StatusCode, String),
+    /// The model (or the store) said no, with this status; the message belongs next to the
+    /// field that caused it, which the error itself names when the model refused
+    /// ([`AppError::model`], [`crate::model::ModelError::field`]).
+    Rejected(StatusCode, AppError),
     Internal(Response),
-}
-
-impl EditError {
-    /// The message to show next to the field (or on an error page).
-    pub fn message(&self) -> &str {
-        match self {
-            EditError::Forbidden(m) | EditError::Rejected(_, m) => m,
-            EditError::Internal(_) => "internal server error",
-        }
-    }
 }
 
 /// Commits `ops` as user `ctx.user`, with the API's role rules (`App::edit`), as one
@@ -507,11 +499,12 @@ pub async fn edit(
         Ok(e) => Ok(e),
         Err(e) if e.kind() == ErrorKind::Forbidden => Err(EditError::Forbidden(e.to_string())),
         Err(e) => {
-            let api: super::ApiError = e.into();
-            if api.status.is_server_error() {
+            let status = super::error::status(e.kind());
+            if status.is_server_error() {
+                let api: super::ApiError = e.into();
                 Err(EditError::Internal(internal(api.message)))
             } else {
-                Err(EditError::Rejected(api.status, api.message))
+                Err(EditError::Rejected(status, e))
             }
         }
     }
@@ -521,7 +514,7 @@ pub async fn edit(
 pub fn edit_error_page(state: &AppState, ctx: &Ctx, e: EditError) -> Response {
     match e {
         EditError::Forbidden(m) => error_page(state, Some(ctx), StatusCode::FORBIDDEN, &m),
-        EditError::Rejected(s, m) => error_page(state, Some(ctx), s, &m),
+        EditError::Rejected(s, e) => error_page(state, Some(ctx), s, &e.to_string()),
         EditError::Internal(r) => r,
     }
 }

@@ -376,8 +376,8 @@ async fn node_edit(
 ) -> Result<u64, Response> {
     match edit(state, ctx, ops).await {
         Ok(e) => Ok(e.generation),
-        Err(EditError::Rejected(s, m)) => {
-            field(&mut form, m);
+        Err(EditError::Rejected(s, e)) => {
+            field(&mut form, e.to_string());
             Err(node_page(state, ctx, host, headers, s, form).await)
         }
         Err(e) => Err(edit_error_page(state, ctx, e)),
@@ -878,9 +878,9 @@ async fn bulk_apply(
     }
     let e = match edit(&state, &ctx, ops).await {
         Ok(e) => e,
-        Err(EditError::Rejected(s, m)) => {
+        Err(EditError::Rejected(s, e)) => {
             let errors = BulkErrors {
-                tasks: Some(m),
+                tasks: Some(e.to_string()),
                 hosts: None,
             };
             return bulk_page(&state, &ctx, s, f.filter.clone(), Some(&f), errors).await;

@@ -20,7 +20,7 @@ use super::{Ctx, EditError, UiRoute, done, edit, encode, error_page, form_value,
 use crate::api::{Op, Role};
 use crate::http::AppState;
 use crate::http::Verb::{Get, Post};
-use crate::model::{FileAction, Model, Task};
+use crate::model::{self, FileAction, Model, ModelError, Task};
 use crate::store::EditOutcome;
 use crate::template::{MAX_FILE, Template, TemplateError};
 
@@ -79,10 +79,25 @@ async fn load_model(state: &Arc<AppState>) -> Result<Arc<Model>, Response> {
 }
 
 /// The status and message of a refused edit (the response itself when it is internal).
-fn refused(e: EditError) -> Result<(StatusCode, String), Box<Response>> {
+/// A refused edit: its status, its message, and the model's own error when the model refused.
+struct Refusal {
+    status: StatusCode,
+    message: String,
+    model: Option<ModelError>,
+}
+
+fn refused(e: EditError) -> Result<Refusal, Box<Response>> {
     match e {
-        EditError::Forbidden(m) => Ok((StatusCode::FORBIDDEN, m)),
-        EditError::Rejected(s, m) => Ok((s, m)),
+        EditError::Forbidden(message) => Ok(Refusal {
+            status: StatusCode::FORBIDDEN,
+            message,
+            model: None,
+        }),
+        EditError::Rejected(status, e) => Ok(Refusal {
+            status,
+            message: e.to_string(),
+            model: e.model().cloned(),
+        }),
         EditError::Internal(r) => Err(Box::new(r)),
     }
 }
@@ -217,7 +232,7 @@ async fn create(
                 return done(&state, &ctx, msg, &task_url(&name));
             }
             Err(e) => match refused(e) {
-                Ok(r) => r,
+                Ok(r) => (r.status, r.message),
                 Err(resp) => return *resp,
             },
         }
@@ -463,7 +478,7 @@ async fn task_edit(
         Ok(op) => match edit(&state, &ctx, vec![op]).await {
             Ok(e) => Ok(e),
             Err(e) => match refused(e) {
-                Ok(r) => Err(r),
+                Ok(r) => Err((r.status, r.message)),
                 Err(resp) => return *resp,
             },
         },
@@ -672,13 +687,6 @@ fn numbered_source(source: &str, bad: Option<usize>) -> Vec<SourceLine> {
         .collect()
 }
 
-/// The line a store message like "template '/x' for host 'h': line 3, column 5: …" names.
-fn message_line(message: &str) -> Option<usize> {
-    let rest = &message[message.find(": line ")? + ": line ".len()..];
-    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().ok()
-}
-
 #[derive(Serialize, Default)]
 struct FileForm {
     path: String,
@@ -803,18 +811,16 @@ async fn file_page(
     file_view(&state, &ctx, &model, &name, StatusCode::OK, view)
 }
 
-/// Where a store error about a file belongs.
-fn file_error_slot<'a>(errors: &'a mut FileErrors, message: &str) -> &'a mut Option<String> {
-    if message.starts_with("template '") {
-        &mut errors.template
-    } else if message.contains("invalid file path") || message.contains("is shipped by both") {
-        &mut errors.path
-    } else if message.contains(" is not a file mode") {
-        &mut errors.mode
-    } else if message.contains("service") {
-        &mut errors.service
-    } else {
-        &mut errors.form
+impl FileErrors {
+    /// Where an error about `field` shows: next to its input, else above the form.
+    fn slot(&mut self, field: Option<model::Field>) -> &mut Option<String> {
+        match field {
+            Some(model::Field::Template) => &mut self.template,
+            Some(model::Field::Path) => &mut self.path,
+            Some(model::Field::Mode) => &mut self.mode,
+            Some(model::Field::Service) => &mut self.service,
+            _ => &mut self.form,
+        }
     }
 }
 
@@ -1018,20 +1024,19 @@ async fn file_post(
             done(&state, &ctx, msg, &file_url(&name, &form.path))
         }
         Err(e) => {
-            let (status, message) = match refused(e) {
+            let r = match refused(e) {
                 Ok(r) => r,
                 Err(resp) => return *resp,
             };
-            if message.starts_with("template '") {
-                view.listing =
-                    message_line(&message).map(|line| numbered_source(&form.template, Some(line)));
+            if let Some(ModelError::Template(t)) = &r.model {
+                view.listing = t
+                    .line()
+                    .map(|line| numbered_source(&form.template, Some(line)));
             }
-            let slot = if status == StatusCode::FORBIDDEN {
-                &mut view.errors.form
-            } else {
-                file_error_slot(&mut view.errors, &message)
-            };
-            *slot = Some(message);
+            *view
+                .errors
+                .slot(r.model.as_ref().and_then(ModelError::field)) = Some(r.message);
+            let status = r.status;
             view.form = form;
             let model = match load_model(&state).await {
                 Ok(m) => m,
@@ -1061,7 +1066,9 @@ async fn file_delete(
             &task_url(&name),
         ),
         Err(e) => {
-            let (status, message) = match refused(e) {
+            let Refusal {
+                status, message, ..
+            } = match refused(e) {
                 Ok(r) => r,
                 Err(resp) => return *resp,
             };
@@ -1299,23 +1306,64 @@ mod tests {
         assert!(numbered_source(&long, None).len() > 1000);
     }
 
+    /// A refused file shows its error at the input it is about, as the model's error names
+    /// it, and a template error marks its line.
     #[test]
-    fn store_messages_name_their_line_and_field() {
-        let m =
-            "template '/etc/x' for host 'h.example': line 3, column 7: field `a` is not defined";
-        assert_eq!(message_line(m), Some(3));
-        assert_eq!(message_line("unknown task 'x'"), None);
-        let mut e = FileErrors::default();
-        *file_error_slot(&mut e, m) = Some(m.into());
-        assert!(e.template.is_some());
-        let mut e = FileErrors::default();
-        let p = "task 't': invalid file path 'x': must be absolute";
-        *file_error_slot(&mut e, p) = Some(p.into());
-        assert!(e.path.is_some());
-        let mut e = FileErrors::default();
-        let p = "task 't': file '/x': mode 17777 is not a file mode (0 to 7777)";
-        *file_error_slot(&mut e, p) = Some(p.into());
-        assert!(e.mode.is_some());
+    fn file_errors_show_at_their_field() {
+        struct NoTokens;
+        impl crate::model::TokenSource for NoTokens {
+            fn token(&mut self) -> String {
+                String::new()
+            }
+        }
+        let mut m = Model::default();
+        m.tasks.insert("web".into(), task("web", &[]));
+        let add =
+            |task: &str, path: &str, template: &str, mode, reload: Option<&str>| Op::TaskFileAdd {
+                task: task.into(),
+                path: path.into(),
+                template: template.into(),
+                mode,
+                reload: reload.map(Into::into),
+                restart: None,
+            };
+        let cases = [
+            (add("web", "etc/x", "", None, None), "path"),
+            (add("web", "/etc/x", "", Some(0o17777), None), "mode"),
+            (add("web", "/etc/x", "", None, Some("a;b")), "service"),
+            (add("web", "/etc/x", "a\n{{ b", None, None), "template"),
+            // An unknown task named like a service: above the form (matching the message's
+            // text put it at the service).
+            (add("service-web", "/etc/x", "", None, None), "form"),
+        ];
+        for (op, want) in cases {
+            let e = m.clone().apply(&op, &mut NoTokens).expect_err("refused");
+            let mut errors = FileErrors::default();
+            *errors.slot(e.field()) = Some(e.to_string());
+            let slots = [
+                ("path", &errors.path),
+                ("mode", &errors.mode),
+                ("service", &errors.service),
+                ("template", &errors.template),
+                ("form", &errors.form),
+            ];
+            let at: Vec<&str> = slots
+                .iter()
+                .filter(|(_, v)| v.is_some())
+                .map(|(k, _)| *k)
+                .collect();
+            assert_eq!(at, [want], "{e}");
+            if let ModelError::Template(t) = &e {
+                assert_eq!(t.line(), Some(2), "{e}");
+            }
+        }
+        let conflict = ModelError::PathConflict {
+            node: "a.example".into(),
+            path: "/etc/x".into(),
+            a: "web".into(),
+            b: "db".into(),
+        };
+        assert_eq!(conflict.field(), Some(model::Field::Path));
     }
 
     #[test]
