@@ -575,9 +575,9 @@ fn include_cycles(model: &Model) -> Vec<(String, String)> {
 
 /// The operations that turn `old` into `new` (ignoring generation counters, tokens and
 /// `dropped`, which edits derive), in an order every step of which is valid when `new` is:
-/// loosening first (excludes, undepends, unassigns), then additions, then tightening, then
-/// removals. Also returns, for each `NodeAdd` in order, the token the new node should get
-/// (`new`'s, when it has one).
+/// loosening first (excludes, undepends, unassigns, and removing the tasks `new` lacks), then
+/// additions, then tightening, then removing nodes. Also returns, for each `NodeAdd` in order,
+/// the token the new node should get (`new`'s, when it has one).
 pub fn diff_ops(old: &Model, new: &Model) -> (Vec<Op>, Vec<Option<String>>) {
     let mut first = Vec::new();
     let mut adds = Vec::new();
@@ -656,8 +656,11 @@ pub fn diff_ops(old: &Model, new: &Model) -> (Vec<Op>, Vec<Option<String>>) {
             task_additions(name, o, t, &mut then);
         }
     }
+    // A task that goes keeps its includes and includers until it is removed, so it goes
+    // before any include is added: `new` may include, between the tasks it keeps, the other
+    // way round from a path through it (x -> gone -> y, then y -> x).
     for name in &gone_tasks {
-        last.push(Op::TaskRemove {
+        first.push(Op::TaskRemove {
             task: (*name).clone(),
         });
     }
@@ -1124,3 +1127,6 @@ pub fn describe(name: &str, problems: &[Problem]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;
