@@ -112,6 +112,22 @@ impl Archive {
             + 256 * self.debs.len()
     }
 
+    /// The files of each `main/binary-<arch>/` directory, by name: the same for every
+    /// architecture, since every package is `Architecture: all`.
+    pub fn index_files(&self) -> impl Iterator<Item = (&str, &Artifact)> {
+        [
+            ("Packages", &self.packages),
+            ("Packages.gz", &self.packages_gz),
+            ("Packages.xz", &self.packages_xz),
+        ]
+        .into_iter()
+    }
+
+    /// An index file by name (`Packages.xz`).
+    pub fn index(&self, name: &str) -> Option<&Artifact> {
+        self.index_files().find(|(n, _)| *n == name).map(|(_, a)| a)
+    }
+
     /// An index file by its SHA-256 (`by-hash/SHA256/<hex>`).
     pub fn by_hash(&self, hex: &str) -> Option<&Artifact> {
         [&self.packages, &self.packages_gz, &self.packages_xz]
