@@ -33,6 +33,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
 
 use umc::api::Op;
+use umc::compress::{self, GzipOs};
 use umc::repo::{self, DEFAULT_ARCHITECTURES, DebArtifact};
 use umc::sign::SigningKeys;
 use umc::store::{EditOptions, Store};
@@ -334,10 +335,10 @@ fn cold(c: &mut Criterion) {
         })
     });
     g.bench_function("index_gzip", |b| {
-        b.iter(|| repo::gzip(black_box(&index)).expect("gzip"))
+        b.iter(|| compress::gzip(black_box(&index), GzipOs::Unknown).expect("gzip"))
     });
     g.bench_function("index_xz", |b| {
-        b.iter(|| repo::xz(black_box(&index)).expect("xz"))
+        b.iter(|| compress::xz(black_box(&index)).expect("xz"))
     });
     // A proposal, not what umcd does: the same xz preset with a dictionary no larger than
     // the input (>= 4 KiB, a power of two). Same compressed data, much less to set up.

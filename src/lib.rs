@@ -9,6 +9,7 @@ pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod client;
+pub mod compress;
 pub mod config;
 pub mod deb;
 pub mod fleetfile;

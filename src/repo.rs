@@ -5,13 +5,13 @@
 //! through a caller-supplied lookup so the caller can cache them by content hash.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+use crate::compress::{self, GzipOs};
 use crate::deb::{self, ChangelogEntry, DataFile, Package};
 use crate::model::{self, Entity, Task, closure_of, host_package, task_package};
 use crate::nodefiles::{self, NODE_PACKAGE, Serving};
@@ -201,7 +201,9 @@ fn merged_changelog(
     }
     // Debian changelogs want strictly decreasing dates (lintian:
     // latest-changelog-entry-without-new-date); edits often share a second, so an older
-    // entry is shown at most one second before the next newer one. The newest keeps its time.
+    // entry is shown at most one second before the next newer one. The newest keeps its time,
+    // and none goes below 1970, which a changelog date cannot name (nor past 9999: stored
+    // times are never in the future).
     let mut next_newer = i64::MAX;
     merged
         .into_values()
@@ -209,7 +211,7 @@ fn merged_changelog(
         .filter(|i| !i.lines.is_empty())
         .take(CHANGELOG_LIMIT)
         .map(|i| {
-            let time = i.time.min(next_newer.saturating_sub(1));
+            let time = i.time.min(next_newer.saturating_sub(1)).max(0);
             next_newer = time;
             ChangelogEntry {
                 version: version(i.generation),
@@ -468,8 +470,7 @@ pub fn packages_index<'a>(debs: impl IntoIterator<Item = (&'a str, &'a DebArtifa
     out.into_bytes()
 }
 
-/// The last second a four-digit-year date can name (9999-12-31 23:59:59 UTC).
-pub const LAST_DATE: i64 = 253_402_300_799;
+pub use crate::deb::LAST_DATE;
 
 /// `unix` as a `SystemTime` clamped to 1970..=9999, the range RFC 1123 dates (and `httpdate`,
 /// which panics beyond it) can write. Stored times are checked on the way in; this keeps every
@@ -506,31 +507,6 @@ pub fn release_body(
         }
     }
     out.into_bytes()
-}
-
-pub fn gzip(data: &[u8]) -> Result<Vec<u8>, RepoError> {
-    // GzBuilder writes mtime 0 and no file name: the same input gives the same bytes.
-    let mut enc = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::best());
-    enc.write_all(data)?;
-    Ok(enc.finish()?)
-}
-
-/// xz at preset 6 with a dictionary sized to the input (a power of two, 4 KiB to 8 MiB):
-/// same output size for index-sized inputs, and ~3x faster than the preset's 8 MiB
-/// dictionary, whose setup dominated a host's cold render. The size is part of the stream
-/// header, so it is a pure function of the input length.
-pub fn xz(data: &[u8]) -> Result<Vec<u8>, RepoError> {
-    use liblzma::stream::{Check, Filters, LzmaOptions, Stream};
-    let lzma = |e: liblzma::stream::Error| std::io::Error::other(e.to_string());
-    let mut opts = LzmaOptions::new_preset(6).map_err(lzma)?;
-    let dict = data.len().next_power_of_two().clamp(4096, 8 << 20);
-    opts.dict_size(u32::try_from(dict).unwrap_or(8 << 20));
-    let mut filters = Filters::new();
-    filters.lzma2(&opts);
-    let stream = Stream::new_stream_encoder(&filters, Check::Crc64).map_err(lzma)?;
-    let mut enc = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
-    enc.write_all(data)?;
-    Ok(enc.finish()?)
 }
 
 /// Cache key of a host's archive: SHA-256 over every input of [`build_archive`] except the
@@ -570,8 +546,8 @@ pub fn build_archive(
     }
     let text = packages_index(debs.iter().map(|(p, d)| (p.as_str(), d.as_ref())));
     let packages = Artifact::new(text);
-    let packages_gz = Artifact::new(gzip(&packages.bytes)?);
-    let packages_xz = Artifact::new(xz(&packages.bytes)?);
+    let packages_gz = Artifact::new(compress::gzip(&packages.bytes, GzipOs::Unknown)?);
+    let packages_xz = Artifact::new(compress::xz(&packages.bytes)?);
     let body = release_body(
         &data.node.name,
         data.date,
@@ -759,6 +735,22 @@ mod tests {
     }
 
     #[test]
+    fn changelog_dates_stop_at_the_epoch() {
+        // Imported history may carry time 0 (import refuses only negative times); dates
+        // below it cannot be written, so the entries before the newest share 1970-01-01.
+        let mut d = data();
+        d.history.insert(
+            Entity::Task("web".into()),
+            vec![item(5, 1, "c"), item(4, 0, "b"), item(3, 0, "a")],
+        );
+        d.history.remove(&Entity::Task("base".into()));
+        let p = pk(&d);
+        let times: Vec<i64> = p[3].changelog.iter().map(|c| c.time_unix).collect();
+        assert_eq!(times, [1, 0, 0]);
+        build_deb(&p[3]).unwrap();
+    }
+
+    #[test]
     fn release_and_packages_render_exactly() {
         let a = Artifact::new(&b"Package: x\n"[..]);
         let body = release_body(
@@ -804,10 +796,7 @@ Package: x\nVersion: 1.2\nFilename: pool/y\nSize: 3\nSHA256: {h}\n",
     }
 
     #[test]
-    fn compression_is_deterministic() {
-        let text = b"Package: x\n".repeat(100);
-        assert_eq!(gzip(&text).unwrap(), gzip(&text).unwrap());
-        assert_eq!(xz(&text).unwrap(), xz(&text).unwrap());
+    fn packages_and_debs_are_deterministic() {
         let p = pk(&data());
         assert_eq!(package_key(&p[0]), package_key(&pk(&data())[0]));
         assert_eq!(
