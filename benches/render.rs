@@ -242,15 +242,16 @@ fn cold(c: &mut Criterion) {
         repo::build_deb(p).map(Arc::new)
     })
     .expect("archive");
-    let index = archive.packages.bytes.clone();
+    let index_len = |name| archive.index(name).expect("index").len();
+    let index = archive.index("Packages").expect("Packages").bytes.clone();
     let body = archive.release.bytes.clone();
     let sig_time = UNIX_EPOCH + Duration::from_secs(data.date.max(0) as u64);
     eprintln!(
         "cold fixture: {} packages, Packages {} B (gz {} B, xz {} B), InRelease {} B, task deb {} B",
         packages.len(),
-        archive.packages.len(),
-        archive.packages_gz.len(),
-        archive.packages_xz.len(),
+        index_len("Packages"),
+        index_len("Packages.gz"),
+        index_len("Packages.xz"),
         archive.in_release.len(),
         prebuilt[&task_pkg.name].artifact.len(),
     );
@@ -352,7 +353,7 @@ fn cold(c: &mut Criterion) {
     assert_eq!(round_trip, index.as_ref());
     eprintln!(
         "Packages.xz: {} B with the 8 MiB dictionary of preset 6, {} B with a {} B one",
-        archive.packages_xz.len(),
+        index_len("Packages.xz"),
         small.len(),
         small_dict(index.len())
     );

@@ -423,6 +423,21 @@ fn http_semantics_apt_relies_on() {
         404
     );
     assert_eq!(host_get(&s, "dists/umc/nothing", &[]).status, 404);
+    // Each index file by name (the archive's index map), the compressed ones as bytes; a name
+    // the map does not hold is not found.
+    for (name, content_type) in [
+        ("Packages", "text/plain; charset=utf-8"),
+        ("Packages.gz", "application/octet-stream"),
+        ("Packages.xz", "application/octet-stream"),
+    ] {
+        let r = host_get(&s, &format!("dists/umc/main/binary-amd64/{name}"), &[]);
+        assert_eq!(r.status, 200, "{name}");
+        assert_eq!(r.header("content-type"), Some(content_type), "{name}");
+    }
+    assert_eq!(
+        host_get(&s, "dists/umc/main/binary-amd64/Packages.bz2", &[]).status,
+        404
+    );
 }
 
 #[test]

@@ -186,11 +186,7 @@ fn load(app: &App, host: &str) -> Result<HostEntry, LoadError> {
 /// Keeps what an archive lists servable for a while after it is superseded (beyond the one
 /// previous archive a host entry holds).
 fn remember(app: &App, archive: &Archive) {
-    for a in [
-        &archive.packages,
-        &archive.packages_gz,
-        &archive.packages_xz,
-    ] {
+    for (_, a) in archive.index_files() {
         app.cache.recent.insert(
             (archive.host.clone(), format!("by-hash/{}", a.hex())),
             a.clone(),

@@ -25,22 +25,16 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/hosts/{host}/{*rest}", get(serve))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum IndexKind {
-    Plain,
-    Gz,
-    Xz,
-}
-
 /// Every path an apt client may request below `/hosts/<h>/`, parsed once.
 #[derive(Debug, PartialEq, Eq)]
 enum AptPath {
     InRelease,
     Release,
     ReleaseGpg,
+    /// A file of `main/binary-<arch>/`; the archive's index map decides which exist.
     Index {
         arch: String,
-        kind: IndexKind,
+        name: String,
     },
     ByHash {
         arch: String,
@@ -62,15 +56,12 @@ fn parse(rest: &str) -> Option<AptPath> {
         [d, s, "InRelease"] if [*d, *s] == dists => Some(AptPath::InRelease),
         [d, s, "Release"] if [*d, *s] == dists => Some(AptPath::Release),
         [d, s, "Release.gpg"] if [*d, *s] == dists => Some(AptPath::ReleaseGpg),
-        [d, s, c, bin, file] if [*d, *s] == dists && *c == COMPONENT => {
+        [d, s, c, bin, name] if [*d, *s] == dists && *c == COMPONENT => {
             let arch = bin.strip_prefix("binary-")?.to_string();
-            let kind = match *file {
-                "Packages" => IndexKind::Plain,
-                "Packages.gz" => IndexKind::Gz,
-                "Packages.xz" => IndexKind::Xz,
-                _ => return None,
-            };
-            Some(AptPath::Index { arch, kind })
+            Some(AptPath::Index {
+                arch,
+                name: name.to_string(),
+            })
         }
         [d, s, c, bin, "by-hash", "SHA256", hex] if [*d, *s] == dists && *c == COMPONENT => {
             let arch = bin.strip_prefix("binary-")?.to_string();
@@ -220,16 +211,12 @@ async fn serve(
         AptPath::InRelease => index(&archive.in_release),
         AptPath::Release => index(&archive.release),
         AptPath::ReleaseGpg => index(&archive.release_gpg),
-        AptPath::Index { arch, kind } => {
-            if !arch_ok(&arch) {
+        AptPath::Index { arch, name } => {
+            let Some(a) = archive.index(&name).filter(|_| arch_ok(&arch)) else {
                 return not_found();
-            }
-            let mut r = index(match kind {
-                IndexKind::Plain => &archive.packages,
-                IndexKind::Gz => &archive.packages_gz,
-                IndexKind::Xz => &archive.packages_xz,
-            });
-            if kind != IndexKind::Plain {
+            };
+            let mut r = index(a);
+            if name.ends_with(".gz") || name.ends_with(".xz") {
                 r.content_type = "application/octet-stream";
             }
             r
@@ -312,7 +299,7 @@ mod tests {
             parse("dists/umc/main/binary-amd64/Packages.xz"),
             Some(AptPath::Index {
                 arch: "amd64".into(),
-                kind: IndexKind::Xz
+                name: "Packages.xz".into()
             })
         );
         let hex = "a".repeat(64);

@@ -1,0 +1,92 @@
+//! What a host sees, and the apt repository it is served as.
+//!
+//! - `view`: the host's packages (`umc-node`, `umc-<host>`, one `umc-task-<t>` per task in
+//!   its closure), their changelogs and rendered files ([`packages`]);
+//! - `archive`: the repository: each deb, the index files, the Release body and its
+//!   signatures ([`build_archive`], [`Archive`]), and the cache keys of debs and archives;
+//! - `index`: the `Packages` text; `release`: the `Release` body and dates.
+//!
+//! Pure: no IO, no clock. Time comes from the model (commit times of generations); debs come
+//! through a caller-supplied lookup so the caller can cache them by content hash.
+
+use std::time::Duration;
+
+use crate::deb;
+
+mod archive;
+mod index;
+mod release;
+mod view;
+
+pub use archive::{
+    Archive, Artifact, DebArtifact, archive_key, build_archive, build_deb, package_key,
+};
+pub use index::packages_index;
+pub use release::{LAST_DATE, date_time, release_body, release_date};
+pub use view::packages;
+
+/// Packaging format. Part of every version (`<FORMAT>.<generation>`) so that a umcd release
+/// that changes what the same model renders to can move every version forward.
+pub const FORMAT: u64 = 1;
+pub const SUITE: &str = "umc";
+pub const COMPONENT: &str = "main";
+/// Never change these once nodes have seen them: apt refuses a changed Origin/Label.
+pub const ORIGIN: &str = "umc";
+pub const LABEL: &str = "umc";
+pub const MAINTAINER: &str = "umc <umc@umc.invalid>";
+
+/// How far before the Release `Date` its signatures are dated (see `build_archive`).
+pub const SIGNATURE_BACKDATE: Duration = Duration::from_secs(600);
+
+pub const DEFAULT_ARCHITECTURES: &[&str] = &[
+    "amd64", "arm64", "armhf", "i386", "ppc64el", "riscv64", "s390x",
+];
+
+pub fn version(generation: u64) -> String {
+    format!("{FORMAT}.{generation}")
+}
+
+/// `pool/main/u/umc-web/umc-web_1.42_all.deb`
+pub fn pool_path(name: &str, version: &str) -> String {
+    let initial = if name.starts_with("lib") && name.len() > 3 {
+        &name[..4]
+    } else {
+        &name[..1]
+    };
+    format!("pool/{COMPONENT}/{initial}/{name}/{name}_{version}_all.deb")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("building package: {0}")]
+    Deb(#[from] deb::DebError),
+    #[error("signing: {0}")]
+    Sign(#[from] crate::sign::SignError),
+    #[error("compressing: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Cached(String),
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
+    /// A stored file path or service that today's rules refuse (written by an older umcd):
+    /// it would reach a maintainer script, so the view is not rendered.
+    #[error("{0}; remove or rename it with 'umc-admin task file rm/add'")]
+    Model(#[from] crate::model::ModelError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_paths() {
+        assert_eq!(
+            pool_path("libfoo", "1.0"),
+            "pool/main/libf/libfoo/libfoo_1.0_all.deb"
+        );
+        assert_eq!(
+            pool_path("umc-x", "1.0"),
+            "pool/main/u/umc-x/umc-x_1.0_all.deb"
+        );
+    }
+}
