@@ -341,25 +341,6 @@ fn cold(c: &mut Criterion) {
     g.bench_function("index_xz", |b| {
         b.iter(|| compress::xz(black_box(&index)).expect("xz"))
     });
-    // A proposal, not what umcd does: the same xz preset with a dictionary no larger than
-    // the input (>= 4 KiB, a power of two). Same compressed data, much less to set up.
-    let small = xz_small_dict(&index);
-    let mut round_trip = Vec::new();
-    std::io::Read::read_to_end(
-        &mut liblzma::read::XzDecoder::new(&small[..]),
-        &mut round_trip,
-    )
-    .expect("decode xz");
-    assert_eq!(round_trip, index.as_ref());
-    eprintln!(
-        "Packages.xz: {} B with the 8 MiB dictionary of preset 6, {} B with a {} B one",
-        index_len("Packages.xz"),
-        small.len(),
-        small_dict(index.len())
-    );
-    g.bench_function("index_xz_small_dict_proposal", |b| {
-        b.iter(|| xz_small_dict(black_box(&index)))
-    });
     g.bench_function("sign_inrelease_and_release_gpg", |b| {
         b.iter(|| {
             (
@@ -371,24 +352,6 @@ fn cold(c: &mut Criterion) {
         })
     });
     g.finish();
-}
-
-fn small_dict(len: usize) -> u32 {
-    len.next_power_of_two().clamp(4096, 8 << 20) as u32
-}
-
-fn xz_small_dict(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut opts = liblzma::stream::LzmaOptions::new_preset(6).expect("preset");
-    opts.dict_size(small_dict(data.len()));
-    let mut filters = liblzma::stream::Filters::new();
-    filters.lzma2(&opts);
-    let stream =
-        liblzma::stream::Stream::new_stream_encoder(&filters, liblzma::stream::Check::Crc64)
-            .expect("encoder");
-    let mut enc = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
-    enc.write_all(data).expect("xz");
-    enc.finish().expect("xz")
 }
 
 const FLEET_TASKS: usize = 200;

@@ -25,7 +25,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/hosts/{host}/{*rest}", get(serve))
 }
 
-/// Every path an apt client may request below `/hosts/<h>/`, parsed once.
+/// Every path of a host's apt repository (below `/hosts/<h>/`), parsed once. The enrollment
+/// script beside it, `/hosts/<h>/bootstrap`, is not one ([`is_bootstrap`]).
 #[derive(Debug, PartialEq, Eq)]
 enum AptPath {
     InRelease,
@@ -41,16 +42,23 @@ enum AptPath {
         sha256: String,
     },
     Pool(String),
-    /// The enrollment script (not part of the apt repository).
-    Bootstrap,
+}
+
+/// The segments of a path below `/hosts/<h>/`. apt requests `/./` literally for flat
+/// repositories; normalize it away.
+fn segments(rest: &str) -> Vec<&str> {
+    rest.split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect()
+}
+
+/// `/hosts/<h>/bootstrap`: the enrollment script.
+fn is_bootstrap(rest: &str) -> bool {
+    segments(rest) == ["bootstrap"]
 }
 
 fn parse(rest: &str) -> Option<AptPath> {
-    // apt requests `/./` literally for flat repositories; normalize it away.
-    let parts: Vec<&str> = rest
-        .split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
-        .collect();
+    let parts = segments(rest);
     let dists = ["dists", SUITE];
     match parts.as_slice() {
         [d, s, "InRelease"] if [*d, *s] == dists => Some(AptPath::InRelease),
@@ -74,7 +82,6 @@ fn parse(rest: &str) -> Option<AptPath> {
             })
         }
         ["pool", ..] => Some(AptPath::Pool(parts.join("/"))),
-        ["bootstrap"] => Some(AptPath::Bootstrap),
         _ => None,
     }
 }
@@ -157,12 +164,12 @@ async fn serve(
     if let Err(r) = authenticate(&state, &host, &headers).await {
         return r;
     }
+    if is_bootstrap(&rest) {
+        return bootstrap(state, host).await;
+    }
     let Some(path) = parse(&rest) else {
         return not_found();
     };
-    if path == AptPath::Bootstrap {
-        return bootstrap(state, host).await;
-    }
     let entry = match state.app.host_entry(&host).await {
         Ok(Some(e)) => e,
         // Removed between the token check and the render.
@@ -240,7 +247,6 @@ async fn serve(
                 None => return not_found(),
             }
         }
-        AptPath::Bootstrap => return not_found(),
         AptPath::Pool(p) => {
             let deb_type = "application/vnd.debian.binary-package";
             match archives.clone().find_map(|a| a.debs.get(&p)) {
@@ -294,7 +300,9 @@ mod tests {
         assert_eq!(parse("dists/umc/InRelease"), Some(AptPath::InRelease));
         assert_eq!(parse("./dists/umc/./Release"), Some(AptPath::Release));
         assert_eq!(parse("dists/other/InRelease"), None);
-        assert_eq!(parse("bootstrap"), Some(AptPath::Bootstrap));
+        assert_eq!(parse("bootstrap"), None);
+        assert!(is_bootstrap("bootstrap") && is_bootstrap("./bootstrap/"));
+        assert!(!is_bootstrap("pool/bootstrap"));
         assert_eq!(
             parse("dists/umc/main/binary-amd64/Packages.xz"),
             Some(AptPath::Index {
