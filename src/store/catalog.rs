@@ -1,24 +1,16 @@
 //! Catalog tables: imported upstream package lists, replaced atomically, and the edit-time
 //! check of task package names against them. A catalog never touches the model generation.
 
-use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
+use super::tables::{CATALOG_PKGS, CATALOG_PROVIDES, CATALOGS};
 use super::{Store, StoreError, Tables, decode, encode};
 use crate::api::Op;
 use crate::catalog::fetch::Imported;
 use crate::catalog::{
     Package, Suggester, provides_entry, relation_terms, satisfies, unknown_message,
 };
-
-/// catalog name → its metadata.
-pub(super) const CATALOGS: TableDefinition<&str, &[u8]> = TableDefinition::new("catalogs_v1");
-/// (catalog, package) → version, section, priority, short description, Provides.
-pub(super) const CATALOG_PKGS: TableDefinition<(&str, &str), &[u8]> =
-    TableDefinition::new("catalog_pkgs_v1");
-/// (catalog, virtual package, provider) → provided version ("" when unversioned).
-pub(super) const CATALOG_PROVIDES: TableDefinition<(&str, &str, &str), &str> =
-    TableDefinition::new("catalog_provides_v1");
 
 /// Above every package name in key order: the end of one catalog's key range.
 const MAX_KEY: &str = "\u{10ffff}";
@@ -348,12 +340,4 @@ pub(super) fn check_ops(
         }
     }
     Ok(warnings)
-}
-
-/// Opens the catalog tables so that readers never meet a missing table.
-pub(super) fn create_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
-    tx.open_table(CATALOGS)?;
-    tx.open_table(CATALOG_PKGS)?;
-    tx.open_table(CATALOG_PROVIDES)?;
-    Ok(())
 }

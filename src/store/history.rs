@@ -8,9 +8,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
+use super::tables::VERSIONS;
 use super::{
     CHANGELOG_LIMIT, ChangeRec, GENERATIONS, META, NODES, NodeRec, Store, StoreError, TASKS,
     TEMPLATES, TIMES, TOUCHES, TaskRec, TouchRec, VARS, decode, encode, load_current, load_model,
@@ -18,10 +19,6 @@ use super::{
 };
 use crate::fleetfile::{ChangeForm, GenerationForm};
 use crate::model::{Entity, Model};
-
-/// (entity key, generation) -> the entity's record as that generation left it.
-pub(super) const VERSIONS: TableDefinition<(&str, u64), &[u8]> =
-    TableDefinition::new("entity_versions_v1");
 
 /// Meta key: the oldest generation whose model [`Store::model_at`] can rebuild.
 const SINCE: &str = "versions_since";
@@ -858,7 +855,7 @@ mod tests {
 
     fn rows<K: redb::Key + 'static, V: redb::Value + 'static>(
         s: &Store,
-        def: TableDefinition<K, V>,
+        def: redb::TableDefinition<K, V>,
     ) -> u64 {
         let tx = s.db.begin_read().expect("read");
         tx.open_table(def).expect("table").len().expect("len")

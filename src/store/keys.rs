@@ -5,21 +5,14 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadableTable, TableDefinition};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
+use super::tables::KEYS;
 use super::{
     ChangeRec, META, Store, StoreError, TOUCHES, TouchRec, decode, encode, record_generation,
 };
 use crate::model::Entity;
-
-/// fingerprint (uppercase hex) -> when the key was added and retired.
-pub(super) const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys_v1");
-
-pub(super) fn create_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
-    tx.open_table(KEYS)?;
-    Ok(())
-}
 
 #[derive(Serialize, Deserialize)]
 struct KeyRec {

@@ -153,7 +153,7 @@ fn templates_2_to_3(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
         let _: super::TaskRec = super::decode(&what, &bytes)?;
         tasks.insert(name.as_str(), bytes.as_slice())?;
     }
-    let mut versions = tx.open_table(super::history::VERSIONS)?;
+    let mut versions = tx.open_table(super::tables::VERSIONS)?;
     let mut rows = Vec::new();
     for row in versions.iter()? {
         let (k, v) = row?;
@@ -204,7 +204,7 @@ fn move_templates(
 
 #[cfg(test)]
 mod tests {
-    use super::super::history::VERSIONS;
+    use super::super::tables::VERSIONS;
     use super::super::{EditOptions, Store, TASKS};
     use super::*;
     use crate::api::Op;

@@ -10,9 +10,10 @@ mod history;
 mod keys;
 mod migrate;
 mod reports;
+mod tables;
 mod users;
 
-pub use backup::{SNAPSHOT_TABLES, Snapshot};
+pub use backup::Snapshot;
 pub use history::{Export, HistoryError, IMPORT_CLOCK_SKEW, IMPORT_COUNTER_SLACK};
 pub use migrate::{Migration, audit_started, backup_path};
 
@@ -33,8 +34,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use redb::{ReadableTable, TableDefinition};
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tables::{API_TOKENS, AUDIT, GENERATIONS, META, NODES, TASKS, TEMPLATES, TIMES, TOUCHES, VARS};
 
 use crate::api::{AuditEntry, AuditRequest, LogEntry, Op, RunResult, SshTarget};
 use crate::model::{
@@ -46,28 +49,6 @@ use crate::model::{
 /// 2: audit records carry `started`.
 /// 3: task files name their templates by sha256 (`templates_v1`) instead of holding them.
 pub const SCHEMA_VERSION: u64 = 3;
-
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
-const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes_v1");
-const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks_v1");
-const VARS: TableDefinition<&str, &str> = TableDefinition::new("vars_v1");
-const GENERATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("generations_v1");
-/// (entity key, generation) -> that edit's time, user and lines for that entity: the changelog
-/// index. A host's render reads only its own entities' rows, never a whole generation record
-/// (one bulk edit of 10,000 nodes must not make every host's render decode 10,000 lines).
-const TOUCHES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("touches_v1");
-/// generation -> commit time (seconds): Release dates without decoding generation records.
-const TIMES: TableDefinition<u64, i64> = TableDefinition::new("times_v1");
-/// id -> a fleet command umc-admin ran over SSH (time, user, targets, command, each host's
-/// result). Separate from the model history: it bumps no generation, so no package version or
-/// Release date moves.
-const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_v1");
-/// sha256(template) -> the template's text. Task records (`tasks_v1` and every version in
-/// `entity_versions_v1`) name their templates by hash, so an edit that leaves a template alone
-/// writes 32 bytes for it, not the template. Pruning drops templates no record names.
-const TEMPLATES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("templates_v1");
-/// sha256(token) -> user name.
-const API_TOKENS: TableDefinition<&[u8], &str> = TableDefinition::new("api_tokens_v1");
 
 /// How many edits a package changelog carries at most.
 pub const CHANGELOG_LIMIT: usize = 30;
@@ -485,19 +466,9 @@ impl Store {
                 Some(v) if v > SCHEMA_VERSION => return Err(StoreError::TooNew { found: v }),
                 Some(_) => {} // == SCHEMA_VERSION: migrated above
             }
-            tx.open_table(NODES)?;
-            tx.open_table(TASKS)?;
-            tx.open_table(VARS)?;
-            tx.open_table(GENERATIONS)?;
-            tx.open_table(TOUCHES)?;
-            tx.open_table(TIMES)?;
-            tx.open_table(API_TOKENS)?;
-            tx.open_table(AUDIT)?;
-            tx.open_table(TEMPLATES)?;
-            catalog::create_tables(&tx)?;
-            reports::create_tables(&tx)?;
-            keys::create_tables(&tx)?;
-            users::create_tables(&tx)?;
+        }
+        for t in tables::ALL {
+            t.create(&tx)?;
         }
         history::init(&tx)?;
         tx.commit()?;

@@ -3,26 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
+use super::tables::{LAST_REPORT, REPORTS, SEEN};
 use super::{AUDIT, GENERATIONS, NODES, NodeRec, Store, StoreError, decode, encode, token_hash};
 use crate::nodefiles::NODE_PACKAGE;
 use crate::report::{self, Seen};
-
-/// (host, sequence) → a validated report as the node sent it, with its arrival time.
-pub(super) const REPORTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("reports_v1");
-/// host → the newest row of `reports_v1` (so status reads one row per host).
-pub(super) const LAST_REPORT: TableDefinition<&str, &[u8]> = TableDefinition::new("last_report_v1");
-/// host → what umcd saw of its apt traffic (flushed from memory now and then).
-pub(super) const SEEN: TableDefinition<&str, &[u8]> = TableDefinition::new("seen_v1");
-
-pub(super) fn create_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
-    tx.open_table(REPORTS)?;
-    tx.open_table(LAST_REPORT)?;
-    tx.open_table(SEEN)?;
-    Ok(())
-}
 
 #[derive(Serialize, Deserialize)]
 struct ReportRec {

@@ -5,22 +5,12 @@
 //! token's id is the first 12 hex digits of that hash: listing and revoking never need the
 //! token itself, which umcd never stores.
 
-use redb::{ReadableTable, TableDefinition};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
+use super::tables::{TOKEN_INFO, USERS};
 use super::{API_TOKENS, Store, StoreError, decode, encode, token_hash};
 use crate::api::{Role, TokenInfo, UserInfo};
-
-/// name → role, argon2id PHC hash, creation time.
-pub(super) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users_v1");
-/// sha256(token) → label, creation time, expiry.
-pub(super) const TOKEN_INFO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("token_info_v1");
-
-pub(super) fn create_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
-    tx.open_table(USERS)?;
-    tx.open_table(TOKEN_INFO)?;
-    Ok(())
-}
 
 #[derive(Serialize, Deserialize)]
 struct UserRec {
