@@ -7,6 +7,7 @@ use std::path::Path;
 
 use redb::{Database, MultimapTableHandle, TableHandle};
 
+use super::meta::{Meta, MetaRead};
 use super::tables::{self, META, TIMES};
 use super::{SCHEMA_VERSION, Store, StoreError};
 
@@ -41,7 +42,7 @@ impl Store {
         }
         let (generation, time) = {
             let meta = r.open_table(META)?;
-            let g = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
+            let g = meta.counter(Meta::Generation)?;
             let times = r.open_table(TIMES)?;
             (g, times.get(g)?.map(|v| v.value()).unwrap_or(0))
         };

@@ -28,11 +28,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use redb::{
-    CommitError, Database, DatabaseError, ReadableDatabase, ReadableTable, StorageError,
-    TransactionError,
+    CommitError, Database, DatabaseError, ReadableDatabase, StorageError, TransactionError,
 };
 
 use super::StoreError;
+use super::meta::{Meta, MetaRead, MetaWrite};
 
 /// Least time between two reopen attempts that follow a failed one, and between integrity
 /// checks after a panic: a fault costs at most this often, never every request.
@@ -421,8 +421,8 @@ impl super::Store {
                 let tx = self.db.begin_write()?;
                 {
                     let mut meta = tx.open_table(super::META)?;
-                    let n = meta.get("write_probe")?.map(|v| v.value()).unwrap_or(0);
-                    meta.insert("write_probe", n.wrapping_add(1))?;
+                    let n = meta.counter(Meta::WriteProbe)?;
+                    meta.set(Meta::WriteProbe, n.wrapping_add(1))?;
                 }
                 tx.commit()?;
                 Ok(())

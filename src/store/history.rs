@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use redb::{ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
+use super::meta::{Meta, MetaRead, MetaWrite};
 use super::tables::VERSIONS;
 use super::{
     CHANGELOG_LIMIT, ChangeRec, GENERATIONS, META, NODES, NodeRec, Store, StoreError, TASKS,
@@ -19,13 +20,6 @@ use super::{
 };
 use crate::fleetfile::{ChangeForm, GenerationForm};
 use crate::model::{Entity, Model};
-
-/// Meta key: the oldest generation whose model [`Store::model_at`] can rebuild.
-const SINCE: &str = "versions_since";
-/// Meta key: the `SINCE` that pruning set last (absent when nothing was ever pruned).
-const PRUNED: &str = "versions_pruned";
-/// Meta key: edit-log entries pruned since the history tables were last swept.
-const UNSWEPT: &str = "history_unswept";
 
 #[derive(Serialize, Deserialize)]
 pub(super) enum VersionRec {
@@ -80,15 +74,15 @@ db_err!(
 pub(super) fn init(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(VERSIONS)?;
     let mut meta = tx.open_table(META)?;
-    if meta.get(SINCE)?.is_some() {
+    if meta.value(Meta::VersionsSince)?.is_some() {
         return Ok(());
     }
-    let generation = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
+    let generation = meta.counter(Meta::Generation)?;
     if generation > 0 {
         let model = load_model(tx)?;
         snapshot(tx, &model, generation)?;
     }
-    meta.insert(SINCE, generation)?;
+    meta.set(Meta::VersionsSince, generation)?;
     Ok(())
 }
 
@@ -282,20 +276,24 @@ pub(super) fn sweep(
     log_keep: usize,
 ) -> Result<u64, StoreError> {
     let mut meta = tx.open_table(META)?;
-    let since = meta.get(SINCE)?.map(|v| v.value()).unwrap_or(0);
-    let unswept = meta.get(UNSWEPT)?.map(|v| v.value()).unwrap_or(0) + pruned;
+    let since = meta.counter(Meta::VersionsSince)?;
+    let unswept = meta.counter(Meta::HistoryUnswept)? + pruned;
     let batch = (log_keep / 16).max(1) as u64;
-    if oldest <= since || (unswept < batch && meta.get(PRUNED)?.is_some()) {
-        meta.insert(UNSWEPT, unswept)?;
+    if oldest <= since || (unswept < batch && meta.value(Meta::VersionsPruned)?.is_some()) {
+        meta.set(Meta::HistoryUnswept, unswept)?;
         return Ok(0);
     }
     let mut removed = 0u64;
     // What the current model refers to.
     let mut live: BTreeSet<String> = ["global".to_string(), "server".to_string()].into();
-    let mut referenced: BTreeSet<u64> = ["generation", "vars_generation", "server_generation"]
-        .into_iter()
-        .map(|k| meta.get(k).map(|v| v.map_or(0, |v| v.value())))
-        .collect::<Result<_, _>>()?;
+    let mut referenced: BTreeSet<u64> = [
+        Meta::Generation,
+        Meta::VarsGeneration,
+        Meta::ServerGeneration,
+    ]
+    .into_iter()
+    .map(|k| meta.counter(k))
+    .collect::<Result<_, _>>()?;
     let mut hashes: BTreeSet<Vec<u8>> = BTreeSet::new();
     for row in tx.open_table(NODES)?.iter()? {
         let (k, v) = row?;
@@ -399,9 +397,9 @@ pub(super) fn sweep(
     templates.retain(|k, _| hashes.contains(k))?;
     removed += before - templates.len()?;
 
-    meta.insert(SINCE, oldest)?;
-    meta.insert(PRUNED, oldest)?;
-    meta.insert(UNSWEPT, 0)?;
+    meta.set(Meta::VersionsSince, oldest)?;
+    meta.set(Meta::VersionsPruned, oldest)?;
+    meta.set(Meta::HistoryUnswept, 0)?;
     Ok(removed)
 }
 
@@ -416,9 +414,9 @@ fn note_hashes(rec: &TaskRec, hashes: &mut BTreeSet<Vec<u8>>) {
 /// The model as generation `generation` left it, read in `tx`.
 fn model_at(tx: &redb::ReadTransaction, generation: u64) -> Result<Model, HistoryError> {
     let meta = tx.open_table(META)?;
-    let current = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
-    let since = meta.get(SINCE)?.map(|v| v.value()).unwrap_or(0);
-    let pruned = meta.get(PRUNED)?.map(|v| v.value());
+    let current = meta.counter(Meta::Generation)?;
+    let since = meta.counter(Meta::VersionsSince)?;
+    let pruned = meta.value(Meta::VersionsPruned)?;
     if generation > current {
         return Err(HistoryError::Future {
             generation,
@@ -507,11 +505,7 @@ impl Store {
     pub fn export(&self, history: bool) -> Result<Export, StoreError> {
         let tx = self.db.begin_read()?;
         let (generation, model) = load_current(&tx)?;
-        let server_generation = tx
-            .open_table(META)?
-            .get("server_generation")?
-            .map(|v| v.value())
-            .unwrap_or(0);
+        let server_generation = tx.open_table(META)?.counter(Meta::ServerGeneration)?;
         let mut out = Vec::new();
         if history {
             for row in tx.open_table(GENERATIONS)?.iter()? {
@@ -641,17 +635,13 @@ impl Store {
                 }
             }
             let mut meta = tx.open_table(META)?;
-            meta.insert("generation", data.generation)?;
-            meta.insert("vars_generation", data.model.vars_generation)?;
-            meta.insert("server_generation", data.server_generation)?;
-            let floor = meta
-                .get("generation_floor")?
-                .map(|v| v.value())
-                .unwrap_or(0);
-            meta.insert("generation_floor", floor.max(now.max(0) as u64))?;
+            meta.set(Meta::Generation, data.generation)?;
+            meta.set(Meta::VarsGeneration, data.model.vars_generation)?;
+            meta.set(Meta::ServerGeneration, data.server_generation)?;
+            super::meta::raise_floor(&mut meta, now.max(0) as u64)?;
             // History before the import has no entity versions: rollback reaches back to the
             // imported state, not before it.
-            meta.insert(SINCE, data.generation)?;
+            meta.set(Meta::VersionsSince, data.generation)?;
         }
         snapshot(&tx, &data.model, data.generation)?;
         tx.commit()?;

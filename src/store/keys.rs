@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
+use super::meta::{Meta, MetaRead, MetaWrite};
 use super::tables::KEYS;
 use super::{
     ChangeRec, META, Store, StoreError, TOUCHES, TouchRec, decode, encode, record_generation,
@@ -102,9 +103,9 @@ impl Store {
                 (Entity::Server.key().as_str(), generation),
                 encode(&touch)?.as_slice(),
             )?;
-            meta.insert("generation", generation)?;
-            meta.insert("server_generation", generation)?;
-            meta.insert("serving_inputs", serving.fingerprint)?;
+            meta.set(Meta::Generation, generation)?;
+            meta.set(Meta::ServerGeneration, generation)?;
+            meta.set(Meta::ServingInputs, serving.fingerprint)?;
             let mut keys = tx.open_table(KEYS)?;
             match change {
                 KeyChange::Added { fingerprint, how } => {
@@ -143,10 +144,7 @@ impl Store {
     pub fn server_generation(&self) -> Result<u64, StoreError> {
         let tx = self.db.begin_read()?;
         let meta = tx.open_table(META)?;
-        Ok(meta
-            .get("server_generation")?
-            .map(|v| v.value())
-            .unwrap_or(0))
+        meta.counter(Meta::ServerGeneration)
     }
 
     /// Every recorded key, by fingerprint.

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableError};
 
+use super::meta::{Meta, MetaRead, MetaWrite};
 use super::{AUDIT, META, SCHEMA_VERSION, StoreError, TASKS, TEMPLATES};
 
 /// What [`super::Store::open`] did to an older database.
@@ -44,7 +45,7 @@ pub(super) fn recorded_schema(db: &Database) -> Result<Option<u64>, StoreError> 
         Err(TableError::TableDoesNotExist(_)) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    Ok(meta.get("schema")?.map(|v| v.value()))
+    meta.value(Meta::Schema)
 }
 
 /// Where the pre-migration copy of `db_path` goes.
@@ -94,7 +95,7 @@ pub(super) fn run(db: &Database, from: u64) -> Result<(), StoreError> {
         }
         version += 1;
     }
-    tx.open_table(META)?.insert("schema", SCHEMA_VERSION)?;
+    tx.open_table(META)?.set(Meta::Schema, SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
 }
@@ -263,7 +264,7 @@ mod tests {
             }
             tx.open_table(META)
                 .expect("meta")
-                .insert("schema", 2)
+                .set(Meta::Schema, 2)
                 .expect("schema");
         }
         tx.delete_table(TEMPLATES).expect("delete");

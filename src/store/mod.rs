@@ -8,6 +8,7 @@ mod catalog;
 mod db;
 mod history;
 mod keys;
+mod meta;
 mod migrate;
 mod reports;
 mod tables;
@@ -35,6 +36,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{ReadableTable, TableDefinition};
 
+use meta::{Meta, MetaRead, MetaWrite};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tables::{API_TOKENS, AUDIT, GENERATIONS, META, NODES, TASKS, TEMPLATES, TIMES, TOUCHES, VARS};
@@ -457,11 +459,11 @@ impl Store {
         let tx = db.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
-            let found = meta.get("schema")?.map(|v| v.value());
+            let found = meta.value(Meta::Schema)?;
             match found {
                 None => {
-                    meta.insert("schema", SCHEMA_VERSION)?;
-                    meta.insert("generation", 0)?;
+                    meta.set(Meta::Schema, SCHEMA_VERSION)?;
+                    meta.set(Meta::Generation, 0)?;
                 }
                 Some(v) if v > SCHEMA_VERSION => return Err(StoreError::TooNew { found: v }),
                 Some(_) => {} // == SCHEMA_VERSION: migrated above
@@ -500,7 +502,7 @@ impl Store {
     pub fn generation(&self) -> Result<u64, StoreError> {
         let tx = self.db.begin_read()?;
         let meta = tx.open_table(META)?;
-        Ok(meta.get("generation")?.map(|v| v.value()).unwrap_or(0))
+        meta.counter(Meta::Generation)
     }
 
     /// Records what, besides the model, shapes every host's repository (packaging format,
@@ -516,9 +518,9 @@ impl Store {
         let tx = self.db.begin_write()?;
         let committed = {
             let mut meta = tx.open_table(META)?;
-            let old = meta.get("serving_inputs")?.map(|v| v.value());
-            let current = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
-            meta.insert("serving_inputs", fingerprint)?;
+            let old = meta.value(Meta::ServingInputs)?;
+            let current = meta.counter(Meta::Generation)?;
+            meta.set(Meta::ServingInputs, fingerprint)?;
             if old == Some(fingerprint) || current == 0 {
                 None
             } else {
@@ -538,8 +540,8 @@ impl Store {
                     (Entity::Server.key().as_str(), generation),
                     encode(&touch)?.as_slice(),
                 )?;
-                meta.insert("generation", generation)?;
-                meta.insert("server_generation", generation)?;
+                meta.set(Meta::Generation, generation)?;
+                meta.set(Meta::ServerGeneration, generation)?;
                 Some(generation)
             }
         };
@@ -625,19 +627,13 @@ impl Store {
         )))
     }
 
-    /// Makes every later generation larger than `floor`. An import or restore sets it to the
-    /// current Unix time: generations are counters far below that, so no edit after an import
-    /// of an older export can reuse a version nodes saw before the loss.
+    /// Makes every later generation larger than `floor` (a lower floor changes nothing).
+    /// umcd sets it to the current Unix time for a new database beside a signing key that has
+    /// signed before, and an import does the same in its own transaction: generations are
+    /// counters far below that, so no later edit can reuse a version nodes saw before the loss.
     pub fn set_generation_floor(&self, floor: u64) -> Result<(), StoreError> {
         let tx = self.db.begin_write()?;
-        {
-            let mut meta = tx.open_table(META)?;
-            let old = meta
-                .get("generation_floor")?
-                .map(|v| v.value())
-                .unwrap_or(0);
-            meta.insert("generation_floor", old.max(floor))?;
-        }
+        meta::raise_floor(&mut tx.open_table(META)?, floor)?;
         tx.commit()?;
         Ok(())
     }
@@ -667,7 +663,7 @@ impl Store {
         // Nodes may have seen Release dates up to "now" from edits the restore lost; a date
         // equal to one of those must not earn a 304 (see host_data's date_ambiguous).
         tx.open_table(META)?
-            .insert("resync_generation", generation)?;
+            .set(Meta::ResyncGeneration, generation)?;
         tx.commit()?;
         Ok(generation)
     }
@@ -676,7 +672,7 @@ impl Store {
     pub fn host_data(&self, host: &str) -> Result<Option<HostData>, StoreError> {
         let tx = self.db.begin_read()?;
         let meta = tx.open_table(META)?;
-        let generation = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
+        let generation = meta.counter(Meta::Generation)?;
         let nodes = tx.open_table(NODES)?;
         let node = match nodes.get(host)? {
             Some(v) => node_from(host, decode(host, v.value())?),
@@ -704,7 +700,7 @@ impl Store {
                 let (k, v) = row?;
                 vars.insert(k.value().to_string(), v.value().to_string());
             }
-            let g = meta.get("vars_generation")?.map(|v| v.value()).unwrap_or(0);
+            let g = meta.counter(Meta::VarsGeneration)?;
             (vars, g)
         } else {
             (BTreeMap::new(), 0)
@@ -720,10 +716,7 @@ impl Store {
             let items = entity_history(&touches, &e, CHANGELOG_LIMIT)?;
             history.insert(e, items);
         }
-        let server_generation = meta
-            .get("server_generation")?
-            .map(|v| v.value())
-            .unwrap_or(0);
+        let server_generation = meta.counter(Meta::ServerGeneration)?;
         let newest = node
             .generation
             .max(vars_generation)
@@ -739,7 +732,7 @@ impl Store {
             .next_back()
             .transpose()?
             .map(|(_, t)| t.value());
-        let resynced = meta.get("resync_generation")?.map(|v| v.value()) == Some(newest);
+        let resynced = meta.value(Meta::ResyncGeneration)? == Some(newest);
         let date_ambiguous = previous == Some(date) || resynced;
         Ok(Some(HostData {
             generation,
@@ -999,19 +992,13 @@ fn same_base(base: Option<u64>, current: u64) -> Result<(), StoreError> {
     }
 }
 
-/// Writes generation `generation`'s time and history record; returns its commit time.
-/// Commit times never go backwards, even if the clock does: Release dates derive from them and
-/// apt ignores a Release older than the one it has.
 /// The generation an edit commits next: one above the newest, and above the floor that an
 /// import or restore sets (see [`Store::set_generation_floor`]).
 pub(super) fn next_generation(
     meta: &impl ReadableTable<&'static str, u64>,
 ) -> Result<u64, StoreError> {
-    let current = meta.get("generation")?.map(|v| v.value()).unwrap_or(0);
-    let floor = meta
-        .get("generation_floor")?
-        .map(|v| v.value())
-        .unwrap_or(0);
+    let current = meta.counter(Meta::Generation)?;
+    let floor = meta.counter(Meta::GenerationFloor)?;
     current.max(floor).checked_add(1).ok_or_else(|| {
         StoreError::Invalid(format!(
             "the generation counter is exhausted (generation {current}, floor {floor})"
@@ -1168,14 +1155,17 @@ fn commit_changes(
         vars.insert(k.as_str(), v.as_str())?;
     }
     let mut meta = tx.open_table(META)?;
-    meta.insert("generation", generation)?;
-    meta.insert("vars_generation", model.vars_generation)?;
+    meta.set(Meta::Generation, generation)?;
+    meta.set(Meta::VarsGeneration, model.vars_generation)?;
     if server_touched {
-        meta.insert("server_generation", generation)?;
+        meta.set(Meta::ServerGeneration, generation)?;
     }
     Ok(())
 }
 
+/// Writes generation `generation`'s time and history record; returns its commit time.
+/// Commit times never go backwards, even if the clock does: Release dates derive from them and
+/// apt ignores a Release older than the one it has.
 fn record_generation(
     tx: &redb::WriteTransaction,
     generation: u64,
@@ -1262,11 +1252,8 @@ fn load_model(tx: &impl Tables) -> Result<Model, StoreError> {
 fn load_current(tx: &impl Tables) -> Result<(u64, Model), StoreError> {
     let mut model = load_model(tx)?;
     let meta = tx.table(META)?;
-    let counter = |key: &str| -> Result<u64, StoreError> {
-        Ok(meta.get(key)?.map(|v| v.value()).unwrap_or(0))
-    };
-    model.vars_generation = counter("vars_generation")?;
-    Ok((counter("generation")?, model))
+    model.vars_generation = meta.counter(Meta::VarsGeneration)?;
+    Ok((meta.counter(Meta::Generation)?, model))
 }
 
 fn load_tables(
