@@ -128,7 +128,9 @@ fn store_kind(e: &StoreError) -> ErrorKind {
             ModelError::Template(_) => ErrorKind::Rejected,
             _ => ErrorKind::Invalid,
         },
-        StoreError::UnknownPackage(_) | StoreError::Invalid(_) => ErrorKind::Invalid,
+        StoreError::UnknownPackage(_)
+        | StoreError::Invalid(_)
+        | StoreError::GenerationsExhausted { .. } => ErrorKind::Invalid,
         StoreError::NotFound(_) => ErrorKind::NotFound,
         StoreError::Conflict(_) => ErrorKind::Conflict,
         StoreError::Unavailable(_) => ErrorKind::Unavailable,

@@ -195,9 +195,27 @@ async fn serve() {
         .with_writer(std::io::stderr)
         .init();
     if let Err(e) = run().await {
-        eprintln!("umcd: {e:#}");
+        eprintln!("umcd: {}", chain(&e));
         std::process::exit(1);
     }
+}
+
+/// `{e:#}` without repeats: umc's errors name their source in their own message and also
+/// return it as `source()` (so callers can inspect it), and anyhow's `{:#}` would print that
+/// source a second time.
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 async fn run() -> Result<()> {
@@ -289,4 +307,26 @@ async fn run() -> Result<()> {
     std::io::stdout().flush()?;
     http::run(listener, state, shutdown).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_chain_names_each_cause_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let e = anyhow::Error::from(umc::store::StoreError::Io {
+            what: "creating",
+            path: "/d/umc.redb".into(),
+            source: io,
+        })
+        .context("opening /d/umc.redb");
+        assert_eq!(
+            chain(&e),
+            "opening /d/umc.redb: database: creating /d/umc.redb: permission denied"
+        );
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(chain(&e), "outer: inner");
+    }
 }

@@ -28,17 +28,11 @@ impl Store {
         let r = self.db.begin_read()?;
         for t in r.list_tables()? {
             if !tables::names().any(|n| n == t.name()) {
-                return Err(StoreError::Db(format!(
-                    "table '{}' is not in store::tables::ALL; a backup would miss it",
-                    t.name()
-                )));
+                return Err(StoreError::UnlistedTable(t.name().to_string()));
             }
         }
         if let Some(t) = r.list_multimap_tables()?.next() {
-            return Err(StoreError::Db(format!(
-                "multimap table '{}' is not covered by backups",
-                t.name()
-            )));
+            return Err(StoreError::UnlistedMultimapTable(t.name().to_string()));
         }
         let (generation, time) = {
             let meta = r.open_table(META)?;
@@ -53,7 +47,7 @@ impl Store {
             .create_new(true)
             .mode(0o600)
             .open(dest)
-            .map_err(|e| StoreError::Db(format!("creating {}: {e}", dest.display())))?;
+            .map_err(|e| StoreError::io("creating", dest, e))?;
         let out = Database::create(dest)?;
         let w = out.begin_write()?;
         for t in tables::ALL {

@@ -147,8 +147,7 @@ impl Observe for redb::TableError {
 /// be empty, and is made 0600 (older umcd left it 0644); returns true.
 pub(super) fn prepare(path: &Path) -> Result<bool, StoreError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let io =
-        |what: &str, e: std::io::Error| StoreError::Db(format!("{what} {}: {e}", path.display()));
+    let io = |what, e| StoreError::io(what, path, e);
     match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -184,7 +183,7 @@ pub(super) fn open(path: &Path, check: bool) -> Result<Database, StoreError> {
             Err(StoreError::CorruptFile(m))
         }
         Ok(Err(DatabaseError::DatabaseAlreadyOpen)) => Err(StoreError::Locked),
-        Ok(Err(e)) => Err(StoreError::Db(e.to_string())),
+        Ok(Err(e)) => Err(StoreError::Db(e.into())),
         Err(p) => Err(StoreError::CorruptFile(format!(
             "redb panicked reading it: {}",
             panic_text(&*p)

@@ -55,19 +55,11 @@ pub enum HistoryError {
     Invalid(String),
 }
 
-macro_rules! db_err {
-    ($($t:ty),*) => {$(
-        impl From<$t> for HistoryError {
-            fn from(e: $t) -> Self { HistoryError::Store(StoreError::from(e)) }
-        }
-    )*};
+impl<E: super::db::Observe + Into<redb::Error>> From<E> for HistoryError {
+    fn from(e: E) -> Self {
+        HistoryError::Store(StoreError::from(e))
+    }
 }
-db_err!(
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
 
 /// Creates the table; on a database that has a model but no versions yet, records every
 /// entity at the current generation, which becomes the oldest one rollback can reach.

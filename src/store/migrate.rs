@@ -59,18 +59,15 @@ pub fn backup_path(db_path: &Path, from: u64) -> PathBuf {
 pub(super) fn keep_copy(db_path: &Path, from: u64) -> Result<PathBuf, StoreError> {
     let dest = backup_path(db_path, from);
     let tmp = dest.with_extension("bak.tmp");
-    let io = |what: &str, p: &Path, e: std::io::Error| {
-        StoreError::Db(format!("{what} {}: {e}", p.display()))
-    };
-    std::fs::copy(db_path, &tmp).map_err(|e| io("copying the database to", &tmp, e))?;
+    std::fs::copy(db_path, &tmp).map_err(|e| StoreError::io("copying the database to", &tmp, e))?;
     // It holds what the database holds (node tokens, password hashes): 0600 whatever the
     // source's mode was.
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| io("securing", &tmp, e))?;
+        .map_err(|e| StoreError::io("securing", &tmp, e))?;
     std::fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
-        .map_err(|e| io("syncing", &tmp, e))?;
-    std::fs::rename(&tmp, &dest).map_err(|e| io("renaming to", &dest, e))?;
+        .map_err(|e| StoreError::io("syncing", &tmp, e))?;
+    std::fs::rename(&tmp, &dest).map_err(|e| StoreError::io("renaming to", &dest, e))?;
     if let Some(dir) = dest.parent() {
         // The rename itself must survive a crash before the migration commits.
         let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
@@ -88,9 +85,7 @@ pub(super) fn run(db: &Database, from: u64) -> Result<(), StoreError> {
             1 => audit_started_1_to_2(&tx)?,
             2 => templates_2_to_3(&tx)?,
             v => {
-                return Err(StoreError::Db(format!(
-                    "no migration from database schema version {v}"
-                )));
+                return Err(StoreError::NoMigration(v));
             }
         }
         version += 1;
@@ -120,7 +115,7 @@ fn audit_started_1_to_2(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
         let time = rec
             .get("time")
             .and_then(|t| t.as_i64())
-            .ok_or_else(|| StoreError::Corrupt(what.clone(), "no time".into()))?;
+            .ok_or_else(|| StoreError::corrupt(what.clone(), "no time"))?;
         let durations = rec
             .get("results")
             .and_then(|r| r.as_array())
@@ -182,7 +177,7 @@ fn move_templates(
     templates: &mut redb::Table<&[u8], &[u8]>,
     what: &str,
 ) -> Result<(), StoreError> {
-    let corrupt = |m: &str| StoreError::Corrupt(what.to_string(), m.to_string());
+    let corrupt = |m: &str| StoreError::corrupt(what, m.to_string());
     let Some(files) = rec.get_mut("files").and_then(|f| f.as_array_mut()) else {
         return Ok(());
     };

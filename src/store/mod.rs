@@ -59,10 +59,44 @@ pub const CHANGELOG_LIMIT: usize = 30;
 pub enum StoreError {
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// redb failed (see `store::db` for how faults are handled).
     #[error("database: {0}")]
-    Db(String),
-    #[error("database record '{0}' is corrupt: {1}")]
-    Corrupt(String, String),
+    Db(#[source] redb::Error),
+    /// A file operation on the database, its snapshot or its pre-migration copy failed.
+    #[error("database: {what} {}: {source}", path.display())]
+    Io {
+        /// What was being done ("creating", "copying the database to", ...).
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A record could not be encoded.
+    #[error("database: {0}")]
+    Encode(#[source] serde_json::Error),
+    #[error("database record '{record}' is corrupt: {source}")]
+    Corrupt {
+        /// Which record ("audit 4", "task 'web' file /etc/x", ...).
+        record: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A snapshot met a table `tables::ALL` does not list.
+    #[error("database: table '{0}' is not in store::tables::ALL; a backup would miss it")]
+    UnlistedTable(String),
+    #[error("database: multimap table '{0}' is not covered by backups")]
+    UnlistedMultimapTable(String),
+    #[error("database: no migration from database schema version {0}")]
+    NoMigration(u64),
+    /// An edit would need a generation above `u64::MAX`.
+    #[error("the generation counter is exhausted (generation {generation}, floor {floor})")]
+    GenerationsExhausted { generation: u64, floor: u64 },
+    /// getrandom failed (its error implements `std::error::Error` only with its `std` feature,
+    /// like password_hash's below, so neither is a `#[source]`).
+    #[error("database: no OS random source: {0}")]
+    NoRandom(getrandom::Error),
+    #[error("database: hashing password: {0}")]
+    PasswordHash(argon2::password_hash::Error),
     /// A task names a package no catalog knows (the message carries the suggestions).
     #[error("{0}")]
     UnknownPackage(String),
@@ -95,23 +129,36 @@ pub enum StoreError {
     Locked,
 }
 
-macro_rules! db_err {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self {
-                db::Observe::observe(&e);
-                StoreError::Db(e.to_string())
-            }
+impl StoreError {
+    /// Record `record` is corrupt: `why` says how.
+    fn corrupt(
+        record: impl Into<String>,
+        why: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> StoreError {
+        StoreError::Corrupt {
+            record: record.into(),
+            source: why.into(),
         }
-    )*};
+    }
+
+    /// A file operation `what` on `path` failed.
+    fn io(what: &'static str, path: &Path, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
 }
-db_err!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+
+/// Every redb error the store meets goes through here: `store::db` notes what it says about
+/// the file (an I/O fault, corruption) before it becomes a `StoreError`.
+impl<E: db::Observe + Into<redb::Error>> From<E> for StoreError {
+    fn from(e: E) -> Self {
+        e.observe();
+        StoreError::Db(e.into())
+    }
+}
 
 #[derive(Serialize, Deserialize)]
 struct SshRec {
@@ -208,11 +255,11 @@ struct AuditRec {
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(v).map_err(|e| StoreError::Db(e.to_string()))
+    serde_json::to_vec(v).map_err(StoreError::Encode)
 }
 
 fn decode<T: for<'a> Deserialize<'a>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(what.to_string(), e.to_string()))
+    serde_json::from_slice(bytes).map_err(|e| StoreError::corrupt(what, e))
 }
 
 fn node_from(name: &str, r: NodeRec) -> Node {
@@ -268,7 +315,7 @@ fn template_hash(text: &str) -> [u8; 32] {
 fn task_from(name: &str, r: TaskRec, templates: &impl Templates) -> Result<Task, StoreError> {
     let mut files = BTreeMap::new();
     for f in r.files {
-        let corrupt = |m: String| StoreError::Corrupt(format!("task '{name}' file {}", f.path), m);
+        let corrupt = |m: String| StoreError::corrupt(format!("task '{name}' file {}", f.path), m);
         let key = hex::decode(&f.sha256)
             .map_err(|e| corrupt(format!("template hash {:?}: {e}", f.sha256)))?;
         let text = templates
@@ -999,11 +1046,13 @@ pub(super) fn next_generation(
 ) -> Result<u64, StoreError> {
     let current = meta.counter(Meta::Generation)?;
     let floor = meta.counter(Meta::GenerationFloor)?;
-    current.max(floor).checked_add(1).ok_or_else(|| {
-        StoreError::Invalid(format!(
-            "the generation counter is exhausted (generation {current}, floor {floor})"
-        ))
-    })
+    current
+        .max(floor)
+        .checked_add(1)
+        .ok_or(StoreError::GenerationsExhausted {
+            generation: current,
+            floor,
+        })
 }
 
 /// Snapshots an edit is checked against before it gives up as a conflict (see
@@ -1306,6 +1355,40 @@ mod tests {
 
     /// The field limits allow one 2 KB error per node; a record for a large fleet is bounded
     /// as a whole, and umc-admin's `clipped` shares the room among the hosts' errors.
+    #[test]
+    fn errors_keep_their_sources() {
+        let e = decode::<u64>("generation 4", b"{").expect_err("truncated");
+        assert!(
+            e.to_string()
+                .starts_with("database record 'generation 4' is corrupt: "),
+            "{e}"
+        );
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(
+            source.downcast_ref::<serde_json::Error>().is_some(),
+            "{source:?}"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e = Store::open(&dir.path().join("missing/umc.redb"))
+            .err()
+            .expect("no directory");
+        assert!(
+            matches!(
+                e,
+                StoreError::Io {
+                    what: "creating",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(
+            source.downcast_ref::<std::io::Error>().is_some(),
+            "{source:?}"
+        );
+    }
+
     #[test]
     fn an_audit_record_is_bounded_as_a_whole() {
         let (_d, s) = store();

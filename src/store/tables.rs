@@ -175,6 +175,25 @@ mod tests {
         }
     }
 
+    /// A redb error keeps its source: the caller (and `{:#}`) sees redb's own error, typed.
+    #[test]
+    fn a_redb_error_keeps_its_source() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = crate::store::Store::open(&dir.path().join("umc.redb")).expect("open");
+        let tx = s.db.begin_read().expect("read");
+        let wrong: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("meta_v1");
+        let e = crate::store::StoreError::from(tx.open_table(wrong).expect_err("types differ"));
+        assert!(e.to_string().starts_with("database: "), "{e}");
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(
+            matches!(
+                source.downcast_ref::<redb::Error>(),
+                Some(redb::Error::TableTypeMismatch { .. })
+            ),
+            "{source:?}"
+        );
+    }
+
     #[test]
     fn every_table_is_listed_once() {
         let mut names: Vec<&str> = super::names().collect();

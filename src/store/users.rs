@@ -70,7 +70,7 @@ fn token_id(hash: &[u8]) -> String {
 
 fn role_of(name: &str, r: &UserRec) -> Result<Role, StoreError> {
     Role::parse(&r.role)
-        .ok_or_else(|| StoreError::Corrupt(format!("user {name}"), format!("role '{}'", r.role)))
+        .ok_or_else(|| StoreError::corrupt(format!("user {name}"), format!("role '{}'", r.role)))
 }
 
 /// A user name: 1 to 64 of `[a-z0-9._-]`, starting with a letter or digit.
@@ -94,12 +94,12 @@ pub fn check_user_name(name: &str) -> Result<(), StoreError> {
 pub fn hash_password(password: &str) -> Result<String, StoreError> {
     use argon2::password_hash::{PasswordHasher, SaltString};
     let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| StoreError::Db(format!("no OS random source: {e}")))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| StoreError::Db(e.to_string()))?;
+    getrandom::fill(&mut salt).map_err(StoreError::NoRandom)?;
+    let salt = SaltString::encode_b64(&salt).map_err(StoreError::PasswordHash)?;
     argon2::Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| StoreError::Db(format!("hashing password: {e}")))
+        .map_err(StoreError::PasswordHash)
 }
 
 /// A hash of a random password with the same parameters as real ones, made once.
