@@ -14,11 +14,10 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::sign::SIGNING_KEY_FILE;
-use crate::store::{Migration, Snapshot, Store};
+use crate::store::{Migration, Snapshot, Store, StoreError};
 
 pub const NOTE: &str = "UMC-BACKUP-CONTAINS-SECRETS";
 pub const MANIFEST: &str = "backup.json";
@@ -30,6 +29,50 @@ const NOTE_TEXT: &str = "This umc backup contains secrets: the archive signing k
 (signing-key.asc), the admin token (admin.token), and in umc.redb every node's apt password.\n\
 Anyone holding it can sign packages every node installs as root. Keep it like a private key.\n\
 Restore it with: umcd restore <this file> --data-dir <new directory>\n";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// Reading or writing a file, or the archive, failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done ("reading /var/lib/umc", "writing umc.redb into the backup").
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("backup.json: {0}")]
+    Manifest(#[source] serde_json::Error),
+    /// The restored database could not be opened or resynced.
+    #[error("{what}: {source}")]
+    Store {
+        what: String,
+        #[source]
+        source: Box<StoreError>,
+    },
+    /// The input is not a complete umc backup this umcd reads, or the target is not empty.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+type Result<T, E = BackupError> = std::result::Result<T, E>;
+
+/// Adds what was being done to an I/O error, as `BackupError::Io`.
+trait Doing<T> {
+    fn doing(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> Doing<T> for std::io::Result<T> {
+    fn doing(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| BackupError::Io {
+            what: what(),
+            source,
+        })
+    }
+}
+
+fn invalid<T>(message: String) -> Result<T> {
+    Err(BackupError::Invalid(message))
+}
 
 /// `backup.json`: what the backup holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,15 +109,16 @@ impl Manifest {
 /// hidden, not the database or its migration copies, not half-written `.tmp` files.
 pub fn data_files(data: &Path) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(data).with_context(|| format!("reading {}", data.display()))? {
-        let e = e?;
+    let reading = || format!("reading {}", data.display());
+    for e in std::fs::read_dir(data).doing(reading)? {
+        let e = e.doing(reading)?;
         let Ok(name) = e.file_name().into_string() else {
             continue;
         };
         if name.starts_with('.')
             || name.starts_with(DATABASE)
             || name.ends_with(".tmp")
-            || !e.file_type()?.is_file()
+            || !e.file_type().doing(reading)?.is_file()
         {
             continue;
         }
@@ -97,7 +141,7 @@ fn append(
     h.set_mtime(mtime.max(0) as u64);
     h.set_entry_type(tar::EntryType::Regular);
     tar.append_data(&mut h, name, data)
-        .with_context(|| format!("writing {name} into the backup"))?;
+        .doing(|| format!("writing {name} into the backup"))?;
     Ok(())
 }
 
@@ -113,18 +157,22 @@ pub fn write(out: impl Write, manifest: &Manifest, db: &Path, data: &Path) -> Re
         &mut NOTE_TEXT.as_bytes(),
         NOTE_TEXT.len() as u64,
     )?;
-    let m = serde_json::to_vec_pretty(manifest)?;
+    let m = serde_json::to_vec_pretty(manifest).map_err(BackupError::Manifest)?;
     append(&mut tar, MANIFEST, t, &mut m.as_slice(), m.len() as u64)?;
-    let mut f = std::fs::File::open(db).with_context(|| format!("opening {}", db.display()))?;
-    let size = f.metadata()?.len();
+    let mut f = std::fs::File::open(db).doing(|| format!("opening {}", db.display()))?;
+    let size = f
+        .metadata()
+        .doing(|| format!("reading {}", db.display()))?
+        .len();
     append(&mut tar, DATABASE, t, &mut f, size)?;
     for name in &manifest.files {
         let path = data.join(name);
         // Read whole: a small file that could be replaced (key rotation) while we read it.
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = std::fs::read(&path).doing(|| format!("reading {}", path.display()))?;
         append(&mut tar, name, t, &mut bytes.as_slice(), bytes.len() as u64)?;
     }
-    tar.into_inner()?.flush()?;
+    let writing = || "writing the backup".to_string();
+    tar.into_inner().doing(writing)?.flush().doing(writing)?;
     Ok(())
 }
 
@@ -134,24 +182,30 @@ pub fn verify(input: impl Read) -> Result<Manifest> {
     let mut manifest: Option<Manifest> = None;
     let mut seen = Vec::new();
     let mut ar = tar::Archive::new(input);
-    for e in ar.entries().context("reading the backup")? {
-        let mut e = e.context("reading the backup")?;
-        let name = e.path()?.to_string_lossy().into_owned();
+    for e in ar.entries().doing(|| "reading the backup".into())? {
+        let mut e = e.doing(|| "reading the backup".into())?;
+        let name = e
+            .path()
+            .doing(|| "reading the backup".into())?
+            .to_string_lossy()
+            .into_owned();
         let mut buf = Vec::new();
         e.read_to_end(&mut buf)
-            .with_context(|| format!("reading {name} from the backup"))?;
+            .doing(|| format!("reading {name} from the backup"))?;
         if name == MANIFEST {
-            manifest = Some(serde_json::from_slice(&buf).context("backup.json")?);
+            manifest = Some(serde_json::from_slice(&buf).map_err(BackupError::Manifest)?);
         }
         seen.push(name);
     }
-    let m = manifest.context("not a umc backup: no backup.json")?;
+    let Some(m) = manifest else {
+        return invalid("not a umc backup: no backup.json".into());
+    };
     for want in [DATABASE]
         .into_iter()
         .chain(m.files.iter().map(String::as_str))
     {
         if !seen.iter().any(|s| s == want) {
-            bail!("the backup is incomplete: {want} is missing");
+            return invalid(format!("the backup is incomplete: {want} is missing"));
         }
     }
     Ok(m)
@@ -187,15 +241,15 @@ pub fn restore(input: impl Read, data: &Path, now: i64) -> Result<Restored> {
     let existed = data.exists();
     if existed {
         let mut entries =
-            std::fs::read_dir(data).with_context(|| format!("reading {}", data.display()))?;
+            std::fs::read_dir(data).doing(|| format!("reading {}", data.display()))?;
         if entries.next().is_some() {
-            bail!(
+            return invalid(format!(
                 "{} is not empty; restore into a new data directory (move the old one away first)",
                 data.display()
-            );
+            ));
         }
     }
-    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    std::fs::create_dir_all(data).doing(|| format!("creating {}", data.display()))?;
     let restored = restore_into(input, data, now);
     if restored.is_err() {
         // Everything in it is ours: it was absent or empty.
@@ -219,28 +273,33 @@ pub fn restore(input: impl Read, data: &Path, now: i64) -> Result<Restored> {
 
 fn restore_into(input: impl Read, data: &Path, now: i64) -> Result<Restored> {
     std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("securing {}", data.display()))?;
+        .doing(|| format!("securing {}", data.display()))?;
     let mut manifest: Option<Manifest> = None;
     let mut files = Vec::new();
     let mut ar = tar::Archive::new(input);
-    for e in ar.entries().context("reading the backup")? {
-        let mut e = e.context("reading the backup")?;
-        let name = e.path()?.to_string_lossy().into_owned();
+    for e in ar.entries().doing(|| "reading the backup".into())? {
+        let mut e = e.doing(|| "reading the backup".into())?;
+        let name = e
+            .path()
+            .doing(|| "reading the backup".into())?
+            .to_string_lossy()
+            .into_owned();
         if e.header().entry_type() != tar::EntryType::Regular || !safe_name(&name) {
-            bail!("not a umc backup: unexpected entry '{name}'");
+            return invalid(format!("not a umc backup: unexpected entry '{name}'"));
         }
         if name == NOTE {
             continue;
         }
         if name == MANIFEST {
             let mut buf = Vec::new();
-            e.read_to_end(&mut buf)?;
-            let m: Manifest = serde_json::from_slice(&buf).context("backup.json")?;
+            e.read_to_end(&mut buf)
+                .doing(|| format!("reading {name} from the backup"))?;
+            let m: Manifest = serde_json::from_slice(&buf).map_err(BackupError::Manifest)?;
             if m.format > FORMAT {
-                bail!(
+                return invalid(format!(
                     "backup format {} is newer than this umcd reads ({FORMAT}); restore it with a newer umcd",
                     m.format
-                );
+                ));
             }
             manifest = Some(m);
             continue;
@@ -251,26 +310,37 @@ fn restore_into(input: impl Read, data: &Path, now: i64) -> Result<Restored> {
             .create_new(true)
             .mode(0o600)
             .open(&path)
-            .with_context(|| format!("creating {}", path.display()))?;
-        std::io::copy(&mut e, &mut f).with_context(|| format!("writing {}", path.display()))?;
-        f.sync_all()?;
+            .doing(|| format!("creating {}", path.display()))?;
+        std::io::copy(&mut e, &mut f).doing(|| format!("writing {}", path.display()))?;
+        f.sync_all()
+            .doing(|| format!("writing {}", path.display()))?;
         files.push(path);
     }
-    let manifest = manifest.context("not a umc backup: no backup.json")?;
+    let Some(manifest) = manifest else {
+        return invalid("not a umc backup: no backup.json".into());
+    };
     for want in [DATABASE, SIGNING_KEY_FILE] {
         if !data.join(want).exists() {
-            bail!("the backup is incomplete: {want} is missing");
+            return invalid(format!("the backup is incomplete: {want} is missing"));
         }
     }
     let db = data.join(DATABASE);
-    let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let store = Store::open(&db).map_err(|e| BackupError::Store {
+        what: format!("opening {}", db.display()),
+        source: Box::new(e),
+    })?;
     let migration = store.migration().cloned();
     let reason = format!(
         "umcd restored a backup taken at generation {} ({}); every package moves above what nodes may have seen",
         manifest.generation,
         crate::repo::release_date(manifest.taken_at),
     );
-    let generation = store.resync("umcd", &reason, now)?;
+    let generation = store
+        .resync("umcd", &reason, now)
+        .map_err(|e| BackupError::Store {
+            what: "moving every package above what nodes may have seen".into(),
+            source: Box::new(e),
+        })?;
     Ok(Restored {
         manifest,
         files,

@@ -33,7 +33,7 @@ impl App {
         let taken_at = now();
         let db = TempFile(data.join(format!(".backup-{}.redb", random_token())));
         let snap = self.store.snapshot(&db.0)?;
-        let files = backup::data_files(&data).map_err(|e| AppError::internal(format!("{e:#}")))?;
+        let files = backup::data_files(&data).map_err(AppError::internal)?;
         Ok(Backup {
             manifest: Manifest::new(&snap, taken_at, files),
             db,
@@ -50,7 +50,6 @@ impl Backup {
 
     /// Writes the container to `out` and flushes it. Blocking IO.
     pub fn write(self, out: impl Write) -> Result<(), AppError> {
-        backup::write(out, &self.manifest, &self.db.0, &self.data)
-            .map_err(|e| AppError::internal(format!("{e:#}")))
+        backup::write(out, &self.manifest, &self.db.0, &self.data).map_err(AppError::internal)
     }
 }

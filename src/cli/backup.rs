@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{CliResult, Failure};
+use crate::backup::BackupError;
 use crate::client::Client;
 
 #[derive(Args)]
@@ -59,13 +60,17 @@ pub fn run(c: &Client, a: BackupArgs) -> CliResult {
     };
     let checked = out
         .sync_all()
-        .map_err(anyhow::Error::from)
-        .and_then(|()| crate::backup::verify(std::fs::File::open(&tmp)?));
+        .and_then(|()| std::fs::File::open(&tmp))
+        .map_err(|source| BackupError::Io {
+            what: format!("writing {}", tmp.display()),
+            source,
+        })
+        .and_then(crate::backup::verify);
     let manifest = match checked {
         Ok(m) => m,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
-            return Err(io_failure(format!("the backup is not usable: {e:#}")));
+            return Err(io_failure(format!("the backup is not usable: {e}")));
         }
     };
     std::fs::rename(&tmp, file)
