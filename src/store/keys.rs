@@ -8,12 +8,9 @@ use std::collections::BTreeMap;
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use super::meta::{Meta, MetaRead, MetaWrite};
+use super::meta::{Meta, MetaRead};
 use super::tables::KEYS;
-use super::{
-    ChangeRec, META, Store, StoreError, TOUCHES, TouchRec, decode, encode, record_generation,
-};
-use crate::model::Entity;
+use super::{META, Store, StoreError, commit_server_generation, decode, encode};
 
 #[derive(Serialize, Deserialize)]
 struct KeyRec {
@@ -71,41 +68,21 @@ impl Store {
         serving: &ServingInputs,
         now: i64,
     ) -> Result<u64, StoreError> {
+        let text = match change {
+            KeyChange::Added { fingerprint, how } if how == "import" => {
+                format!("signing key {fingerprint} imported; InRelease is signed by it too")
+            }
+            KeyChange::Added { fingerprint, .. } => {
+                format!("signing key {fingerprint} added; InRelease is signed by it too")
+            }
+            KeyChange::Retired { fingerprint } => {
+                format!("signing key {fingerprint} retired; InRelease is no longer signed by it")
+            }
+        };
         let tx = self.db.begin_write()?;
         let generation = {
-            let mut meta = tx.open_table(META)?;
-            // Above an import's or restore's floor, like every other generation.
-            let generation = super::next_generation(&meta)?;
-            let text = match change {
-                KeyChange::Added { fingerprint, how } if how == "import" => {
-                    format!("signing key {fingerprint} imported; InRelease is signed by it too")
-                }
-                KeyChange::Added { fingerprint, .. } => {
-                    format!("signing key {fingerprint} added; InRelease is signed by it too")
-                }
-                KeyChange::Retired { fingerprint } => {
-                    format!(
-                        "signing key {fingerprint} retired; InRelease is no longer signed by it"
-                    )
-                }
-            };
-            let rec = ChangeRec {
-                text: text.clone(),
-                entities: vec![Entity::Server.key()],
-            };
-            let time = record_generation(&tx, generation, now, user, vec![rec])?;
-            let touch = TouchRec {
-                time,
-                user: user.to_string(),
-                lines: vec![text],
-            };
-            tx.open_table(TOUCHES)?.insert(
-                (Entity::Server.key().as_str(), generation),
-                encode(&touch)?.as_slice(),
-            )?;
-            meta.set(Meta::Generation, generation)?;
-            meta.set(Meta::ServerGeneration, generation)?;
-            meta.set(Meta::ServingInputs, serving.fingerprint)?;
+            let (generation, time) =
+                commit_server_generation(&tx, user, text, serving.fingerprint, now)?;
             let mut keys = tx.open_table(KEYS)?;
             match change {
                 KeyChange::Added { fingerprint, how } => {

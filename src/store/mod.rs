@@ -563,34 +563,20 @@ impl Store {
         now: i64,
     ) -> Result<Option<u64>, StoreError> {
         let tx = self.db.begin_write()?;
-        let committed = {
-            let mut meta = tx.open_table(META)?;
-            let old = meta.value(Meta::ServingInputs)?;
-            let current = meta.counter(Meta::Generation)?;
-            meta.set(Meta::ServingInputs, fingerprint)?;
-            if old == Some(fingerprint) || current == 0 {
-                None
-            } else {
-                let generation = next_generation(&meta)?;
-                let text = format!("umcd's serving configuration changed: {description}");
-                let change = ChangeRec {
-                    text: text.clone(),
-                    entities: vec![Entity::Server.key()],
-                };
-                let time = record_generation(&tx, generation, now, "umcd", vec![change])?;
-                let touch = TouchRec {
-                    time,
-                    user: "umcd".to_string(),
-                    lines: vec![text],
-                };
-                tx.open_table(TOUCHES)?.insert(
-                    (Entity::Server.key().as_str(), generation),
-                    encode(&touch)?.as_slice(),
-                )?;
-                meta.set(Meta::Generation, generation)?;
-                meta.set(Meta::ServerGeneration, generation)?;
-                Some(generation)
-            }
+        let (old, current) = {
+            let meta = tx.open_table(META)?;
+            (
+                meta.value(Meta::ServingInputs)?,
+                meta.counter(Meta::Generation)?,
+            )
+        };
+        let committed = if old == Some(fingerprint) || current == 0 {
+            tx.open_table(META)?.set(Meta::ServingInputs, fingerprint)?;
+            None
+        } else {
+            let text = format!("umcd's serving configuration changed: {description}");
+            let (generation, _) = commit_server_generation(&tx, "umcd", text, fingerprint, now)?;
+            Some(generation)
         };
         tx.commit()?;
         Ok(committed)
@@ -1212,6 +1198,41 @@ fn commit_changes(
     Ok(())
 }
 
+/// Commits a generation that touches only umcd's own serving inputs (`Entity::Server`: keys,
+/// `umc-node`'s files), by `user`, with `text` as its one change line: the history record, the
+/// changelog row, the counters, and `serving` as the serving inputs' new fingerprint (so the
+/// next start does not commit the same change again). Returns the generation and its commit
+/// time. A key change and a changed serving configuration are both this.
+pub(super) fn commit_server_generation(
+    tx: &redb::WriteTransaction,
+    user: &str,
+    text: String,
+    serving: u64,
+    now: i64,
+) -> Result<(u64, i64), StoreError> {
+    let mut meta = tx.open_table(META)?;
+    // Above an import's or restore's floor, like every other generation.
+    let generation = next_generation(&meta)?;
+    let change = ChangeRec {
+        text: text.clone(),
+        entities: vec![Entity::Server.key()],
+    };
+    let time = record_generation(tx, generation, now, user, vec![change])?;
+    let touch = TouchRec {
+        time,
+        user: user.to_string(),
+        lines: vec![text],
+    };
+    tx.open_table(TOUCHES)?.insert(
+        (Entity::Server.key().as_str(), generation),
+        encode(&touch)?.as_slice(),
+    )?;
+    meta.set(Meta::Generation, generation)?;
+    meta.set(Meta::ServerGeneration, generation)?;
+    meta.set(Meta::ServingInputs, serving)?;
+    Ok((generation, time))
+}
+
 /// Writes generation `generation`'s time and history record; returns its commit time.
 /// Commit times never go backwards, even if the clock does: Release dates derive from them and
 /// apt ignores a Release older than the one it has.
@@ -1355,6 +1376,56 @@ mod tests {
 
     /// The field limits allow one 2 KB error per node; a record for a large fleet is bounded
     /// as a whole, and umc-admin's `clipped` shares the room among the hosts' errors.
+    /// A changed serving configuration and a key change commit a server generation the same
+    /// way; the key change records the new serving inputs, so a restart does not commit again.
+    #[test]
+    fn serving_changes_and_key_changes_commit_server_generations() {
+        let (_d, s) = store();
+        assert_eq!(s.note_serving_inputs(1, "first", 5).expect("note"), None);
+        s.edit("sh", &[add("a.example.com")], 10, EditOptions::default())
+            .expect("edit");
+        assert_eq!(s.note_serving_inputs(1, "same", 11).expect("note"), None);
+        assert_eq!(s.note_serving_inputs(2, "arch", 12).expect("note"), Some(2));
+        assert_eq!(s.server_generation().expect("server"), 2);
+        let change = KeyChange::Added {
+            fingerprint: "AB12".into(),
+            how: "rotate".into(),
+        };
+        let serving = ServingInputs {
+            fingerprint: 3,
+            description: "keys".into(),
+        };
+        assert_eq!(
+            s.record_key_change("ann", &change, &serving, 13)
+                .expect("key"),
+            3
+        );
+        assert_eq!(s.note_serving_inputs(3, "keys", 14).expect("note"), None);
+        assert_eq!(
+            (
+                s.generation().expect("g"),
+                s.server_generation().expect("s")
+            ),
+            (3, 3)
+        );
+        let log = s.log(Some(&Entity::Server), 10).expect("log");
+        let lines: Vec<(&str, &str)> = log
+            .iter()
+            .map(|e| (e.user.as_str(), e.changes[0].as_str()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (
+                    "ann",
+                    "signing key AB12 added; InRelease is signed by it too"
+                ),
+                ("umcd", "umcd's serving configuration changed: arch"),
+            ]
+        );
+        assert_eq!(s.key_records().expect("keys")["AB12"].added_generation, 3);
+    }
+
     #[test]
     fn errors_keep_their_sources() {
         let e = decode::<u64>("generation 4", b"{").expect_err("truncated");
