@@ -16,7 +16,7 @@ use super::tables::VERSIONS;
 use super::{
     CHANGELOG_LIMIT, ChangeRec, GENERATIONS, META, NODES, NodeRec, Store, StoreError, TASKS,
     TEMPLATES, TIMES, TOUCHES, TaskRec, TouchRec, VARS, decode, encode, load_current, load_model,
-    node_from, node_rec, put_task, task_from,
+    node_from, node_rec, put_task, sync_table, task_from,
 };
 use crate::fleetfile::{ChangeForm, GenerationForm};
 use crate::model::{Entity, Model};
@@ -581,18 +581,35 @@ impl Store {
             }
         }
         {
-            let mut nodes = tx.open_table(NODES)?;
-            for (name, n) in &data.model.nodes {
-                nodes.insert(name.as_str(), encode(&node_rec(n))?.as_slice())?;
-            }
-            let mut tasks = tx.open_table(TASKS)?;
-            for (name, t) in &data.model.tasks {
-                tasks.insert(name.as_str(), encode(&put_task(&tx, t)?)?.as_slice())?;
-            }
-            let mut vars = tx.open_table(VARS)?;
-            for (k, v) in &data.model.vars {
-                vars.insert(k.as_str(), v.as_str())?;
-            }
+            // Into empty tables: every entity is new.
+            let (model, empty) = (&data.model, Model::default());
+            sync_table(
+                &mut tx.open_table(NODES)?,
+                &empty.nodes,
+                &model.nodes,
+                |t, name, n| {
+                    t.insert(name, encode(&node_rec(n))?.as_slice())?;
+                    Ok(())
+                },
+            )?;
+            sync_table(
+                &mut tx.open_table(TASKS)?,
+                &empty.tasks,
+                &model.tasks,
+                |t, name, task| {
+                    t.insert(name, encode(&put_task(&tx, task)?)?.as_slice())?;
+                    Ok(())
+                },
+            )?;
+            sync_table(
+                &mut tx.open_table(VARS)?,
+                &empty.vars,
+                &model.vars,
+                |t, k, v| {
+                    t.insert(k, v.as_str())?;
+                    Ok(())
+                },
+            )?;
             let mut gens = tx.open_table(GENERATIONS)?;
             let mut times = tx.open_table(TIMES)?;
             let mut touches = tx.open_table(TOUCHES)?;

@@ -1160,40 +1160,61 @@ fn commit_changes(
         };
         touches.insert((e.key().as_str(), generation), encode(&touch)?.as_slice())?;
     }
-    let mut nodes = tx.open_table(NODES)?;
-    for name in old.nodes.keys().filter(|n| !model.nodes.contains_key(*n)) {
-        nodes.remove(name.as_str())?;
-    }
-    for (name, node) in &model.nodes {
-        if old.nodes.get(name) != Some(node) {
-            nodes.insert(name.as_str(), encode(&node_rec(node))?.as_slice())?;
-        }
-    }
-    let mut tasks = tx.open_table(TASKS)?;
-    for name in old.tasks.keys().filter(|n| !model.tasks.contains_key(*n)) {
-        tasks.remove(name.as_str())?;
-    }
-    for (name, task) in &model.tasks {
-        if old.tasks.get(name) != Some(task) {
+    sync_table(
+        &mut tx.open_table(NODES)?,
+        &old.nodes,
+        &model.nodes,
+        |t, name, node| {
+            t.insert(name, encode(&node_rec(node))?.as_slice())?;
+            Ok(())
+        },
+    )?;
+    sync_table(
+        &mut tx.open_table(TASKS)?,
+        &old.tasks,
+        &model.tasks,
+        |t, name, task| {
             let rec = match task_recs.get(name) {
                 Some(bytes) => bytes.clone(),
                 None => encode(&put_task(tx, task)?)?,
             };
-            tasks.insert(name.as_str(), rec.as_slice())?;
-        }
-    }
-    let mut vars = tx.open_table(VARS)?;
-    for k in old.vars.keys().filter(|k| !model.vars.contains_key(*k)) {
-        vars.remove(k.as_str())?;
-    }
-    for (k, v) in &model.vars {
-        vars.insert(k.as_str(), v.as_str())?;
-    }
+            t.insert(name, rec.as_slice())?;
+            Ok(())
+        },
+    )?;
+    sync_table(
+        &mut tx.open_table(VARS)?,
+        &old.vars,
+        &model.vars,
+        |t, k, v| {
+            t.insert(k, v.as_str())?;
+            Ok(())
+        },
+    )?;
     let mut meta = tx.open_table(META)?;
     meta.set(Meta::Generation, generation)?;
     meta.set(Meta::VarsGeneration, model.vars_generation)?;
     if server_touched {
         meta.set(Meta::ServerGeneration, generation)?;
+    }
+    Ok(())
+}
+
+/// Makes `table` hold `new` where it held `old`: removes the keys `new` lacks and has `write`
+/// write each entry of `new` that differs from `old`'s (nodes, tasks and global variables).
+fn sync_table<'t, V: redb::Value + 'static, E: PartialEq>(
+    table: &mut redb::Table<'t, &'static str, V>,
+    old: &BTreeMap<String, E>,
+    new: &BTreeMap<String, E>,
+    mut write: impl FnMut(&mut redb::Table<'t, &'static str, V>, &str, &E) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    for name in old.keys().filter(|n| !new.contains_key(*n)) {
+        table.remove(name.as_str())?;
+    }
+    for (name, e) in new {
+        if old.get(name) != Some(e) {
+            write(table, name, e)?;
+        }
     }
     Ok(())
 }
