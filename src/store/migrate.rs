@@ -126,7 +126,7 @@ fn audit_started_1_to_2(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
         rec.insert("started".into(), started.into());
         // What schema 2 reads must decode, or the migration fails and commits nothing.
         let bytes = super::encode(&rec)?;
-        let _: super::AuditRec = super::decode(&what, &bytes)?;
+        let _: super::audit::AuditRec = super::decode(&what, &bytes)?;
         t.insert(id, bytes.as_slice())?;
     }
     Ok(())
