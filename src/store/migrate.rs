@@ -189,7 +189,7 @@ fn move_templates(
             Some(serde_json::Value::String(t)) => t,
             _ => return Err(corrupt("a file has no template")),
         };
-        let hash = super::template_hash(&text);
+        let hash = super::records::template_hash(&text);
         if templates.get(hash.as_slice())?.is_none() {
             templates.insert(hash.as_slice(), text.as_bytes())?;
         }

@@ -1,7 +1,8 @@
 //! The only module that touches redb: typed tables, the schema version, edits as
 //! transactions, and the history index that changelogs and versions derive from.
 //!
-//! Storage records are private serde types here, separate from `model` and `api`.
+//! Storage records are private serde types (`records`), separate from `model` and `api`;
+//! every table is in `tables`, every `meta_v1` key in `meta`.
 
 mod audit;
 mod backup;
@@ -11,6 +12,7 @@ mod history;
 mod keys;
 mod meta;
 mod migrate;
+mod records;
 mod reports;
 mod tables;
 mod users;
@@ -36,17 +38,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use redb::{ReadableTable, TableDefinition};
+use sha2::{Digest, Sha256};
 
 use meta::{Meta, MetaRead, MetaWrite};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use records::{
+    ChangeRec, GenRec, NodeRec, TaskRec, Templates, TouchRec, decode, encode, node_from, node_rec,
+    put_task, task_from,
+};
 use tables::{API_TOKENS, AUDIT, GENERATIONS, META, NODES, TASKS, TEMPLATES, TIMES, TOUCHES, VARS};
 
-use crate::api::{LogEntry, Op, SshTarget};
-use crate::model::{
-    Change, ConffilePolicy, Entity, FileAction, Model, ModelError, Node, PreviousToken, Task,
-    TaskFile, TokenSource,
-};
+use crate::api::{LogEntry, Op};
+use crate::model::{Change, Entity, Model, ModelError, Node, Task, TokenSource};
 
 /// Bump with a migration step in `migrate::run` whenever a table's format changes.
 /// 2: audit records carry `started`.
@@ -159,204 +161,6 @@ impl<E: db::Observe + Into<redb::Error>> From<E> for StoreError {
         e.observe();
         StoreError::Db(e.into())
     }
-}
-
-#[derive(Serialize, Deserialize)]
-struct SshRec {
-    user: String,
-    address: String,
-    port: u16,
-}
-
-#[derive(Serialize, Deserialize)]
-struct NodeRec {
-    vars: BTreeMap<String, String>,
-    tasks: BTreeSet<String>,
-    ssh: Option<SshRec>,
-    token: String,
-    /// During a token rotation (absent in records written before rotations existed, and
-    /// omitted when none is under way, so those records keep their bytes).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    previous_token: Option<PreviousTokenRec>,
-    #[serde(default)]
-    url: Option<String>,
-    /// "keep-local" | "server-wins"
-    #[serde(default)]
-    conffiles: Option<String>,
-    generation: u64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct PreviousTokenRec {
-    token: String,
-    until: u64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct FileRec {
-    path: String,
-    /// sha256 of the template, hex: its key in `templates_v1` (schema 3; the text before).
-    sha256: String,
-    mode: u32,
-    /// ("reload" | "restart", service)
-    action: Option<(String, String)>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct TaskRec {
-    description: String,
-    depends: Vec<String>,
-    removes: BTreeSet<String>,
-    includes: BTreeSet<String>,
-    #[serde(default)]
-    files: Vec<FileRec>,
-    #[serde(default)]
-    dropped: BTreeSet<String>,
-    generation: u64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct ChangeRec {
-    text: String,
-    entities: Vec<String>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct TouchRec {
-    time: i64,
-    user: String,
-    lines: Vec<String>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct GenRec {
-    time: i64,
-    user: String,
-    changes: Vec<ChangeRec>,
-}
-
-fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(v).map_err(StoreError::Encode)
-}
-
-fn decode<T: for<'a> Deserialize<'a>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::corrupt(what, e))
-}
-
-fn node_from(name: &str, r: NodeRec) -> Node {
-    Node {
-        name: name.to_string(),
-        vars: r.vars,
-        tasks: r.tasks,
-        ssh: r.ssh.map(|s| SshTarget {
-            user: s.user,
-            address: s.address,
-            port: s.port,
-        }),
-        token: r.token,
-        previous_token: r.previous_token.map(|p| PreviousToken {
-            token: p.token,
-            until: p.until,
-        }),
-        url: r.url,
-        conffiles: r.conffiles.as_deref().and_then(ConffilePolicy::parse),
-        generation: r.generation,
-    }
-}
-
-fn node_rec(n: &Node) -> NodeRec {
-    NodeRec {
-        vars: n.vars.clone(),
-        tasks: n.tasks.clone(),
-        ssh: n.ssh.as_ref().map(|s| SshRec {
-            user: s.user.clone(),
-            address: s.address.clone(),
-            port: s.port,
-        }),
-        token: n.token.clone(),
-        previous_token: n.previous_token.as_ref().map(|p| PreviousTokenRec {
-            token: p.token.clone(),
-            until: p.until,
-        }),
-        url: n.url.clone(),
-        conffiles: n.conffiles.map(|p| p.as_str().to_string()),
-        generation: n.generation,
-    }
-}
-
-/// The table of templates, as readers pass it to [`task_from`].
-trait Templates: ReadableTable<&'static [u8], &'static [u8]> {}
-impl<T: ReadableTable<&'static [u8], &'static [u8]>> Templates for T {}
-
-fn template_hash(text: &str) -> [u8; 32] {
-    Sha256::digest(text.as_bytes()).into()
-}
-
-/// The task record `r` of task `name`, with its templates read from `templates`.
-fn task_from(name: &str, r: TaskRec, templates: &impl Templates) -> Result<Task, StoreError> {
-    let mut files = BTreeMap::new();
-    for f in r.files {
-        let corrupt = |m: String| StoreError::corrupt(format!("task '{name}' file {}", f.path), m);
-        let key = hex::decode(&f.sha256)
-            .map_err(|e| corrupt(format!("template hash {:?}: {e}", f.sha256)))?;
-        let text = templates
-            .get(key.as_slice())?
-            .ok_or_else(|| corrupt(format!("template {} is missing", f.sha256)))?;
-        let template = String::from_utf8(text.value().to_vec())
-            .map_err(|e| corrupt(format!("template {}: {e}", f.sha256)))?;
-        let action = match f.action {
-            Some((kind, svc)) if kind == "reload" => Some(FileAction::Reload(svc)),
-            Some((_, svc)) => Some(FileAction::Restart(svc)),
-            None => None,
-        };
-        let file = TaskFile {
-            path: f.path,
-            template,
-            mode: f.mode,
-            action,
-        };
-        files.insert(file.path.clone(), file);
-    }
-    Ok(Task {
-        name: name.to_string(),
-        description: r.description,
-        depends: r.depends,
-        removes: r.removes,
-        includes: r.includes,
-        files,
-        dropped: r.dropped,
-        generation: r.generation,
-    })
-}
-
-/// `t`'s record, after writing those of its templates that `templates_v1` lacks.
-fn put_task(tx: &redb::WriteTransaction, t: &Task) -> Result<TaskRec, StoreError> {
-    let mut templates = tx.open_table(TEMPLATES)?;
-    let mut files = Vec::with_capacity(t.files.len());
-    for f in t.files.values() {
-        let hash = template_hash(&f.template);
-        if templates.get(hash.as_slice())?.is_none() {
-            templates.insert(hash.as_slice(), f.template.as_bytes())?;
-        }
-        files.push(FileRec {
-            path: f.path.clone(),
-            sha256: hex::encode(hash),
-            mode: f.mode,
-            action: f.action.as_ref().map(|a| match a {
-                FileAction::Reload(s) => ("reload".to_string(), s.clone()),
-                FileAction::Restart(s) => ("restart".to_string(), s.clone()),
-            }),
-        });
-    }
-    Ok(TaskRec {
-        description: t.description.clone(),
-        depends: t.depends.clone(),
-        removes: t.removes.clone(),
-        includes: t.includes.clone(),
-        files,
-        dropped: t.dropped.clone(),
-        generation: t.generation,
-    })
 }
 
 /// One edit as a package changelog sees it: only the lines that touched that package.
