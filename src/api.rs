@@ -554,8 +554,8 @@ pub struct AuditEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostStatus {
     pub host: String,
-    /// `ok`, `pending`, `failed`, `stale` or `drift`.
-    pub state: String,
+    /// `ok`, `pending`, `failed`, `stale` or `drift` on the wire.
+    pub state: crate::report::State,
     pub package: String,
     /// The version umcd serves the host now, and since when.
     pub published: String,

@@ -214,8 +214,10 @@ pub fn parse(text: &str, now: i64) -> Result<Report, ReportError> {
     Ok(r)
 }
 
-/// How a host stands against the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// How a host stands against the model. On the wire (`api::HostStatus`, the console's
+/// templates, `/metrics` labels) it is its lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum State {
     Ok,
     Pending,
@@ -225,13 +227,15 @@ pub enum State {
 }
 
 impl State {
+    /// Every state, best first: the order the console lists them in.
     pub const ALL: [State; 5] = [
         State::Ok,
         State::Pending,
+        State::Drift,
         State::Failed,
         State::Stale,
-        State::Drift,
     ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             State::Ok => "ok",
@@ -241,22 +245,42 @@ impl State {
             State::Stale => "stale",
         }
     }
-    /// Failed and stale hosts make `umc-admin status` and `check` fail.
+
+    /// Failed and stale hosts make `umc-admin status` fail.
     pub fn is_bad(self) -> bool {
         matches!(self, State::Failed | State::Stale)
     }
+
+    /// Failed, stale and drifting hosts count against `umc-admin check`'s thresholds (a
+    /// pending host is on its way).
+    pub fn needs_action(self) -> bool {
+        matches!(self, State::Failed | State::Stale | State::Drift)
+    }
+
+    /// 0 for the worst: attention lists put failed hosts first, then stale, drifting and
+    /// pending ones.
+    pub fn severity(self) -> u8 {
+        match self {
+            State::Failed => 0,
+            State::Stale => 1,
+            State::Drift => 2,
+            State::Pending => 3,
+            State::Ok => 4,
+        }
+    }
 }
 
-/// Hosts per state name, every state present (for `check` and `/metrics`).
-pub fn count_states<'a>(
-    states: impl IntoIterator<Item = &'a str>,
-) -> BTreeMap<&'static str, usize> {
-    let mut out: BTreeMap<&'static str, usize> =
-        State::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-    for name in states {
-        if let Some(s) = State::ALL.iter().find(|s| s.as_str() == name) {
-            *out.entry(s.as_str()).or_default() += 1;
-        }
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Hosts per state, every state present (for `check`).
+pub fn count_states(states: impl IntoIterator<Item = State>) -> BTreeMap<State, usize> {
+    let mut out: BTreeMap<State, usize> = State::ALL.iter().map(|s| (*s, 0)).collect();
+    for s in states {
+        *out.entry(s).or_default() += 1;
     }
     out
 }
@@ -519,5 +543,20 @@ mod tests {
         assert_eq!(v.last_result.as_deref(), Some("failed: install exited 100"));
         let v = judge("umc-h", "1.7", NOW, None, None, NOW, t);
         assert_eq!((v.state, v.reason.as_str()), (State::Stale, "never seen"));
+    }
+
+    /// `api::HostStatus.state`, the console's CSS classes and `/metrics` labels all carry a
+    /// state as its lowercase name: the JSON is what it was when the state was a string.
+    #[test]
+    fn states_are_their_lowercase_names_on_the_wire() {
+        for s in State::ALL {
+            let json = serde_json::to_string(&s).expect("json");
+            assert_eq!(json, format!("\"{}\"", s.as_str()));
+            assert_eq!(serde_json::from_str::<State>(&json).expect("back"), s);
+            assert_eq!(s.to_string(), s.as_str());
+        }
+        let names: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(names, ["ok", "pending", "drift", "failed", "stale"]);
+        assert!(serde_json::from_str::<State>("\"Failed\"").is_err());
     }
 }

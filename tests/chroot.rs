@@ -12,6 +12,7 @@ use std::process::{Command, Output, Stdio};
 
 use common::sshd::{Sshd, free_port, keygen};
 use common::{Server, UMC_ADMIN, require_tool, show};
+use umc::report::State;
 
 const HOST: &str = "grumpy.example.com";
 
@@ -537,22 +538,22 @@ fn node_reports_drive_status_in_a_real_chroot() {
     let c = Chroot::new();
     enroll(&s, &c);
     let st = host_status(&s);
-    assert_eq!(st.state, "ok", "{st:?}");
+    assert_eq!(st.state, State::Ok, "{st:?}");
     assert_eq!(st.installed.as_deref(), Some(st.published.as_str()));
     assert_eq!(st.last_result.as_deref(), Some("ok"));
 
     // An edit the node has not applied yet: pending, then drift.
     s.admin_ok(&["task", "depend", "tools", "no-such-package-anywhere"]);
-    assert_eq!(host_status(&s).state, "pending");
+    assert_eq!(host_status(&s).state, State::Pending);
     std::thread::sleep(std::time::Duration::from_secs(3));
     let st = host_status(&s);
-    assert_eq!(st.state, "drift", "{st:?}");
+    assert_eq!(st.state, State::Drift, "{st:?}");
 
     // The cycle fails on the unsatisfiable dependency: failed, with apt's error line.
     let out = c.run(&["/usr/sbin/umc-cycle"]);
     assert!(!out.status.success(), "{}", show(&out));
     let st = host_status(&s);
-    assert_eq!(st.state, "failed", "{st:?}");
+    assert_eq!(st.state, State::Failed, "{st:?}");
     assert!(st.reason.starts_with("E: "), "{st:?}");
     assert_eq!(
         st.last_result.as_deref(),
@@ -566,12 +567,12 @@ fn node_reports_drive_status_in_a_real_chroot() {
     // Fixed in the model: the next cycle is ok again.
     s.admin_ok(&["task", "undepend", "tools", "no-such-package-anywhere"]);
     c.cycle();
-    assert_eq!(host_status(&s).state, "ok");
+    assert_eq!(host_status(&s).state, State::Ok);
 
     // Silence: stale once the threshold passes.
     std::thread::sleep(std::time::Duration::from_secs(13));
     let st = host_status(&s);
-    assert_eq!(st.state, "stale", "{st:?}");
+    assert_eq!(st.state, State::Stale, "{st:?}");
 }
 
 /// Primary key fingerprints in a keyring file, as gpg reads it.

@@ -7,6 +7,7 @@ mod common;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{Server, UMC_ADMIN, http, show};
+use umc::report::State;
 
 const A: &str = "web1.example.com";
 const B: &str = "web2.example.com";
@@ -63,7 +64,7 @@ fn status(s: &Server) -> Vec<umc::api::HostStatus> {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)))
 }
 
-fn state_of(s: &Server, host: &str) -> (String, String) {
+fn state_of(s: &Server, host: &str) -> (State, String) {
     let row = status(s).into_iter().find(|r| r.host == host).expect("row");
     (row.state, row.reason)
 }
@@ -72,23 +73,23 @@ fn state_of(s: &Server, host: &str) -> (String, String) {
 fn reports_drive_the_states() {
     let s = fleet("stale_after_secs = 3\ndrift_after_secs = 1\n");
     let (ta, tb) = (s.node_token(A), s.node_token(B));
-    assert_eq!(state_of(&s, A).0, "stale", "never seen");
+    assert_eq!(state_of(&s, A).0, State::Stale, "never seen");
 
     // ok: the published version is installed.
     let v = published(&s, A);
     let r = post(&s, A, A, &ta, report(&v, "0", &[]).as_bytes());
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(state_of(&s, A).0, "ok");
+    assert_eq!(state_of(&s, A).0, State::Ok);
 
     // pending right after an edit, drift once the threshold passes.
     s.admin_ok(&["task", "depend", "web", "less"]);
     let (st, reason) = state_of(&s, A);
-    assert_eq!(st, "pending", "{reason}");
+    assert_eq!(st, State::Pending, "{reason}");
     assert!(reason.contains(&format!("installed {v}")), "{reason}");
     std::thread::sleep(Duration::from_millis(2500));
     let r = post(&s, A, A, &ta, report(&v, "0", &[]).as_bytes());
     assert_eq!(r.status, 200);
-    assert_eq!(state_of(&s, A).0, "drift");
+    assert_eq!(state_of(&s, A).0, State::Drift);
 
     // failed, with apt's error line as the reason.
     let e = "E: Unable to locate package umc-no-such-package";
@@ -101,7 +102,7 @@ fn reports_drive_the_states() {
     );
     assert_eq!(r.status, 200);
     let (st, reason) = state_of(&s, A);
-    assert_eq!((st.as_str(), reason.as_str()), ("failed", e));
+    assert_eq!((st, reason.as_str()), (State::Failed, e));
 
     // The host view lists the recent reports and the tail; exit 7 (a host failed).
     let out = s.admin(&["status", A]);
@@ -139,7 +140,7 @@ fn reports_drive_the_states() {
 
     // stale once nothing is heard for longer than the threshold.
     std::thread::sleep(Duration::from_millis(4500));
-    assert_eq!(state_of(&s, B).0, "stale");
+    assert_eq!(state_of(&s, B).0, State::Stale);
 
     // umcd unreachable: UNKNOWN (3).
     let out = std::process::Command::new(UMC_ADMIN)
@@ -193,7 +194,7 @@ fn bad_reports_are_refused_and_nothing_is_stored() {
     }
     let row = status(&s).into_iter().find(|r| r.host == A).expect("row");
     assert_eq!(row.last_report, None, "nothing was stored");
-    assert_eq!(row.state, "stale");
+    assert_eq!(row.state, State::Stale);
 }
 
 #[test]
@@ -203,7 +204,7 @@ fn passive_signals_without_reports() {
     let get = |path: &str| s.get(&format!("/hosts/{B}/{path}"), Some((B, &tb)), &[]);
     assert_eq!(get("dists/umc/InRelease").status, 200);
     let row = status(&s).into_iter().find(|r| r.host == B).expect("row");
-    assert_eq!(row.state, "pending", "{row:?}");
+    assert_eq!(row.state, State::Pending, "{row:?}");
     assert!(
         row.last_seen.is_some() && row.last_report.is_none(),
         "{row:?}"
@@ -263,7 +264,7 @@ fn reports_are_kept_bounded_and_survive_a_restart() {
     let s2 = Server::start_in_with(&s.data.clone(), &["--config", &conf]);
     let d = detail(&s2);
     assert_eq!(d.reports.len(), 3);
-    assert_eq!(d.status.state, "ok");
+    assert_eq!(d.status.state, State::Ok);
     let mut entries = 0;
     for _ in 0..50 {
         let log: Vec<umc::api::LogEntry> =

@@ -358,7 +358,7 @@ impl App {
                             _ => false,
                         });
                 KeyNodeStatus {
-                    active: h.state != crate::report::State::Stale.as_str(),
+                    active: h.state != crate::report::State::Stale,
                     host: h.host.clone(),
                     installed,
                     needed: needed.clone(),

@@ -330,7 +330,7 @@ fn fleet(app: &App, now: i64) -> Result<Vec<HostStatus>, StoreError> {
         );
         out.push(HostStatus {
             host: node.name.clone(),
-            state: v.state.as_str().to_string(),
+            state: v.state,
             package,
             published,
             published_at,

@@ -9,7 +9,7 @@ use super::term::one_line;
 use super::{CliResult, Failure, print_json, print_table};
 use crate::api::{HostStatus, HostStatusDetail};
 use crate::client::{Client, enc};
-use crate::report::count_states;
+use crate::report::{State, count_states};
 
 /// Exit code of `status`: at least one host is failed or stale.
 pub const EXIT_UNHEALTHY: i32 = 7;
@@ -56,10 +56,7 @@ fn ago(t: Option<i64>, now: i64) -> String {
 }
 
 fn unhealthy(rows: &[HostStatus]) -> CliResult {
-    let bad = rows
-        .iter()
-        .filter(|r| r.state == "failed" || r.state == "stale")
-        .count();
+    let bad = rows.iter().filter(|r| r.state.is_bad()).count();
     if bad > 0 {
         return Err(Failure {
             code: EXIT_UNHEALTHY,
@@ -79,11 +76,7 @@ pub fn run(c: &Client, a: StatusArgs) -> CliResult {
         }
         let s = &d.status;
         outln!("host:       {}", one_line(&s.host));
-        outln!(
-            "state:      {} ({})",
-            one_line(&s.state),
-            one_line(&s.reason)
-        );
+        outln!("state:      {} ({})", s.state, one_line(&s.reason));
         outln!(
             "published:  {} {} (since {})",
             s.package,
@@ -162,7 +155,7 @@ pub fn run(c: &Client, a: StatusArgs) -> CliResult {
         .map(|r| {
             vec![
                 r.host.clone(),
-                r.state.clone(),
+                r.state.to_string(),
                 r.published.clone(),
                 r.installed.clone().unwrap_or_else(|| "-".into()),
                 ago(r.last_seen, now),
@@ -202,11 +195,8 @@ fn check_line(a: &CheckArgs) -> Result<(i32, String), Failure> {
     }
     let c = Client::from_env()?;
     let rows: Vec<HostStatus> = c.get("/status")?;
-    let counts = count_states(rows.iter().map(|r| r.state.as_str()));
-    let bad: Vec<&HostStatus> = rows
-        .iter()
-        .filter(|r| matches!(r.state.as_str(), "failed" | "stale" | "drift"))
-        .collect();
+    let counts = count_states(rows.iter().map(|r| r.state));
+    let bad: Vec<&HostStatus> = rows.iter().filter(|r| r.state.needs_action()).collect();
     let (code, word) = if bad.len() >= a.crit.max(1) {
         (2, "CRITICAL")
     } else if bad.len() >= a.warn.max(1) {
@@ -218,8 +208,8 @@ fn check_line(a: &CheckArgs) -> Result<(i32, String), Failure> {
         format!(
             "{} hosts: {} ok, {} pending",
             rows.len(),
-            counts["ok"],
-            counts["pending"]
+            counts[&State::Ok],
+            counts[&State::Pending]
         )
     } else {
         let named: Vec<String> = bad
@@ -239,10 +229,13 @@ fn check_line(a: &CheckArgs) -> Result<(i32, String), Failure> {
             named.join(", ")
         )
     };
+    // By state name, the order monitoring has always seen them in.
+    let mut counts: Vec<(State, usize)> = counts.into_iter().collect();
+    counts.sort_by_key(|(s, _)| s.as_str());
     let perf: Vec<String> = counts
         .iter()
         .map(|(state, n)| {
-            if matches!(*state, "failed" | "stale" | "drift") {
+            if state.needs_action() {
                 format!("{state}={n};{};{};0;{}", a.warn, a.crit, rows.len())
             } else {
                 format!("{state}={n};;;0;{}", rows.len())

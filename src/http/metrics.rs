@@ -18,6 +18,7 @@ use super::AppState;
 use crate::api::HostStatus;
 use crate::app::blocking;
 use crate::app::metrics::{COUNTED_CACHES, Histogram};
+use crate::report::State as HostState;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -107,26 +108,18 @@ impl Requests {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostGauge {
     pub host: String,
-    /// One of [`HOST_STATES`].
-    pub state: &'static str,
+    pub state: HostState,
     /// Unix seconds of the host's last report.
     pub last_report: Option<i64>,
     /// Whether that report said the run succeeded.
     pub last_success: Option<bool>,
 }
 
-/// Every state `umc_hosts` reports, 0 included.
-pub const HOST_STATES: [&str; 5] = ["ok", "pending", "failed", "stale", "drift"];
-
 /// The fleet as the gauges show it, sorted by host.
 fn fleet_gauges(rows: &[HostStatus]) -> Vec<HostGauge> {
     rows.iter()
         .map(|r| HostGauge {
-            state: crate::report::State::ALL
-                .iter()
-                .map(|s| s.as_str())
-                .find(|s| *s == r.state)
-                .unwrap_or("unknown"),
+            state: r.state,
             last_success: r.last_result.as_deref().map(|x| x == "ok"),
             last_report: r.last_report,
             host: r.host.clone(),
@@ -330,10 +323,11 @@ fn render(state: &AppState, fleet: &[HostGauge]) -> String {
 }
 
 fn write_fleet(o: &mut String, fleet: &[HostGauge]) {
+    // Every state, 0 included, by name.
     let mut states: std::collections::BTreeMap<&str, u64> =
-        HOST_STATES.iter().map(|s| (*s, 0)).collect();
+        HostState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
     for h in fleet {
-        *states.entry(h.state).or_default() += 1;
+        *states.entry(h.state.as_str()).or_default() += 1;
     }
     family(o, "umc_hosts", "gauge", "Hosts by state.");
     for (state, n) in states {
@@ -438,7 +432,7 @@ mod tests {
     fn fleet_labels_are_escaped_and_every_state_is_present() {
         let mut out = String::new();
         write_fleet(&mut out, &[]);
-        for s in HOST_STATES {
+        for s in HostState::ALL {
             assert!(
                 out.contains(&format!("umc_hosts{{state=\"{s}\"}} 0\n")),
                 "{out}"
@@ -449,7 +443,7 @@ mod tests {
             &mut out,
             &[HostGauge {
                 host: "a\\b\"c\nd".into(),
-                state: "failed",
+                state: HostState::Failed,
                 last_report: Some(1_700_000_000),
                 last_success: Some(false),
             }],

@@ -15,6 +15,7 @@ use super::error::ApiError;
 use crate::api::{HostStatus, HostStatusDetail};
 use crate::app::serve::Credential;
 use crate::app::{ErrorKind, blocking};
+use crate::report::State as HostState;
 
 fn text(status: StatusCode, body: String) -> Response {
     (
@@ -88,7 +89,7 @@ pub(super) async fn list(
     let rows = blocking(move || s.app.judge_fleet()).await?;
     Ok(Json(
         rows.iter()
-            .filter(|r| !failing || r.state != "ok")
+            .filter(|r| !failing || r.state != HostState::Ok)
             .cloned()
             .collect(),
     ))

@@ -22,6 +22,7 @@ use crate::app::reads::{FleetView, NodeView};
 use crate::http::AppState;
 use crate::http::Verb::{Get, Post};
 use crate::model::{Entity, Model, normalize_host, task_package};
+use crate::report::State as HostState;
 
 /// This module's templates, by name (registered by [`super::Ui::new`]).
 pub const TEMPLATES: &[(&str, &str)] = &[
@@ -95,7 +96,7 @@ struct NodeForm {
 
 #[derive(Serialize)]
 struct Status {
-    state: String,
+    state: HostState,
     reason: String,
     installed: Option<String>,
     published: String,
@@ -207,7 +208,7 @@ async fn node_page(
         .and_then(|i| fleet.get(i))
         .or_else(|| fleet.iter().find(|r| r.host == host));
     let status_row = row.map(|r| Status {
-        state: r.state.clone(),
+        state: r.state,
         reason: r.reason.clone(),
         installed: r.installed.clone(),
         published: r.published.clone(),
@@ -562,7 +563,7 @@ struct BulkErrors {
 #[derive(Serialize)]
 struct HostPick<'a> {
     host: &'a str,
-    state: &'a str,
+    state: HostState,
     checked: bool,
 }
 
@@ -600,7 +601,7 @@ async fn bulk_page(
         .take(BULK_SHOWN)
         .map(|r| HostPick {
             host: &r.host,
-            state: &r.state,
+            state: r.state,
             checked: chosen.as_ref().is_none_or(|c| c.contains(r.host.as_str())),
         })
         .collect();
@@ -617,7 +618,7 @@ async fn bulk_page(
     page.insert("title", "Bulk assignment");
     page.insert("nav", "bulk");
     page.insert("filter", &filter);
-    page.insert("states", &["ok", "pending", "drift", "failed", "stale"]);
+    page.insert("states", &HostState::ALL);
     page.insert("task_names", &model.tasks.keys().collect::<Vec<_>>());
     page.insert("hosts", &hosts);
     page.insert("matching", &matching.len());

@@ -15,6 +15,7 @@ use crate::app::now;
 use crate::app::reads::FleetView;
 use crate::http::AppState;
 use crate::http::Verb::Get;
+use crate::report::State as HostState;
 
 /// This module's routes (built by [`super::routes`]).
 pub(super) static ROUTES: &[UiRoute] = &[
@@ -24,13 +25,6 @@ pub(super) static ROUTES: &[UiRoute] = &[
 
 /// Rows per page of the nodes list.
 pub const PAGE: usize = 50;
-
-/// States from worst to best: the order attention lists use.
-const SEVERITY: [&str; 5] = ["failed", "stale", "drift", "pending", "ok"];
-
-fn severity(state: &str) -> usize {
-    SEVERITY.iter().position(|s| *s == state).unwrap_or(0)
-}
 
 /// "3 min ago", for a time in the past.
 pub fn ago(now: i64, t: i64) -> String {
@@ -63,14 +57,14 @@ pub fn when(now: i64, t: i64) -> When {
 
 #[derive(Serialize)]
 struct StateCount {
-    state: &'static str,
+    state: HostState,
     count: usize,
 }
 
 #[derive(Serialize)]
 struct Row<'a> {
     host: &'a str,
-    state: &'a str,
+    state: HostState,
     reason: &'a str,
     last_result: Option<&'a str>,
     tasks: Vec<&'a str>,
@@ -140,22 +134,22 @@ async fn dashboard(
         Err(r) => return r,
     };
     let t = now();
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut counts: BTreeMap<HostState, usize> = BTreeMap::new();
     for r in fleet.iter() {
-        *counts.entry(r.state.as_str()).or_default() += 1;
+        *counts.entry(r.state).or_default() += 1;
     }
-    let by_state: Vec<StateCount> = ["ok", "pending", "drift", "failed", "stale"]
+    let by_state: Vec<StateCount> = HostState::ALL
         .into_iter()
         .map(|s| StateCount {
             state: s,
-            count: counts.get(s).copied().unwrap_or(0),
+            count: counts.get(&s).copied().unwrap_or(0),
         })
         .collect();
-    let mut attention: Vec<_> = fleet.iter().filter(|r| r.state != "ok").collect();
+    let mut attention: Vec<_> = fleet.iter().filter(|r| r.state != HostState::Ok).collect();
     let needing = attention.len();
     attention.sort_by(|a, b| {
-        severity(&a.state)
-            .cmp(&severity(&b.state))
+        (a.state.severity())
+            .cmp(&b.state.severity())
             .then_with(|| a.host.cmp(&b.host))
     });
     let attention: Vec<Row> = attention
@@ -189,7 +183,7 @@ async fn dashboard(
 fn row<'a>(model: &'a crate::model::Model, r: &'a crate::api::HostStatus, now: i64) -> Row<'a> {
     Row {
         host: &r.host,
-        state: &r.state,
+        state: r.state,
         reason: &r.reason,
         last_result: r.last_result.as_deref(),
         tasks: model
@@ -255,7 +249,7 @@ impl Filter {
         fleet
             .iter()
             .filter(|r| self.q.is_empty() || r.host.contains(&self.q))
-            .filter(|r| self.state.is_empty() || r.state == self.state)
+            .filter(|r| self.state.is_empty() || r.state.as_str() == self.state)
             .filter(|r| runs_task(&r.host))
             .collect()
     }
@@ -339,7 +333,7 @@ async fn nodes(
     page.insert("pages", &pages);
     page.insert("prev", &(page_no > 1).then(|| link(page_no - 1)));
     page.insert("next", &(page_no < pages).then(|| link(page_no + 1)));
-    page.insert("states", &["ok", "pending", "drift", "failed", "stale"]);
+    page.insert("states", &HostState::ALL);
     page.insert("task_names", &model.tasks.keys().collect::<Vec<_>>());
     page.insert(
         "bulk",
