@@ -132,7 +132,7 @@ fn store_kind(e: &StoreError) -> ErrorKind {
         | StoreError::Invalid(_)
         | StoreError::GenerationsExhausted { .. } => ErrorKind::Invalid,
         StoreError::NotFound(_) => ErrorKind::NotFound,
-        StoreError::Conflict(_) => ErrorKind::Conflict,
+        StoreError::Conflict(_) | StoreError::TokenLimit { .. } => ErrorKind::Conflict,
         StoreError::Unavailable(_) => ErrorKind::Unavailable,
         _ => ErrorKind::Internal,
     }

@@ -256,10 +256,7 @@ async fn caller(
     // The scheme is case-insensitive (RFC 9110, section 11.1).
     let (scheme, credentials) = value.split_once(' ').unwrap_or((value, ""));
     if scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(state
-            .app
-            .store_for_accounts()
-            .api_user(credentials.trim(), now())?);
+        return Ok(state.app.api_user(credentials.trim(), now())?);
     }
     let basic = scheme
         .eq_ignore_ascii_case("basic")
@@ -277,7 +274,7 @@ async fn caller(
         Some((user, pass)) if method == Method::POST && path == "/tokens" => {
             // The same failed-login limits as the console's login form.
             let t = now();
-            let possible = crate::store::check_user_name(&user).is_ok();
+            let possible = crate::app::auth::check_user_name(&user).is_ok();
             if let Err(wait) = state
                 .ui
                 .limiter
@@ -300,7 +297,7 @@ async fn caller(
             let s = state.clone();
             let found = blocking(move || {
                 let _permit = permit;
-                Ok::<_, ApiError>(s.app.store_for_accounts().check_password(&user, &pass)?)
+                Ok::<_, ApiError>(s.app.check_password(&user, &pass)?)
             })
             .await?;
             if let Some(c) = &found {

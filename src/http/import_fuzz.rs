@@ -1035,7 +1035,14 @@ fn run(case: &Case, seen: &mut [u32; 3]) -> Result<(), TestCaseError> {
 
     store.ensure_admin_user("fuzz", now).expect("user");
     store
-        .add_api_token(API_TOKEN, "fuzz", "fuzz", now, None)
+        .add_api_token(
+            API_TOKEN,
+            "fuzz",
+            "fuzz",
+            now,
+            None,
+            crate::app::auth::MAX_TOKENS_PER_USER,
+        )
         .expect("token");
     let config = crate::config::Config {
         architectures: vec!["amd64".into(), "arm64".into()],

@@ -29,10 +29,7 @@ pub use db::Health;
 
 pub use keys::{KeyChange, KeyRecord, ServingInputs};
 
-pub use users::{
-    BOOTSTRAP_LABEL, Caller, MAX_TOKEN_LABEL, MAX_TOKENS_PER_USER, check_token_label,
-    check_user_name, hash_password,
-};
+pub use users::{BOOTSTRAP_LABEL, Caller, PasswordRecord};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -94,12 +91,13 @@ pub enum StoreError {
     /// An edit would need a generation above `u64::MAX`.
     #[error("the generation counter is exhausted (generation {generation}, floor {floor})")]
     GenerationsExhausted { generation: u64, floor: u64 },
-    /// getrandom failed (its error implements `std::error::Error` only with its `std` feature,
-    /// like password_hash's below, so neither is a `#[source]`).
-    #[error("database: no OS random source: {0}")]
-    NoRandom(getrandom::Error),
-    #[error("database: hashing password: {0}")]
-    PasswordHash(argon2::password_hash::Error),
+    /// A user holds as many API tokens as it may (`limit` is `app::auth`'s).
+    #[error("user '{user}' already holds {held} tokens (at most {limit}); revoke one first")]
+    TokenLimit {
+        user: String,
+        held: usize,
+        limit: usize,
+    },
     /// A task names a package no catalog knows (the message carries the suggestions).
     #[error("{0}")]
     UnknownPackage(String),

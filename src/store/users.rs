@@ -35,33 +35,15 @@ pub struct Caller {
     pub role: Role,
 }
 
-/// The longest token label, in bytes.
-pub const MAX_TOKEN_LABEL: usize = 128;
-/// The most API tokens one user may hold (admin.token included).
-pub const MAX_TOKENS_PER_USER: usize = 100;
 /// The label of the token umcd keeps for `<data>/admin.token`; reserved for it.
 pub const BOOTSTRAP_LABEL: &str = "admin.token";
 
-/// A token label: at most [`MAX_TOKEN_LABEL`] bytes, no control characters, not the reserved
-/// [`BOOTSTRAP_LABEL`].
-pub fn check_token_label(label: &str) -> Result<(), StoreError> {
-    if label.len() > MAX_TOKEN_LABEL {
-        return Err(StoreError::Invalid(format!(
-            "token label: {} bytes is longer than {MAX_TOKEN_LABEL}",
-            label.len()
-        )));
-    }
-    if label.chars().any(char::is_control) {
-        return Err(StoreError::Invalid(
-            "token label: control characters are not allowed".into(),
-        ));
-    }
-    if label == BOOTSTRAP_LABEL {
-        return Err(StoreError::Invalid(format!(
-            "token label '{BOOTSTRAP_LABEL}' is reserved for umcd's own admin token"
-        )));
-    }
-    Ok(())
+/// What a password check needs of a user: its role and its argon2id hash (none: no password
+/// set). Hashing and checking are `app::auth`'s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordRecord {
+    pub role: Role,
+    pub hash: Option<String>,
 }
 
 fn token_id(hash: &[u8]) -> String {
@@ -71,55 +53,6 @@ fn token_id(hash: &[u8]) -> String {
 fn role_of(name: &str, r: &UserRec) -> Result<Role, StoreError> {
     Role::parse(&r.role)
         .ok_or_else(|| StoreError::corrupt(format!("user {name}"), format!("role '{}'", r.role)))
-}
-
-/// A user name: 1 to 64 of `[a-z0-9._-]`, starting with a letter or digit.
-pub fn check_user_name(name: &str) -> Result<(), StoreError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid(format!(
-            "user name '{name}': use 1 to 64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit"
-        )))
-    }
-}
-
-/// argon2id with the crate's defaults (RFC 9106 / OWASP: m=19 MiB, t=2, p=1) and a random salt.
-pub fn hash_password(password: &str) -> Result<String, StoreError> {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(StoreError::NoRandom)?;
-    let salt = SaltString::encode_b64(&salt).map_err(StoreError::PasswordHash)?;
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(StoreError::PasswordHash)
-}
-
-/// A hash of a random password with the same parameters as real ones, made once.
-fn dummy_hash() -> &'static str {
-    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| {
-        hash_password(&crate::store::random_token()).unwrap_or_else(|_| {
-            // Without OS randomness no password can be set either; any valid PHC string works.
-            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$0000000000000000000000000000000000000000000".into()
-        })
-    })
-}
-
-fn verify_password(hash: &str, password: &str) -> bool {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
-    PasswordHash::new(hash).is_ok_and(|h| {
-        argon2::Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
 }
 
 impl Store {
@@ -149,9 +82,8 @@ impl Store {
         Ok(())
     }
 
-    /// Adds a user; `hash` comes from [`hash_password`].
+    /// Adds a user; `hash` is its argon2id hash (`app::auth` checks the name and hashes).
     pub fn add_user(&self, name: &str, role: Role, hash: &str, now: i64) -> Result<(), StoreError> {
-        check_user_name(name)?;
         let tx = self.db.begin_write()?;
         {
             let mut t = tx.open_table(USERS)?;
@@ -218,29 +150,18 @@ impl Store {
         Ok(out)
     }
 
-    /// The user `name` if `password` is its password (argon2id; slow by design: call it off
-    /// the async runtime).
-    pub fn check_password(&self, name: &str, password: &str) -> Result<Option<Caller>, StoreError> {
+    /// The role and password hash of user `name`, or none when it does not exist.
+    pub fn password_record(&self, name: &str) -> Result<Option<PasswordRecord>, StoreError> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(USERS)?;
         let Some(v) = t.get(name)? else {
-            // Spend the same time as a wrong password, so a login's timing does not tell
-            // which user names exist.
-            verify_password(dummy_hash(), password);
             return Ok(None);
         };
         let r: UserRec = decode(&format!("user {name}"), v.value())?;
-        match &r.hash {
-            Some(h) if verify_password(h, password) => Ok(Some(Caller {
-                name: name.to_string(),
-                role: role_of(name, &r)?,
-            })),
-            Some(_) => Ok(None),
-            None => {
-                verify_password(dummy_hash(), password);
-                Ok(None)
-            }
-        }
+        Ok(Some(PasswordRecord {
+            role: role_of(name, &r)?,
+            hash: r.hash,
+        }))
     }
 
     /// The role of user `name`, or none when it does not exist (any more).
@@ -254,11 +175,12 @@ impl Store {
         Ok(Some(role_of(name, &r)?))
     }
 
-    /// Registers `token` (stored hashed) for `user`, labelled `name` (see
-    /// [`check_token_label`]); refused when the user holds [`MAX_TOKENS_PER_USER`] unexpired
-    /// tokens already. The user's expired tokens are removed in the same transaction: they
-    /// can never work again, and kept they would let a user grow the table without bound
-    /// (create a token that expires in a day, wait, repeat).
+    /// Registers `token` (stored hashed) for `user`, labelled `name`; refused
+    /// ([`StoreError::TokenLimit`]) when the user holds `limit` unexpired tokens already,
+    /// checked in the same transaction (`app::auth` checks the label and sets the limit).
+    /// The user's expired tokens are removed in that transaction: they can never work again,
+    /// and kept they would let a user grow the table without bound (create a token that
+    /// expires in a day, wait, repeat).
     pub fn add_api_token(
         &self,
         token: &str,
@@ -266,8 +188,8 @@ impl Store {
         name: &str,
         now: i64,
         expires: Option<i64>,
+        limit: usize,
     ) -> Result<TokenInfo, StoreError> {
-        check_token_label(name)?;
         let hash = token_hash(token);
         let tx = self.db.begin_write()?;
         {
@@ -298,10 +220,12 @@ impl Store {
                     held += 1;
                 }
             }
-            if held >= MAX_TOKENS_PER_USER {
-                return Err(StoreError::Conflict(format!(
-                    "user '{user}' already holds {held} tokens (at most {MAX_TOKENS_PER_USER}); revoke one first"
-                )));
+            if held >= limit {
+                return Err(StoreError::TokenLimit {
+                    user: user.to_string(),
+                    held,
+                    limit,
+                });
             }
             t.insert(hash.as_slice(), user)?;
             drop(t);
@@ -479,23 +403,31 @@ fn remove_tokens_where(
 mod tests {
     use super::*;
 
+    /// What `app::auth` stores for a password (the store never hashes).
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$0000000000000000000000000000000000000000000";
+    const LIMIT: usize = 100;
+
     #[test]
     fn tokens_expire_revoke_and_die_with_their_user() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Store::open(&dir.path().join("umc.redb")).expect("open");
-        let h = hash_password("pw").expect("hash");
-        assert!(h.starts_with("$argon2id$"), "{h}");
-        s.add_user("v", Role::Viewer, &h, 1).expect("add");
-        assert!(s.check_password("v", "pw").expect("check").is_some());
-        assert!(s.check_password("v", "nope").expect("check").is_none());
+        s.add_user("v", Role::Viewer, HASH, 1).expect("add");
+        let r = s.password_record("v").expect("read").expect("user");
+        assert_eq!((r.role, r.hash.as_deref()), (Role::Viewer, Some(HASH)));
+        assert!(s.password_record("w").expect("read").is_none());
+        assert!(matches!(
+            s.add_user("v", Role::Admin, HASH, 2),
+            Err(StoreError::Conflict(_))
+        ));
         let t = s
-            .add_api_token("tok", "v", "x", 1, Some(100))
+            .add_api_token("tok", "v", "x", 1, Some(100), LIMIT)
             .expect("token");
         let caller = s.api_user("tok", 99).expect("lookup").expect("valid");
         assert_eq!(caller.role, Role::Viewer);
         assert!(s.api_user("tok", 100).expect("lookup").is_none(), "expired");
         assert!(s.revoke_token(&t.id, Some("other")).is_err(), "not theirs");
-        s.add_api_token("tok2", "v", "y", 1, None).expect("token");
+        s.add_api_token("tok2", "v", "y", 1, None, LIMIT)
+            .expect("token");
         s.remove_user("v").expect("rm");
         assert!(s.api_user("tok2", 2).expect("lookup").is_none());
         assert!(s.tokens(None).expect("list").is_empty());
@@ -511,7 +443,7 @@ mod tests {
                 .expect("boot")
                 .is_empty()
         );
-        s.add_api_token("ci", "admin", "ci-token", 2, None)
+        s.add_api_token("ci", "admin", "ci-token", 2, None, LIMIT)
             .expect("token");
         // The same file again (a plain restart) revokes nothing.
         assert!(
@@ -528,30 +460,30 @@ mod tests {
         assert!(s.api_user("boot1", 5).expect("lookup").is_none());
         assert!(s.api_user("boot2", 5).expect("lookup").is_some());
         assert!(s.api_user("ci", 5).expect("lookup").is_some());
-        assert!(matches!(
-            s.add_api_token("x", "admin", BOOTSTRAP_LABEL, 6, None),
-            Err(StoreError::Invalid(_))
-        ));
     }
 
     #[test]
-    fn token_labels_and_counts_are_bounded() {
+    fn a_user_holds_at_most_the_limit_of_tokens() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Store::open(&dir.path().join("umc.redb")).expect("open");
-        let long = "x".repeat(MAX_TOKEN_LABEL + 1);
-        assert!(s.add_api_token("a", "v", &long, 1, None).is_err());
-        assert!(s.add_api_token("a", "v", "bad\u{1b}[2J", 1, None).is_err());
-        assert!(s.tokens(None).expect("list").is_empty(), "nothing stored");
-        for i in 0..MAX_TOKENS_PER_USER {
-            s.add_api_token(&format!("t{i}"), "v", "ok", 1, None)
+        for i in 0..3 {
+            s.add_api_token(&format!("t{i}"), "v", "ok", 1, None, 3)
                 .expect("token");
         }
-        assert!(matches!(
-            s.add_api_token("one-more", "v", "ok", 1, None),
-            Err(StoreError::Conflict(_))
-        ));
+        let e = s.add_api_token("one-more", "v", "ok", 1, None, 3);
+        assert!(
+            matches!(
+                e,
+                Err(StoreError::TokenLimit {
+                    held: 3,
+                    limit: 3,
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
         // Another user has its own allowance.
-        s.add_api_token("w1", "w", "ok", 1, None).expect("token");
+        s.add_api_token("w1", "w", "ok", 1, None, 3).expect("token");
     }
 
     /// Security issue 13: expired tokens do not count toward the cap; they are removed when
@@ -561,26 +493,29 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Store::open(&dir.path().join("umc.redb")).expect("open");
         s.ensure_admin_user("v", 1).expect("user");
-        for i in 0..MAX_TOKENS_PER_USER - 1 {
-            s.add_api_token(&format!("t{i}"), "v", "ok", 1, Some(100))
+        for i in 0..LIMIT - 1 {
+            s.add_api_token(&format!("t{i}"), "v", "ok", 1, Some(100), LIMIT)
                 .expect("token");
         }
         // One that never expires, and one that expires at 200.
-        s.add_api_token("keep", "v", "ok", 1, None).expect("token");
+        s.add_api_token("keep", "v", "ok", 1, None, LIMIT)
+            .expect("token");
         assert!(matches!(
-            s.add_api_token("late", "v", "ok", 99, Some(200)),
-            Err(StoreError::Conflict(_))
+            s.add_api_token("late", "v", "ok", 99, Some(200), LIMIT),
+            Err(StoreError::TokenLimit { .. })
         ));
         // At 100 the first 99 have expired: they no longer count, and are gone.
-        s.add_api_token("late", "v", "ok", 100, Some(200))
+        s.add_api_token("late", "v", "ok", 100, Some(200), LIMIT)
             .expect("expired tokens do not count");
         let held = s.tokens(Some("v")).expect("list");
         assert_eq!(held.len(), 2, "{held:?}");
         assert!(s.api_user("keep", 150).expect("lookup").is_some());
         assert!(s.api_user("late", 150).expect("lookup").is_some());
         // Another user's expired tokens are not this add's business.
-        s.add_api_token("w", "w", "ok", 1, Some(2)).expect("token");
-        s.add_api_token("v2", "v", "ok", 300, None).expect("token");
+        s.add_api_token("w", "w", "ok", 1, Some(2), LIMIT)
+            .expect("token");
+        s.add_api_token("v2", "v", "ok", 300, None, LIMIT)
+            .expect("token");
         assert_eq!(s.tokens(Some("w")).expect("list").len(), 1);
         assert_eq!(
             s.tokens(Some("v")).expect("list").len(),

@@ -320,7 +320,7 @@ async fn require_session(State(state): State<Arc<AppState>>, req: Request, next:
     };
     let st = state.clone();
     let user = session.user.clone();
-    let role = match blocking(move || Ok(st.app.store_for_accounts().user_role(&user)?)).await {
+    let role = match blocking(move || st.app.user_role(&user)).await {
         Ok(Some(r)) => r,
         Ok(None) => {
             state.ui.sessions.remove_user(&session.user);
@@ -674,7 +674,7 @@ async fn login(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let t = now();
     // A name that cannot exist is answered like a wrong password, without argon2, and counts
     // against the address only (its text never reaches the limiter's map or the log).
-    let possible = crate::store::check_user_name(&user).is_ok();
+    let possible = crate::app::auth::check_user_name(&user).is_ok();
     if let Err(wait) = state
         .ui
         .limiter
@@ -704,7 +704,7 @@ async fn login(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let u = user.clone();
     let checked = blocking(move || {
         let _permit = permit;
-        Ok(st.app.store_for_accounts().check_password(&u, &password)?)
+        st.app.check_password(&u, &password)
     })
     .await;
     let caller = match checked {
