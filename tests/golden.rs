@@ -20,9 +20,10 @@ use umc::api::Op;
 use umc::deb::{self, Package};
 use umc::model::ConffilePolicy;
 use umc::nodefiles::Serving;
+use umc::repo::HostData;
 use umc::repo::{self, Archive};
 use umc::sign::SigningKeys;
-use umc::store::{EditOptions, HostData, Store};
+use umc::store::{EditOptions, Store};
 
 /// 2023-11-14 22:13:20 UTC.
 const T0: i64 = 1_700_000_000;

@@ -8,11 +8,11 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+use super::HostData;
 use super::{FORMAT, RepoError, SIGNATURE_BACKDATE, packages_index, pool_path, release_body};
 use crate::compress::{self, GzipOs};
 use crate::deb::{self, ChangelogEntry, DataFile, Package};
 use crate::sign::SigningKeys;
-use crate::store::HostData;
 
 /// Bytes plus their SHA-256, the unit everything is served and cached as.
 #[derive(Debug, Clone)]

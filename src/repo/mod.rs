@@ -23,7 +23,7 @@ pub use archive::{
 };
 pub use index::packages_index;
 pub use release::{LAST_DATE, date_time, release_body, release_date};
-pub use view::packages;
+pub use view::{CHANGELOG_LIMIT, HistoryItem, HostData, packages};
 
 /// Packaging format. Part of every version (`<FORMAT>.<generation>`) so that a umcd release
 /// that changes what the same model renders to can move every version forward.
@@ -77,6 +77,26 @@ pub enum RepoError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The renderers read what `HostData` holds and nothing else: no file of `repo` names the
+    /// store (which fills `HostData`), so the arrow points one way.
+    #[test]
+    fn repo_does_not_depend_on_the_store() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/repo");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).expect("src/repo") {
+            let path = entry.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("read");
+            let code = text.split("#[cfg(test)]").next().unwrap_or(&text);
+            assert!(
+                !code.contains("crate::store") && !code.contains("use crate::{store"),
+                "{} uses the store",
+                path.display()
+            );
+            checked += 1;
+        }
+        assert!(checked >= 5, "{checked} files");
+    }
 
     #[test]
     fn pool_paths() {

@@ -4,10 +4,43 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{MAINTAINER, RepoError, version};
 use crate::deb::{ChangelogEntry, DataFile, Package};
-use crate::model::{self, Entity, Task, closure_of};
+use crate::model::{self, Entity, Node, Task, closure_of};
 use crate::nodefiles::{self, NODE_PACKAGE, Serving};
-use crate::store::{CHANGELOG_LIMIT, HistoryItem, HostData};
 use crate::template::{HostContext, Template};
+
+/// How many edits a package changelog carries at most.
+pub const CHANGELOG_LIMIT: usize = 30;
+
+/// One edit as a package changelog sees it: only the lines that touched that package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryItem {
+    pub generation: u64,
+    pub time: i64,
+    pub user: String,
+    pub lines: Vec<String>,
+}
+
+/// Everything needed to render one host's repository, read in one transaction (`Store::host_data`).
+#[derive(Debug, Clone)]
+pub struct HostData {
+    /// The model generation the read saw.
+    pub generation: u64,
+    pub node: Node,
+    /// The closure of the node's tasks, sorted by name.
+    pub tasks: Vec<Task>,
+    /// Changelog of each package input (the node and each task), newest first.
+    pub history: BTreeMap<Entity, Vec<HistoryItem>>,
+    /// Global variables and the newest generation that changed them.
+    pub vars: BTreeMap<String, String>,
+    pub vars_generation: u64,
+    /// Newest generation at which umcd's serving inputs changed (keys, `umc-node`'s files).
+    pub server_generation: u64,
+    /// Commit time of the newest generation among the view's inputs: the Release `Date`.
+    pub date: i64,
+    /// Another generation was committed in the same second as the one `date` comes from, so a
+    /// client's `If-Modified-Since` equal to `date` does not prove it saw this view.
+    pub date_ambiguous: bool,
+}
 
 /// The packages host `data.node` sees: `umc-<host>`, `umc-node` and one `umc-task-<t>` per
 /// task in the closure of its assignments, sorted by name, with task files rendered for this

@@ -14,12 +14,13 @@ use serde::{Deserialize, Serialize};
 use super::meta::{Meta, MetaRead, MetaWrite};
 use super::tables::VERSIONS;
 use super::{
-    CHANGELOG_LIMIT, ChangeRec, GENERATIONS, META, NODES, NodeRec, Store, StoreError, TASKS,
-    TEMPLATES, TIMES, TOUCHES, TaskRec, TouchRec, VARS, decode, encode, load_current, load_model,
-    node_from, node_rec, put_task, sync_table, task_from,
+    ChangeRec, GENERATIONS, META, NODES, NodeRec, Store, StoreError, TASKS, TEMPLATES, TIMES,
+    TOUCHES, TaskRec, TouchRec, VARS, decode, encode, load_current, load_model, node_from,
+    node_rec, put_task, sync_table, task_from,
 };
 use crate::fleetfile::{ChangeForm, GenerationForm};
 use crate::model::{Entity, Model};
+use crate::repo::CHANGELOG_LIMIT;
 
 #[derive(Serialize, Deserialize)]
 pub(super) enum VersionRec {

@@ -45,15 +45,13 @@ use records::{
 use tables::{API_TOKENS, AUDIT, GENERATIONS, META, NODES, TASKS, TEMPLATES, TIMES, TOUCHES, VARS};
 
 use crate::api::{LogEntry, Op};
-use crate::model::{Change, Entity, Model, ModelError, Node, Task, TokenSource};
+use crate::model::{Change, Entity, Model, ModelError, Node, TokenSource};
+use crate::repo::{CHANGELOG_LIMIT, HistoryItem, HostData};
 
 /// Bump with a migration step in `migrate::run` whenever a table's format changes.
 /// 2: audit records carry `started`.
 /// 3: task files name their templates by sha256 (`templates_v1`) instead of holding them.
 pub const SCHEMA_VERSION: u64 = 3;
-
-/// How many edits a package changelog carries at most.
-pub const CHANGELOG_LIMIT: usize = 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -161,15 +159,6 @@ impl<E: db::Observe + Into<redb::Error>> From<E> for StoreError {
     }
 }
 
-/// One edit as a package changelog sees it: only the lines that touched that package.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryItem {
-    pub generation: u64,
-    pub time: i64,
-    pub user: String,
-    pub lines: Vec<String>,
-}
-
 /// How [`Store::edit`] edits, besides its ops.
 #[derive(Debug, Clone, Default)]
 pub struct EditOptions {
@@ -196,28 +185,6 @@ pub struct EditOutcome {
     pub changes: Vec<Change>,
     /// Catalog warnings: version constraints no catalog version satisfies, forced names.
     pub warnings: Vec<String>,
-}
-
-/// Everything needed to render one host's repository, read in one transaction.
-#[derive(Debug, Clone)]
-pub struct HostData {
-    /// The model generation the read saw.
-    pub generation: u64,
-    pub node: Node,
-    /// The closure of the node's tasks, sorted by name.
-    pub tasks: Vec<Task>,
-    /// Changelog of each package input (the node and each task), newest first.
-    pub history: BTreeMap<Entity, Vec<HistoryItem>>,
-    /// Global variables and the newest generation that changed them.
-    pub vars: BTreeMap<String, String>,
-    pub vars_generation: u64,
-    /// Newest generation at which umcd's serving inputs changed (keys, `umc-node`'s files).
-    pub server_generation: u64,
-    /// Commit time of the newest generation among the view's inputs: the Release `Date`.
-    pub date: i64,
-    /// Another generation was committed in the same second as the one `date` comes from, so a
-    /// client's `If-Modified-Since` equal to `date` does not prove it saw this view.
-    pub date_ambiguous: bool,
 }
 
 /// Hands out the given tokens to the nodes an edit creates, in order (rollback and apply

@@ -198,7 +198,7 @@ impl Store {
     /// and the model history rollback and diff rebuild, see `history::sweep`) and `audit_keep`
     /// fleet-command records, and forgets reports and signals of hosts that are no longer in
     /// the model. Package changelogs are not affected: each current package keeps the
-    /// [`super::CHANGELOG_LIMIT`] entries it shows. Returns rows removed.
+    /// [`crate::repo::CHANGELOG_LIMIT`] entries it shows. Returns rows removed.
     pub fn prune(&self, log_keep: usize, audit_keep: usize) -> Result<u64, StoreError> {
         let tx = self.db.begin_write()?;
         let mut removed = 0u64;
