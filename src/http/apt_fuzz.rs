@@ -7,22 +7,12 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use base64::Engine as _;
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence};
+use proptest::test_runner::Config;
 
 use super::{AptPath, basic_credentials, parse};
 
 fn config() -> Config {
-    let cases = std::env::var("UMC_FUZZ_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(10_000);
-    Config {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/fuzz/regressions/apt.txt",
-        ))),
-        ..Config::default()
-    }
+    crate::http::fuzz_config("UMC_FUZZ_CASES", 10_000, "tests/fuzz/regressions/apt.txt")
 }
 
 const PATHS: &str = include_str!("../../tests/fuzz/seeds/apt-paths.txt");

@@ -31,7 +31,7 @@ use base64::Engine as _;
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
-use proptest::test_runner::{Config, FileFailurePersistence};
+use proptest::test_runner::Config;
 use tower::ServiceExt as _;
 
 use super::{ApiError, AppState, router};
@@ -43,20 +43,16 @@ use crate::sign::SigningKeys;
 use crate::store::{Export, Store};
 
 fn config() -> Config {
-    let cases = std::env::var("UMC_FUZZ_IMPORT_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(300);
     Config {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/fuzz/regressions/import.txt",
-        ))),
         // Each case costs a database and a few dozen requests: shrink long enough to get a
         // readable case, and no longer.
         max_shrink_iters: 2048,
         max_shrink_time: 180_000,
-        ..Config::default()
+        ..crate::http::fuzz_config(
+            "UMC_FUZZ_IMPORT_CASES",
+            300,
+            "tests/fuzz/regressions/import.txt",
+        )
     }
 }
 

@@ -11,6 +11,21 @@ mod error;
 mod fleet;
 #[cfg(test)]
 mod import_fuzz;
+
+/// The proptest configuration of the in-crate fuzzers: `cases` unless the environment variable
+/// `var` says otherwise, failures kept in `regressions` (a path from the crate root).
+#[cfg(test)]
+fn fuzz_config(var: &str, cases: u32, regressions: &'static str) -> proptest::test_runner::Config {
+    use proptest::test_runner::{Config, FileFailurePersistence};
+    Config {
+        cases: std::env::var(var)
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(cases),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(regressions))),
+        ..Config::default()
+    }
+}
 mod keys;
 mod metrics;
 mod public;
