@@ -124,7 +124,7 @@ fn log(s: &Server) -> String {
 /// default) and must raise it itself.
 #[test]
 fn held_connections_do_not_starve_nodes() {
-    const HEADER_SECS: u64 = 6;
+    const HEADER_SECS: u64 = 10;
     const IDLE: usize = 2000;
     const PREFACE: usize = 200;
     let hard = raise_own_limit();
@@ -156,17 +156,22 @@ fn held_connections_do_not_starve_nodes() {
     let to = addr(&s);
     let rt = runtime();
     let started = Instant::now();
+    // Each socket is timed from its own connect: on a loaded 2-core CI machine opening 2,200 of
+    // them has taken longer than the header deadline itself.
+    let held = |from: Ipv4Addr, preface: bool| {
+        let mut c = connect_from(&rt, from, to);
+        if preface {
+            c.write_all(b"PRI * HTTP/2.0\r\n").expect("half preface");
+        }
+        (Instant::now(), c)
+    };
     // 2,000 sockets that send nothing, 200 from each of 127.0.0.2..=127.0.0.11.
-    let mut idle: Vec<TcpStream> = (0..IDLE)
-        .map(|i| connect_from(&rt, Ipv4Addr::new(127, 0, 0, 2 + (i / 200) as u8), to))
+    let mut idle: Vec<(Instant, TcpStream)> = (0..IDLE)
+        .map(|i| held(Ipv4Addr::new(127, 0, 0, 2 + (i / 200) as u8), false))
         .collect();
     // 200 holding the first 16 of the 24 bytes of the HTTP/2 preface.
-    let mut preface: Vec<TcpStream> = (0..PREFACE)
-        .map(|_| {
-            let mut c = connect_from(&rt, Ipv4Addr::new(127, 0, 0, 12), to);
-            c.write_all(b"PRI * HTTP/2.0\r\n").expect("half preface");
-            c
-        })
+    let mut preface: Vec<(Instant, TcpStream)> = (0..PREFACE)
+        .map(|_| held(Ipv4Addr::new(127, 0, 0, 12), true))
         .collect();
     let opened = started.elapsed();
     // A login form announced at 60,000 bytes, dripped one byte every 2 s.
@@ -214,20 +219,32 @@ fn held_connections_do_not_starve_nodes() {
         slowest[1] = slowest[1].max(t.elapsed());
     }
     let checked = started.elapsed();
-    // ...and they were answered while the attackers were still connected.
-    let early = idle.iter().filter(|c| closed_now(c)).count();
+    // ...and they were answered while more sockets were held than the soft limit umcd started
+    // with; none of them closed before its own deadline.
+    let now = Instant::now();
+    let mut still_held = 0;
+    for (at, c) in &idle {
+        if closed_now(c) {
+            let age = now.duration_since(*at);
+            assert!(
+                age >= Duration::from_secs(HEADER_SECS) - Duration::from_millis(100),
+                "an idle socket was closed {age:?} after its connect, before the header deadline"
+            );
+        } else {
+            still_held += 1;
+        }
+    }
     eprintln!(
         "opened {} sockets in {opened:?}; slowest InRelease {:?}, /healthz {:?}; checks done \
-         {checked:?} after the first connect",
+         {checked:?} after the first connect with {still_held} silent sockets still held",
         IDLE + PREFACE,
         slowest[0],
         slowest[1]
     );
     assert!(
-        checked < Duration::from_secs(HEADER_SECS),
-        "the checks must run within the header deadline (took {checked:?})"
+        still_held > 1024,
+        "the checks must run while more than 1,024 sockets are held (only {still_held} were)"
     );
-    assert_eq!(early, 0, "no idle socket may be closed before its deadline");
     for (what, took) in [("InRelease", slowest[0]), ("/healthz", slowest[1])] {
         assert!(
             took < Duration::from_secs(1),
@@ -235,23 +252,26 @@ fn held_connections_do_not_starve_nodes() {
         );
     }
 
-    // The server closes every one of them by the header deadline (bounded wait): the half
-    // prefaces at once (not HTTP/1.1), the silent ones when the deadline passes.
-    let until = started + Duration::from_secs(HEADER_SECS + 8);
-    let closed = |socks: &mut [TcpStream]| {
-        let at: Vec<Instant> = socks
+    // The server closes every one of them by its deadline (bounded wait): the half prefaces
+    // at once (not HTTP/1.1), the silent ones when the deadline passes.
+    let until = Instant::now() + Duration::from_secs(HEADER_SECS + 8);
+    let closed = |socks: &mut [(Instant, TcpStream)]| {
+        let ages: Vec<Duration> = socks
             .iter_mut()
-            .map(|c| wait_closed(c, until).expect("umcd must close a held socket"))
+            .map(|(at, c)| {
+                let gone = wait_closed(c, until).expect("umcd must close a held socket");
+                gone.duration_since(*at)
+            })
             .collect();
-        let first = at.iter().min().expect("sockets").duration_since(started);
-        let last = at.iter().max().expect("sockets").duration_since(started);
+        let first = *ages.iter().min().expect("sockets");
+        let last = *ages.iter().max().expect("sockets");
         (first, last)
     };
     let (pre_first, pre_last) = closed(&mut preface);
     let (first, last) = closed(&mut idle);
     eprintln!(
-        "after the first connect, umcd closed the half prefaces between {pre_first:?} and \
-         {pre_last:?}, the silent sockets between {first:?} and {last:?} (header deadline \
+        "counted from each socket's connect, umcd closed the half prefaces after {pre_first:?} \
+         to {pre_last:?}, the silent sockets after {first:?} to {last:?} (header deadline \
          {HEADER_SECS} s)"
     );
     assert!(first >= Duration::from_secs(HEADER_SECS) - Duration::from_millis(100));
