@@ -48,6 +48,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const LOG_EVERY: Duration = Duration::from_secs(10);
 /// Pause after a failed accept (EMFILE and friends), instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// hyper's read buffer limit. A request head larger than this is refused with 431, but hyper
+/// checks the limit only between reads and one read may add up to the limit again, so a head
+/// of up to twice this can still parse: hyper's default (~408 KiB) let a 500 KB header through
+/// now and then. No client of umcd sends more than a few KiB of head.
+const MAX_BUFFER: usize = 64 << 10;
 
 /// The connection limits, from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +105,7 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .keep_alive(true)
+        .max_buf_size(MAX_BUFFER)
         .pipeline_flush(true);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
