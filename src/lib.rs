@@ -23,3 +23,6 @@ pub mod sign;
 pub mod ssh;
 pub mod store;
 pub mod template;
+
+#[cfg(test)]
+mod testing;

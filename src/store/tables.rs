@@ -133,33 +133,19 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
-
-    /// Every `.rs` file under `dir`, recursively.
-    fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).expect("read_dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                sources(&path, out);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                out.push(path);
-            }
-        }
-    }
+    use crate::testing::{rust_files, shown, src};
 
     /// The Architecture Invariant "only `store` touches redb", and this file as the one list
     /// of tables: no source outside `src/store/` names redb, and no file but this one defines
     /// a table (so `ALL`, which `Store::open` creates and a snapshot copies, cannot miss one).
     #[test]
     fn only_the_store_names_redb_and_only_this_file_defines_tables() {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut files = Vec::new();
-        sources(&src, &mut files);
+        let files = rust_files(&src());
         assert!(files.len() > 20, "found {} sources", files.len());
-        let store = src.join("store");
+        let store = src().join("store");
         for f in files {
             let text = std::fs::read_to_string(&f).expect("read");
-            let shown = f.strip_prefix(&src).unwrap_or(&f).display().to_string();
+            let shown = shown(&f);
             if !f.starts_with(&store) {
                 assert!(
                     !text.contains("redb::") && !text.contains("use redb"),
