@@ -98,6 +98,76 @@ mod tests {
         assert!(checked >= 5, "{checked} files");
     }
 
+    /// The Architecture Invariant "`repo`, `deb`, `compress` and `model` do no IO and read no
+    /// clock": their code names no file, network, process, environment, clock, database or
+    /// layer above them. (`model` reaches `sandbox` for template renders, by design.)
+    #[test]
+    fn renderers_do_no_io_and_read_no_clock() {
+        use crate::testing::{non_test_code, rust_files, shown, src};
+        const IO_OR_CLOCK: &[&str] = &[
+            "fs::",
+            "File::open",
+            "File::create",
+            "OpenOptions",
+            "std::net",
+            "TcpStream",
+            "std::env",
+            "env::var",
+            "std::process",
+            "Command::new",
+            "io::stdin",
+            "io::stdout",
+            "io::stderr",
+            "print!",
+            "println!",
+            "SystemTime::now",
+            "Instant::now",
+            "Utc::now",
+            "tokio",
+            "ureq",
+            "redb",
+            "crate::store",
+            "crate::app",
+            "crate::http",
+        ];
+        let mut checked = 0;
+        for part in ["repo", "deb", "compress.rs", "model"] {
+            for f in rust_files(&src().join(part)) {
+                let code = non_test_code(&f);
+                for word in IO_OR_CLOCK {
+                    assert!(!code.contains(word), "{} names {word}", shown(&f));
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 15, "{checked} files");
+    }
+
+    /// The Architecture Invariant "nothing iterates a HashMap into output" (its order changes
+    /// from run to run, and apt would see different bytes): no code names a hash map or set
+    /// but two states that are never written out, the per-source connection counts and the
+    /// console's sessions and login limiter. A new one needs a reason here.
+    #[test]
+    fn nothing_but_connection_and_session_state_uses_a_hash_map() {
+        use crate::testing::{non_test_code, rust_files, shown, src};
+        const ALLOWED: &[&str] = &["http/server.rs", "http/ui/session.rs"];
+        let files = rust_files(&src());
+        assert!(files.len() > 50, "{} files", files.len());
+        for f in files {
+            let code = non_test_code(&f);
+            let path = shown(&f);
+            let named = ["HashMap", "HashSet", "hash_map", "hash_set", "RandomState"]
+                .into_iter()
+                .find(|w| code.contains(w));
+            if let Some(word) = named {
+                assert!(
+                    ALLOWED.contains(&path.as_str()),
+                    "{path} names {word}: build output from BTreeMap/BTreeSet or sorted vectors"
+                );
+            }
+        }
+    }
+
     #[test]
     fn pool_paths() {
         assert_eq!(

@@ -588,7 +588,8 @@ fn same_base(base: Option<u64>, current: u64) -> Result<(), StoreError> {
 }
 
 /// The generation an edit commits next: one above the newest, and above the floor that an
-/// import or restore sets (see [`Store::set_generation_floor`]).
+/// import or a new database beside an existing signing key sets (see
+/// [`Store::set_generation_floor`]).
 pub(super) fn next_generation(
     meta: &impl ReadableTable<&'static str, u64>,
 ) -> Result<u64, StoreError> {
@@ -1054,10 +1055,17 @@ mod tests {
         s.set_generation_floor(500)
             .expect("a lower floor changes nothing");
         assert_eq!(
-            s.edit("sh", &[add("b.example.com")], 11, EditOptions::default())
+            s.edit("sh", &[add("b.example.com")], 10, EditOptions::default())
                 .expect("edit")
                 .generation,
             1_001
+        );
+        // Generation 1, not the absent 1_000, is the one before: it shares the second, so
+        // b's Release date does not earn a 304.
+        let b = s.host_data("b.example.com").expect("read").expect("host");
+        assert!(
+            b.date_ambiguous,
+            "the generation before the gap shares its second"
         );
         assert_eq!(
             s.edit("sh", &[add("c.example.com")], 12, EditOptions::default())
@@ -1110,6 +1118,8 @@ mod tests {
         let data = s.host_data("a.example.com").expect("read").expect("host");
         assert_eq!(data.server_generation, g);
         assert_eq!(data.date, 1_700_000_000);
+        // Nodes may have seen this date from an edit the restore lost: never a 304 on it.
+        assert!(data.date_ambiguous, "a resync's date is ambiguous");
         // The next edit continues above it.
         assert_eq!(
             s.edit("sh", &[add("c.example.com")], 12, EditOptions::default())
@@ -1117,6 +1127,156 @@ mod tests {
                 .generation,
             g + 1
         );
+    }
+
+    /// The Architecture Invariant "recording a fleet command or a node report moves no version
+    /// and no Release date", down to a report that ends a token rotation.
+    #[test]
+    fn recording_a_command_or_a_report_moves_no_version_and_no_date() {
+        let (_d, s) = store();
+        let host = "a.example.com";
+        s.edit("sh", &[add(host)], 10, EditOptions::default())
+            .expect("edit");
+        let rotate = Op::NodeTokenRotate {
+            host: host.into(),
+            force: false,
+        };
+        let g = s
+            .edit("sh", &[rotate], 11, EditOptions::default())
+            .expect("rotate")
+            .generation;
+        let seen = |s: &Store| {
+            let d = s.host_data(host).expect("read").expect("host");
+            let versions = (d.generation, d.node.generation, d.server_generation);
+            (
+                s.generation().expect("generation"),
+                versions,
+                d.date,
+                d.date_ambiguous,
+            )
+        };
+        let before = seen(&s);
+        let command = crate::api::AuditRequest {
+            targets: vec!["all".into()],
+            command: "uptime".into(),
+            results: vec![crate::api::RunResult {
+                host: host.into(),
+                exit: Some(0),
+                signal: None,
+                duration_ms: 5,
+                error: None,
+            }],
+        };
+        s.record_audit("op", &command, 50).expect("audit");
+        assert_eq!(seen(&s), before, "a fleet command moved something");
+        let token = s.node(host).expect("read").expect("node").token;
+        let ended = s
+            .add_reports(
+                &[IncomingReport {
+                    host: host.into(),
+                    received: 60,
+                    text: report(&repo_version(g)),
+                    current_token: Some(token_hash(&token)),
+                }],
+                10,
+            )
+            .expect("report");
+        assert_eq!(ended, [host], "the report ends the rotation");
+        assert_eq!(seen(&s), before, "a report moved something");
+    }
+
+    /// The Architecture Invariant "the cost of a request depends on the host's own view, never
+    /// on fleet size": `host_data` decodes the node, its task closure and at most
+    /// `CHANGELOG_LIMIT` changelog rows per entity. Every other record is made unreadable
+    /// here, so a read that decoded more (another node, another task, the whole model, an
+    /// older changelog row) would fail.
+    #[test]
+    fn a_host_view_decodes_nothing_outside_it() {
+        let (_d, s) = store();
+        let task = |t: &str| Op::TaskAdd {
+            task: t.into(),
+            description: None,
+        };
+        let assign = |h: &str, t: &str| Op::Assign {
+            host: h.into(),
+            tasks: vec![t.into()],
+        };
+        let include = Op::TaskInclude {
+            task: "web".into(),
+            subtasks: vec!["base".into()],
+        };
+        let ops = [
+            add("a.example.com"),
+            add("b.example.com"),
+            task("web"),
+            task("base"),
+            task("db"),
+            include,
+            assign("a.example.com", "web"),
+            assign("b.example.com", "db"),
+        ];
+        s.edit("sh", &ops, 10, EditOptions::default())
+            .expect("setup");
+        let extra = 3;
+        for i in 0..CHANGELOG_LIMIT + extra {
+            let depend = |t: &str| Op::TaskDepend {
+                task: t.into(),
+                relations: vec![format!("pkg-{t}-{i}")],
+            };
+            s.edit(
+                "sh",
+                &[depend("web"), depend("db")],
+                11 + i as i64,
+                EditOptions::default(),
+            )
+            .expect("edit");
+        }
+        let want = s.host_data("a.example.com").expect("read").expect("host");
+
+        let tx = s.db.begin_write().expect("write");
+        {
+            let junk: &[u8] = b"{";
+            tx.open_table(NODES)
+                .expect("nodes")
+                .insert("b.example.com", junk)
+                .expect("node");
+            tx.open_table(TASKS)
+                .expect("tasks")
+                .insert("db", junk)
+                .expect("task");
+            let mut touches = tx.open_table(TOUCHES).expect("touches");
+            for (entity, keep) in [
+                (Entity::Node("b.example.com".into()), 0),
+                (Entity::Task("db".into()), 0),
+                (Entity::Task("web".into()), CHANGELOG_LIMIT),
+            ] {
+                let key = entity.key();
+                let rows: Vec<u64> = touches
+                    .range((key.as_str(), 0)..=(key.as_str(), u64::MAX))
+                    .expect("range")
+                    .map(|row| row.expect("row").0.value().1)
+                    .collect();
+                assert!(rows.len() > keep, "{key}: {} rows", rows.len());
+                for g in &rows[..rows.len() - keep] {
+                    touches.insert((key.as_str(), *g), junk).expect("touch");
+                }
+            }
+        }
+        tx.commit().expect("commit");
+        assert!(s.model().is_err(), "the damage is real");
+
+        let got = s
+            .host_data("a.example.com")
+            .expect("reads only a's view")
+            .expect("host");
+        let names = |d: &HostData| d.tasks.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&got), ["base", "web"]);
+        assert_eq!(got.history, want.history);
+        assert_eq!(
+            got.history[&Entity::Task("web".into())].len(),
+            CHANGELOG_LIMIT
+        );
+        assert_eq!((got.date, got.generation), (want.date, want.generation));
     }
 
     fn report(node_version: &str) -> String {
@@ -1532,6 +1692,37 @@ mod tests {
                 .files
                 .contains_key("/etc/issue")
         );
+    }
+
+    /// The Architecture Invariant "a rejected edit writes nothing": a batch with one bad op
+    /// (here a duplicate node after a good one, then a template that does not render) leaves
+    /// the model, the generation and the log as they were.
+    #[test]
+    fn a_rejected_edit_writes_nothing() {
+        let (_d, s) = store();
+        templated(&s, &[], &[("/etc/motd", "{{ host.fqdn }}\n")]);
+        let log = || format!("{:?}", s.log(None, 100).expect("log"));
+        let before = (s.model().expect("model"), log());
+        for (ops, want) in [
+            (
+                vec![add("b.example.com"), add("a.example.com")],
+                "already exists",
+            ),
+            (
+                vec![
+                    add("b.example.com"),
+                    file_add("web", "/etc/bad", "{{ vars.missing }}"),
+                ],
+                "/etc/bad",
+            ),
+        ] {
+            let e = s
+                .edit("sh", &ops, 40, EditOptions::default())
+                .expect_err("rejected");
+            assert!(e.to_string().contains(want), "{e}");
+            assert_eq!(s.model().expect("model"), before.0, "{want}");
+            assert_eq!(log(), before.1, "{want}");
+        }
     }
 
     #[test]
