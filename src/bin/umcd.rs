@@ -28,8 +28,8 @@ struct Args {
     /// Data directory: database, signing key, admin token [default: ./umc-data]
     #[arg(long, env = "UMC_DATA", global = true)]
     data_dir: Option<PathBuf>,
-    /// TOML configuration file (keys: listen, data_dir, architectures, cache_mib, max_body_kib);
-    /// flags and environment override it
+    /// TOML configuration file; every key is optional (contrib/umcd.toml lists and explains
+    /// each); flags and environment override it
     #[arg(long, env = "UMC_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// Without a command, umcd serves

@@ -1,11 +1,9 @@
 //! `umc-admin`: edits the model through umcd's admin API. One file per subcommand.
 //!
-//! Exit codes: 0 success, 1 the server rejected the request (invalid input, conflict, unknown
-//! name), 2 usage error, 3 umcd unreachable or the token was refused, 4 server error; fleet
-//! commands also 5 (a host exited non-zero), 6 (a host did not run the command), 130 (Ctrl-C);
-//! `status` 7 (a host is failed or stale); `check` the Nagios codes 0/1/2/3. Output goes through
-//! [`term`]: remote text is cleaned of terminal controls, and a closed stdout ends output
-//! quietly.
+//! Exit codes mean something (a [`Failure`] carries one); they are listed for users in
+//! [`Cli`]'s `after_help`, which `umc-admin --help` prints, and in README's table. Output goes
+//! through [`term`]: remote text is cleaned of terminal controls, and a closed stdout ends
+//! output quietly.
 
 /// `println!` for umc-admin: the line is cleaned ([`term::clean`]), and a closed stdout is
 /// not a panic.

@@ -27,8 +27,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use md5::{Digest, Md5};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::compress::{self, GzipOs};
 
@@ -138,12 +137,6 @@ pub struct BuiltDeb {
 }
 
 impl BuiltDeb {
-    /// Lowercase hex MD5 of [`BuiltDeb::bytes`] (the `MD5sum` index field).
-    #[must_use]
-    pub fn md5_hex(&self) -> String {
-        hex::encode(Md5::digest(&self.bytes))
-    }
-
     /// Lowercase hex SHA-256 of [`BuiltDeb::bytes`] (the `SHA256` index field).
     #[must_use]
     pub fn sha256_hex(&self) -> String {

@@ -87,12 +87,15 @@ fn parse(rest: &str) -> Option<AptPath> {
 }
 
 pub(super) fn unauthorized() -> Response<Body> {
-    Response::builder()
-        .status(StatusCode::UNAUTHORIZED)
-        .header(header::WWW_AUTHENTICATE, "Basic realm=\"umc\"")
-        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Body::from("unauthorized\n"))
-        .unwrap_or_default()
+    (
+        StatusCode::UNAUTHORIZED,
+        [
+            (header::WWW_AUTHENTICATE, "Basic realm=\"umc\""),
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+        ],
+        Body::from("unauthorized\n"),
+    )
+        .into_response()
 }
 
 fn not_found() -> Response<Body> {
@@ -205,7 +208,7 @@ async fn serve(
             if let Some(v) = p
                 .rsplit('/')
                 .next()
-                .and_then(|f| f.strip_prefix(&format!("{}_", archive_host_package(&host))))
+                .and_then(|f| f.strip_prefix(&format!("{}_", crate::model::host_package(&host))))
                 .and_then(|f| f.strip_suffix("_all.deb"))
             {
                 let v = v.replace("%3a", ":");
@@ -261,10 +264,6 @@ async fn serve(
     conditional::respond(&method, &headers, resource)
 }
 
-fn archive_host_package(host: &str) -> String {
-    crate::model::host_package(host)
-}
-
 /// `GET /hosts/<h>/bootstrap`, already authenticated as `host`.
 async fn bootstrap(state: Arc<AppState>, host: String) -> Response<Body> {
     let node = match state.app.node(&host).await {
@@ -277,18 +276,22 @@ async fn bootstrap(state: Arc<AppState>, host: String) -> Response<Body> {
             "echo 'umc: node {0} has no URL yet; run: umc-admin node enroll {0} --url <URL nodes reach umcd at>' >&2; exit 1\n",
             node.name
         );
-        return Response::builder()
-            .status(StatusCode::CONFLICT)
-            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-            .body(Body::from(msg))
-            .unwrap_or_default();
+        return (
+            StatusCode::CONFLICT,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            msg,
+        )
+            .into_response();
     };
     let script = crate::nodefiles::bootstrap_script(&node, url, &state.app.keys().keyring_gpg);
-    Response::builder()
-        .header(header::CONTENT_TYPE, "text/x-shellscript; charset=utf-8")
-        .header(header::CACHE_CONTROL, "no-store")
-        .body(Body::from(script))
-        .unwrap_or_default()
+    (
+        [
+            (header::CONTENT_TYPE, "text/x-shellscript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        script,
+    )
+        .into_response()
 }
 
 #[cfg(test)]

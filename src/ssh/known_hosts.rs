@@ -70,10 +70,6 @@ impl HostKeys {
         Ok((user, own))
     }
 
-    pub fn own_file(&self) -> &Path {
-        &self.own
-    }
-
     /// Every key the files record for `address:port`, in file order.
     fn recorded(&self, address: &str, port: u16) -> Result<Vec<Recorded>, SshError> {
         let mut out = Vec::new();
