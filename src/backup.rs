@@ -333,7 +333,7 @@ fn restore_into(input: impl Read, data: &Path, now: i64) -> Result<Restored> {
     let reason = format!(
         "umcd restored a backup taken at generation {} ({}); every package moves above what nodes may have seen",
         manifest.generation,
-        crate::repo::release_date(manifest.taken_at),
+        crate::time::release_date(manifest.taken_at),
     );
     let generation = store
         .resync("umcd", &reason, now)

@@ -23,6 +23,7 @@ pub mod sign;
 pub mod ssh;
 pub mod store;
 pub mod template;
+pub mod time;
 
 #[cfg(test)]
 mod testing;

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::time::{Units, span};
+
 /// The first line of every report.
 pub const FORMAT_LINE: &str = "Format: umc-report/1";
 /// Longest accepted line (a tail line of apt output is cut by the node before this).
@@ -315,19 +317,6 @@ pub struct Verdict {
     pub reason: String,
 }
 
-fn ago(secs: i64) -> String {
-    let secs = secs.max(0);
-    if secs < 120 {
-        format!("{secs} s")
-    } else if secs < 7200 {
-        format!("{} min", secs / 60)
-    } else if secs < 172_800 {
-        format!("{} h", secs / 3600)
-    } else {
-        format!("{} days", secs / 86_400)
-    }
-}
-
 /// Judges one host. `package` is its `umc-<host>` package, published at `version` since
 /// `published_at`; `last` is its newest report and when umcd received it.
 pub fn judge(
@@ -367,7 +356,10 @@ pub fn judge(
         Some(t_seen) if now - t_seen > t.stale_after => {
             return verdict(
                 State::Stale,
-                format!("no report or apt request for {}", ago(now - t_seen)),
+                format!(
+                    "no report or apt request for {}",
+                    span(now - t_seen, Units::Long)
+                ),
             );
         }
         Some(_) => {}
@@ -393,12 +385,18 @@ pub fn judge(
     if behind > t.drift_after {
         verdict(
             State::Drift,
-            format!("{have}, published {version} {} ago", ago(behind)),
+            format!(
+                "{have}, published {version} {} ago",
+                span(behind, Units::Long)
+            ),
         )
     } else {
         verdict(
             State::Pending,
-            format!("{have}, published {version} {} ago", ago(behind)),
+            format!(
+                "{have}, published {version} {} ago",
+                span(behind, Units::Long)
+            ),
         )
     }
 }

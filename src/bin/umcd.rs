@@ -128,7 +128,7 @@ fn restore(file: &Path, data: &Path) -> Result<()> {
         file.display(),
         data.display(),
         m.generation,
-        umc::repo::release_date(m.taken_at),
+        umc::time::release_date(m.taken_at),
         m.schema,
     );
     for f in &r.files {

@@ -154,9 +154,7 @@ impl Release {
         match self.valid_until {
             Some(t) if t < now => Err(CatalogError::BadRelease(format!(
                 "expired: Valid-Until is {}",
-                httpdate::fmt_http_date(
-                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64)
-                )
+                crate::time::http_date(t)
             ))),
             _ => Ok(()),
         }

@@ -79,7 +79,7 @@ pub fn run(c: &Client, a: BackupArgs) -> CliResult {
         "wrote {} ({written} bytes): generation {} ({}), database schema {}, files {}",
         file.display(),
         manifest.generation,
-        crate::repo::release_date(manifest.generation_time),
+        crate::time::release_date(manifest.generation_time),
         manifest.schema,
         manifest.files.join(", "),
     );

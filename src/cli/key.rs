@@ -153,7 +153,7 @@ fn print_keys(keys: &[KeyInfo]) {
             vec![
                 k.fingerprint.clone(),
                 k.algorithm.clone(),
-                crate::repo::release_date(k.created),
+                crate::time::release_date(k.created),
                 k.node_version.clone().unwrap_or_else(|| "any".into()),
                 k.user_id.clone(),
             ]

@@ -94,7 +94,7 @@ pub(crate) fn edit_lines(e: &LogEntry) -> Vec<String> {
     let mut out = vec![format!(
         "generation {}  {}  {}",
         e.generation,
-        crate::repo::release_date(e.time),
+        crate::time::release_date(e.time),
         one_line(&e.user)
     )];
     out.extend(e.changes.iter().map(|c| format!("  * {}", one_line(c))));
@@ -110,7 +110,7 @@ fn print_run(r: &AuditEntry) {
     outln!(
         "run {}  {}  {}  on {} ({} of {} hosts succeeded, as reported by the client)",
         r.id,
-        crate::repo::release_date(r.time),
+        crate::time::release_date(r.time),
         one_line(&r.user),
         targets.join(" "),
         ok,

@@ -10,6 +10,7 @@ use super::{CliResult, Failure, print_json, print_table};
 use crate::api::{HostStatus, HostStatusDetail};
 use crate::client::{Client, enc};
 use crate::report::{State, count_states};
+use crate::time::{self, Units};
 
 /// Exit code of `status`: at least one host is failed or stale.
 pub const EXIT_UNHEALTHY: i32 = 7;
@@ -42,17 +43,9 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// "3 min ago", or "never".
 fn ago(t: Option<i64>, now: i64) -> String {
-    let Some(t) = t else {
-        return "never".into();
-    };
-    let s = (now - t).max(0);
-    match s {
-        0..120 => format!("{s} s ago"),
-        120..7200 => format!("{} min ago", s / 60),
-        7200..172_800 => format!("{} h ago", s / 3600),
-        _ => format!("{} days ago", s / 86_400),
-    }
+    t.map_or_else(|| "never".into(), |t| time::ago(now, t, Units::Long))
 }
 
 fn unhealthy(rows: &[HostStatus]) -> CliResult {

@@ -120,7 +120,7 @@ fn new_password(name: &str) -> Result<String, Failure> {
 }
 
 fn date(t: i64) -> String {
-    crate::repo::release_date(t)
+    crate::time::release_date(t)
 }
 
 pub fn run_user(c: &Client, cmd: UserCmd) -> CliResult {

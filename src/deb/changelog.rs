@@ -2,9 +2,9 @@
 //! rules its entries follow.
 
 use std::fmt::Write as _;
-use std::time::{Duration, UNIX_EPOCH};
 
 use super::{DebError, Package, check_version, has_control};
+use crate::time::rfc2822;
 
 /// Distribution written in every changelog stanza.
 pub const CHANGELOG_DISTRIBUTION: &str = "umc";
@@ -13,8 +13,6 @@ pub const CHANGELOG_DISTRIBUTION: &str = "umc";
 pub const CHANGELOG_MAIL_DOMAIN: &str = "umc.invalid";
 /// Longest changelog line before a bullet is wrapped.
 const CHANGELOG_WIDTH: usize = 80;
-/// The last second a four-digit-year date can name (9999-12-31 23:59:59 UTC).
-pub const LAST_DATE: i64 = 253_402_300_799;
 
 /// One stanza of the package's Debian changelog.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -174,35 +172,9 @@ fn wrap_bullet(out: &mut String, text: &str) {
     out.push('\n');
 }
 
-/// RFC 2822 date in UTC (`Wed, 25 Nov 2026 18:00:00 +0000`), or `None`
-/// outside the years 1970 to 9999, which `httpdate` cannot write.
-pub(super) fn rfc2822(time_unix: i64) -> Option<String> {
-    let secs = u64::try_from(time_unix)
-        .ok()
-        .filter(|_| time_unix <= LAST_DATE)?;
-    let http = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs));
-    Some(http.replace("GMT", "+0000"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc2822_dates_and_range() {
-        for (t, date) in [
-            (0, "Thu, 01 Jan 1970 00:00:00 +0000"),
-            (1_795_629_600, "Wed, 25 Nov 2026 18:00:00 +0000"),
-            (951_782_400, "Tue, 29 Feb 2000 00:00:00 +0000"),
-            (LAST_DATE, "Fri, 31 Dec 9999 23:59:59 +0000"),
-        ] {
-            assert_eq!(rfc2822(t).as_deref(), Some(date), "at {t}");
-        }
-        // httpdate panics past 9999 and cannot go before 1970: the guard answers None.
-        for t in [-1, i64::MIN, LAST_DATE + 1, i64::MAX] {
-            assert_eq!(rfc2822(t), None, "at {t}");
-        }
-    }
 
     #[test]
     fn wrapping_keeps_lines_short() {

@@ -1,7 +1,7 @@
 //! The DEP-5 copyright file every package ships (`/usr/share/doc/<name>/copyright`).
 
 use super::Package;
-use super::changelog::rfc2822;
+use crate::time::rfc2822;
 
 /// The DEP-5 copyright file shipped in the package. The copyright year is
 /// that of [`Package::mtime`] (lintian wants a notice with a year).

@@ -38,8 +38,8 @@ mod copyright;
 mod tar;
 
 pub use changelog::{
-    CHANGELOG_DISTRIBUTION, CHANGELOG_MAIL_DOMAIN, ChangelogEntry, LAST_DATE, changelog_path,
-    changelog_text, check_changelog_line, check_changelog_user,
+    CHANGELOG_DISTRIBUTION, CHANGELOG_MAIL_DOMAIN, ChangelogEntry, changelog_path, changelog_text,
+    check_changelog_line, check_changelog_user,
 };
 pub use control::control_stanza;
 pub use copyright::copyright_text;

@@ -29,10 +29,6 @@ pub struct Resource {
     pub cache_control: &'static str,
 }
 
-fn http_date(unix: i64) -> String {
-    httpdate::fmt_http_date(crate::repo::date_time(unix))
-}
-
 fn parse_date(v: &HeaderValue) -> Option<i64> {
     let t = httpdate::parse_http_date(v.to_str().ok()?).ok()?;
     Some(t.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs() as i64)
@@ -84,7 +80,7 @@ pub fn respond(method: &Method, req: &HeaderMap, r: Resource) -> Response<Body> 
         .header(header::CACHE_CONTROL, r.cache_control)
         .header(header::ACCEPT_RANGES, "bytes");
     if let Some(lm) = r.last_modified {
-        builder = builder.header(header::LAST_MODIFIED, http_date(lm));
+        builder = builder.header(header::LAST_MODIFIED, crate::time::http_date(lm));
     }
 
     let not_modified = if let Some(inm) = req.get(header::IF_NONE_MATCH) {

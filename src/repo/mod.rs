@@ -22,7 +22,7 @@ pub use archive::{
     Archive, Artifact, DebArtifact, archive_key, build_archive, build_deb, package_key,
 };
 pub use index::packages_index;
-pub use release::{LAST_DATE, date_time, release_body, release_date};
+pub use release::release_body;
 pub use view::{CHANGELOG_LIMIT, HistoryItem, HostData, packages};
 
 /// Packaging format. Part of every version (`<FORMAT>.<generation>`) so that a umcd release

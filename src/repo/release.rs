@@ -1,23 +1,9 @@
-//! The `Release` body and the dates Debian archives write.
+//! The `Release` body.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{Artifact, COMPONENT, LABEL, ORIGIN, SUITE};
-
-pub use crate::deb::LAST_DATE;
-
-/// `unix` as a `SystemTime` clamped to 1970..=9999, the range RFC 1123 dates (and `httpdate`,
-/// which panics beyond it) can write. Stored times are checked on the way in; this keeps every
-/// date written from a stored time total even so.
-pub fn date_time(unix: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(unix.clamp(0, LAST_DATE) as u64)
-}
-
-/// RFC 1123 date as Debian archives write it (`Sat, 09 Nov 2024 10:00:00 UTC`).
-pub fn release_date(unix: i64) -> String {
-    httpdate::fmt_http_date(date_time(unix)).replace("GMT", "UTC")
-}
+use crate::time::release_date;
 
 /// The Release body: the archive's fields, then each of `indexes` (the files of every
 /// `main/binary-<arch>/` directory, by name) under each architecture, in the configuration's
@@ -48,16 +34,6 @@ pub fn release_body(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_are_total() {
-        // httpdate panics past the year 9999; a stored time out there must print, not panic
-        // (review finding 9: `umc-admin log` exited 101 on an imported far-future time).
-        assert_eq!(release_date(i64::MAX), "Fri, 31 Dec 9999 23:59:59 UTC");
-        assert_eq!(release_date(400_000_000_000), release_date(LAST_DATE));
-        assert_eq!(release_date(i64::MIN), "Thu, 01 Jan 1970 00:00:00 UTC");
-        assert_eq!(release_date(1), "Thu, 01 Jan 1970 00:00:01 UTC");
-    }
 
     #[test]
     fn release_renders_exactly() {

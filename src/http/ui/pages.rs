@@ -26,32 +26,17 @@ pub(super) static ROUTES: &[UiRoute] = &[
 /// Rows per page of the nodes list.
 pub const PAGE: usize = 50;
 
-/// "3 min ago", for a time in the past.
-pub fn ago(now: i64, t: i64) -> String {
-    let d = (now - t).max(0);
-    match d {
-        0..=59 => format!("{d} s ago"),
-        60..=3599 => format!("{} min ago", d / 60),
-        3600..=86_399 => format!("{} h ago", d / 3600),
-        _ => format!("{} d ago", d / 86_400),
-    }
-}
-
-/// The full UTC time, for a `title` next to [`ago`].
-pub fn utc(t: i64) -> String {
-    httpdate::fmt_http_date(crate::repo::date_time(t))
-}
-
 #[derive(Serialize)]
 pub struct When {
     pub ago: String,
     pub utc: String,
 }
 
+/// `t` for a `<time>`: "3 min ago", with the full date for its `title`.
 pub fn when(now: i64, t: i64) -> When {
     When {
-        ago: ago(now, t),
-        utc: utc(t),
+        ago: crate::time::ago(now, t, crate::time::Units::Short),
+        utc: crate::time::http_date(t),
     }
 }
 
@@ -349,21 +334,6 @@ async fn nodes(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_is_total() {
-        assert_eq!(utc(400_000_000_000), "Fri, 31 Dec 9999 23:59:59 GMT");
-        assert_eq!(utc(-5), "Thu, 01 Jan 1970 00:00:00 GMT");
-    }
-
-    #[test]
-    fn ago_reads_well() {
-        assert_eq!(ago(100, 100), "0 s ago");
-        assert_eq!(ago(200, 100), "1 min ago");
-        assert_eq!(ago(100 + 7200, 100), "2 h ago");
-        assert_eq!(ago(100 + 3 * 86_400, 100), "3 d ago");
-        assert_eq!(ago(0, 100), "0 s ago", "future times clamp");
-    }
 
     #[test]
     fn filter_round_trips_through_the_query() {
