@@ -5,10 +5,24 @@
 //!
 //! Everything it serves is in the binary: templates, CSS and the small script (no CDN; fleets
 //! sit behind firewalls). The script only enhances: every page works without it.
+//!
+//! One module per URL family, each with its route table and its template: `dashboard` (`/ui/`),
+//! `nodes` (`/ui/nodes`), `node` (`/ui/nodes/{host}…`), `bulk` (`/ui/bulk…`), `history`,
+//! `tasks` (`/ui/tasks`), `task` (`/ui/tasks/{name}…`), `task_file`
+//! (`/ui/tasks/{name}/file…`), `catalog` (`/ui/catalog…`) and `login` (`/ui/login`,
+//! `/ui/logout`). `common` holds what they share; this module, what runs before any of them.
 
+mod bulk;
+mod catalog;
+mod common;
+mod dashboard;
+mod history;
+mod login;
+mod node;
 mod nodes;
-mod pages;
 mod session;
+mod task;
+mod task_file;
 mod tasks;
 
 use std::net::{IpAddr, SocketAddr};
@@ -22,14 +36,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use bytes::Bytes;
-use serde::Serialize;
 
 use super::{AppState, Verb};
-use crate::api::{Op, Role};
 use crate::app::now;
-use crate::app::{AppError, ErrorKind};
-use crate::store::{Caller, EditOutcome};
 
+pub use common::encode;
+use common::{Ctx, blocking, error_page, form_value};
 use session::{Limiter, Sessions};
 
 const COOKIE: &str = "umc_session";
@@ -46,18 +58,27 @@ pub struct Ui {
     pub limiter: Limiter,
     /// The dashboard's latest changes, per generation (a bulk edit's record holds thousands
     /// of lines; decoding them on every view would cost more than the rest of the page).
-    recent: std::sync::Mutex<Option<(u64, Arc<Vec<pages::Recent>>)>>,
+    recent: std::sync::Mutex<Option<(u64, Arc<Vec<dashboard::Recent>>)>>,
     /// Password checks running at once (argon2id takes 19 MiB and a core's time each).
     password_checks: Arc<tokio::sync::Semaphore>,
 }
 
-/// Every page template, by name.
+/// Every page template, by name: the layout and the error page, then each page module's
+/// (`TEMPLATE`).
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("templates/base.html")),
-    ("login.html", include_str!("templates/login.html")),
     ("error.html", include_str!("templates/error.html")),
-    ("dashboard.html", include_str!("templates/dashboard.html")),
-    ("nodes.html", include_str!("templates/nodes.html")),
+    login::TEMPLATE,
+    dashboard::TEMPLATE,
+    nodes::TEMPLATE,
+    node::TEMPLATE,
+    bulk::TEMPLATE,
+    bulk::CONFIRM_TEMPLATE,
+    history::TEMPLATE,
+    tasks::TEMPLATE,
+    task::TEMPLATE,
+    task_file::TEMPLATE,
+    catalog::TEMPLATE,
 ];
 
 impl Ui {
@@ -65,14 +86,8 @@ impl Ui {
         let mut tera = tera::Tera::default();
         // Autoescape every page: node variables, templates and report lines are user input.
         tera.autoescape_on(vec![".html"]);
-        tera.add_raw_templates(
-            TEMPLATES
-                .iter()
-                .chain(tasks::TEMPLATES)
-                .chain(nodes::TEMPLATES)
-                .copied(),
-        )
-        .map_err(|e| format!("web console templates: {e}"))?;
+        tera.add_raw_templates(TEMPLATES.iter().copied())
+            .map_err(|e| format!("web console templates: {e}"))?;
         Ok(Ui {
             tera,
             sessions: Sessions::default(),
@@ -91,38 +106,10 @@ impl Ui {
     }
 }
 
-/// Who is looking at a page (set by [`require_session`]).
-#[derive(Clone, Debug)]
-pub struct Ctx {
-    pub user: String,
-    pub role: Role,
-    pub csrf: String,
-    sid: String,
-    flash: Option<String>,
-}
-
-impl Ctx {
-    pub fn can_operate(&self) -> bool {
-        self.role >= Role::Operator
-    }
-    pub fn can_admin(&self) -> bool {
-        self.role >= Role::Admin
-    }
-}
-
-#[derive(Serialize)]
-struct Me<'a> {
-    user: &'a str,
-    role: &'static str,
-    csrf: &'a str,
-    can_operate: bool,
-    can_admin: bool,
-}
-
 type Handler = fn(MethodFilter) -> MethodRouter<Arc<AppState>>;
 
 /// One console route. [`routes`] builds the console from the route tables only (this
-/// module's and one per page module), and [`console_routes`] lists them all, so a test can
+/// module's and one per page module: a module per URL family), and [`console_routes`] lists them all, so a test can
 /// walk every page a role may open (`tests/authz.rs`).
 pub struct UiRoute {
     pub verb: Verb,
@@ -139,31 +126,40 @@ const fn page(verb: Verb, path: &'static str, handler: Handler) -> UiRoute {
     }
 }
 
-use Verb::{Get, Post};
+use Verb::Get;
 
-/// The routes open without a session.
-static OPEN: &[UiRoute] = &[
-    page(Get, "/ui/login", |m| on(m, login_page)),
-    page(Post, "/ui/login", |m| on(m, login)),
+/// The static files, open without a session.
+static ASSETS: &[UiRoute] = &[
     page(Get, "/ui/static/umc.css", |m| on(m, css)),
     page(Get, "/ui/static/umc.js", |m| on(m, js)),
 ];
 
-/// This module's routes behind [`require_session`].
-static SESSION: &[UiRoute] = &[page(Post, "/ui/logout", |m| on(m, logout))];
+/// The routes open without a session: the login form and the static files.
+fn open_routes() -> impl Iterator<Item = &'static UiRoute> {
+    login::OPEN.iter().chain(ASSETS)
+}
 
 /// The routes behind [`require_session`]: every page and form.
 fn session_routes() -> impl Iterator<Item = &'static UiRoute> {
-    pages::ROUTES
-        .iter()
-        .chain(tasks::ROUTES)
-        .chain(nodes::ROUTES)
-        .chain(SESSION)
+    [
+        dashboard::ROUTES,
+        nodes::ROUTES,
+        node::ROUTES,
+        bulk::ROUTES,
+        history::ROUTES,
+        tasks::ROUTES,
+        task::ROUTES,
+        task_file::ROUTES,
+        catalog::ROUTES,
+        login::ROUTES,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// Every console route: the open ones, then those that need a session.
 pub fn console_routes() -> impl Iterator<Item = &'static UiRoute> {
-    OPEN.iter().chain(session_routes())
+    open_routes().chain(session_routes())
 }
 
 fn build<'a>(table: impl Iterator<Item = &'a UiRoute>) -> Router<Arc<AppState>> {
@@ -177,7 +173,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     let max_body = state.app.config.max_body;
     let private =
         build(session_routes()).layer(middleware::from_fn_with_state(state, require_session));
-    build(OPEN.iter())
+    build(open_routes())
         .merge(private)
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(security_headers))
@@ -377,167 +373,6 @@ fn forbidden_csrf(what: &str) -> Response {
         .into_response()
 }
 
-/// Runs `f` off the async workers (`app::blocking`); a failure is the internal error page.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, AppError> + Send + 'static,
-) -> Result<T, Response> {
-    crate::app::blocking(f).await.map_err(internal)
-}
-
-fn internal(e: impl std::fmt::Display) -> Response {
-    tracing::error!("web console: {e}");
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "internal server error\n",
-    )
-        .into_response()
-}
-
-/// Percent-encodes a query value.
-pub fn encode(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-/// All `name=value` pairs of a urlencoded form, in order (repeated names kept).
-pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(body).into_owned().collect()
-}
-
-/// The first value of `name` in a urlencoded form.
-pub fn form_value(body: &[u8], name: &str) -> Option<String> {
-    form_urlencoded::parse(body)
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-/// Renders `template` inside the layout, for the user in `ctx`.
-pub fn render(
-    state: &AppState,
-    ctx: &Ctx,
-    status: StatusCode,
-    template: &str,
-    mut page: tera::Context,
-) -> Response {
-    page.insert(
-        "me",
-        &Me {
-            user: &ctx.user,
-            role: ctx.role.as_str(),
-            csrf: &ctx.csrf,
-            can_operate: ctx.can_operate(),
-            can_admin: ctx.can_admin(),
-        },
-    );
-    page.insert("flash", &ctx.flash);
-    html(state, status, template, &page)
-}
-
-fn html(state: &AppState, status: StatusCode, template: &str, page: &tera::Context) -> Response {
-    match state.ui.tera.render(template, page) {
-        Ok(body) => (
-            status,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            body,
-        )
-            .into_response(),
-        Err(e) => internal(format!("rendering {template}: {e}")),
-    }
-}
-
-/// An error shown as a page (inside the layout when the user is known).
-pub fn error_page(
-    state: &AppState,
-    ctx: Option<&Ctx>,
-    status: StatusCode,
-    message: &str,
-) -> Response {
-    let mut page = tera::Context::new();
-    page.insert("status", &status.as_u16());
-    page.insert("message", message);
-    page.insert("title", status.canonical_reason().unwrap_or("Error"));
-    match ctx {
-        Some(c) => render(state, c, status, "error.html", page),
-        None => {
-            page.insert("me", &None::<()>);
-            page.insert("flash", &None::<String>);
-            html(state, status, "error.html", &page)
-        }
-    }
-}
-
-/// Sets a one-shot message and sends the browser to `to` (post/redirect/get).
-pub fn done(state: &AppState, ctx: &Ctx, message: String, to: &str) -> Response {
-    state.ui.sessions.set_flash(&ctx.sid, message);
-    Redirect::to(to).into_response()
-}
-
-/// Why an edit from a form was refused.
-pub enum EditError {
-    /// The user's role may not make it (403).
-    Forbidden(String),
-    /// The model (or the store) said no, with this status; the message belongs next to the
-    /// field that caused it, which the error itself names when the model refused
-    /// ([`AppError::model`], [`crate::model::ModelError::field`]).
-    Rejected(StatusCode, AppError),
-    Internal(Response),
-}
-
-/// Commits `ops` as user `ctx.user`, with the API's role rules (`App::edit`), as one
-/// generation.
-pub async fn edit(
-    state: &Arc<AppState>,
-    ctx: &Ctx,
-    ops: Vec<Op>,
-) -> Result<EditOutcome, EditError> {
-    let app = state.app.clone();
-    let caller = Caller {
-        name: ctx.user.clone(),
-        role: ctx.role,
-    };
-    match crate::app::blocking(move || app.edit(&caller, &ops, false)).await {
-        Ok(e) => Ok(e),
-        Err(e) if e.kind() == ErrorKind::Forbidden => Err(EditError::Forbidden(e.to_string())),
-        Err(e) => {
-            let status = super::error::status(e.kind());
-            if status.is_server_error() {
-                let api: super::ApiError = e.into();
-                Err(EditError::Internal(internal(api.message)))
-            } else {
-                Err(EditError::Rejected(status, e))
-            }
-        }
-    }
-}
-
-/// Answers a refused edit with a page of its own (for forms without a field to show it at).
-pub fn edit_error_page(state: &AppState, ctx: &Ctx, e: EditError) -> Response {
-    match e {
-        EditError::Forbidden(m) => error_page(state, Some(ctx), StatusCode::FORBIDDEN, &m),
-        EditError::Rejected(s, e) => error_page(state, Some(ctx), s, &e.to_string()),
-        EditError::Internal(r) => r,
-    }
-}
-
-/// The role check for pages that change things outside `edit`: the 403 page when `ctx`'s
-/// role is below `role`.
-pub fn refuse_below(state: &AppState, ctx: &Ctx, role: Role, what: &str) -> Option<Response> {
-    if ctx.role >= role {
-        return None;
-    }
-    Some(error_page(
-        state,
-        Some(ctx),
-        StatusCode::FORBIDDEN,
-        &format!(
-            "user '{}' ({}) may not {what}: it needs role {}",
-            ctx.user,
-            ctx.role.as_str(),
-            role.as_str()
-        ),
-    ))
-}
-
 async fn css(method: Method, headers: HeaderMap) -> Response {
     asset(&method, &headers, CSS, "text/css; charset=utf-8")
 }
@@ -564,188 +399,6 @@ fn asset(method: &Method, headers: &HeaderMap, body: &'static str, ct: &'static 
     .into_response()
 }
 
-#[derive(Serialize, Default)]
-struct LoginForm {
-    user: String,
-    error: Option<String>,
-    next: String,
-}
-
-fn login_form(
-    state: &AppState,
-    headers: &HeaderMap,
-    status: StatusCode,
-    form: LoginForm,
-) -> Response {
-    // Keep the browser's token if it has one: a login page opened twice (two tabs, or a
-    // reload the browser makes on its own) must not invalidate the form shown first.
-    let token = cookie(headers, LOGIN_COOKIE)
-        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
-        .unwrap_or_else(session::random_hex);
-    let mut page = tera::Context::new();
-    page.insert("form", &form);
-    page.insert("login_csrf", &token);
-    page.insert("me", &None::<()>);
-    page.insert("flash", &None::<String>);
-    let mut resp = html(state, status, "login.html", &page);
-    resp.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(headers, LOGIN_COOKIE, &token, Some(600)),
-    );
-    resp
-}
-
-/// Only a local path may follow a login (no open redirect).
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n)
-            if n.starts_with("/ui/")
-                && !n.contains('\\')
-                && n.bytes().all(|b| b.is_ascii_graphic()) =>
-        {
-            n.to_string()
-        }
-        _ => "/ui/".to_string(),
-    }
-}
-
-async fn login_page(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    query: axum::extract::RawQuery,
-) -> Response {
-    let next = query
-        .0
-        .and_then(|q| form_value(q.as_bytes(), "next"))
-        .map(|n| safe_next(Some(&n)))
-        .unwrap_or_default();
-    login_form(
-        &state,
-        &headers,
-        StatusCode::OK,
-        LoginForm {
-            next,
-            ..LoginForm::default()
-        },
-    )
-}
-
-/// `POST /ui/login`: rate-limited per user and per source address before the password is
-/// checked; on success a fresh session id (never one the browser brought along).
-async fn login(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let addr = peer(&req);
-    let (parts, body) = req.into_parts();
-    let headers = parts.headers;
-    if cross_origin(&headers) {
-        return forbidden_csrf(&origin_mismatch(&headers));
-    }
-    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
-        return (StatusCode::PAYLOAD_TOO_LARGE, "login form too large\n").into_response();
-    };
-    let user = form_value(&bytes, "user")
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    let password = form_value(&bytes, "password").unwrap_or_default();
-    let next = safe_next(form_value(&bytes, "next").as_deref());
-    let given = form_value(&bytes, "csrf");
-    let expected = cookie(&headers, LOGIN_COOKIE);
-    if !matches!((&given, &expected), (Some(g), Some(e)) if same(g, e)) {
-        return forbidden_csrf("a login form without its CSRF token (are cookies enabled?)");
-    }
-    let again = |status, error: String| {
-        login_form(
-            &state,
-            &headers,
-            status,
-            LoginForm {
-                user: user.clone(),
-                error: Some(error),
-                next: next.clone(),
-            },
-        )
-    };
-    if user.is_empty() || password.is_empty() {
-        return again(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "enter a user name and a password".into(),
-        );
-    }
-    let t = now();
-    // A name that cannot exist is answered like a wrong password, without argon2, and counts
-    // against the address only (its text never reaches the limiter's map or the log).
-    let possible = crate::app::auth::check_user_name(&user).is_ok();
-    if let Err(wait) = state
-        .ui
-        .limiter
-        .attempt(possible.then_some(user.as_str()), addr, t)
-    {
-        return again(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "too many failed logins; try again in {} minute(s)",
-                (wait + 59) / 60
-            ),
-        );
-    }
-    if !possible {
-        return again(
-            StatusCode::UNAUTHORIZED,
-            "wrong user name or password".into(),
-        );
-    }
-    let Some(permit) = state.ui.password_check() else {
-        return again(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many logins at once; try again in a moment".into(),
-        );
-    };
-    let st = state.clone();
-    let u = user.clone();
-    let checked = blocking(move || {
-        let _permit = permit;
-        st.app.check_password(&u, &password)
-    })
-    .await;
-    let caller = match checked {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let Some(caller) = caller else {
-        tracing::info!("web console: failed login for {user:?} from {addr:?}");
-        return again(
-            StatusCode::UNAUTHORIZED,
-            "wrong user name or password".into(),
-        );
-    };
-    state.ui.limiter.succeeded(&caller.name, addr, t);
-    let Some(sid) = state.ui.sessions.create(&caller.name, t) else {
-        return internal("no session could be created");
-    };
-    let mut resp = Redirect::to(&next).into_response();
-    resp.headers_mut()
-        .append(header::SET_COOKIE, set_cookie(&headers, COOKIE, &sid, None));
-    resp.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(&headers, LOGIN_COOKIE, "", Some(0)),
-    );
-    resp
-}
-
-async fn logout(
-    State(state): State<Arc<AppState>>,
-    axum::Extension(ctx): axum::Extension<Ctx>,
-    headers: HeaderMap,
-) -> Response {
-    state.ui.sessions.remove(&ctx.sid);
-    let mut resp = Redirect::to("/ui/login").into_response();
-    resp.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(&headers, COOKIE, "", Some(0)),
-    );
-    resp
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -753,15 +406,6 @@ mod tests {
     #[test]
     fn templates_parse() {
         Ui::new().expect("templates");
-    }
-
-    #[test]
-    fn next_is_local_only() {
-        assert_eq!(safe_next(Some("/ui/nodes?q=a")), "/ui/nodes?q=a");
-        assert_eq!(safe_next(Some("https://evil.example/")), "/ui/");
-        assert_eq!(safe_next(Some("//evil.example/ui/")), "/ui/");
-        assert_eq!(safe_next(Some("/ui/\\evil")), "/ui/");
-        assert_eq!(safe_next(None), "/ui/");
     }
 
     #[test]
