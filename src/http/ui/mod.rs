@@ -63,10 +63,11 @@ pub struct Ui {
     password_checks: Arc<tokio::sync::Semaphore>,
 }
 
-/// Every page template, by name: the layout and the error page, then each page module's
-/// (`TEMPLATE`).
+/// Every page template, by name: the layout, the components the pages share (Tera 2's macros)
+/// and the error page, then each page module's (`TEMPLATE`).
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("templates/base.html")),
+    ("components.html", include_str!("templates/components.html")),
     ("error.html", include_str!("templates/error.html")),
     login::TEMPLATE,
     dashboard::TEMPLATE,

@@ -26,8 +26,7 @@ use crate::http::AppState;
 use crate::http::Verb::{Get, Post};
 use crate::model::{FileAction, Model, Task};
 
-pub(super) const TEMPLATE: (&str, &str) =
-    ("tasks_show.html", include_str!("templates/tasks_show.html"));
+pub(super) const TEMPLATE: (&str, &str) = ("task.html", include_str!("templates/task.html"));
 
 /// This module's routes (built by [`super::routes`]).
 pub(super) static ROUTES: &[UiRoute] = &[
@@ -250,7 +249,7 @@ fn task_page(
     page.insert("generation", &task.generation);
     page.insert("form", &form);
     page.insert("errors", &errors);
-    render(state, ctx, status, "tasks_show.html", page)
+    render(state, ctx, status, "task.html", page)
 }
 
 async fn show(

@@ -25,7 +25,7 @@ use crate::model::{self, FileAction, Model, ModelError, TaskFile};
 use crate::template::{MAX_FILE, Template, TemplateError};
 
 pub(super) const TEMPLATE: (&str, &str) =
-    ("tasks_file.html", include_str!("templates/tasks_file.html"));
+    ("task_file.html", include_str!("templates/task_file.html"));
 
 /// This module's routes (built by [`super::routes`]).
 pub(super) static ROUTES: &[UiRoute] = &[
@@ -164,7 +164,7 @@ fn file_view(
     page.insert("has_preview", &view.preview.is_some());
     page.insert("preview", &view.preview);
     page.insert("max_file", &MAX_FILE);
-    render(state, ctx, status, "tasks_file.html", page)
+    render(state, ctx, status, "task_file.html", page)
 }
 
 async fn file_page(
