@@ -1,7 +1,7 @@
 //! Golden bytes: a fixed model, edited at fixed times, renders to exactly these indexes, Release
 //! bodies and debs. Any change to what a host sees, however small, changes a SHA-256 here: apt
 //! would report "Hash Sum mismatch" for an unchanged model if a umcd release changed them
-//! without moving `repo::FORMAT`.
+//! without moving `model::FORMAT`.
 //!
 //! Text (Packages, Release, control, changelog, a rendered template) is an inline snapshot;
 //! binary artifacts (the compressed indexes, whose bytes the Packages text does not show) are

@@ -98,7 +98,7 @@ impl KeySet {
 pub fn serving_inputs(config: &Config, fingerprints: &[String]) -> ServingInputs {
     let description = format!(
         "format {}, architectures {}, keys {}, node files {}, conffiles {}",
-        crate::repo::FORMAT,
+        crate::model::FORMAT,
         config.architectures.join(" "),
         fingerprints.join(" "),
         crate::nodefiles::fingerprint(),
@@ -190,7 +190,7 @@ fn key_infos(keys: &SigningKeys, records: &[(String, Option<KeyRecord>)]) -> Vec
                 user_id: d.user_id,
                 added_generation: rec.as_ref().map(|r| r.added_generation),
                 added_by: rec.as_ref().map(|r| r.added_by.clone()),
-                node_version: rec.map(|r| crate::repo::version(r.added_generation)),
+                node_version: rec.map(|r| crate::model::version(r.added_generation)),
             }
         })
         .collect()
@@ -211,7 +211,7 @@ impl App {
         let g = needed_generation(&set.keys, &recs);
         Ok(KeyStatus {
             keys: key_infos(&set.keys, &recs),
-            needed: crate::repo::version(g),
+            needed: crate::model::version(g),
             nodes: self.key_nodes(g)?,
         })
     }
@@ -294,7 +294,7 @@ impl App {
             return Err(AppError::Conflict(format!(
                 "refusing to retire key {fingerprint}: {} active node(s) have not confirmed the new keyring (umc-node >= {}): {}; wait for their next cycle (umc-admin key status), or use --force",
                 unconfirmed.len(),
-                crate::repo::version(g),
+                crate::model::version(g),
                 list.join(", ")
             )));
         }
@@ -336,7 +336,7 @@ impl App {
         use debversion::Version;
         let fleet = self.judge_fleet()?;
         let reports = self.store.last_reports()?;
-        let needed = crate::repo::version(needed_generation);
+        let needed = crate::model::version(needed_generation);
         let needed_v: Option<Version> = needed.parse().ok();
         // A node without a URL keeps a keyring its admin installed by hand: umc-node ships
         // none, so its umc-node version proves nothing (retire it with --force once done by

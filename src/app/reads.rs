@@ -9,8 +9,7 @@ use crate::api::{
     FileInfo, HostStatus, NodeInfo, NodeToken, RenderedFile, ReportEntry, Role, TaskInfo,
     TokenRotation, VarValues,
 };
-use crate::model::{FileAction, Model, Node, host_package, task_package};
-use crate::repo;
+use crate::model::{FileAction, Model, Node, host_package, task_package, version};
 use crate::report;
 use crate::template::Template;
 
@@ -36,7 +35,7 @@ pub fn shown_vars(role: Role, vars: &BTreeMap<String, String>) -> VarValues {
 pub fn rotation(n: &Node) -> Option<TokenRotation> {
     n.previous_token.as_ref().map(|p| TokenRotation {
         generation: p.until,
-        until: repo::version(p.until),
+        until: version(p.until),
     })
 }
 
@@ -199,7 +198,7 @@ fn node_info(model: &Model, n: &Node, role: Role) -> NodeInfo {
     NodeInfo {
         name: n.name.clone(),
         package: host_package(&n.name),
-        version: repo::version(model.node_generation(n)),
+        version: version(model.node_generation(n)),
         vars: shown_vars(role, &n.vars),
         tasks: n.tasks.iter().cloned().collect(),
         task_closure: model.closure(&n.tasks).into_iter().collect(),
@@ -216,7 +215,7 @@ fn task_info(model: &Model, name: &str, with_templates: bool) -> Option<TaskInfo
     Some(TaskInfo {
         name: t.name.clone(),
         package: task_package(&t.name),
-        version: repo::version(model.task_generation(t)),
+        version: version(model.task_generation(t)),
         description: t.description.clone(),
         depends: t.depends.clone(),
         removes: t.removes.iter().cloned().collect(),

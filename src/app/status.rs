@@ -309,7 +309,7 @@ fn fleet(app: &App, now: i64) -> Result<Vec<HostStatus>, StoreError> {
     let mut out = Vec::with_capacity(model.nodes.len());
     for node in model.nodes.values() {
         let g = model.node_generation(node);
-        let published = crate::repo::version(g);
+        let published = crate::model::version(g);
         let package = host_package(&node.name);
         let last = reports.get(&node.name).and_then(|r| {
             // Stored reports were validated on arrival; one that no longer parses (a future

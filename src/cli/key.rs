@@ -72,7 +72,7 @@ pub fn run(c: &Client, cmd: KeyCmd) -> CliResult {
             print_change(&r);
             outln!(
                 "nodes get it with umc-node {} on their next cycle (umc-admin key status);",
-                crate::repo::version(r.generation)
+                crate::model::version(r.generation)
             );
             outln!("then retire the old key with umc-admin key retire <fingerprint>");
             Ok(())

@@ -27,7 +27,7 @@ pub use names::{
     validate_url, validate_var_name,
 };
 pub use relation::{Relation, parse_relation};
-pub use version::{node_generation, task_generation};
+pub use version::{FORMAT, node_generation, task_generation, version};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {

@@ -1,9 +1,18 @@
 //! Where package versions come from: the generation each `umc-<host>` and `umc-task-<t>`
-//! version derives from.
+//! version derives from, and the version itself, `<FORMAT>.<generation>` ([`version`]).
 
 use std::collections::BTreeMap;
 
 use super::{Model, Node, Task, closure_of};
+
+/// Packaging format. Part of every version (`<FORMAT>.<generation>`) so that a umcd release
+/// that changes what the same model renders to can move every version forward.
+pub const FORMAT: u64 = 1;
+
+/// The version of every package at `generation`: `<FORMAT>.<generation>`.
+pub fn version(generation: u64) -> String {
+    format!("{FORMAT}.{generation}")
+}
 
 /// The generation `umc-task-<t>`'s version derives from: the newest among the task and every
 /// task it includes, recursively. For a task whose reach ships files, in a host's view, also the

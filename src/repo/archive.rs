@@ -9,9 +9,10 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::HostData;
-use super::{FORMAT, RepoError, SIGNATURE_BACKDATE, packages_index, pool_path, release_body};
+use super::{RepoError, SIGNATURE_BACKDATE, packages_index, pool_path, release_body};
 use crate::compress::{self, GzipOs};
 use crate::deb::{self, ChangelogEntry, DataFile, Package};
+use crate::model::FORMAT;
 use crate::sign::SigningKeys;
 
 /// Bytes plus their SHA-256, the unit everything is served and cached as.

@@ -25,9 +25,6 @@ pub use index::packages_index;
 pub use release::release_body;
 pub use view::{CHANGELOG_LIMIT, HistoryItem, HostData, packages};
 
-/// Packaging format. Part of every version (`<FORMAT>.<generation>`) so that a umcd release
-/// that changes what the same model renders to can move every version forward.
-pub const FORMAT: u64 = 1;
 pub const SUITE: &str = "umc";
 pub const COMPONENT: &str = "main";
 /// Never change these once nodes have seen them: apt refuses a changed Origin/Label.
@@ -41,10 +38,6 @@ pub const SIGNATURE_BACKDATE: Duration = Duration::from_secs(600);
 pub const DEFAULT_ARCHITECTURES: &[&str] = &[
     "amd64", "arm64", "armhf", "i386", "ppc64el", "riscv64", "s390x",
 ];
-
-pub fn version(generation: u64) -> String {
-    format!("{FORMAT}.{generation}")
-}
 
 /// `pool/main/u/umc-web/umc-web_1.42_all.deb`
 pub fn pool_path(name: &str, version: &str) -> String {

@@ -2,9 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{MAINTAINER, RepoError, version};
+use super::{MAINTAINER, RepoError};
 use crate::deb::{ChangelogEntry, DataFile, Package};
-use crate::model::{self, Entity, Node, Task, closure_of};
+use crate::model::{self, Entity, Node, Task, closure_of, version};
 use crate::nodefiles::{self, NODE_PACKAGE, Serving};
 use crate::template::{HostContext, Template};
 

@@ -1341,7 +1341,7 @@ mod tests {
     }
 
     fn repo_version(g: u64) -> String {
-        crate::repo::version(g)
+        crate::model::version(g)
     }
 
     fn set_node_var(host: &str, name: &str, value: &str) -> Op {

@@ -66,7 +66,7 @@ fn ends_rotation(
     if token_hash(&rec.token) != used {
         return Ok(false);
     }
-    let needed = crate::repo::version(previous.until);
+    let needed = crate::model::version(previous.until);
     let shows = report::parse(text, i64::MAX - report::MAX_CLOCK_SKEW)
         .is_ok_and(|r| r.has_at_least(NODE_PACKAGE, &needed));
     if !shows {

@@ -319,7 +319,7 @@ fn package_rows(
             task: task.name.clone(),
             package: task_package(&task.name),
             // The version this host's apt sees: a task with files renders per host.
-            version: crate::repo::version(crate::model::task_generation(
+            version: crate::model::version(crate::model::task_generation(
                 &model.tasks,
                 task,
                 Some((node, model.vars_generation)),
