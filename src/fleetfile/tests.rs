@@ -6,8 +6,14 @@ use proptest::prelude::*;
 use proptest::sample::subsequence;
 use proptest::test_runner::{Config, FileFailurePersistence};
 
+use std::collections::BTreeSet;
+
 use super::*;
-use crate::model::TokenSource;
+use crate::api::{Op, SshTarget};
+use crate::model::{
+    ConffilePolicy, FileAction, Model, Node, PreviousToken, Task, TaskFile, TokenSource,
+    parse_relation,
+};
 
 const TASKS: [&str; 5] = ["base", "db", "dns", "mail", "web"];
 const NODES: [&str; 4] = ["a.example.com", "b.example.org", "c.example.net", "d"];
