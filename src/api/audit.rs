@@ -132,3 +132,10 @@ pub struct AuditEntry {
     pub command: String,
     pub results: Vec<RunResult>,
 }
+
+/// `GET /api/v1/audit`: the newest `limit` records (default 50).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    pub limit: Option<usize>,
+}

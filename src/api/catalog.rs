@@ -64,3 +64,11 @@ pub struct CatalogHit {
     pub version: String,
     pub description: String,
 }
+
+/// `GET /api/v1/catalog/search`: name matches first, then descriptions; `limit` default 20.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    pub q: String,
+    pub limit: Option<usize>,
+}

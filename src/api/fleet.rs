@@ -51,3 +51,14 @@ pub struct ImportResponse {
     pub tasks: usize,
     pub history: usize,
 }
+
+/// `GET /api/v1/export`: node tokens with `secrets` (admin only), every generation's change
+/// lines with `history`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    #[serde(default)]
+    pub secrets: bool,
+    #[serde(default)]
+    pub history: bool,
+}

@@ -19,3 +19,20 @@ pub struct DiffResponse {
     pub to: u64,
     pub changes: Vec<String>,
 }
+
+/// `GET /api/v1/log`: the newest `limit` edits (default 50), or only those of one host or task.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    pub host: Option<String>,
+    pub task: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// `GET /api/v1/diff?from=&to=`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffQuery {
+    pub from: u64,
+    pub to: u64,
+}

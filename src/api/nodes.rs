@@ -142,3 +142,10 @@ pub struct NodeToken {
     #[serde(default)]
     pub rotation: Option<TokenRotation>,
 }
+
+/// `GET /api/v1/nodes/<host>/render?path=`: which file to render.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderQuery {
+    pub path: String,
+}

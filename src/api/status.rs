@@ -34,3 +34,9 @@ pub struct ReportEntry {
     pub received: i64,
     pub report: crate::report::Report,
 }
+
+/// `GET /api/v1/status[?failing=true]`: with `failing`, only the hosts that are not ok.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StatusQuery {
+    pub failing: Option<bool>,
+}

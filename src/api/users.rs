@@ -79,3 +79,15 @@ pub struct TokenCreated {
     pub info: TokenInfo,
     pub token: String,
 }
+
+/// The answer to `POST /api/v1/users/<name>/password` and `DELETE /api/v1/users/<name>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserChanged {
+    pub user: String,
+}
+
+/// The answer to `DELETE /api/v1/tokens/<id>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRevoked {
+    pub revoked: String,
+}

@@ -12,13 +12,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
-use serde::Deserialize;
 
 use super::catalog;
 use super::{ApiError, AppState};
 use crate::api::{
-    AuditEntry, AuditRequest, EditRequest, EditResponse, LogEntry, NodeInfo, NodeToken,
-    RenderedFile, Role, ServerInfo, TaskInfo, TokenRotateRequest, TokenRotateResponse, VarValues,
+    AuditEntry, AuditQuery, AuditRequest, EditRequest, EditResponse, LogEntry, LogQuery, NodeInfo,
+    NodeToken, RenderQuery, RenderedFile, Role, ServerInfo, TaskInfo, TokenRotateRequest,
+    TokenRotateResponse, VarValues,
 };
 use crate::app::{VAR_VALUES, blocking, now};
 use crate::model::{Entity, normalize_host};
@@ -431,12 +431,6 @@ async fn vars(
     Ok(Json(blocking(move || s.app.var_values(caller.role)).await?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RenderQuery {
-    path: String,
-}
-
 /// One file as host `host` gets it: the preview behind `umc-admin render`.
 async fn render(
     State(s): State<Arc<AppState>>,
@@ -448,14 +442,6 @@ async fn render(
     Ok(Json(
         blocking(move || s.app.render_file(&host, &q.path)).await?,
     ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LogQuery {
-    host: Option<String>,
-    task: Option<String>,
-    limit: Option<usize>,
 }
 
 async fn log(
@@ -492,12 +478,6 @@ async fn edit(
         changes: e.changes.into_iter().map(|c| c.text).collect(),
         warnings: e.warnings,
     }))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditQuery {
-    limit: Option<usize>,
 }
 
 async fn audit_list(

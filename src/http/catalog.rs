@@ -8,10 +8,9 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use bytes::Bytes;
-use serde::Deserialize;
 
 use super::{ApiError, AppState};
-use crate::api::{CatalogHit, CatalogImport, CatalogInfo, CatalogPackage};
+use crate::api::{CatalogHit, CatalogImport, CatalogInfo, CatalogPackage, SearchQuery};
 use crate::app::{blocking, now};
 
 /// The largest Packages file `POST /catalogs/<name>/file` accepts.
@@ -57,13 +56,6 @@ pub async fn remove(
     Path(name): Path<String>,
 ) -> Result<Json<CatalogInfo>, ApiError> {
     Ok(Json(blocking(move || s.app.remove_catalog(&name)).await?))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SearchQuery {
-    q: String,
-    limit: Option<usize>,
 }
 
 pub async fn search(

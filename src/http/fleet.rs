@@ -8,25 +8,16 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use bytes::Bytes;
-use serde::Deserialize;
 
 use super::admin::{User, json_body, require};
 use super::{ApiError, AppState};
 use crate::api::{
-    ApplyRequest, ApplyResponse, DiffResponse, ImportResponse, Role, RollbackRequest,
+    ApplyRequest, ApplyResponse, DiffQuery, DiffResponse, ExportQuery, ImportResponse, Role,
+    RollbackRequest,
 };
 use crate::app::blocking;
 use crate::fleetfile::Fleet;
 use crate::store::{Caller, EditOutcome};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ExportQuery {
-    #[serde(default)]
-    secrets: bool,
-    #[serde(default)]
-    history: bool,
-}
 
 /// The whole model in its file form, for operators and admins (it holds every variable's
 /// value: `app::VAR_VALUES`); node tokens only with `secrets=true`, for admins. Viewers get
@@ -92,13 +83,6 @@ pub(super) async fn rollback(
     let dry_run = req.dry_run;
     let e = blocking(move || s.app.rollback(&user, req.to, req.force, dry_run)).await?;
     Ok(applied(e, dry_run))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct DiffQuery {
-    from: u64,
-    to: u64,
 }
 
 /// The change lines that turn generation `from`'s model into generation `to`'s.

@@ -8,11 +8,10 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::api::{HostStatus, HostStatusDetail};
+use crate::api::{HostStatus, HostStatusDetail, StatusQuery};
 use crate::app::serve::Credential;
 use crate::app::{ErrorKind, blocking};
 use crate::report::State as HostState;
@@ -71,11 +70,6 @@ pub(super) async fn report(
             )
         }
     }
-}
-
-#[derive(Deserialize)]
-pub(super) struct StatusQuery {
-    failing: Option<bool>,
 }
 
 /// `GET /api/v1/status[?failing=true]`: judged now, not the console's snapshot (whoever

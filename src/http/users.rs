@@ -11,7 +11,9 @@ use bytes::Bytes;
 
 use super::admin::json_body;
 use super::{ApiError, AppState};
-use crate::api::{Role, TokenCreated, TokenInfo, TokenRequest, UserInfo, UserRequest};
+use crate::api::{
+    Role, TokenCreated, TokenInfo, TokenRequest, TokenRevoked, UserChanged, UserInfo, UserRequest,
+};
 use crate::app::auth;
 use crate::app::blocking;
 use crate::app::now;
@@ -46,14 +48,14 @@ pub(super) async fn passwd(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<UserChanged>, ApiError> {
     let req: UserRequest = json_body(body, s.app.config.max_body)?;
     auth::check_password_policy(&req.password)?;
     blocking(move || {
         s.app.set_password(&name, &req.password)?;
         // A new password ends the user's console sessions (the old one may have leaked).
         s.ui.sessions.remove_user(&name);
-        Ok(Json(serde_json::json!({ "user": name })))
+        Ok(Json(UserChanged { user: name }))
     })
     .await
 }
@@ -62,7 +64,7 @@ pub(super) async fn remove(
     State(s): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<UserChanged>, ApiError> {
     if name == caller.name {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -72,7 +74,7 @@ pub(super) async fn remove(
     blocking(move || {
         s.app.remove_user(&name)?;
         s.ui.sessions.remove_user(&name);
-        Ok(Json(serde_json::json!({ "user": name })))
+        Ok(Json(UserChanged { user: name }))
     })
     .await
 }
@@ -107,10 +109,10 @@ pub(super) async fn revoke(
     State(s): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<TokenRevoked>, ApiError> {
     blocking(move || {
         s.app.revoke_token(&caller, &id)?;
-        Ok(Json(serde_json::json!({ "revoked": id })))
+        Ok(Json(TokenRevoked { revoked: id }))
     })
     .await
 }
