@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::{CliResult, print_edit};
+use super::{CliResult, commit};
 use crate::api::Op;
 use crate::client::Client;
 
@@ -25,6 +25,5 @@ pub fn run(c: &Client, a: AssignArgs, assign: bool) -> CliResult {
             tasks: a.tasks,
         }
     };
-    print_edit(&c.edit(vec![op])?);
-    Ok(())
+    commit(c, vec![op], false)
 }

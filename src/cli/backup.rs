@@ -40,7 +40,7 @@ pub fn run(c: &Client, a: BackupArgs) -> CliResult {
         .map_err(|e| io_failure(format!("securing {}: {e}", tmp.display())))?;
     let written = {
         let mut w = std::io::BufWriter::new(&mut out);
-        let n = c.download("/backup", &mut w);
+        let n = c.backup(&mut w);
         let n = n.and_then(|n| {
             w.flush()
                 .map(|()| n)

@@ -10,8 +10,8 @@ use base64::Engine as _;
 use clap::Subcommand;
 
 use super::{CliResult, Failure, print_json, print_table, usage};
-use crate::api::{CatalogHit, CatalogImport, CatalogInfo, CatalogPackage};
-use crate::client::{Client, enc};
+use crate::api::{CatalogImport, SearchQuery};
+use crate::client::Client;
 
 #[derive(Subcommand)]
 pub enum CatalogCmd {
@@ -81,15 +81,14 @@ pub fn run(c: &Client, cmd: CatalogCmd) -> CliResult {
             allow_private,
             json,
         } => {
-            let path = format!("/catalogs/{}", enc(&name));
-            let info: CatalogInfo = if let Some(file) = file {
+            let info = if let Some(file) = file {
                 let bytes = std::fs::read(&file)
                     .map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?;
                 errln!(
                     "warning: importing {} without verification (no InRelease, no signature)",
                     file.display()
                 );
-                with_progress(|| c.post_bytes(&format!("{path}/file"), &bytes))?
+                with_progress(|| c.upload_catalog(&name, &bytes))?
             } else {
                 let keyring = match keyring {
                     Some(k) => Some(
@@ -108,7 +107,7 @@ pub fn run(c: &Client, cmd: CatalogCmd) -> CliResult {
                     keyring,
                     allow_private,
                 };
-                with_progress(|| c.post_json(&format!("{path}/import"), &req))?
+                with_progress(|| c.import_catalog(&name, &req))?
             };
             if json {
                 return print_json(&info);
@@ -127,7 +126,7 @@ pub fn run(c: &Client, cmd: CatalogCmd) -> CliResult {
             Ok(())
         }
         CatalogCmd::List { json } => {
-            let cats: Vec<CatalogInfo> = c.get("/catalogs")?;
+            let cats = c.catalogs()?;
             if json {
                 return print_json(&cats);
             }
@@ -156,8 +155,10 @@ pub fn run(c: &Client, cmd: CatalogCmd) -> CliResult {
             Ok(())
         }
         CatalogCmd::Search { term, limit, json } => {
-            let hits: Vec<CatalogHit> =
-                c.get(&format!("/catalog/search?q={}&limit={limit}", enc(&term)))?;
+            let hits = c.search_catalogs(&SearchQuery {
+                q: term,
+                limit: Some(limit),
+            })?;
             if json {
                 return print_json(&hits);
             }
@@ -176,8 +177,7 @@ pub fn run(c: &Client, cmd: CatalogCmd) -> CliResult {
             Ok(())
         }
         CatalogCmd::Show { package, json } => {
-            let pkgs: Vec<CatalogPackage> =
-                c.get(&format!("/catalog/packages/{}", enc(&package)))?;
+            let pkgs = c.catalog_package(&package)?;
             if json {
                 return print_json(&pkgs);
             }
@@ -206,7 +206,7 @@ pub fn run(c: &Client, cmd: CatalogCmd) -> CliResult {
             Ok(())
         }
         CatalogCmd::Rm { name, json } => {
-            let info: CatalogInfo = c.delete(&format!("/catalogs/{}", enc(&name)))?;
+            let info = c.remove_catalog(&name)?;
             if json {
                 return print_json(&info);
             }

@@ -3,9 +3,9 @@
 use clap::Args;
 
 use super::{CliResult, Failure, print_json, usage};
-use crate::api::{ApplyRequest, ApplyResponse, ImportResponse};
+use crate::api::{ApplyRequest, ApplyResponse, ExportQuery};
 use crate::client::Client;
-use crate::fleetfile::{self, Fleet};
+use crate::fleetfile;
 
 #[derive(Args)]
 pub struct ExportArgs {
@@ -39,10 +39,10 @@ pub struct ImportArgs {
 }
 
 pub fn export(client: &Client, a: ExportArgs) -> CliResult {
-    let fleet: Fleet = client.get(&format!(
-        "/export?secrets={}&history={}",
-        a.with_secrets, a.history
-    ))?;
+    let fleet = client.export(&ExportQuery {
+        secrets: a.with_secrets,
+        history: a.history,
+    })?;
     if a.format == "json" {
         return print_json(&fleet);
     }
@@ -63,7 +63,7 @@ fn request(file: &str, dry_run: bool, force: bool) -> Result<ApplyRequest, Failu
 }
 
 pub fn apply(client: &Client, a: ApplyArgs) -> CliResult {
-    let r: ApplyResponse = client.post_json("/apply", &request(&a.file, a.dry_run, a.force)?)?;
+    let r = client.apply(&request(&a.file, a.dry_run, a.force)?)?;
     print_apply(&r);
     Ok(())
 }
@@ -86,7 +86,7 @@ pub fn print_apply(r: &ApplyResponse) {
 }
 
 pub fn import(client: &Client, a: ImportArgs) -> CliResult {
-    let r: ImportResponse = client.post_json("/import", &request(&a.file, false, false)?)?;
+    let r = client.import(&request(&a.file, false, false)?)?;
     outln!(
         "imported {} nodes, {} tasks and {} generations; the model is at generation {}",
         r.nodes,

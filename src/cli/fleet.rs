@@ -12,7 +12,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{CliResult, Failure, usage};
-use crate::api::{AuditRequest, NodeInfo, RunResult};
+use crate::api::{AuditRequest, RunResult};
 use crate::client::Client;
 use crate::ssh::{self, Credentials, Event, HostKeys, RunOptions};
 
@@ -106,7 +106,7 @@ pub fn run_as(
     {
         return Err(usage(format!("--user '{u}': not a valid user name")));
     }
-    let nodes: Vec<NodeInfo> = c.get("/nodes")?;
+    let nodes = c.nodes()?;
     let hosts = ssh::resolve(targets, &nodes, a.user.as_deref()).map_err(input)?;
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let creds = Credentials::load(
@@ -187,7 +187,7 @@ pub fn run_as(
     } else {
         summary(&results);
     }
-    let audit = c.audit(
+    let audit = c.record_audit(
         &AuditRequest {
             targets: targets.to_vec(),
             command: shown.clone(),

@@ -10,7 +10,7 @@ use base64::Engine;
 use clap::{Args, Subcommand};
 
 use super::{CliResult, Failure, print_json, print_table};
-use crate::api::{KeyChangeResponse, KeyImportRequest, KeyInfo, KeyRetireRequest, KeyStatus};
+use crate::api::{KeyChangeResponse, KeyImportRequest, KeyInfo, KeyRetireRequest};
 use crate::client::Client;
 
 #[derive(Subcommand)]
@@ -56,7 +56,7 @@ pub struct RetireArgs {
 pub fn run(c: &Client, cmd: KeyCmd) -> CliResult {
     match cmd {
         KeyCmd::List(a) => {
-            let keys: Vec<KeyInfo> = c.get("/keys")?;
+            let keys = c.keys()?;
             if a.json {
                 return print_json(&keys);
             }
@@ -64,7 +64,7 @@ pub fn run(c: &Client, cmd: KeyCmd) -> CliResult {
             Ok(())
         }
         KeyCmd::Rotate(a) => {
-            let r: KeyChangeResponse = c.post_json("/keys/rotate", &serde_json::json!({}))?;
+            let r = c.rotate_key()?;
             if a.json {
                 return print_json(&r);
             }
@@ -85,7 +85,7 @@ pub fn run(c: &Client, cmd: KeyCmd) -> CliResult {
             let req = KeyImportRequest {
                 key_base64: base64::engine::general_purpose::STANDARD.encode(bytes),
             };
-            let r: KeyChangeResponse = c.post_json("/keys/import", &req)?;
+            let r = c.import_key(&req)?;
             if a.json {
                 return print_json(&r);
             }
@@ -94,7 +94,7 @@ pub fn run(c: &Client, cmd: KeyCmd) -> CliResult {
             Ok(())
         }
         KeyCmd::Status(a) => {
-            let st: KeyStatus = c.get("/keys/status")?;
+            let st = c.key_status()?;
             if a.json {
                 return print_json(&st);
             }
@@ -124,7 +124,7 @@ pub fn run(c: &Client, cmd: KeyCmd) -> CliResult {
                 fingerprint: a.fingerprint,
                 force: a.force,
             };
-            let r: KeyChangeResponse = c.post_json("/keys/retire", &req)?;
+            let r = c.retire_key(&req)?;
             if a.json {
                 return print_json(&r);
             }

@@ -4,8 +4,8 @@ use clap::Args;
 
 use super::term::one_line;
 use super::{CliResult, print_json};
-use crate::api::{AuditEntry, LogEntry};
-use crate::client::{Client, enc};
+use crate::api::{AuditEntry, AuditQuery, LogEntry, LogQuery};
+use crate::client::Client;
 
 #[derive(Args)]
 pub struct LogArgs {
@@ -42,7 +42,7 @@ impl Item {
 
 pub fn run(c: &Client, a: LogArgs) -> CliResult {
     let runs = |c: &Client| -> Result<Vec<AuditEntry>, super::Failure> {
-        let mut runs: Vec<AuditEntry> = c.get(&format!("/audit?limit={}", a.n))?;
+        let mut runs = c.audit(&AuditQuery { limit: Some(a.n) })?;
         if let Some(h) = &a.host {
             let h = h.to_ascii_lowercase();
             runs.retain(|r| r.results.iter().any(|x| x.host == h));
@@ -57,14 +57,11 @@ pub fn run(c: &Client, a: LogArgs) -> CliResult {
         runs.iter().for_each(print_run);
         return Ok(());
     }
-    let mut q = format!("/log?limit={}", a.n);
-    if let Some(h) = &a.host {
-        q.push_str(&format!("&host={}", enc(h)));
-    }
-    if let Some(t) = &a.task {
-        q.push_str(&format!("&task={}", enc(t)));
-    }
-    let entries: Vec<LogEntry> = c.get(&q)?;
+    let entries = c.log(&LogQuery {
+        host: a.host.clone(),
+        task: a.task.clone(),
+        limit: Some(a.n),
+    })?;
     if a.json {
         return print_json(&entries);
     }

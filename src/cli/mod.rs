@@ -65,7 +65,7 @@ mod var;
 
 use clap::{Parser, Subcommand};
 
-use crate::api::EditResponse;
+use crate::api::{EditRequest, EditResponse, Op};
 use crate::client::{Client, ClientError};
 
 #[derive(Parser)]
@@ -143,10 +143,11 @@ pub struct Failure {
 
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Failure {
-        let code = match e.status() {
-            Some(401) | None => 3,
-            Some(s) if s >= 500 => 4,
-            Some(_) => 1,
+        let code = match (&e, e.status()) {
+            (ClientError::Encode(_), _) => 4,
+            (_, Some(401) | None) => 3,
+            (_, Some(s)) if s >= 500 => 4,
+            (_, Some(_)) => 1,
         };
         Failure {
             code,
@@ -205,6 +206,13 @@ pub fn run(cli: Cli) -> CliResult {
         Command::User(c) => user::run_user(&client, c),
         Command::Token(c) => user::run_token(&client, c),
     }
+}
+
+/// Commits `ops` as one generation and prints the outcome; `force` accepts package names that
+/// no catalog knows.
+pub fn commit(c: &Client, ops: Vec<Op>, force: bool) -> CliResult {
+    print_edit(&c.edit(&EditRequest { ops, force })?);
+    Ok(())
 }
 
 /// Prints the outcome of an edit: its change lines and the generation; warnings on stderr.

@@ -2,11 +2,9 @@
 
 use clap::{Args, Subcommand};
 
-use super::{CliResult, parse_vars, print_edit, print_json, print_table};
-use crate::api::{
-    NodeInfo, NodeToken, Op, ServerInfo, TokenRotateRequest, TokenRotateResponse, TokenRotation,
-};
-use crate::client::{Client, enc};
+use super::{CliResult, commit, parse_vars, print_json, print_table};
+use crate::api::{EditRequest, NodeInfo, Op, TokenRotateRequest, TokenRotation};
+use crate::client::Client;
 
 #[derive(Subcommand)]
 pub enum NodeCmd {
@@ -95,9 +93,9 @@ pub fn run(c: &Client, cmd: NodeCmd) -> CliResult {
     match cmd {
         NodeCmd::Add { host, vars, ssh } => {
             let vars = parse_vars(&vars)?;
-            print_edit(&c.edit(vec![Op::NodeAdd { host, vars, ssh }])?);
+            commit(c, vec![Op::NodeAdd { host, vars, ssh }], false)?;
         }
-        NodeCmd::Rm { host } => print_edit(&c.edit(vec![Op::NodeRemove { host }])?),
+        NodeCmd::Rm { host } => commit(c, vec![Op::NodeRemove { host }], false)?,
         NodeCmd::Set {
             host,
             vars,
@@ -107,18 +105,22 @@ pub fn run(c: &Client, cmd: NodeCmd) -> CliResult {
             conffiles,
         } => {
             let set_vars = parse_vars(&vars)?;
-            print_edit(&c.edit(vec![Op::NodeSet {
-                host,
-                set_vars,
-                unset_vars: unset,
-                ssh,
-                url,
-                conffiles,
-            }])?);
+            commit(
+                c,
+                vec![Op::NodeSet {
+                    host,
+                    set_vars,
+                    unset_vars: unset,
+                    ssh,
+                    url,
+                    conffiles,
+                }],
+                false,
+            )?;
         }
         NodeCmd::Enroll(a) => return enroll(c, a),
         NodeCmd::Show { host, json } => {
-            let n: NodeInfo = c.get(&format!("/nodes/{}", enc(&host)))?;
+            let n = c.node(&host)?;
             if json {
                 return print_json(&n);
             }
@@ -128,7 +130,7 @@ pub fn run(c: &Client, cmd: NodeCmd) -> CliResult {
             }
         }
         NodeCmd::List { json } => {
-            let nodes: Vec<NodeInfo> = c.get("/nodes")?;
+            let nodes = c.nodes()?;
             if json {
                 return print_json(&nodes);
             }
@@ -144,7 +146,7 @@ pub fn run(c: &Client, cmd: NodeCmd) -> CliResult {
             json,
             ..
         } => {
-            let t: NodeToken = c.get(&format!("/nodes/{}/token", enc(&host)))?;
+            let t = c.node_token(&host)?;
             if json {
                 return print_json(&t);
             }
@@ -159,10 +161,7 @@ pub fn run(c: &Client, cmd: NodeCmd) -> CliResult {
             force,
             json,
         } => {
-            let r: TokenRotateResponse = c.post_json(
-                &format!("/nodes/{}/token", enc(&host)),
-                &TokenRotateRequest { force },
-            )?;
+            let r = c.rotate_node_token(&host, &TokenRotateRequest { force })?;
             if json {
                 return print_json(&r);
             }
@@ -177,9 +176,9 @@ pub fn run(c: &Client, cmd: NodeCmd) -> CliResult {
             }
         }
         NodeCmd::AptConfig(a) => {
-            let t: NodeToken = c.get(&format!("/nodes/{}/token", enc(&a.host)))?;
-            let n: NodeInfo = c.get(&format!("/nodes/{}", enc(&a.host)))?;
-            let info: ServerInfo = c.get("/server")?;
+            let t = c.node_token(&a.host)?;
+            let n = c.node(&a.host)?;
+            let info = c.server()?;
             out!(
                 "{}",
                 apt_config(
@@ -268,14 +267,17 @@ pub fn apt_config(
 /// `node enroll`: remember the URL, then print the node's one-liner or run it over SSH.
 fn enroll(c: &Client, a: EnrollArgs) -> CliResult {
     if let Some(url) = &a.url {
-        let outcome = c.edit(vec![Op::NodeSet {
-            host: a.host.clone(),
-            set_vars: Default::default(),
-            unset_vars: Vec::new(),
-            ssh: None,
-            url: Some(url.clone()),
-            conffiles: None,
-        }])?;
+        let outcome = c.edit(&EditRequest {
+            ops: vec![Op::NodeSet {
+                host: a.host.clone(),
+                set_vars: Default::default(),
+                unset_vars: Vec::new(),
+                ssh: None,
+                url: Some(url.clone()),
+                conffiles: None,
+            }],
+            force: false,
+        })?;
         if !outcome.changes.is_empty() {
             errln!(
                 "generation {}: {}",
@@ -284,14 +286,14 @@ fn enroll(c: &Client, a: EnrollArgs) -> CliResult {
             );
         }
     }
-    let n: NodeInfo = c.get(&format!("/nodes/{}", enc(&a.host)))?;
+    let n = c.node(&a.host)?;
     let Some(url) = n.url else {
         return Err(super::usage(format!(
             "node '{}' has no URL yet: give --url (umcd's URL as the node reaches it)",
             n.name
         )));
     };
-    let t: NodeToken = c.get(&format!("/nodes/{}/token", enc(&a.host)))?;
+    let t = c.node_token(&a.host)?;
     let line = crate::nodefiles::enroll_command(&url, &t.host, &t.token);
     if a.ssh {
         // The audit history records the enrollment, never the node's credentials.

@@ -3,8 +3,8 @@
 use clap::Args;
 
 use super::{CliResult, print_json};
-use crate::api::RenderedFile;
-use crate::client::{Client, enc};
+use crate::api::RenderQuery;
+use crate::client::Client;
 
 #[derive(Args)]
 pub struct RenderArgs {
@@ -15,11 +15,7 @@ pub struct RenderArgs {
 }
 
 pub fn run(c: &Client, a: RenderArgs) -> CliResult {
-    let r: RenderedFile = c.get(&format!(
-        "/nodes/{}/render?path={}",
-        enc(&a.host),
-        enc(&a.path)
-    ))?;
+    let r = c.render(&a.host, &RenderQuery { path: a.path })?;
     if a.json {
         return print_json(&r);
     }

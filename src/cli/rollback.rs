@@ -4,7 +4,7 @@ use clap::Args;
 
 use super::export::print_apply;
 use super::{CliResult, print_json};
-use crate::api::{ApplyResponse, DiffResponse, RollbackRequest};
+use crate::api::{DiffQuery, RollbackRequest};
 use crate::client::Client;
 
 #[derive(Args)]
@@ -29,20 +29,20 @@ pub struct DiffArgs {
 }
 
 pub fn rollback(client: &Client, a: RollbackArgs) -> CliResult {
-    let r: ApplyResponse = client.post_json(
-        "/rollback",
-        &RollbackRequest {
-            to: a.to,
-            dry_run: a.dry_run,
-            force: a.force,
-        },
-    )?;
+    let r = client.rollback(&RollbackRequest {
+        to: a.to,
+        dry_run: a.dry_run,
+        force: a.force,
+    })?;
     print_apply(&r);
     Ok(())
 }
 
 pub fn diff(client: &Client, a: DiffArgs) -> CliResult {
-    let r: DiffResponse = client.get(&format!("/diff?from={}&to={}", a.from, a.to))?;
+    let r = client.diff(&DiffQuery {
+        from: a.from,
+        to: a.to,
+    })?;
     if a.json {
         return print_json(&r);
     }

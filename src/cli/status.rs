@@ -7,8 +7,8 @@ use clap::Args;
 
 use super::term::one_line;
 use super::{CliResult, Failure, print_json, print_table};
-use crate::api::{HostStatus, HostStatusDetail};
-use crate::client::{Client, enc};
+use crate::api::{HostStatus, StatusQuery};
+use crate::client::Client;
 use crate::report::{State, count_states};
 use crate::time::{self, Units};
 
@@ -62,7 +62,7 @@ fn unhealthy(rows: &[HostStatus]) -> CliResult {
 pub fn run(c: &Client, a: StatusArgs) -> CliResult {
     let now = now();
     if let Some(host) = &a.host {
-        let d: HostStatusDetail = c.get(&format!("/status/{}", enc(host)))?;
+        let d = c.host_status(host)?;
         if a.json {
             print_json(&d)?;
             return unhealthy(std::slice::from_ref(&d.status));
@@ -133,12 +133,9 @@ pub fn run(c: &Client, a: StatusArgs) -> CliResult {
         print_table(&["RECEIVED", "TOOK", "STEPS"], &rows);
         return unhealthy(std::slice::from_ref(&d.status));
     }
-    let path = if a.failing {
-        "/status?failing=true"
-    } else {
-        "/status"
-    };
-    let rows: Vec<HostStatus> = c.get(path)?;
+    let rows = c.status(&StatusQuery {
+        failing: a.failing.then_some(true),
+    })?;
     if a.json {
         print_json(&rows)?;
         return unhealthy(&rows);
@@ -187,7 +184,7 @@ fn check_line(a: &CheckArgs) -> Result<(i32, String), Failure> {
         return Err(super::usage("--crit must be at least --warn"));
     }
     let c = Client::from_env()?;
-    let rows: Vec<HostStatus> = c.get("/status")?;
+    let rows = c.status(&StatusQuery::default())?;
     let counts = count_states(rows.iter().map(|r| r.state));
     let bad: Vec<&HostStatus> = rows.iter().filter(|r| r.state.needs_action()).collect();
     let (code, word) = if bad.len() >= a.crit.max(1) {

@@ -2,9 +2,9 @@
 
 use clap::Subcommand;
 
-use super::{CliResult, print_edit, print_json, print_table, usage};
-use crate::api::{Op, TaskInfo};
-use crate::client::{Client, enc};
+use super::{CliResult, commit, print_json, print_table, usage};
+use crate::api::Op;
+use crate::client::Client;
 
 #[derive(Subcommand)]
 pub enum TaskCmd {
@@ -135,7 +135,7 @@ fn file_cmd(c: &Client, cmd: FileCmd) -> CliResult {
         }
         FileCmd::Rm { task, path } => Op::TaskFileRemove { task, path },
         FileCmd::List { task, json } => {
-            let t: TaskInfo = c.get(&format!("/tasks/{}", enc(&task)))?;
+            let t = c.task(&task)?;
             if json {
                 return print_json(&t.files);
             }
@@ -155,15 +155,14 @@ fn file_cmd(c: &Client, cmd: FileCmd) -> CliResult {
             return Ok(());
         }
     };
-    print_edit(&c.edit(vec![op])?);
-    Ok(())
+    commit(c, vec![op], false)
 }
 
 pub fn run(c: &Client, cmd: TaskCmd) -> CliResult {
     let mut force = false;
     let op = match cmd {
         TaskCmd::Show { name, json } => {
-            let t: TaskInfo = c.get(&format!("/tasks/{}", enc(&name)))?;
+            let t = c.task(&name)?;
             if json {
                 return print_json(&t);
             }
@@ -179,7 +178,7 @@ pub fn run(c: &Client, cmd: TaskCmd) -> CliResult {
             return Ok(());
         }
         TaskCmd::List { json } => {
-            let tasks: Vec<TaskInfo> = c.get("/tasks")?;
+            let tasks = c.tasks()?;
             if json {
                 return print_json(&tasks);
             }
@@ -224,8 +223,7 @@ pub fn run(c: &Client, cmd: TaskCmd) -> CliResult {
         TaskCmd::Exclude { task, subtasks } => Op::TaskExclude { task, subtasks },
         TaskCmd::File(f) => return file_cmd(c, f),
     };
-    print_edit(&c.edit_with(vec![op], force)?);
-    Ok(())
+    commit(c, vec![op], force)
 }
 
 fn list(v: &[String], sep: &str) -> String {

@@ -7,8 +7,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use clap::{Subcommand, ValueEnum};
 
 use super::{CliResult, Failure, print_json, print_table};
-use crate::api::{Role, TokenCreated, TokenInfo, TokenRequest, UserInfo, UserRequest};
-use crate::client::{Client, enc};
+use crate::api::{Role, TokenRequest, UserRequest};
+use crate::client::Client;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum RoleArg {
@@ -127,20 +127,17 @@ pub fn run_user(c: &Client, cmd: UserCmd) -> CliResult {
     match cmd {
         UserCmd::Add { name, role } => {
             let password = new_password(&name)?;
-            let u: UserInfo = c.post_json(
-                "/users",
-                &UserRequest {
-                    name,
-                    role: Some(role.into()),
-                    password,
-                },
-            )?;
+            let u = c.add_user(&UserRequest {
+                name,
+                role: Some(role.into()),
+                password,
+            })?;
             outln!("added user '{}' ({})", u.name, u.role.as_str());
         }
         UserCmd::Passwd { name } => {
             let password = new_password(&name)?;
-            let _: serde_json::Value = c.post_json(
-                &format!("/users/{}/password", enc(&name)),
+            c.set_password(
+                &name,
                 &UserRequest {
                     name: String::new(),
                     role: None,
@@ -150,11 +147,11 @@ pub fn run_user(c: &Client, cmd: UserCmd) -> CliResult {
             outln!("password of '{name}' changed");
         }
         UserCmd::Rm { name } => {
-            let _: serde_json::Value = c.delete(&format!("/users/{}", enc(&name)))?;
+            c.remove_user(&name)?;
             outln!("removed user '{name}' and its tokens");
         }
         UserCmd::List { json } => {
-            let users: Vec<UserInfo> = c.get("/users")?;
+            let users = c.users()?;
             if json {
                 return print_json(&users);
             }
@@ -187,12 +184,12 @@ pub fn run_token(c: &Client, cmd: TokenCmd) -> CliResult {
                 name,
                 expires_days: expires,
             };
-            let t: TokenCreated = match user {
+            let t = match user {
                 Some(u) => {
                     let p = read_password(&format!("password for {u}: "))?;
-                    c.with_password(&u, &p).post_json("/tokens", &req)?
+                    c.with_password(&u, &p).create_token(&req)?
                 }
-                None => c.post_json("/tokens", &req)?,
+                None => c.create_token(&req)?,
             };
             if json {
                 return print_json(&t);
@@ -205,7 +202,7 @@ pub fn run_token(c: &Client, cmd: TokenCmd) -> CliResult {
             outln!("{}", t.token);
         }
         TokenCmd::List { json } => {
-            let tokens: Vec<TokenInfo> = c.get("/tokens")?;
+            let tokens = c.tokens()?;
             if json {
                 return print_json(&tokens);
             }
@@ -224,7 +221,7 @@ pub fn run_token(c: &Client, cmd: TokenCmd) -> CliResult {
             print_table(&["ID", "USER", "NAME", "CREATED", "EXPIRES"], &rows);
         }
         TokenCmd::Revoke { id } => {
-            let _: serde_json::Value = c.delete(&format!("/tokens/{}", enc(&id)))?;
+            c.revoke_token(&id)?;
             outln!("revoked token {id}");
         }
     }

@@ -2,8 +2,8 @@
 
 use clap::Subcommand;
 
-use super::{CliResult, parse_vars, print_edit, print_json, print_table, shown_vars};
-use crate::api::{Op, VarValues};
+use super::{CliResult, commit, parse_vars, print_json, print_table, shown_vars};
+use crate::api::Op;
 use crate::client::Client;
 
 #[derive(Subcommand)]
@@ -32,7 +32,7 @@ pub fn run(c: &Client, cmd: VarCmd) -> CliResult {
         },
         VarCmd::Unset { names } => Op::VarUnset { names },
         VarCmd::List { json } => {
-            let vars: VarValues = c.get("/vars")?;
+            let vars = c.vars()?;
             if json {
                 return print_json(&vars);
             }
@@ -44,6 +44,5 @@ pub fn run(c: &Client, cmd: VarCmd) -> CliResult {
             return Ok(());
         }
     };
-    print_edit(&c.edit(vec![op])?);
-    Ok(())
+    commit(c, vec![op], false)
 }

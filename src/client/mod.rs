@@ -1,11 +1,19 @@
 //! Admin API client used by `umc-admin` (blocking; one request at a time).
+//!
+//! `routes` has one typed method per `/api/v1` route (request type in, response type out), so
+//! a caller never builds a URL or picks an HTTP method; this file is the transport under
+//! them. `tests.rs` calls every method against a router built from the server's
+//! `http::API_ROUTES`, so a route without a method fails there.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::{AuditEntry, AuditRequest, EditRequest, EditResponse, ErrorBody, Op};
+use crate::api::ErrorBody;
+
+mod routes;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -18,6 +26,9 @@ pub enum ClientError {
         "no API token: set UMC_TOKEN or UMC_TOKEN_FILE, or run where ./umc-data/admin.token exists ({0})"
     )]
     NoToken(String),
+    /// A request's query could not be written (a wire type serde_urlencoded cannot carry).
+    #[error("cannot encode the request: {0}")]
+    Encode(String),
 }
 
 impl ClientError {
@@ -93,6 +104,10 @@ impl Client {
         }
     }
 
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
     fn finish<T: DeserializeOwned>(
         &self,
         resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
@@ -112,21 +127,35 @@ impl Client {
         Err(ClientError::Api { status, message })
     }
 
-    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let r = self
             .agent
-            .get(format!("{}/api/v1{path}", self.base))
+            .get(self.url(path))
             .header("Authorization", &self.auth)
             .call();
         self.finish(r)
     }
 
-    /// Commits `ops` as one generation.
-    /// `GET /api/v1<path>`, its body copied into `out`; returns the byte count.
-    pub fn download(&self, path: &str, out: &mut impl std::io::Write) -> Result<u64, ClientError> {
+    /// `GET <path>?<query>`; no `?` when every field of `query` is absent.
+    fn get_query<T: DeserializeOwned, Q: Serialize>(
+        &self,
+        path: &str,
+        query: &Q,
+    ) -> Result<T, ClientError> {
+        let q =
+            serde_urlencoded::to_string(query).map_err(|e| ClientError::Encode(e.to_string()))?;
+        if q.is_empty() {
+            self.get(path)
+        } else {
+            self.get(&format!("{path}?{q}"))
+        }
+    }
+
+    /// `GET <path>`, its body copied into `out`; returns the byte count.
+    fn download(&self, path: &str, out: &mut impl std::io::Write) -> Result<u64, ClientError> {
         let mut resp = self
             .agent
-            .get(format!("{}/api/v1{path}", self.base))
+            .get(self.url(path))
             .header("Authorization", &self.auth)
             .call()
             .map_err(|e| self.transport(e))?;
@@ -140,67 +169,42 @@ impl Client {
         })
     }
 
-    pub fn edit(&self, ops: Vec<Op>) -> Result<EditResponse, ClientError> {
-        self.edit_with(ops, false)
-    }
-
-    /// Commits `ops`; `force` accepts package names no catalog knows.
-    pub fn edit_with(&self, ops: Vec<Op>, force: bool) -> Result<EditResponse, ClientError> {
-        self.post_json("/edit", &EditRequest { ops, force })
-    }
-
-    pub fn post_json<T: DeserializeOwned, B: serde::Serialize>(
+    fn post<T: DeserializeOwned, B: Serialize>(
         &self,
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
         let r = self
             .agent
-            .post(format!("{}/api/v1{path}", self.base))
+            .post(self.url(path))
             .header("Authorization", &self.auth)
             .send_json(body);
         self.finish(r)
     }
 
     /// POSTs raw bytes (`application/octet-stream`).
-    pub fn post_bytes<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &[u8],
-    ) -> Result<T, ClientError> {
+    fn post_bytes<T: DeserializeOwned>(&self, path: &str, body: &[u8]) -> Result<T, ClientError> {
         let r = self
             .agent
-            .post(format!("{}/api/v1{path}", self.base))
+            .post(self.url(path))
             .header("Authorization", &self.auth)
             .header("Content-Type", "application/octet-stream")
             .send(body);
         self.finish(r)
     }
 
-    pub fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+    fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let r = self
             .agent
-            .delete(format!("{}/api/v1{path}", self.base))
+            .delete(self.url(path))
             .header("Authorization", &self.auth)
             .call();
         self.finish(r)
     }
 }
 
-impl Client {
-    /// Records a fleet command in the server's audit history.
-    pub fn audit(&self, req: &AuditRequest) -> Result<AuditEntry, ClientError> {
-        let r = self
-            .agent
-            .post(format!("{}/api/v1/audit", self.base))
-            .header("Authorization", &self.auth)
-            .send_json(req);
-        self.finish(r)
-    }
-}
-
-/// Percent-encodes a path segment or query value.
-pub fn enc(s: &str) -> String {
+/// Percent-encodes a path segment.
+fn enc(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -211,3 +215,6 @@ pub fn enc(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;
