@@ -53,6 +53,7 @@ fn serving() -> umc::nodefiles::Serving<'static> {
     umc::nodefiles::Serving {
         keyring: &[0x99; 600],
         conffiles: umc::model::ConffilePolicy::KeepLocal,
+        ca: None,
     }
 }
 

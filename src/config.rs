@@ -42,6 +42,64 @@ pub struct Config {
     pub log_keep: usize,
     /// Fleet-command audit records kept.
     pub audit_keep: usize,
+    /// When umcd serves HTTPS (see [`crate::tls`]).
+    pub tls: crate::tls::Mode,
+    /// The certificate chain and key umcd serves (PEM); without them, its own CA's.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Names and addresses the served certificate must cover; the embedded CA issues for these.
+    pub tls_names: Vec<String>,
+    /// The CA certificates (PEM bundle) nodes trust for umcd; default: the embedded CA, or
+    /// none with `tls_cert` (the system's roots).
+    pub tls_ca: Option<PathBuf>,
+    /// Peers whose `X-Forwarded-Proto` umcd believes (a reverse proxy terminating TLS):
+    /// addresses or CIDR networks. From anyone else the header is dropped.
+    pub trusted_proxies: Vec<Network>,
+    /// What nodes trust for umcd over https: the PEM of `tls_ca` or of the embedded CA. Not a
+    /// file key: umcd fills it once it has loaded its certificate.
+    pub tls_node_ca: Option<String>,
+}
+
+/// An address or a CIDR network (`192.0.2.0/24`, `2001:db8::/32`, `::1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    pub fn parse(s: &str) -> Option<Network> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: std::net::IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max)?,
+            None => max,
+        };
+        Some(Network { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Default for Config {
@@ -71,6 +129,13 @@ impl Default for Config {
             },
             log_keep: 100_000,
             audit_keep: 10_000,
+            tls: crate::tls::Mode::Auto,
+            tls_cert: None,
+            tls_key: None,
+            tls_names: Vec::new(),
+            tls_ca: None,
+            trusted_proxies: Vec::new(),
+            tls_node_ca: None,
         }
     }
 }
@@ -96,6 +161,13 @@ pub struct FileConfig {
     pub drift_after_secs: Option<i64>,
     pub log_keep: Option<usize>,
     pub audit_keep: Option<usize>,
+    /// "auto", "on" or "off".
+    pub tls: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_names: Option<Vec<String>>,
+    pub tls_ca: Option<PathBuf>,
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +183,14 @@ pub enum ConfigError {
     BadPolicy { path: PathBuf, value: String },
     #[error("architecture '{0}' is not a Debian architecture name")]
     BadArch(String),
+    #[error("{path}: {key} {problem}")]
+    Bad {
+        path: PathBuf,
+        key: &'static str,
+        problem: String,
+    },
+    #[error("{0}")]
+    Tls(String),
 }
 
 impl Config {
@@ -174,6 +254,37 @@ impl Config {
         if let Some(v) = f.catalog_timeout_secs {
             self.catalog_timeout = std::time::Duration::from_secs(v.max(1));
         }
+        if let Some(v) = f.tls {
+            self.tls = crate::tls::Mode::parse(&v).ok_or_else(|| ConfigError::Bad {
+                path: path.to_path_buf(),
+                key: "tls",
+                problem: format!("must be \"auto\", \"on\" or \"off\", not \"{v}\""),
+            })?;
+        }
+        if let Some(v) = f.tls_cert {
+            self.tls_cert = Some(v);
+        }
+        if let Some(v) = f.tls_key {
+            self.tls_key = Some(v);
+        }
+        if let Some(v) = f.tls_names {
+            self.tls_names = v;
+        }
+        if let Some(v) = f.tls_ca {
+            self.tls_ca = Some(v);
+        }
+        if let Some(v) = f.trusted_proxies {
+            self.trusted_proxies = v
+                .iter()
+                .map(|n| {
+                    Network::parse(n).ok_or_else(|| ConfigError::Bad {
+                        path: path.to_path_buf(),
+                        key: "trusted_proxies",
+                        problem: format!("\"{n}\" is not an address or CIDR network"),
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
         Ok(())
     }
 
@@ -187,6 +298,111 @@ impl Config {
                 return Err(ConfigError::BadArch(a.clone()));
             }
         }
+        self.tls_source()?;
         Ok(())
+    }
+}
+
+impl Config {
+    /// Where the served certificate comes from, or `None` for plain HTTP (see
+    /// [`crate::tls::Mode`]).
+    pub fn tls_source(&self) -> Result<Option<crate::tls::Source>, ConfigError> {
+        use crate::tls::{Mode, Source};
+        let files = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(Source::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Tls(
+                    "tls_cert and tls_key go together: give both or neither".into(),
+                ));
+            }
+        };
+        let serve = match self.tls {
+            Mode::Off if files.is_some() => {
+                return Err(ConfigError::Tls(
+                    "tls is off but tls_cert is set: drop one of them".into(),
+                ));
+            }
+            Mode::Off => false,
+            Mode::On => true,
+            Mode::Auto => files.is_some() || !self.listen.ip().is_loopback(),
+        };
+        if !serve {
+            return Ok(None);
+        }
+        Ok(Some(files.unwrap_or_else(|| Source::Auto {
+            dir: self.data_dir.join("tls"),
+            names: self.tls_names_or_default(),
+        })))
+    }
+
+    /// `tls_names`, or when none are given: this host's name, `localhost`, the loopback
+    /// addresses and the listen address when it is a specific one.
+    pub fn tls_names_or_default(&self) -> Vec<String> {
+        if !self.tls_names.is_empty() {
+            return self.tls_names.clone();
+        }
+        let mut names = Vec::new();
+        if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
+            let h = h.trim();
+            if !h.is_empty() {
+                names.push(h.to_string());
+            }
+        }
+        names.extend(["localhost", "127.0.0.1", "::1"].map(String::from));
+        let ip = self.listen.ip();
+        if !ip.is_unspecified() && !ip.is_loopback() {
+            names.push(ip.to_string());
+        }
+        names.dedup();
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_parse_and_contain() {
+        let n = Network::parse("192.0.2.0/24").unwrap();
+        assert!(n.contains("192.0.2.7".parse().unwrap()));
+        assert!(n.contains("::ffff:192.0.2.7".parse().unwrap()));
+        assert!(!n.contains("192.0.3.7".parse().unwrap()));
+        let one = Network::parse("::1").unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!(!one.contains("::2".parse().unwrap()));
+        assert!(
+            Network::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert_eq!(Network::parse("192.0.2.0/33"), None);
+        assert_eq!(Network::parse("nonsense"), None);
+    }
+
+    #[test]
+    fn tls_is_on_by_default_only_off_loopback() {
+        let mut c = Config::default();
+        assert!(c.tls_source().unwrap().is_none(), "127.0.0.1: plain");
+        c.listen = "0.0.0.0:8443".parse().unwrap();
+        assert!(matches!(
+            c.tls_source().unwrap(),
+            Some(crate::tls::Source::Auto { .. })
+        ));
+        c.tls = crate::tls::Mode::Off;
+        assert!(c.tls_source().unwrap().is_none());
+        c.tls_cert = Some("c.pem".into());
+        assert!(c.tls_source().is_err(), "off with a certificate");
+        c.tls = crate::tls::Mode::Auto;
+        assert!(c.tls_source().is_err(), "a certificate without its key");
+        c.tls_key = Some("k.pem".into());
+        assert!(matches!(
+            c.tls_source().unwrap(),
+            Some(crate::tls::Source::Files { .. })
+        ));
     }
 }

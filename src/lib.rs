@@ -24,6 +24,7 @@ pub mod ssh;
 pub mod store;
 pub mod template;
 pub mod time;
+pub mod tls;
 
 #[cfg(test)]
 mod testing;

@@ -32,6 +32,10 @@ pub const NODE_KEYRING: &str = "/usr/share/keyrings/umc-archive-keyring.gpg";
 pub const NODE_SOURCES: &str = "/etc/apt/sources.list.d/umc.sources";
 pub const NODE_AUTH: &str = "/etc/apt/auth.conf.d/umc.conf";
 pub const NODE_CONF_PATH: &str = "/usr/share/umc/node.conf";
+/// The CAs a node trusts for umcd, and the apt configuration that trusts them for umcd alone
+/// (never the system's trust store).
+pub const NODE_CA: &str = "/usr/share/umc/ca.pem";
+pub const NODE_TLS_CONF: &str = "/etc/apt/apt.conf.d/60umc-tls";
 
 /// What umcd itself contributes to `umc-node`.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +44,9 @@ pub struct Serving<'a> {
     pub keyring: &'a [u8],
     /// Conffile policy of nodes that set none.
     pub conffiles: ConffilePolicy,
+    /// The CA certificates (PEM) nodes reaching umcd over https trust for it, when the
+    /// served certificate does not chain to the system's roots.
+    pub ca: Option<&'a str>,
 }
 
 /// A short digest of every embedded node file: part of umcd's serving inputs, so a umcd
@@ -76,6 +83,29 @@ pub fn sources_file(url: &str, host: &str, keyring: &str) -> String {
         .replace("@KEYRING@", keyring)
 }
 
+/// The host (and port) of an `https://` URL, or `None` for any other URL.
+fn https_host(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("https://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    Some(authority.rsplit('@').next().unwrap_or(authority))
+}
+
+/// The apt configuration that makes apt trust `NODE_CA` for umcd's host alone. apt's per-host
+/// options take the host without the port.
+pub fn tls_conf(url: &str) -> Option<String> {
+    let authority = https_host(url)?;
+    // apt's option names split at "::", so an IPv6 literal cannot name a host there: such a
+    // URL gets no per-host CA (enroll such nodes with a DNS name).
+    if authority.starts_with('[') {
+        return None;
+    }
+    let host = authority.split(':').next().unwrap_or(authority);
+    Some(format!(
+        "// umc: trust umcd's CA for {host} only (shipped by umc-node, replaced on upgrade)\n\
+         Acquire::https::{host}::CaInfo \"{NODE_CA}\";\n"
+    ))
+}
+
 /// The node's `auth.conf.d` entry, from `apt-conf/umc-auth.conf.in`.
 pub fn auth_file(url: &str, host: &str, token: &str) -> String {
     AUTH.replace("@URL@", url.trim_end_matches('/'))
@@ -100,6 +130,13 @@ pub fn node_files(node: &Node, package: &str, serving: Serving<'_>) -> Vec<DataF
                 .replace("@PACKAGE@", package)
                 .replace("@CONFFILES@", policy.as_str())
                 .replace(
+                    "@CA@",
+                    match (&node.url, serving.ca) {
+                        (Some(url), Some(_)) if https_host(url).is_some() => NODE_CA,
+                        _ => "",
+                    },
+                )
+                .replace(
                     "@REPORT_URL@",
                     &node
                         .url
@@ -123,6 +160,10 @@ pub fn node_files(node: &Node, package: &str, serving: Serving<'_>) -> Vec<DataF
             mode: 0o600,
             ..DataFile::conffile(NODE_AUTH, auth_file(url, &node.name, &node.token))
         });
+        if let (Some(ca), Some(conf)) = (serving.ca, tls_conf(url)) {
+            files.push(DataFile::new(NODE_CA, ca));
+            files.push(DataFile::conffile(NODE_TLS_CONF, conf));
+        }
     }
     files
 }
@@ -183,7 +224,8 @@ pub fn task_scripts(
 }
 
 /// `GET /hosts/<h>/bootstrap`: the POSIX sh script that enrolls `node` (which has a URL).
-pub fn bootstrap_script(node: &Node, url: &str, keyring: &[u8]) -> String {
+/// `ca`: the CAs it trusts for umcd over https (see [`Serving::ca`]).
+pub fn bootstrap_script(node: &Node, url: &str, keyring: &[u8], ca: Option<&str>) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(keyring);
     let wrapped: Vec<&str> = b64
         .as_bytes()
@@ -192,6 +234,17 @@ pub fn bootstrap_script(node: &Node, url: &str, keyring: &[u8]) -> String {
         .collect();
     // A here-document adds the final newline back.
     let body = |s: String| s.strip_suffix('\n').map(str::to_string).unwrap_or(s);
+    let tls = match (ca, tls_conf(url)) {
+        (Some(ca), Some(conf)) => format!(
+            "    install -d -m 0755 {dir}\n    cat >\"$tmp\" <<'UMC_CA'\n{ca}\nUMC_CA\n    \
+             install -m 0644 \"$tmp\" {NODE_CA}\n    cat >\"$tmp\" <<'UMC_TLS'\n{conf}\nUMC_TLS\n    \
+             install -m 0644 \"$tmp\" {NODE_TLS_CONF}\n",
+            dir = NODE_CA.rsplit_once('/').map_or("/", |(d, _)| d),
+            ca = body(ca.to_string()),
+            conf = body(conf),
+        ),
+        _ => String::new(),
+    };
     BOOTSTRAP
         .replace("@KEYRING_BASE64@", &wrapped.join("\n"))
         .replace("@KEYRING_PATH@", NODE_KEYRING)
@@ -202,6 +255,7 @@ pub fn bootstrap_script(node: &Node, url: &str, keyring: &[u8]) -> String {
         .replace("@SOURCES_PATH@", NODE_SOURCES)
         .replace("@AUTH@", &body(auth_file(url, &node.name, &node.token)))
         .replace("@AUTH_PATH@", NODE_AUTH)
+        .replace("@TLS@\n", &tls)
         .replace("@URL@", url)
         .replace("@HOST@", &node.name)
 }
@@ -210,10 +264,31 @@ pub fn bootstrap_script(node: &Node, url: &str, keyring: &[u8]) -> String {
 /// curl is absent) and run it; a failed download says so and exits non-zero. The token never
 /// reaches a command line (`ps` shows those to every user): curl reads it from a config on
 /// stdin, wget from a private wgetrc, and the script goes to `sh -s` on stdin.
-pub fn enroll_command(url: &str, host: &str, token: &str) -> String {
+///
+/// Over https with `ca` (umcd's own CA), the line carries the CA and the download trusts it
+/// alone (`--cacert`, `--ca-certificate`): a man in the middle of the first contact gets
+/// neither the token nor a node.
+pub fn enroll_command(url: &str, host: &str, token: &str, ca: Option<&str>) -> String {
     let url = url.trim_end_matches('/');
+    let ca = ca.filter(|_| https_host(url).is_some());
+    // PEM holds only base64, dashes, spaces and letters: safe inside single quotes.
+    let (setup, curl_ca, wget_ca, cleanup) = match ca {
+        Some(pem) => (
+            format!(
+                "c=$(mktemp) && printf '%s\\n' {} >\"$c\" && ",
+                pem.lines()
+                    .map(|l| format!("'{l}'"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            " --cacert \"$c\"",
+            " --ca-certificate=\"$c\"",
+            "rm -f \"$c\"; ",
+        ),
+        None => (String::new(), "", "", ""),
+    };
     format!(
-        "u='{url}/hosts/{host}/bootstrap'; if command -v curl >/dev/null; then s=$(printf 'user = \"%s\"\\n' '{host}:{token}' | curl -fsS -K - \"$u\"); else w=$(mktemp) && printf 'user = %s\\npassword = %s\\n' '{host}' '{token}' >\"$w\" && s=$(WGETRC=\"$w\" wget -nv -O- --auth-no-challenge \"$u\"); r=$?; rm -f \"$w\"; [ \"$r\" = 0 ]; fi && printf '%s\\n' \"$s\" | sh -s || {{ echo \"umc: enrolling {host} failed (see above)\" >&2; false; }}"
+        "{setup}u='{url}/hosts/{host}/bootstrap'; if command -v curl >/dev/null; then s=$(printf 'user = \"%s\"\\n' '{host}:{token}' | curl -fsS{curl_ca} -K - \"$u\"); else w=$(mktemp) && printf 'user = %s\\npassword = %s\\n' '{host}' '{token}' >\"$w\" && s=$(WGETRC=\"$w\" wget -nv -O-{wget_ca} --auth-no-challenge \"$u\"); r=$?; rm -f \"$w\"; [ \"$r\" = 0 ]; fi; r=$?; {cleanup}[ \"$r\" = 0 ] && printf '%s\\n' \"$s\" | sh -s || {{ echo \"umc: enrolling {host} failed (see above)\" >&2; false; }}"
     )
 }
 
@@ -238,43 +313,88 @@ mod tests {
 
     #[test]
     fn bootstrap_embeds_the_same_bytes_umc_node_ships() {
-        let n = node();
-        let serving = Serving {
-            keyring: b"\x99\x01key",
-            conffiles: ConffilePolicy::KeepLocal,
-        };
-        let script = bootstrap_script(&n, "http://umc.example.com:8080", serving.keyring);
-        let files = node_files(&n, "umc-web1.example.com", serving);
-        for path in [NODE_SOURCES, NODE_AUTH] {
-            let f = files.iter().find(|f| f.path == path).expect("shipped");
-            let text = std::str::from_utf8(&f.contents).expect("utf8");
-            assert!(script.contains(text), "{path} differs:\n{script}");
+        let ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        for (url, ca) in [
+            ("http://umc.example.com:8080", None),
+            ("https://umc.example.com:8443", Some(ca)),
+        ] {
+            let mut n = node();
+            n.url = Some(url.into());
+            let serving = Serving {
+                keyring: b"\x99\x01key",
+                conffiles: ConffilePolicy::KeepLocal,
+                ca,
+            };
+            let script = bootstrap_script(&n, url, serving.keyring, serving.ca);
+            let files = node_files(&n, "umc-web1.example.com", serving);
+            let mut paths = vec![NODE_SOURCES, NODE_AUTH];
+            if ca.is_some() {
+                paths.extend([NODE_CA, NODE_TLS_CONF]);
+            } else {
+                assert!(!files.iter().any(|f| f.path == NODE_CA));
+            }
+            for path in paths {
+                let f = files.iter().find(|f| f.path == path).expect("shipped");
+                let text = std::str::from_utf8(&f.contents).expect("utf8");
+                assert!(script.contains(text), "{path} differs:\n{script}");
+            }
+            let placeholder =
+                script.split('@').skip(1).step_by(2).find(|w| {
+                    !w.is_empty() && w.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                });
+            assert_eq!(placeholder, None, "unfilled placeholder:\n{script}");
+            let out = std::process::Command::new("sh")
+                .args(["-n", "-c", &script])
+                .output()
+                .expect("sh");
+            assert!(out.status.success(), "{script}\n{out:?}");
         }
-        let placeholder = script
-            .split('@')
-            .skip(1)
-            .step_by(2)
-            .find(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_uppercase() || c == '_'));
-        assert_eq!(placeholder, None, "unfilled placeholder:\n{script}");
+        assert_eq!(tls_conf("https://[2001:db8::1]:8443/x"), None);
+        assert_eq!(tls_conf("http://umc.example.com/"), None);
+        assert_eq!(
+            tls_conf("https://umc.example.com:8443/x").as_deref(),
+            Some(
+                "// umc: trust umcd's CA for umc.example.com only (shipped by umc-node, replaced on upgrade)\n\
+                 Acquire::https::umc.example.com::CaInfo \"/usr/share/umc/ca.pem\";\n"
+            )
+        );
     }
 
     #[test]
     fn the_enrollment_line_is_valid_sh_and_keeps_the_token_off_command_lines() {
         let token = "ab".repeat(32);
-        let line = enroll_command("http://umc.example.com:8080/", "web1.example.com", &token);
+        let ca = "-----BEGIN CERTIFICATE-----\nMIIBdz+/=\n-----END CERTIFICATE-----\n";
+        for (url, ca) in [
+            ("http://umc.example.com:8080/", None),
+            ("https://umc.example.com:8443/", Some(ca)),
+        ] {
+            let line = enroll_command(url, "web1.example.com", &token, ca);
+            let out = std::process::Command::new("sh")
+                .args(["-n", "-c", &line])
+                .output()
+                .expect("sh");
+            assert!(out.status.success(), "{line}\n{out:?}");
+            // The token appears only as an argument of printf, a shell builtin.
+            assert_eq!(line.matches(&token).count(), 2, "{line}");
+            for part in line.split(';') {
+                if part.contains(&token) {
+                    assert!(part.contains("printf"), "{part}");
+                }
+            }
+            assert!(line.contains("| sh -s"), "{line}");
+            assert_eq!(line.contains("--cacert \"$c\""), ca.is_some(), "{line}");
+        }
+        // The CA is written exactly as given.
+        let line = enroll_command("https://u:1/", "h", "t", Some(ca));
+        let setup = line.split(" && u=").next().expect("setup");
+        let d = tempfile::tempdir().expect("tmp");
         let out = std::process::Command::new("sh")
-            .args(["-n", "-c", &line])
+            .arg("-c")
+            .arg(format!("{setup} && cat \"$c\" && rm -f \"$c\""))
+            .current_dir(d.path())
             .output()
             .expect("sh");
-        assert!(out.status.success(), "{line}\n{out:?}");
-        // The token appears only as an argument of printf, a shell builtin.
-        assert_eq!(line.matches(&token).count(), 2, "{line}");
-        for part in line.split(';') {
-            if part.contains(&token) {
-                assert!(part.contains("printf"), "{part}");
-            }
-        }
-        assert!(line.contains("| sh -s"), "{line}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), ca);
     }
 
     #[test]

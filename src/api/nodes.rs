@@ -141,6 +141,10 @@ pub struct NodeToken {
     /// A rotation under way (the previous token is never shown).
     #[serde(default)]
     pub rotation: Option<TokenRotation>,
+    /// The CAs (PEM) a node trusts for umcd over https, when umcd serves its own CA's
+    /// certificate: the enrollment line carries them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
 }
 
 /// `GET /api/v1/nodes/<host>/render?path=`: which file to render.

@@ -84,10 +84,11 @@ impl KeySet {
     }
 
     /// What umcd contributes to every host's `umc-node` package.
-    pub fn serving(&self, config: &Config) -> Serving<'_> {
+    pub fn serving<'a>(&'a self, config: &'a Config) -> Serving<'a> {
         Serving {
             keyring: &self.keyring_gpg,
             conffiles: config.conffiles,
+            ca: config.tls_node_ca.as_deref(),
         }
     }
 }
@@ -97,12 +98,20 @@ impl KeySet {
 /// records its hash at start (`Store::note_serving_inputs`) and with every key change.
 pub fn serving_inputs(config: &Config, fingerprints: &[String]) -> ServingInputs {
     let description = format!(
-        "format {}, architectures {}, keys {}, node files {}, conffiles {}",
+        "format {}, architectures {}, keys {}, node files {}, conffiles {}{}",
         crate::model::FORMAT,
         config.architectures.join(" "),
         fingerprints.join(" "),
         crate::nodefiles::fingerprint(),
         config.conffiles,
+        // Only when set, so that a umcd without TLS keeps its serving fingerprint.
+        config.tls_node_ca.as_deref().map_or(String::new(), |ca| {
+            use sha2::{Digest, Sha256};
+            format!(
+                ", node CA {}",
+                hex::encode(&Sha256::digest(ca.as_bytes())[..8])
+            )
+        }),
     );
     let fingerprint = {
         use sha2::{Digest, Sha256};
@@ -145,7 +154,7 @@ impl App {
     /// What umcd contributes to every host's `umc-node` package, with the key set `keys`
     /// (take it once per render from [`App::keys_for`], so one view signs and ships the same
     /// keys).
-    pub fn serving<'a>(&self, keys: &'a KeySet) -> Serving<'a> {
+    pub fn serving<'a>(&'a self, keys: &'a KeySet) -> Serving<'a> {
         keys.serving(&self.config)
     }
 

@@ -91,6 +91,7 @@ impl App {
             rotation: rotation(&n),
             host: n.name,
             token: n.token,
+            ca: self.config.tls_node_ca.clone(),
         })
     }
 

@@ -32,6 +32,20 @@ struct Args {
     /// each); flags and environment override it
     #[arg(long, env = "UMC_CONFIG", global = true)]
     config: Option<PathBuf>,
+    /// When to serve HTTPS: auto (unless listening on loopback only), on, off
+    /// [default: auto]
+    #[arg(long, env = "UMC_TLS", value_parser = ["auto", "on", "off"])]
+    tls: Option<String>,
+    /// The certificate chain umcd serves (PEM); without it, umcd's own CA issues one
+    #[arg(long, env = "UMC_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(long, env = "UMC_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// A name or address the certificate must cover (repeatable); umcd's own CA issues for
+    /// these [default: this host's name, localhost and the loopback addresses]
+    #[arg(long = "tls-name", env = "UMC_TLS_NAMES", value_delimiter = ',')]
+    tls_names: Vec<String>,
     /// Without a command, umcd serves
     #[command(subcommand)]
     command: Option<Command>,
@@ -233,6 +247,16 @@ async fn run() -> Result<()> {
     if let Some(d) = args.data_dir {
         config.data_dir = d;
     }
+    if let Some(t) = &args.tls {
+        config.tls = umc::tls::Mode::parse(t).unwrap_or_default();
+    }
+    if args.tls_cert.is_some() {
+        config.tls_cert = args.tls_cert.clone();
+        config.tls_key = args.tls_key.clone();
+    }
+    if !args.tls_names.is_empty() {
+        config.tls_names = args.tls_names.clone();
+    }
     config.validate()?;
     let data = config.data_dir.clone();
     if let Some(Command::Restore { file }) = &args.command {
@@ -287,6 +311,7 @@ async fn run() -> Result<()> {
             data.display()
         );
     }
+    let tls = load_tls(&mut config)?;
     // Inputs of every host's repository besides the model; a change moves all Release dates.
     let umc::store::ServingInputs {
         fingerprint,
@@ -303,10 +328,35 @@ async fn run() -> Result<()> {
     let app = Arc::new(App::new(store, keys, config)?);
     let state = Arc::new(AppState::new(app)?);
     let shutdown = shutdown_signal()?;
-    println!("umcd listening on http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("umcd listening on {scheme}://{addr}");
+    if let Some(t) = &tls {
+        println!("umcd certificate pin {}", t.pin());
+    }
     std::io::stdout().flush()?;
-    http::run(listener, state, shutdown).await?;
+    http::run(listener, state, tls, shutdown).await?;
     Ok(())
+}
+
+/// The certificate umcd serves, if any (made on first start with its own CA); what nodes
+/// trust goes into `config.tls_node_ca`, a serving input.
+fn load_tls(config: &mut Config) -> Result<Option<Arc<umc::tls::Tls>>> {
+    let Some(source) = config.tls_source()? else {
+        return Ok(None);
+    };
+    let names = match &source {
+        umc::tls::Source::Auto { names, .. } => names.clone(),
+        umc::tls::Source::Files { .. } => config.tls_names.clone(),
+    };
+    let tls = umc::tls::Tls::load(
+        source,
+        names,
+        config.tls_ca.as_deref(),
+        std::time::SystemTime::now(),
+    )
+    .context("tls")?;
+    config.tls_node_ca = tls.node_ca().map(str::to_string);
+    Ok(Some(Arc::new(tls)))
 }
 
 #[cfg(test)]

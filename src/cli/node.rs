@@ -294,7 +294,7 @@ fn enroll(c: &Client, a: EnrollArgs) -> CliResult {
         )));
     };
     let t = c.node_token(&a.host)?;
-    let line = crate::nodefiles::enroll_command(&url, &t.host, &t.token);
+    let line = crate::nodefiles::enroll_command(&url, &t.host, &t.token, t.ca.as_deref());
     if a.ssh {
         // The audit history records the enrollment, never the node's credentials.
         let shown = format!("umc-admin node enroll {} --ssh", n.name);

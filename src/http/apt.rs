@@ -283,7 +283,12 @@ async fn bootstrap(state: Arc<AppState>, host: String) -> Response<Body> {
         )
             .into_response();
     };
-    let script = crate::nodefiles::bootstrap_script(&node, url, &state.app.keys().keyring_gpg);
+    let script = crate::nodefiles::bootstrap_script(
+        &node,
+        url,
+        &state.app.keys().keyring_gpg,
+        state.app.config.tls_node_ca.as_deref(),
+    );
     (
         [
             (header::CONTENT_TYPE, "text/x-shellscript; charset=utf-8"),

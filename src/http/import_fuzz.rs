@@ -1048,7 +1048,7 @@ fn run(case: &Case, seen: &mut [u32; 3]) -> Result<(), TestCaseError> {
     let state = Arc::new(AppState::new(Arc::new(app)).expect("state"));
     let session = state.ui.sessions.create("fuzz", now).expect("session");
     let c = Client {
-        app: router(state.clone()),
+        app: router(state.clone(), false),
         session,
     };
     let model = &export.model;

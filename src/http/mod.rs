@@ -72,9 +72,11 @@ impl AppState {
     }
 }
 
-pub fn router(state: Arc<AppState>) -> Router {
+/// Every route of umcd. `hsts`: umcd serves HTTPS itself, so browsers are told to use
+/// nothing else (a proxy in front sets its own).
+pub fn router(state: Arc<AppState>, hsts: bool) -> Router {
     let max_body = state.app.config.max_body;
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(public::healthz))
         .route("/metrics", get(metrics::handler))
         .route("/umc-archive-keyring.gpg", get(public::keyring_gpg))
@@ -95,5 +97,18 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             metrics::track,
         ))
-        .with_state(state)
+        .with_state(state);
+    if hsts {
+        router.layer(axum::middleware::map_response(
+            |mut r: axum::response::Response| async move {
+                r.headers_mut().insert(
+                    axum::http::header::STRICT_TRANSPORT_SECURITY,
+                    axum::http::HeaderValue::from_static("max-age=31536000"),
+                );
+                r
+            },
+        ))
+    } else {
+        router
+    }
 }

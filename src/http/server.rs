@@ -72,16 +72,44 @@ impl Limits {
     }
 }
 
+/// How connections reach the router: over TLS or not, and whose `X-Forwarded-Proto` counts.
+#[derive(Clone)]
+pub struct Transport {
+    /// The handshake, when umcd serves HTTPS itself.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Peers whose `X-Forwarded-Proto` is believed (`trusted_proxies`).
+    pub trusted_proxies: Arc<[crate::config::Network]>,
+}
+
+impl Transport {
+    pub fn plain() -> Transport {
+        Transport {
+            tls: None,
+            trusted_proxies: Arc::from(Vec::new()),
+        }
+    }
+}
+
 /// Serves umcd until `shutdown` resolves, then finishes in-flight requests (bounded) and
-/// flushes what the report writer holds. Routing is `http::router`'s.
+/// flushes what the report writer holds. Routing is `http::router`'s. With `tls`, every
+/// connection is HTTPS and the certificate is reloaded as [`crate::tls::Tls::watch`] says.
 pub async fn run(
     listener: TcpListener,
     state: Arc<AppState>,
+    tls: Option<Arc<crate::tls::Tls>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let writer = state.app.start_report_writer();
     let limits = Limits::from_config(&state.app.config);
-    serve(listener, super::router(state.clone()), limits, shutdown).await;
+    let mut transport = Transport::plain();
+    transport.trusted_proxies = Arc::from(state.app.config.trusted_proxies.clone());
+    if let Some(tls) = tls {
+        let config = tls.server_config().map_err(std::io::Error::other)?;
+        transport.tls = Some(tokio_rustls::TlsAcceptor::from(config));
+        tokio::spawn(tls.watch());
+    }
+    let router = super::router(state.clone(), transport.tls.is_some());
+    serve(listener, router, limits, transport, shutdown).await;
     writer.stop().await;
     Ok(())
 }
@@ -93,6 +121,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    transport: Transport,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
@@ -149,15 +178,45 @@ pub async fn serve(
             continue;
         };
         let body_timeout = limits.body_timeout;
+        let over_tls = transport.tls.is_some();
+        let trusted = transport.trusted_proxies.clone();
         let service = TowerToHyperService::new(tower::ServiceExt::map_request(
             app.clone(),
-            move |req: axum::http::Request<Incoming>| request(req, peer, body_timeout),
+            move |req: axum::http::Request<Incoming>| {
+                request(req, peer, body_timeout, over_tls, &trusted)
+            },
         ));
         let stream = StallDeadline::new(stream, limits.header_timeout);
-        let conn = http1.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let http1 = http1.clone();
+        let watcher = graceful.watcher();
+        let tls = transport.tls.clone();
+        let handshake_deadline = limits.header_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let done = match tls {
+                None => {
+                    let conn = http1.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(conn).await
+                }
+                // The handshake counts against the header deadline: a client that opens a
+                // connection and never finishes its hello is closed like a silent one.
+                Some(tls) => {
+                    match tokio::time::timeout(handshake_deadline, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let conn = http1.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(conn).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!("tls handshake with {peer}: {e}");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!("tls handshake with {peer}: timed out");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = done {
                 tracing::debug!("connection from {peer}: {e}");
             }
             drop(slot);
@@ -174,14 +233,26 @@ pub async fn serve(
 }
 
 /// A request as the router gets it: the peer address among its extensions (the login
-/// limiter reads it) and its body under a deadline.
+/// limiter reads it), its body under a deadline, and `X-Forwarded-Proto` meaning what umcd
+/// knows: `https` when the request came over umcd's own TLS, the proxy's word when the peer
+/// is a trusted proxy, and absent otherwise (anyone else could claim anything).
 fn request(
     req: axum::http::Request<Incoming>,
     peer: SocketAddr,
     body_timeout: Duration,
+    over_tls: bool,
+    trusted_proxies: &[crate::config::Network],
 ) -> axum::http::Request<axum::body::Body> {
     let (mut parts, body) = req.into_parts();
     parts.extensions.insert(axum::extract::ConnectInfo(peer));
+    const PROTO: &str = "x-forwarded-proto";
+    if over_tls {
+        parts
+            .headers
+            .insert(PROTO, axum::http::HeaderValue::from_static("https"));
+    } else if !trusted_proxies.iter().any(|n| n.contains(peer.ip())) {
+        parts.headers.remove(PROTO);
+    }
     let body = axum::body::Body::new(DeadlineBody::new(body, body_timeout));
     axum::http::Request::from_parts(parts, body)
 }

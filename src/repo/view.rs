@@ -349,6 +349,7 @@ pub(super) mod tests {
         let serving = Serving {
             keyring: b"keyring",
             conffiles: crate::model::ConffilePolicy::KeepLocal,
+            ca: None,
         };
         packages(d, serving).unwrap()
     }

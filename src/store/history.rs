@@ -799,6 +799,7 @@ mod tests {
         let serving = crate::nodefiles::Serving {
             keyring: b"keyring",
             conffiles: crate::model::ConffilePolicy::KeepLocal,
+            ca: None,
         };
         for p in crate::repo::packages(&view, serving).expect("packages") {
             crate::repo::build_deb(&p).expect("deb");

@@ -47,6 +47,8 @@ pub const UMC_ADMIN: &str = env!("CARGO_BIN_EXE_umc-admin");
 pub struct Server {
     child: Option<Child>,
     pub url: String,
+    /// The certificate pin umcd printed when it serves https.
+    pub pin: Option<String>,
     pub data: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -130,7 +132,8 @@ impl Server {
             .expect("spawn umcd");
         let mut line = String::new();
         let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout).read_line(&mut line).expect("read");
+        let mut stdout = BufReader::new(stdout);
+        stdout.read_line(&mut line).expect("read");
         let url = line
             .trim()
             .strip_prefix("umcd listening on ")
@@ -141,9 +144,18 @@ impl Server {
                 )
             })
             .to_string();
+        let pin = url.starts_with("https://").then(|| {
+            let mut l = String::new();
+            stdout.read_line(&mut l).expect("read");
+            l.trim()
+                .strip_prefix("umcd certificate pin ")
+                .unwrap_or_else(|| panic!("no pin after the URL: {l:?}"))
+                .to_string()
+        });
         Server {
             child: Some(child),
             url,
+            pin,
             data: data.to_path_buf(),
             _tmp: None,
         }

@@ -270,7 +270,12 @@ async fn node_page(
             };
             format!("{scheme}://{h}")
         });
-        crate::nodefiles::enroll_command(&url, &host, &token)
+        crate::nodefiles::enroll_command(
+            &url,
+            &host,
+            &token,
+            state.app.config.tls_node_ca.as_deref(),
+        )
     });
     let mut page = tera::Context::new();
     page.insert("title", &host);
