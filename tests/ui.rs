@@ -47,20 +47,25 @@ fn pages_need_a_login_and_carry_security_headers() {
     }
     assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
 
-    // Behind a TLS-terminating proxy the cookie is Secure.
-    let page = http(
-        "GET",
-        &format!("{}/ui/login", s.url),
-        None,
-        &[("X-Forwarded-Proto", "https")],
-        None,
-    );
-    assert!(
+    // Behind a TLS-terminating proxy the cookie is Secure, but only when umcd trusts the
+    // proxy (trusted_proxies): from anyone else the header is dropped.
+    let secure_cookie = |s: &Server| {
+        let page = http(
+            "GET",
+            &format!("{}/ui/login", s.url),
+            None,
+            &[("X-Forwarded-Proto", "https")],
+            None,
+        );
         page.headers
             .iter()
-            .any(|(k, v)| k == "set-cookie" && v.contains("; Secure")),
-        "{:?}",
-        page.headers
+            .any(|(k, v)| k == "set-cookie" && v.contains("; Secure"))
+    };
+    assert!(!secure_cookie(&s), "an untrusted X-Forwarded-Proto counts");
+    let proxied = Server::start_with_config("trusted_proxies = [\"127.0.0.0/8\"]\n");
+    assert!(
+        secure_cookie(&proxied),
+        "a trusted proxy's X-Forwarded-Proto is ignored"
     );
 
     // Every page: no inline script or style for the CSP to trip over, and escaped input.
