@@ -2,6 +2,10 @@
 //!
 //! See ARCHITECTURE.md for the code map and its invariants.
 
+// `pub` means "part of the library's surface": what no other module can reach is pub(crate).
+// (Here rather than in Cargo.toml so that the test crates' shared helpers are not held to it.)
+#![warn(unreachable_pub)]
+
 pub mod api;
 pub mod app;
 pub mod backup;

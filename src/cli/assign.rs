@@ -7,13 +7,13 @@ use crate::api::Op;
 use crate::client::Client;
 
 #[derive(Args)]
-pub struct AssignArgs {
+pub(super) struct AssignArgs {
     host: String,
     #[arg(required = true)]
     tasks: Vec<String>,
 }
 
-pub fn run(c: &Client, a: AssignArgs, assign: bool) -> CliResult {
+pub(super) fn run(c: &Client, a: AssignArgs, assign: bool) -> CliResult {
     let op = if assign {
         Op::Assign {
             host: a.host,

@@ -12,7 +12,7 @@ use crate::backup::BackupError;
 use crate::client::Client;
 
 #[derive(Args)]
-pub struct BackupArgs {
+pub(super) struct BackupArgs {
     /// Where to write the backup (a tar archive; replaced only once complete)
     pub file: PathBuf,
 }
@@ -24,7 +24,7 @@ fn io_failure(what: String) -> Failure {
     }
 }
 
-pub fn run(c: &Client, a: BackupArgs) -> CliResult {
+pub(super) fn run(c: &Client, a: BackupArgs) -> CliResult {
     let file = &a.file;
     let name = file.file_name().unwrap_or_default().to_string_lossy();
     let tmp = file.with_file_name(format!(".{name}.partial"));

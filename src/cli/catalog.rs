@@ -14,7 +14,7 @@ use crate::api::{CatalogImport, SearchQuery};
 use crate::client::Client;
 
 #[derive(Subcommand)]
-pub enum CatalogCmd {
+pub(super) enum CatalogCmd {
     /// Import (or re-import, replacing it atomically) a repository's package list
     Import {
         name: String,
@@ -68,7 +68,7 @@ pub enum CatalogCmd {
     },
 }
 
-pub fn run(c: &Client, cmd: CatalogCmd) -> CliResult {
+pub(super) fn run(c: &Client, cmd: CatalogCmd) -> CliResult {
     match cmd {
         CatalogCmd::Import {
             name,

@@ -8,7 +8,7 @@ use crate::client::Client;
 use crate::fleetfile;
 
 #[derive(Args)]
-pub struct ExportArgs {
+pub(super) struct ExportArgs {
     /// Include node tokens (needed by `import`; keep such a file secret)
     #[arg(long)]
     with_secrets: bool,
@@ -21,7 +21,7 @@ pub struct ExportArgs {
 }
 
 #[derive(Args)]
-pub struct ApplyArgs {
+pub(super) struct ApplyArgs {
     /// The fleet file (TOML, or JSON when it ends in .json)
     file: String,
     /// Show the changes, write nothing
@@ -33,12 +33,12 @@ pub struct ApplyArgs {
 }
 
 #[derive(Args)]
-pub struct ImportArgs {
+pub(super) struct ImportArgs {
     /// An export made with --with-secrets (and --history to keep changelogs)
     file: String,
 }
 
-pub fn export(client: &Client, a: ExportArgs) -> CliResult {
+pub(super) fn export(client: &Client, a: ExportArgs) -> CliResult {
     let fleet = client.export(&ExportQuery {
         secrets: a.with_secrets,
         history: a.history,
@@ -62,14 +62,14 @@ fn request(file: &str, dry_run: bool, force: bool) -> Result<ApplyRequest, Failu
     })
 }
 
-pub fn apply(client: &Client, a: ApplyArgs) -> CliResult {
+pub(super) fn apply(client: &Client, a: ApplyArgs) -> CliResult {
     let r = client.apply(&request(&a.file, a.dry_run, a.force)?)?;
     print_apply(&r);
     Ok(())
 }
 
 /// Change lines, then what happened to them.
-pub fn print_apply(r: &ApplyResponse) {
+pub(super) fn print_apply(r: &ApplyResponse) {
     for w in &r.warnings {
         errln!("warning: {w}");
     }
@@ -85,7 +85,7 @@ pub fn print_apply(r: &ApplyResponse) {
     }
 }
 
-pub fn import(client: &Client, a: ImportArgs) -> CliResult {
+pub(super) fn import(client: &Client, a: ImportArgs) -> CliResult {
     let r = client.import(&request(&a.file, false, false)?)?;
     outln!(
         "imported {} nodes, {} tasks and {} generations; the model is at generation {}",

@@ -14,7 +14,7 @@ use crate::api::{KeyChangeResponse, KeyImportRequest, KeyInfo, KeyRetireRequest}
 use crate::client::Client;
 
 #[derive(Subcommand)]
-pub enum KeyCmd {
+pub(super) enum KeyCmd {
     /// The signing keys, newest first
     List(JsonArg),
     /// Add a new Ed25519 signing key; InRelease is then signed by every key
@@ -28,13 +28,13 @@ pub enum KeyCmd {
 }
 
 #[derive(Args)]
-pub struct JsonArg {
+pub(super) struct JsonArg {
     #[arg(long)]
     json: bool,
 }
 
 #[derive(Args)]
-pub struct ImportArgs {
+pub(super) struct ImportArgs {
     /// The exported secret key, armored or binary, without passphrase
     file: PathBuf,
     #[arg(long)]
@@ -42,7 +42,7 @@ pub struct ImportArgs {
 }
 
 #[derive(Args)]
-pub struct RetireArgs {
+pub(super) struct RetireArgs {
     /// The key's full fingerprint (umc-admin key list)
     fingerprint: String,
     /// Retire even though active nodes have not confirmed the new keyring: they will fail
@@ -53,7 +53,7 @@ pub struct RetireArgs {
     json: bool,
 }
 
-pub fn run(c: &Client, cmd: KeyCmd) -> CliResult {
+pub(super) fn run(c: &Client, cmd: KeyCmd) -> CliResult {
     match cmd {
         KeyCmd::List(a) => {
             let keys = c.keys()?;

@@ -8,7 +8,7 @@ use crate::api::{AuditEntry, AuditQuery, LogEntry, LogQuery};
 use crate::client::Client;
 
 #[derive(Args)]
-pub struct LogArgs {
+pub(crate) struct LogArgs {
     /// Only edits that changed this node's package, and fleet commands that ran on it
     #[arg(long)]
     host: Option<String>,
@@ -40,7 +40,7 @@ impl Item {
     }
 }
 
-pub fn run(c: &Client, a: LogArgs) -> CliResult {
+pub(crate) fn run(c: &Client, a: LogArgs) -> CliResult {
     let runs = |c: &Client| -> Result<Vec<AuditEntry>, super::Failure> {
         let mut runs = c.audit(&AuditQuery { limit: Some(a.n) })?;
         if let Some(h) = &a.host {

@@ -7,14 +7,14 @@ use crate::api::RenderQuery;
 use crate::client::Client;
 
 #[derive(Args)]
-pub struct RenderArgs {
+pub(super) struct RenderArgs {
     host: String,
     path: String,
     #[arg(long)]
     json: bool,
 }
 
-pub fn run(c: &Client, a: RenderArgs) -> CliResult {
+pub(super) fn run(c: &Client, a: RenderArgs) -> CliResult {
     let r = c.render(&a.host, &RenderQuery { path: a.path })?;
     if a.json {
         return print_json(&r);

@@ -7,7 +7,7 @@ use super::{CliResult, usage};
 use crate::client::Client;
 
 #[derive(Args)]
-pub struct RestartArgs {
+pub(super) struct RestartArgs {
     /// Targets (node name, task:<name>, all, or a glob), then the systemd unit
     #[arg(required = true, num_args = 2.., value_name = "TARGET... SERVICE")]
     args: Vec<String>,
@@ -27,14 +27,14 @@ fn valid_unit(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '_' | ':' | '-'))
 }
 
-pub fn restart_command(service: &str, reload: bool) -> String {
+pub(super) fn restart_command(service: &str, reload: bool) -> String {
     let verb = if reload { "reload" } else { "restart" };
     format!(
         r#"if [ "$(id -u)" -ne 0 ]; then s="sudo -n"; else s=""; fi; $s systemctl {verb} -- {service}"#
     )
 }
 
-pub fn run(c: &Client, mut a: RestartArgs) -> CliResult {
+pub(super) fn run(c: &Client, mut a: RestartArgs) -> CliResult {
     let Some(service) = a.args.pop() else {
         return Err(usage("give targets and a service"));
     };

@@ -8,7 +8,7 @@ use crate::api::{DiffQuery, RollbackRequest};
 use crate::client::Client;
 
 #[derive(Args)]
-pub struct RollbackArgs {
+pub(super) struct RollbackArgs {
     /// The generation whose model comes back (as a new generation: versions keep increasing)
     #[arg(long)]
     to: u64,
@@ -21,14 +21,14 @@ pub struct RollbackArgs {
 }
 
 #[derive(Args)]
-pub struct DiffArgs {
+pub(super) struct DiffArgs {
     from: u64,
     to: u64,
     #[arg(long)]
     json: bool,
 }
 
-pub fn rollback(client: &Client, a: RollbackArgs) -> CliResult {
+pub(super) fn rollback(client: &Client, a: RollbackArgs) -> CliResult {
     let r = client.rollback(&RollbackRequest {
         to: a.to,
         dry_run: a.dry_run,
@@ -38,7 +38,7 @@ pub fn rollback(client: &Client, a: RollbackArgs) -> CliResult {
     Ok(())
 }
 
-pub fn diff(client: &Client, a: DiffArgs) -> CliResult {
+pub(super) fn diff(client: &Client, a: DiffArgs) -> CliResult {
     let r = client.diff(&DiffQuery {
         from: a.from,
         to: a.to,

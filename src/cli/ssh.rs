@@ -7,7 +7,7 @@ use super::fleet::{self, FleetArgs};
 use crate::client::Client;
 
 #[derive(Args)]
-pub struct SshArgs {
+pub(super) struct SshArgs {
     /// A node name, task:<name>, all, or a glob ('*.web.example.com')
     #[arg(required = true, value_name = "TARGET")]
     targets: Vec<String>,
@@ -18,6 +18,6 @@ pub struct SshArgs {
     fleet: FleetArgs,
 }
 
-pub fn run(c: &Client, a: SshArgs) -> CliResult {
+pub(super) fn run(c: &Client, a: SshArgs) -> CliResult {
     fleet::run(c, &a.targets, a.command.join(" "), a.fleet)
 }

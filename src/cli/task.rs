@@ -7,7 +7,7 @@ use crate::api::Op;
 use crate::client::Client;
 
 #[derive(Subcommand)]
-pub enum TaskCmd {
+pub(super) enum TaskCmd {
     /// Add a task
     Add {
         name: String,
@@ -75,7 +75,7 @@ pub enum TaskCmd {
 }
 
 #[derive(Subcommand)]
-pub enum FileCmd {
+pub(super) enum FileCmd {
     /// Add or replace a file, from a local template file
     Add {
         task: String,
@@ -158,7 +158,7 @@ fn file_cmd(c: &Client, cmd: FileCmd) -> CliResult {
     commit(c, vec![op], false)
 }
 
-pub fn run(c: &Client, cmd: TaskCmd) -> CliResult {
+pub(super) fn run(c: &Client, cmd: TaskCmd) -> CliResult {
     let mut force = false;
     let op = match cmd {
         TaskCmd::Show { name, json } => {

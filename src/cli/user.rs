@@ -28,7 +28,7 @@ impl From<RoleArg> for Role {
 }
 
 #[derive(Subcommand)]
-pub enum UserCmd {
+pub(super) enum UserCmd {
     /// Add a user; the password is read from the terminal (or standard input)
     Add {
         name: String,
@@ -47,7 +47,7 @@ pub enum UserCmd {
 }
 
 #[derive(Subcommand)]
-pub enum TokenCmd {
+pub(super) enum TokenCmd {
     /// Create an API token for the calling user (shown once)
     Create {
         /// A label to recognise it by in `token list`
@@ -123,7 +123,7 @@ fn date(t: i64) -> String {
     crate::time::release_date(t)
 }
 
-pub fn run_user(c: &Client, cmd: UserCmd) -> CliResult {
+pub(super) fn run_user(c: &Client, cmd: UserCmd) -> CliResult {
     match cmd {
         UserCmd::Add { name, role } => {
             let password = new_password(&name)?;
@@ -172,7 +172,7 @@ pub fn run_user(c: &Client, cmd: UserCmd) -> CliResult {
     Ok(())
 }
 
-pub fn run_token(c: &Client, cmd: TokenCmd) -> CliResult {
+pub(super) fn run_token(c: &Client, cmd: TokenCmd) -> CliResult {
     match cmd {
         TokenCmd::Create {
             name,

@@ -7,7 +7,7 @@ use crate::api::Op;
 use crate::client::Client;
 
 #[derive(Subcommand)]
-pub enum VarCmd {
+pub(super) enum VarCmd {
     /// Set global variables
     Set {
         #[arg(required = true, value_name = "K=V")]
@@ -25,7 +25,7 @@ pub enum VarCmd {
     },
 }
 
-pub fn run(c: &Client, cmd: VarCmd) -> CliResult {
+pub(super) fn run(c: &Client, cmd: VarCmd) -> CliResult {
     let op = match cmd {
         VarCmd::Set { vars } => Op::VarSet {
             vars: parse_vars(&vars)?,

@@ -25,7 +25,7 @@ use crate::model::{Entity, normalize_host};
 use crate::store::Caller;
 
 #[derive(Clone)]
-pub struct User(pub String);
+pub(super) struct User(pub String);
 
 /// A method of an API route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,7 +150,7 @@ pub static API_ROUTES: &[ApiRoute] = &[
 
 /// The `/api/v1` router, built from [`API_ROUTES`]: `auth` finds the caller for every request
 /// (401 without one, also for unknown paths); each route's own layer then checks its role.
-pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
+pub(super) fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     let mut r = Router::new();
     for route in API_ROUTES {
         let need = Need {

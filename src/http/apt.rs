@@ -18,7 +18,7 @@ use crate::app::now;
 use crate::app::serve::Credential;
 use crate::repo::{Artifact, COMPONENT, SUITE};
 
-pub fn routes() -> Router<Arc<AppState>> {
+pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/hosts/{host}", get(unauthorized_only))
         .route("/hosts/{host}/report", post(super::status::report))

@@ -21,7 +21,7 @@ use crate::app::{background, blocking};
 /// How much of the container is buffered before it is handed to the connection.
 const CHUNK: usize = 64 * 1024;
 
-pub async fn download(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
+pub(super) async fn download(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let backup = blocking(move || s.app.backup()).await?;
     let generation = backup.generation();
     let (tx, rx) = mpsc::channel(4);

@@ -14,20 +14,22 @@ use crate::api::{CatalogHit, CatalogImport, CatalogInfo, CatalogPackage, SearchQ
 use crate::app::{blocking, now};
 
 /// The largest Packages file `POST /catalogs/<name>/file` accepts.
-pub const UPLOAD_MAX: usize = 512 << 20;
+pub(super) const UPLOAD_MAX: usize = 512 << 20;
 
-pub async fn list(State(s): State<Arc<AppState>>) -> Result<Json<Vec<CatalogInfo>>, ApiError> {
+pub(super) async fn list(
+    State(s): State<Arc<AppState>>,
+) -> Result<Json<Vec<CatalogInfo>>, ApiError> {
     Ok(Json(blocking(move || s.app.catalogs()).await?))
 }
 
-pub async fn get_one(
+pub(super) async fn get_one(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<Json<CatalogInfo>, ApiError> {
     Ok(Json(blocking(move || s.app.catalog(&name)).await?))
 }
 
-pub async fn import(
+pub(super) async fn import(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
     body: Result<Json<CatalogImport>, axum::extract::rejection::JsonRejection>,
@@ -39,7 +41,7 @@ pub async fn import(
     ))
 }
 
-pub async fn upload(
+pub(super) async fn upload(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
@@ -51,14 +53,14 @@ pub async fn upload(
     ))
 }
 
-pub async fn remove(
+pub(super) async fn remove(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<Json<CatalogInfo>, ApiError> {
     Ok(Json(blocking(move || s.app.remove_catalog(&name)).await?))
 }
 
-pub async fn search(
+pub(super) async fn search(
     State(s): State<Arc<AppState>>,
     q: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Result<Json<Vec<CatalogHit>>, ApiError> {
@@ -67,7 +69,7 @@ pub async fn search(
     Ok(Json(s.app.search_catalogs(&q.q, limit)))
 }
 
-pub async fn package(
+pub(super) async fn package(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<CatalogPackage>>, ApiError> {

@@ -31,7 +31,7 @@ impl ApiError {
 }
 
 /// The status code of each kind of failure.
-pub fn status(kind: ErrorKind) -> StatusCode {
+pub(super) fn status(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::Invalid => StatusCode::BAD_REQUEST,
         ErrorKind::Rejected => StatusCode::UNPROCESSABLE_ENTITY,

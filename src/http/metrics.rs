@@ -20,11 +20,11 @@ use crate::app::blocking;
 use crate::app::metrics::{COUNTED_CACHES, Histogram};
 use crate::report::State as HostState;
 
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(super) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// What a request was, for the request counter and latency histogram. Few on purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
+pub(crate) enum Class {
     AptInRelease,
     AptIndex,
     AptPool,
@@ -46,7 +46,7 @@ const CLASSES: [(Class, &str); 7] = [
 
 /// Classifies by method and path alone (before routing, without allocating), so requests
 /// the router rejects are counted in the class they were aimed at.
-pub fn classify(method: &Method, path: &str) -> Class {
+pub(super) fn classify(method: &Method, path: &str) -> Class {
     if path == "/api/v1" || path.starts_with("/api/v1/") {
         return Class::AdminApi;
     }
@@ -81,14 +81,14 @@ const HTTP_BUCKETS: &[f64] = &[
 const CODES: usize = 1000;
 
 /// Requests answered, by route class and status code, and their latency by class.
-pub struct Requests {
+pub(crate) struct Requests {
     /// `class * CODES + status code`.
     requests: Box<[AtomicU64]>,
     latency: [Histogram; CLASSES.len()],
 }
 
 impl Requests {
-    pub fn new() -> Requests {
+    pub(crate) fn new() -> Requests {
         Requests {
             requests: (0..CLASSES.len() * CODES)
                 .map(|_| AtomicU64::new(0))
@@ -97,7 +97,7 @@ impl Requests {
         }
     }
 
-    pub fn request(&self, class: Class, code: u16, took: Duration) {
+    pub(crate) fn request(&self, class: Class, code: u16, took: Duration) {
         let code = usize::from(code).min(CODES - 1);
         self.requests[class as usize * CODES + code].fetch_add(1, Relaxed);
         self.latency[class as usize].observe(took);
@@ -106,7 +106,7 @@ impl Requests {
 
 /// One host as the fleet gauges show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostGauge {
+pub(super) struct HostGauge {
     pub host: String,
     pub state: HostState,
     /// Unix seconds of the host's last report.
@@ -130,7 +130,7 @@ fn fleet_gauges(rows: &[HostStatus]) -> Vec<HostGauge> {
 /// `GET /metrics` (no auth: whoever reaches it sees host names). The fleet gauges come from
 /// the console's fleet status (`App::fleet_status`): scrapes, which need no credentials, share
 /// its snapshot and never judge the fleet more than once at a time.
-pub async fn handler(State(state): State<Arc<AppState>>) -> Response {
+pub(super) async fn handler(State(state): State<Arc<AppState>>) -> Response {
     let app = state.app.clone();
     // Judging the fleet may read the store: off the async workers.
     let fleet = match blocking(move || app.fleet_status()).await {
@@ -145,7 +145,11 @@ pub async fn handler(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// The middleware that counts and times every request by [`Class`].
-pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+pub(super) async fn track(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let class = classify(req.method(), req.uri().path());
     let started = Instant::now();
     let resp = next.run(req).await;

@@ -449,7 +449,7 @@ pub(crate) mod testing {
     use crate::api::Op;
 
     /// Tokens `t1`, `t2`, ... in order.
-    pub struct Seq(pub u32);
+    pub(crate) struct Seq(pub u32);
     impl TokenSource for Seq {
         fn token(&mut self) -> String {
             self.0 += 1;
@@ -458,7 +458,7 @@ pub(crate) mod testing {
     }
 
     /// One op as the store applies it: to a copy, validated, kept only when both succeed.
-    pub fn edit(m: &mut Model, op: Op) -> Result<Vec<Change>, ModelError> {
+    pub(crate) fn edit(m: &mut Model, op: Op) -> Result<Vec<Change>, ModelError> {
         let mut copy = m.clone();
         let out = copy.apply(&op, &mut Seq(0))?;
         copy.validate()?;

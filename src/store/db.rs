@@ -36,7 +36,7 @@ use super::meta::{Meta, MetaRead, MetaWrite};
 
 /// Least time between two reopen attempts that follow a failed one, and between integrity
 /// checks after a panic: a fault costs at most this often, never every request.
-pub const RECHECK: Duration = Duration::from_secs(5);
+pub(super) const RECHECK: Duration = Duration::from_secs(5);
 
 /// What `/healthz` says about the store.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -127,7 +127,7 @@ impl<K: redb::Key + 'static, V: redb::Value + 'static> Table for TableDefinition
 }
 
 /// The names of [`ALL`].
-pub fn names() -> impl Iterator<Item = &'static str> {
+pub(super) fn names() -> impl Iterator<Item = &'static str> {
     ALL.iter().map(|t| t.name())
 }
 

@@ -16,7 +16,7 @@ use crate::store::{Caller, EditOutcome};
 
 /// Who is looking at a page (set by [`super::require_session`]).
 #[derive(Clone, Debug)]
-pub struct Ctx {
+pub(super) struct Ctx {
     pub user: String,
     pub role: Role,
     pub csrf: String,
@@ -25,10 +25,10 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn can_operate(&self) -> bool {
+    pub(super) fn can_operate(&self) -> bool {
         self.role >= Role::Operator
     }
-    pub fn can_admin(&self) -> bool {
+    pub(super) fn can_admin(&self) -> bool {
         self.role >= Role::Admin
     }
 }

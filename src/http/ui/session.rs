@@ -13,9 +13,9 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 
 /// A session ends this long after login, however busy.
-pub const MAX_AGE: i64 = 12 * 3600;
+pub(super) const MAX_AGE: i64 = 12 * 3600;
 /// ... or after this long without a request.
-pub const IDLE: i64 = 3600;
+pub(super) const IDLE: i64 = 3600;
 /// Most sessions kept; past it, the oldest go first.
 const MAX_SESSIONS: usize = 10_000;
 
@@ -35,7 +35,7 @@ pub struct Sessions {
     map: Mutex<HashMap<[u8; 32], Session>>,
 }
 
-pub fn random_hex() -> String {
+pub(super) fn random_hex() -> String {
     let mut b = [0u8; 32];
     // No OS randomness means no safe session: fail closed with an unguessable-by-nobody id.
     if getrandom::fill(&mut b).is_err() {
