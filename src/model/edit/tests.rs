@@ -479,20 +479,24 @@ fn task_unremove_package() {
         task: "web".into(),
         packages: strings(&["apache2", "lighttpd"]),
     };
-    assert_eq!(
-        ok(&mut m, op.clone()),
-        [line("no longer removes package 'apache2'", task("web"))]
-    );
+    once_then_nothing(&mut m, op, "no longer removes package 'apache2'");
     assert!(m.tasks["web"].removes.is_empty());
-    assert_eq!(ok(&mut m, op), []);
     let unknown = Op::TaskUnremovePackage {
         task: "db".into(),
         packages: strings(&["apache2"]),
     };
-    assert_eq!(
-        refused(&mut m, unknown),
-        ModelError::UnknownTask("db".into())
-    );
+    unknown_task_db(&mut m, unknown);
+}
+
+/// `op` changes task web with one change line, `change`; applied again it changes nothing.
+fn once_then_nothing(m: &mut Model, op: Op, change: &str) {
+    assert_eq!(ok(m, op.clone()), [line(change, task("web"))]);
+    assert_eq!(ok(m, op), []);
+}
+
+/// `op` names the task "db", which the fixture does not have.
+fn unknown_task_db(m: &mut Model, op: Op) {
+    assert_eq!(refused(m, op), ModelError::UnknownTask("db".into()));
 }
 
 #[test]
@@ -541,20 +545,13 @@ fn task_exclude() {
         task: "web".into(),
         subtasks: strings(&["base", "db"]),
     };
-    assert_eq!(
-        ok(&mut m, op.clone()),
-        [line("excluded task 'base' from task 'web'", task("web"))]
-    );
+    once_then_nothing(&mut m, op, "excluded task 'base' from task 'web'");
     assert!(m.tasks["web"].includes.is_empty());
-    assert_eq!(ok(&mut m, op), []);
     let unknown = Op::TaskExclude {
         task: "db".into(),
         subtasks: strings(&["base"]),
     };
-    assert_eq!(
-        refused(&mut m, unknown),
-        ModelError::UnknownTask("db".into())
-    );
+    unknown_task_db(&mut m, unknown);
 }
 
 // ---------------------------------------------------------------------------------------------
