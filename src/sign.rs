@@ -36,6 +36,8 @@
 //! and adds an empty line before the signature block; valid, but unlike
 //! anything apt usually sees.
 
+#![warn(missing_docs)]
+
 use std::fmt;
 use std::fs;
 use std::io::{self, Write as _};
@@ -57,10 +59,10 @@ use openpgp::serialize::Serialize;
 use openpgp::serialize::stream::{Armorer, Message, Signer};
 use openpgp::types::{Features, HashAlgorithm, KeyFlags, PublicKeyAlgorithm, SignatureType};
 
-/// File name of the secret key material inside the state directory.
 /// How far before "now" a new key is dated.
 pub const KEY_BACKDATE: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// File name of the secret key material inside the state directory.
 pub const SIGNING_KEY_FILE: &str = "signing-key.asc";
 
 /// The only digest this module ever signs with.
