@@ -110,6 +110,7 @@ fn token_owner(caller: &Caller) -> Option<&str> {
 }
 
 impl App {
+    /// Every user with its role and creation time (never a password hash).
     pub fn users(&self) -> Result<Vec<UserInfo>, AppError> {
         Ok(self.store.users()?)
     }

@@ -137,10 +137,12 @@ impl App {
         Ok(info(meta))
     }
 
+    /// Every imported catalog, with its source and counts.
     pub fn catalogs(&self) -> Result<Vec<CatalogInfo>, AppError> {
         Ok(self.store.catalogs()?.into_iter().map(info).collect())
     }
 
+    /// Catalog `name`, or not found.
     pub fn catalog(&self, name: &str) -> Result<CatalogInfo, AppError> {
         match self.store.catalog(name)? {
             Some(m) => Ok(info(m)),

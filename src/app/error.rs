@@ -28,26 +28,37 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// A service's failure: the typed error it came from, or a message of one [`ErrorKind`].
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// The store refused or failed (the model's own refusals included).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A diff or rollback could not be replayed from history.
     #[error(transparent)]
     History(#[from] HistoryError),
+    /// A catalog import or lookup failed.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// A signing-key operation failed.
     #[error(transparent)]
     Sign(#[from] SignError),
+    /// [`ErrorKind::Invalid`], with the message the caller sees.
     #[error("{0}")]
     Invalid(String),
+    /// [`ErrorKind::Rejected`], with the message the caller sees.
     #[error("{0}")]
     Rejected(String),
+    /// [`ErrorKind::Forbidden`], with the message the caller sees.
     #[error("{0}")]
     Forbidden(String),
+    /// [`ErrorKind::NotFound`], with the message the caller sees.
     #[error("{0}")]
     NotFound(String),
+    /// [`ErrorKind::Conflict`], with the message the caller sees.
     #[error("{0}")]
     Conflict(String),
+    /// [`ErrorKind::Internal`]: the detail is for the log only (see [`AppError::internal`]).
     #[error("{0}")]
     Internal(String),
 }
@@ -68,6 +79,7 @@ impl AppError {
         }
     }
 
+    /// What kind of failure this is, which is all `http::error` needs to pick a status.
     pub fn kind(&self) -> ErrorKind {
         match self {
             AppError::Store(e) => store_kind(e),

@@ -42,13 +42,18 @@ use crate::store::{KeyChange, KeyRecord, ServingInputs};
 ///   from that change (key changes are serialized, and only umcd's start moves the serving
 ///   generation otherwise).
 pub struct KeySets {
+    /// The key set of the newest committed key change (or of umcd's start).
     pub current: Arc<KeySet>,
+    /// The serving generation from which `current` applies.
     pub since: u64,
+    /// The set `current` replaced, for views older than `since`; none before the first change.
     pub previous: Option<Arc<KeySet>>,
+    /// The set a key change is committing right now, for the views that change creates.
     pub pending: Option<Arc<KeySet>>,
 }
 
 impl KeySets {
+    /// Only `current`, from serving generation `since`: how umcd starts.
     pub fn new(current: Arc<KeySet>, since: u64) -> KeySets {
         KeySets {
             current,
@@ -58,6 +63,7 @@ impl KeySets {
         }
     }
 
+    /// The key set a view of `server_generation` is rendered with, by the rules above.
     pub fn select(&self, server_generation: u64) -> Arc<KeySet> {
         match &self.pending {
             Some(p) if server_generation > self.since => p.clone(),
@@ -69,12 +75,16 @@ impl KeySets {
 
 /// The signing keys and their public keyrings, computed once per key change.
 pub struct KeySet {
+    /// The keys, newest first: each signs every Release, and all are in both keyrings.
     pub keys: SigningKeys,
+    /// The binary keyring: shipped in `umc-node` and served as `/umc-archive-keyring.gpg`.
     pub keyring_gpg: Bytes,
+    /// The same keyring ASCII-armored, served as `/umc-archive-keyring.asc`.
     pub keyring_asc: Bytes,
 }
 
 impl KeySet {
+    /// Exports both keyrings of `keys` once, so no request exports them again.
     pub fn new(keys: SigningKeys) -> Result<KeySet, SignError> {
         Ok(KeySet {
             keyring_gpg: keys.public_keyring_binary()?.into(),

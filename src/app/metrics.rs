@@ -8,9 +8,13 @@ use std::time::{Duration, SystemTime};
 /// The caches whose lookups are counted (see `app::serve`).
 #[derive(Debug, Clone, Copy)]
 pub enum CacheId {
+    /// Built debs, by the hash of their inputs.
     Debs,
+    /// Rendered archives, by the hash of their inputs.
     Archives,
+    /// Known hosts' token hashes.
     Tokens,
+    /// Each host's archive at the current generation.
     Hosts,
     /// The negative cache of unknown host names.
     Unknown,
@@ -33,6 +37,7 @@ pub struct Histogram {
 }
 
 impl Histogram {
+    /// An empty histogram with buckets up to each of `bounds` (seconds, ascending) and +Inf.
     pub fn new(bounds: &'static [f64]) -> Histogram {
         Histogram {
             bounds,
@@ -41,6 +46,7 @@ impl Histogram {
         }
     }
 
+    /// Counts one observation of `d` in its bucket and in the sum.
     pub fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
         let i = self.bounds.partition_point(|b| *b < secs);
@@ -63,6 +69,7 @@ impl Histogram {
     }
 }
 
+/// The services' counters since this process started, shared by every request.
 pub struct Metrics {
     started: SystemTime,
     render: Histogram,
@@ -77,6 +84,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// All counters at zero, started now.
     pub fn new() -> Metrics {
         Metrics {
             started: SystemTime::now(),
@@ -97,6 +105,7 @@ impl Metrics {
         self.render.observe(took);
     }
 
+    /// How long cold renders of host archives took.
     pub fn renders(&self) -> &Histogram {
         &self.render
     }

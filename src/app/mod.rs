@@ -9,6 +9,8 @@
 //! leaves tokio's async workers (also for renders and password hashes). Services answer with
 //! [`AppError`], which keeps the typed error it came from and says what kind of failure it is.
 
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod backup;
 pub mod catalog;
@@ -38,11 +40,15 @@ pub use keys::{KeySet, KeySets, serving_inputs};
 pub use metrics::Metrics;
 pub use reads::{VAR_VALUES, shown_vars};
 
+/// umcd's services and what they share: built once at start, shared by every request.
 pub struct App {
     /// Private to `app`: every reader and writer outside it goes through a service.
     store: Store,
+    /// The configuration umcd started with (read-only: a change needs a restart).
     pub config: Config,
+    /// The rendered debs, archives and host tokens, so a warm request reads no database.
     pub cache: ArtifactCache,
+    /// The counters and histograms `GET /metrics` shows.
     pub metrics: Metrics,
     /// The newest committed generation this process knows of.
     generation: AtomicU64,
@@ -53,6 +59,8 @@ pub struct App {
 }
 
 impl App {
+    /// Builds the services on an open store. It reads the generation, the serving key set,
+    /// the catalog index and each host's last apt traffic once, so requests find them ready.
     pub fn new(store: Store, keys: SigningKeys, config: Config) -> Result<App, AppError> {
         let keys = keys::Keys::new(KeySet::new(keys)?, store.server_generation()?);
         let generation = AtomicU64::new(store.generation()?);

@@ -41,7 +41,9 @@ pub fn rotation(n: &Node) -> Option<TokenRotation> {
 
 /// One file a host gets, from one task of its closure.
 pub struct HostFile {
+    /// Where the file is installed on the host.
     pub path: String,
+    /// The task that ships it.
     pub task: String,
     /// The file as the host gets it, or why it does not render; `None` when not asked for.
     pub rendered: Option<Result<String, String>>,
@@ -49,7 +51,9 @@ pub struct HostFile {
 
 /// What the console's node page shows, read together.
 pub struct NodeView {
+    /// The model at the current generation.
     pub model: Arc<Model>,
+    /// Every host's status (`App::fleet_status`), this node's included.
     pub fleet: Arc<Vec<HostStatus>>,
     /// The node's recent reports, newest first.
     pub reports: Vec<ReportEntry>,
@@ -61,7 +65,9 @@ pub struct NodeView {
 
 /// The model and every host's status, for the console's fleet-wide pages.
 pub struct FleetView {
+    /// The model at the current generation.
     pub model: Arc<Model>,
+    /// Every host's status (`App::fleet_status`).
     pub fleet: Arc<Vec<HostStatus>>,
 }
 

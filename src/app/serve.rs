@@ -16,7 +16,12 @@ use crate::store::token_hash;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credential {
     /// The node's token; `rotating` while its previous token works too.
-    Current { hash: [u8; 32], rotating: bool },
+    Current {
+        /// sha256 of the token, which a report that may end the rotation is checked with.
+        hash: [u8; 32],
+        /// Whether a rotation is under way.
+        rotating: bool,
+    },
     /// The token the node had before a rotation that the node has not yet ended.
     Previous,
 }
