@@ -29,6 +29,7 @@ const SERVER_LIFETIME: Duration = Duration::from_secs(397 * 24 * 3600);
 /// Certificates start an hour back, for clients whose clocks lag.
 const BACKDATE: Duration = Duration::from_secs(3600);
 
+/// The CA certificate in `dir`: what nodes and umc-admin trust.
 pub fn ca_file(dir: &Path) -> PathBuf {
     dir.join("ca.pem")
 }
@@ -37,6 +38,7 @@ fn ca_key_file(dir: &Path) -> PathBuf {
     dir.join("ca.key")
 }
 
+/// The server certificate, CA certificate and server key in `dir`, in one file.
 pub fn server_file(dir: &Path) -> PathBuf {
     dir.join("server.pem")
 }

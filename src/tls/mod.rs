@@ -16,6 +16,8 @@
 //!
 //! rustls offers TLS 1.2 and 1.3 only and implements neither renegotiation nor compression.
 
+#![warn(missing_docs)]
+
 pub mod auto;
 mod check;
 
@@ -35,11 +37,14 @@ pub enum Mode {
     /// HTTPS unless umcd listens on a loopback address.
     #[default]
     Auto,
+    /// HTTPS always: with the admin's files when given, else with the embedded CA.
     On,
+    /// Plain HTTP, even off loopback (behind a reverse proxy that terminates TLS, say).
     Off,
 }
 
 impl Mode {
+    /// The mode named `auto`, `on` or `off` (`tls` in the config file, `--tls`).
     pub fn parse(s: &str) -> Option<Mode> {
         match s {
             "auto" => Some(Mode::Auto),
@@ -55,10 +60,18 @@ const WATCH_EVERY: Duration = Duration::from_secs(2);
 /// The embedded server certificate is renewed when it has less than this left.
 pub const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// Why umcd cannot serve TLS with what it was given.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// A certificate, key or CA file cannot be read, written or used.
     #[error("{path}: {problem}")]
-    File { path: PathBuf, problem: String },
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it (unreadable, no key, expired, a name not covered…).
+        problem: String,
+    },
+    /// rustls refused the server configuration.
     #[error("{0}")]
     Config(String),
 }
@@ -76,9 +89,19 @@ impl TlsError {
 #[derive(Debug, Clone)]
 pub enum Source {
     /// The admin's PEM files.
-    Files { cert: PathBuf, key: PathBuf },
+    Files {
+        /// The certificate chain (`tls_cert`), leaf first.
+        cert: PathBuf,
+        /// Its private key (`tls_key`).
+        key: PathBuf,
+    },
     /// umcd's own CA in this directory (see [`auto`]).
-    Auto { dir: PathBuf, names: Vec<String> },
+    Auto {
+        /// Where the CA and the server certificate live (`<data>/tls`).
+        dir: PathBuf,
+        /// The names the server certificate is issued for (`tls_names`).
+        names: Vec<String>,
+    },
 }
 
 impl Source {
@@ -136,6 +159,7 @@ impl Tls {
         })
     }
 
+    /// Where the served certificate comes from.
     pub fn source(&self) -> &Source {
         &self.source
     }
