@@ -18,22 +18,31 @@ use crate::sign::SigningKeys;
 /// Bytes plus their SHA-256, the unit everything is served and cached as.
 #[derive(Debug, Clone)]
 pub struct Artifact {
+    /// The file as served (cheap to clone: shared, not copied).
     pub bytes: Bytes,
+    /// SHA-256 of `bytes`: the index checksum, the by-hash name and the ETag.
     pub sha256: [u8; 32],
 }
 
 impl Artifact {
+    /// Wraps `bytes`, hashing them once.
     pub fn new(bytes: impl Into<Bytes>) -> Artifact {
         let bytes = bytes.into();
         let sha256 = Sha256::digest(&bytes).into();
         Artifact { bytes, sha256 }
     }
+
+    /// The SHA-256 in lowercase hex, as Release and by-hash paths write it.
     pub fn hex(&self) -> String {
         hex::encode(self.sha256)
     }
+
+    /// Its size in bytes.
     pub fn len(&self) -> usize {
         self.bytes.len()
     }
+
+    /// Whether it has no bytes.
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }
@@ -42,7 +51,9 @@ impl Artifact {
 /// A built .deb and the control text its Packages stanza repeats.
 #[derive(Debug)]
 pub struct DebArtifact {
+    /// The `.deb` file.
     pub artifact: Artifact,
+    /// The text of its `control` file.
     pub control: String,
     /// Commit time of the package's version: its `Last-Modified`.
     pub mtime: i64,
@@ -51,9 +62,12 @@ pub struct DebArtifact {
 /// One host's complete repository at one generation.
 #[derive(Debug)]
 pub struct Archive {
+    /// The host whose view this is.
     pub host: String,
     /// Release `Date` and `Last-Modified`, seconds since the epoch.
     pub date: i64,
+    /// Another generation shares `date`'s second, so `If-Modified-Since` never earns a 304
+    /// (see [`HostData::date_ambiguous`]).
     pub date_ambiguous: bool,
     /// Pool path -> deb.
     pub debs: BTreeMap<String, Arc<DebArtifact>>,
@@ -63,12 +77,17 @@ pub struct Archive {
     /// (in [`build_archive`]) is listed, served and kept for clients of an older Release with
     /// no other change.
     indexes: BTreeMap<&'static str, Artifact>,
+    /// The unsigned `Release` body.
     pub release: Artifact,
+    /// `InRelease`: the Release body, clearsigned by every key.
     pub in_release: Artifact,
+    /// `Release.gpg`: detached signatures over `release`.
     pub release_gpg: Artifact,
 }
 
 impl Archive {
+    /// The bytes it holds for the caches' budgets: indexes and Release files in full, a
+    /// fixed 256 per deb (the debs themselves are counted in the deb cache).
     pub fn weight(&self) -> usize {
         // Debs are shared with the deb cache and counted there.
         self.indexes.values().map(Artifact::len).sum::<usize>()
@@ -94,6 +113,7 @@ impl Archive {
     }
 }
 
+/// Builds package `p`'s deb, dated by its `mtime`: what the deb cache holds on a miss.
 pub fn build_deb(p: &Package) -> Result<DebArtifact, RepoError> {
     let built = deb::build(p)?;
     Ok(DebArtifact {

@@ -9,6 +9,8 @@
 //! Pure: no IO, no clock. Time comes from the model (commit times of generations); debs come
 //! through a caller-supplied lookup so the caller can cache them by content hash.
 
+#![warn(missing_docs)]
+
 use std::time::Duration;
 
 use crate::deb;
@@ -25,16 +27,23 @@ pub use index::packages_index;
 pub use release::release_body;
 pub use view::{CHANGELOG_LIMIT, HistoryItem, HostData, packages};
 
+/// The suite (and codename) of every host's repository: `dists/umc/`.
 pub const SUITE: &str = "umc";
+/// The one component, which the pool paths also start with.
 pub const COMPONENT: &str = "main";
-/// Never change these once nodes have seen them: apt refuses a changed Origin/Label.
+/// The Release `Origin`. Never change it once nodes have seen it: apt refuses a changed
+/// Origin or Label.
 pub const ORIGIN: &str = "umc";
+/// The Release `Label`, fixed for good like [`ORIGIN`].
 pub const LABEL: &str = "umc";
+/// The `Maintainer` of every generated package (`.invalid`, so it reaches nobody).
 pub const MAINTAINER: &str = "umc <umc@umc.invalid>";
 
 /// How far before the Release `Date` its signatures are dated (see `build_archive`).
 pub const SIGNATURE_BACKDATE: Duration = Duration::from_secs(600);
 
+/// The architectures a repository lists when the configuration names none: Debian's release
+/// architectures, so any node finds its `binary-<arch>` index (every package is `all`).
 pub const DEFAULT_ARCHITECTURES: &[&str] = &[
     "amd64", "arm64", "armhf", "i386", "ppc64el", "riscv64", "s390x",
 ];
@@ -49,16 +58,22 @@ pub fn pool_path(name: &str, version: &str) -> String {
     format!("pool/{COMPONENT}/{initial}/{name}/{name}_{version}_all.deb")
 }
 
+/// Why a host's packages or archive could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
+    /// A package did not validate or could not be written.
     #[error("building package: {0}")]
     Deb(#[from] deb::DebError),
+    /// The Release could not be signed.
     #[error("signing: {0}")]
     Sign(#[from] crate::sign::SignError),
+    /// An index could not be compressed.
     #[error("compressing: {0}")]
     Io(#[from] std::io::Error),
+    /// A deb build that failed in the caller's cache, which hands back only its message.
     #[error("{0}")]
     Cached(String),
+    /// A task file's template did not render for this host.
     #[error(transparent)]
     Template(#[from] crate::template::TemplateError),
     /// A stored file path or service that today's rules refuse (written by an older umcd):

@@ -14,9 +14,13 @@ pub const CHANGELOG_LIMIT: usize = 30;
 /// One edit as a package changelog sees it: only the lines that touched that package.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryItem {
+    /// The generation the edit committed.
     pub generation: u64,
+    /// Its commit time (Unix seconds).
     pub time: i64,
+    /// Who made it.
     pub user: String,
+    /// Its change lines that touched the package's entity.
     pub lines: Vec<String>,
 }
 
@@ -25,13 +29,15 @@ pub struct HistoryItem {
 pub struct HostData {
     /// The model generation the read saw.
     pub generation: u64,
+    /// The host's node, with its variables, tasks and token.
     pub node: Node,
     /// The closure of the node's tasks, sorted by name.
     pub tasks: Vec<Task>,
     /// Changelog of each package input (the node and each task), newest first.
     pub history: BTreeMap<Entity, Vec<HistoryItem>>,
-    /// Global variables and the newest generation that changed them.
+    /// Global variables.
     pub vars: BTreeMap<String, String>,
+    /// The newest generation that changed the global variables.
     pub vars_generation: u64,
     /// Newest generation at which umcd's serving inputs changed (keys, `umc-node`'s files).
     pub server_generation: u64,
