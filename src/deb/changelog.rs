@@ -17,6 +17,7 @@ const CHANGELOG_WIDTH: usize = 80;
 /// One stanza of the package's Debian changelog.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ChangelogEntry {
+    /// The package version this stanza describes.
     pub version: String,
     /// One bullet each, e.g. `User 'sh' removed dependency 'apache2'`.
     /// Long lines are wrapped at 80 columns.
@@ -24,6 +25,7 @@ pub struct ChangelogEntry {
     /// Shown as `<user> <<user>@umc.invalid>` in the trailer; characters that
     /// cannot appear in a mail address are replaced by `-` in the address.
     pub user: String,
+    /// When the change was committed (Unix seconds), the trailer's RFC 2822 date.
     pub time_unix: i64,
 }
 
