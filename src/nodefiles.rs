@@ -3,6 +3,8 @@
 //! packages. The canonical texts are real files in `contrib/` and `apt-conf/`, embedded at
 //! build time; tests run the same files.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
@@ -11,8 +13,12 @@ use sha2::{Digest, Sha256};
 use crate::deb::{DataFile, SCRIPT_NAMES};
 use crate::model::{ConffilePolicy, FileAction, Node, TaskFile};
 
+/// The node's update cycle (`/usr/sbin/umc-cycle`): installs `umc-<host>`, removes what
+/// it conflicts with, and reports.
 pub const CYCLE: &str = include_str!("../contrib/umc-cycle");
+/// The systemd service that runs [`CYCLE`] once.
 pub const CYCLE_SERVICE: &str = include_str!("../contrib/umc-cycle.service");
+/// The systemd timer that starts [`CYCLE_SERVICE`] every 30 minutes or so.
 pub const CYCLE_TIMER: &str = include_str!("../contrib/umc-cycle.timer");
 const NODE_CONF: &str = include_str!("../apt-conf/node.conf.in");
 const NODE_LINTIAN_OVERRIDES: &str = include_str!("../contrib/umc-node.lintian-overrides");
@@ -28,13 +34,18 @@ const TASK_POSTRM: &str = include_str!("../contrib/maintscripts/task.postrm");
 
 /// The package every host view carries and `umc-<host>` depends on.
 pub const NODE_PACKAGE: &str = "umc-node";
+/// Where a node keeps the archive keyring its umc source is `Signed-By`.
 pub const NODE_KEYRING: &str = "/usr/share/keyrings/umc-archive-keyring.gpg";
+/// The node's apt source for its umcd view (deb822).
 pub const NODE_SOURCES: &str = "/etc/apt/sources.list.d/umc.sources";
+/// The node's apt credentials for umcd: its host name and token.
 pub const NODE_AUTH: &str = "/etc/apt/auth.conf.d/umc.conf";
+/// umc-cycle's settings as umcd ships them; local overrides go in `/etc/umc/node.conf`.
 pub const NODE_CONF_PATH: &str = "/usr/share/umc/node.conf";
-/// The CAs a node trusts for umcd, and the apt configuration that trusts them for umcd alone
-/// (never the system's trust store).
+/// The CAs a node trusts for umcd.
 pub const NODE_CA: &str = "/usr/share/umc/ca.pem";
+/// The apt configuration that trusts [`NODE_CA`] for umcd alone (never the system's trust
+/// store).
 pub const NODE_TLS_CONF: &str = "/etc/apt/apt.conf.d/60umc-tls";
 
 /// What umcd itself contributes to `umc-node`.

@@ -21,6 +21,8 @@
 //! Without a worker (library use, unit tests: nothing called [`use_worker`]) batches render in
 //! this process, bounded only by the output cap.
 
+#![warn(missing_docs)]
+
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -90,6 +92,7 @@ enum Answer {
 }
 
 impl<'a> Batch<'a> {
+    /// An empty batch whose hosts all see `global_vars`.
     pub fn new(global_vars: &'a BTreeMap<String, String>) -> Batch<'a> {
         Batch {
             global_vars: Cow::Borrowed(global_vars),
@@ -124,10 +127,13 @@ impl<'a> Batch<'a> {
         self.hosts.len() - 1
     }
 
+    /// Asks for `template` rendered for `host` (both as [`Batch::template`] and
+    /// [`Batch::host`] numbered them).
     pub fn render(&mut self, host: usize, template: usize) {
         self.renders.push((host, template));
     }
 
+    /// Whether it asks for no render at all (running it then costs no worker).
     pub fn is_empty(&self) -> bool {
         self.renders.is_empty()
     }
