@@ -10,6 +10,8 @@
 //!
 //! Every entry has mode 0600. `tar tvf` lists it; restoring is `umcd restore <file>`.
 
+#![warn(missing_docs)]
+
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -19,8 +21,12 @@ use serde::{Deserialize, Serialize};
 use crate::sign::SIGNING_KEY_FILE;
 use crate::store::{Migration, Snapshot, Store, StoreError};
 
+/// The first entry's name: `tar tvf` shows it before anything else, so whoever holds the
+/// file learns it is secret.
 pub const NOTE: &str = "UMC-BACKUP-CONTAINS-SECRETS";
+/// The [`Manifest`]'s entry name.
 pub const MANIFEST: &str = "backup.json";
+/// The database snapshot's entry name, the same as the database's in the data directory.
 pub const DATABASE: &str = "umc.redb";
 /// Version of this container format.
 pub const FORMAT: u32 = 1;
@@ -30,6 +36,7 @@ const NOTE_TEXT: &str = "This umc backup contains secrets: the archive signing k
 Anyone holding it can sign packages every node installs as root. Keep it like a private key.\n\
 Restore it with: umcd restore <this file> --data-dir <new directory>\n";
 
+/// Why a backup could not be written or restored.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     /// Reading or writing a file, or the archive, failed.
@@ -37,15 +44,19 @@ pub enum BackupError {
     Io {
         /// What was being done ("reading /var/lib/umc", "writing umc.redb into the backup").
         what: String,
+        /// The I/O error itself.
         #[source]
         source: std::io::Error,
     },
+    /// `backup.json` is not a manifest this umcd can read.
     #[error("backup.json: {0}")]
     Manifest(#[source] serde_json::Error),
     /// The restored database could not be opened or resynced.
     #[error("{what}: {source}")]
     Store {
+        /// What was being done ("opening <path>", the resync).
         what: String,
+        /// The store's error.
         #[source]
         source: Box<StoreError>,
     },
@@ -77,11 +88,13 @@ fn invalid<T>(message: String) -> Result<T> {
 /// `backup.json`: what the backup holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The container's [`FORMAT`]: a umcd refuses a newer one rather than misread it.
     pub format: u32,
     /// The database schema version of `umc.redb`.
     pub schema: u64,
-    /// The model generation the snapshot saw, and its commit time.
+    /// The model generation the snapshot saw.
     pub generation: u64,
+    /// That generation's commit time (Unix seconds).
     pub generation_time: i64,
     /// When the backup was taken (the server's clock).
     pub taken_at: i64,
@@ -92,6 +105,8 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The manifest of snapshot `snap`, taken at `taken_at`, followed by `files`, written by
+    /// this umcd.
     pub fn new(snap: &Snapshot, taken_at: i64, files: Vec<String>) -> Manifest {
         Manifest {
             format: FORMAT,
@@ -214,8 +229,11 @@ pub fn verify(input: impl Read) -> Result<Manifest> {
 /// What [`restore`] did.
 #[derive(Debug)]
 pub struct Restored {
+    /// The backup's manifest.
     pub manifest: Manifest,
+    /// Every file written into the data directory, the database included, in backup order.
     pub files: Vec<PathBuf>,
+    /// The schema migration opening the restored database ran, when it was older.
     pub migration: Option<Migration>,
     /// The generation every package moved to.
     pub generation: u64,
