@@ -15,6 +15,8 @@
 //! bookkeeping, so the budget bounds what the process holds (an archive shared by several
 //! caches is counted in each).
 
+#![warn(missing_docs)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +28,9 @@ use crate::repo::{Archive, Artifact, DebArtifact};
 /// the older InRelease can still fetch what it lists.
 #[derive(Clone)]
 pub struct HostEntry {
+    /// The archive of the host's current view.
     pub archive: Arc<Archive>,
+    /// The last different archive served before it, if any.
     pub previous: Option<Arc<Archive>>,
 }
 
@@ -39,6 +43,7 @@ impl HostEntry {
 /// What a host's credentials are checked against, valid at one model generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TokenEntry {
+    /// The model generation the hashes were read at; at any other the entry is stale.
     pub generation: u64,
     /// sha256 of the host's token.
     pub hash: [u8; 32],
@@ -55,12 +60,19 @@ pub const ENTRY_OVERHEAD: usize = 352;
 /// Each cache's share of `cache_bytes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budgets {
+    /// Bytes for [`ArtifactCache::debs`].
     pub debs: u64,
+    /// Bytes for [`ArtifactCache::archives`].
     pub archives: u64,
+    /// Bytes for [`ArtifactCache::hosts`].
     pub hosts: u64,
+    /// Bytes for [`ArtifactCache::latest`].
     pub latest: u64,
+    /// Bytes for [`ArtifactCache::recent`].
     pub recent: u64,
+    /// Bytes for [`ArtifactCache::tokens`].
     pub tokens: u64,
+    /// Bytes for [`ArtifactCache::unknown`].
     pub unknown: u64,
 }
 
@@ -85,8 +97,13 @@ impl Budgets {
     }
 }
 
+/// Every cache umcd serves nodes from, each bounded by its share of one byte budget.
 pub struct ArtifactCache {
+    /// Content hash of a package's inputs (`repo::package_key`) -> its built deb, shared by
+    /// every host that sees the package.
     pub debs: Cache<[u8; 32], Arc<DebArtifact>>,
+    /// Content hash of a view's inputs (`repo::archive_key`) -> its signed archive, so an
+    /// unchanged view keeps its exact InRelease bytes.
     pub archives: Cache<[u8; 32], Arc<Archive>>,
     /// Known host -> its token hash at a generation. Only hosts found in the model are kept,
     /// one entry each (a newer generation replaces the entry), so its size is bounded by the
@@ -94,18 +111,27 @@ pub struct ArtifactCache {
     pub tokens: Cache<String, TokenEntry>,
     /// sha256(host name) -> the generation at which no such host existed.
     pub unknown: Cache<[u8; 32], u64>,
+    /// (host, model generation) -> its archive then: a warm request reads no database.
     pub hosts: Cache<(String, u64), HostEntry>,
     /// host -> its newest archive and the one before (see [`HostEntry`]).
     pub latest: Cache<String, HostEntry>,
+    /// (host, `by-hash/<sha256>` or pool path) -> a file a recently loaded archive listed,
+    /// kept up to six hours, so a client holding an older InRelease still fetches what it
+    /// lists.
     pub recent: Cache<(String, String), Artifact>,
+    /// Each cache's share of the budget, as [`Budgets::split`] gave it.
     pub budgets: Budgets,
 }
 
 /// One cache's numbers for `/metrics`.
 pub struct CacheStats {
+    /// The cache's label in `/metrics` (`debs`, `tokens`, …).
     pub name: &'static str,
+    /// The weight it holds now, in bytes.
     pub bytes: u64,
+    /// How many entries it holds now.
     pub entries: u64,
+    /// The most bytes it may hold.
     pub budget: u64,
 }
 
@@ -114,6 +140,7 @@ fn weight(n: usize) -> u32 {
 }
 
 impl ArtifactCache {
+    /// Empty caches sharing `bytes` as [`Budgets::split`] divides it.
     pub fn new(bytes: u64) -> ArtifactCache {
         let b = Budgets::split(bytes);
         ArtifactCache {
