@@ -4,6 +4,8 @@
 //! not need a JSON encoder. umcd validates it strictly (sizes, counts, times), stores the
 //! validated text as it came, and parses it again when reading. Pure: no IO, no clock.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -14,8 +16,11 @@ use crate::time::{Units, span};
 pub const FORMAT_LINE: &str = "Format: umc-report/1";
 /// Longest accepted line (a tail line of apt output is cut by the node before this).
 pub const MAX_LINE: usize = 1024;
+/// Most `Step` lines a report may have.
 pub const MAX_STEPS: usize = 16;
+/// Most lines of each list (`Installed`, `Held`, `Broken`, `Modified`); the node stops at 500.
 pub const MAX_LIST: usize = 512;
+/// Most `Tail` lines a report may have.
 pub const MAX_TAIL: usize = 100;
 /// How far in the future (by umcd's clock) a report's times may be.
 pub const MAX_CLOCK_SKEW: i64 = 300;
@@ -23,23 +28,32 @@ pub const MAX_CLOCK_SKEW: i64 = 300;
 /// One step of the cycle: `update`, `install`, `server-wins`, `autoremove`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
+    /// Which step (one word).
     pub name: String,
     /// `None`: skipped because an earlier step failed.
     pub exit: Option<i32>,
 }
 
+/// One run of `umc-cycle` on a node, as its report says, validated.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
+    /// When the cycle started, by the node's clock (Unix seconds).
     pub started: i64,
+    /// When it finished, by the node's clock; never before `started`.
     pub finished: i64,
+    /// The steps in the order they ran; at least one.
     pub steps: Vec<Step>,
     /// Installed versions of umc's packages (`dpkg-query`), by package.
     pub installed: BTreeMap<String, String>,
+    /// Packages on hold (`apt-mark showhold`): apt will not upgrade them.
     pub held: Vec<String>,
+    /// Packages dpkg left half-installed, unconfigured or awaiting triggers.
     pub broken: Vec<String>,
     /// umc conffiles modified locally (`dpkg --verify`).
     pub modified: Vec<String>,
+    /// Whether the node asks for a reboot (`/run/reboot-required`).
     pub reboot_required: bool,
+    /// How many packages an `apt-get upgrade` would upgrade.
     pub upgradable: u64,
     /// apt's `E:`/`W:` lines, and the end of a failed step's output.
     pub tail: Vec<String>,
@@ -73,10 +87,18 @@ impl Report {
     }
 }
 
+/// Why a report was refused (the node gets the message back).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReportError {
+    /// One line breaks the format or a limit.
     #[error("report line {line}: {why}")]
-    Line { line: usize, why: String },
+    Line {
+        /// Its line number, from 1.
+        line: usize,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The report as a whole is wrong (no format line, a missing field, its times).
     #[error("report: {0}")]
     Invalid(String),
 }
@@ -221,10 +243,15 @@ pub fn parse(text: &str, now: i64) -> Result<Report, ReportError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
+    /// The host's current `umc-<host>` version is installed.
     Ok,
+    /// A newer version is published, for less than the drift threshold.
     Pending,
+    /// A newer version has been published for longer than the drift threshold.
     Drift,
+    /// The host's last cycle had a step that failed.
     Failed,
+    /// Nothing heard from the host (report or InRelease fetch) for the stale threshold.
     Stale,
 }
 
@@ -238,6 +265,7 @@ impl State {
         State::Stale,
     ];
 
+    /// Its lowercase name, as the wire and the console write it.
     pub fn as_str(self) -> &'static str {
         match self {
             State::Ok => "ok",
@@ -309,11 +337,15 @@ pub struct Seen {
 /// The verdict on one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
+    /// Where the host stands.
     pub state: State,
+    /// The `umc-<host>` version its newest report shows installed.
     pub installed: Option<String>,
+    /// The newest of its last report's arrival and its last InRelease fetch.
     pub last_seen: Option<i64>,
     /// `ok`, or `failed: install exited 100`.
     pub last_result: Option<String>,
+    /// One line saying why the host has this state (`no report or apt request for 2 days`).
     pub reason: String,
 }
 
