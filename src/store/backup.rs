@@ -67,22 +67,13 @@ mod tests {
     use super::*;
     use crate::api::Op;
     use crate::store::EditOptions;
+    use crate::store::tests::{add, store};
 
     #[test]
     fn a_snapshot_covers_every_table_and_reopens_equal() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = Store::open(&dir.path().join("umc.redb")).expect("open");
-        s.edit(
-            "sh",
-            &[Op::NodeAdd {
-                host: "a.example.com".into(),
-                vars: Default::default(),
-                ssh: None,
-            }],
-            10,
-            EditOptions::default(),
-        )
-        .expect("edit");
+        let (dir, s) = store();
+        s.edit("sh", &[add("a.example.com")], 10, EditOptions::default())
+            .expect("edit");
         let dest = dir.path().join("copy.redb");
         let snap = s.snapshot(&dest).expect("snapshot");
         assert_eq!(snap.generation, 1);

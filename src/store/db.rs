@@ -524,16 +524,8 @@ mod tests {
     use std::panic::{AssertUnwindSafe, catch_unwind};
 
     use super::*;
-    use crate::api::Op;
+    use crate::store::tests::{add, store};
     use crate::store::{EditOptions, Store};
-
-    fn add(host: &str) -> Op {
-        Op::NodeAdd {
-            host: host.into(),
-            vars: Default::default(),
-            ssh: None,
-        }
-    }
 
     fn mode(p: &Path) -> u32 {
         std::fs::metadata(p).expect("stat").permissions().mode() & 0o777
@@ -541,8 +533,7 @@ mod tests {
 
     #[test]
     fn a_panic_in_a_transaction_is_refused_until_a_check_passes_and_never_per_request() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = Store::open(&dir.path().join("umc.redb")).expect("open");
+        let (_dir, s) = store();
         s.edit("sh", &[add("a.example.com")], 10, EditOptions::default())
             .expect("edit");
         let boom = || {

@@ -666,12 +666,7 @@ mod tests {
 
     use crate::api::Op;
     use crate::store::EditOptions;
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = Store::open(&dir.path().join("umc.redb")).expect("open");
-        (dir, s)
-    }
+    use crate::store::tests::{add, store};
 
     #[test]
     fn imported_times_ahead_of_the_clock_are_refused_past_apts_tolerance() {
@@ -693,14 +688,6 @@ mod tests {
             .expect_err("a minute ahead")
             .to_string();
         assert!(e.contains("in the future"), "{e}");
-    }
-
-    fn add(host: &str) -> Op {
-        Op::NodeAdd {
-            host: host.into(),
-            vars: BTreeMap::new(),
-            ssh: None,
-        }
     }
 
     fn rotate(host: &str, force: bool) -> Op {

@@ -133,6 +133,7 @@ pub(super) fn names() -> impl Iterator<Item = &'static str> {
 
 #[cfg(test)]
 mod tests {
+    use crate::store::tests::store;
     use crate::testing::{rust_files, shown, src};
 
     /// The Architecture Invariant "only `store` touches redb", and this file as the one list
@@ -164,8 +165,7 @@ mod tests {
     /// A redb error keeps its source: the caller (and `{:#}`) sees redb's own error, typed.
     #[test]
     fn a_redb_error_keeps_its_source() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = crate::store::Store::open(&dir.path().join("umc.redb")).expect("open");
+        let (_dir, s) = store();
         let tx = s.db.begin_read().expect("read");
         let wrong: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("meta_v1");
         let e = crate::store::StoreError::from(tx.open_table(wrong).expect_err("types differ"));

@@ -402,6 +402,7 @@ fn remove_tokens_where(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::tests::store;
 
     /// What `app::auth` stores for a password (the store never hashes).
     const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$0000000000000000000000000000000000000000000";
@@ -409,8 +410,7 @@ mod tests {
 
     #[test]
     fn tokens_expire_revoke_and_die_with_their_user() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = Store::open(&dir.path().join("umc.redb")).expect("open");
+        let (_dir, s) = store();
         s.add_user("v", Role::Viewer, HASH, 1).expect("add");
         let r = s.password_record("v").expect("read").expect("user");
         assert_eq!((r.role, r.hash.as_deref()), (Role::Viewer, Some(HASH)));
@@ -435,8 +435,7 @@ mod tests {
 
     #[test]
     fn the_bootstrap_token_replaces_only_itself() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = Store::open(&dir.path().join("umc.redb")).expect("open");
+        let (_dir, s) = store();
         s.ensure_admin_user("admin", 1).expect("admin");
         assert!(
             s.replace_bootstrap_token("admin", "boot1", 1)
@@ -464,8 +463,7 @@ mod tests {
 
     #[test]
     fn a_user_holds_at_most_the_limit_of_tokens() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = Store::open(&dir.path().join("umc.redb")).expect("open");
+        let (_dir, s) = store();
         for i in 0..3 {
             s.add_api_token(&format!("t{i}"), "v", "ok", 1, None, 3)
                 .expect("token");
@@ -490,8 +488,7 @@ mod tests {
     /// their user adds one, so a user cannot pile them up either.
     #[test]
     fn expired_tokens_do_not_count_toward_the_cap() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = Store::open(&dir.path().join("umc.redb")).expect("open");
+        let (_dir, s) = store();
         s.ensure_admin_user("v", 1).expect("user");
         for i in 0..LIMIT - 1 {
             s.add_api_token(&format!("t{i}"), "v", "ok", 1, Some(100), LIMIT)
