@@ -30,14 +30,8 @@ fn fleet() -> Server {
     s
 }
 
-fn keyring(s: &Server) -> Vec<u8> {
-    let r = s.get("/umc-archive-keyring.gpg", None, &[]);
-    assert_eq!(r.status, 200);
-    r.body
-}
-
 fn apt_for(s: &Server) -> Apt {
-    Apt::new(&s.url, HOST, &s.node_token(HOST), &keyring(s))
+    Apt::new(&s.url, HOST, &s.node_token(HOST), &s.keyring())
 }
 
 #[test]
@@ -174,7 +168,7 @@ fn wrong_token_is_refused() {
         return;
     }
     let s = fleet();
-    let apt = Apt::new(&s.url, HOST, "not-the-token", &keyring(&s));
+    let apt = Apt::new(&s.url, HOST, "not-the-token", &s.keyring());
     let out = apt.get(&["update"]);
     assert!(!out.status.success(), "{}", show(&out));
     assert!(
@@ -247,7 +241,7 @@ fn index_altered_on_the_wire_is_refused() {
     }
     let s = fleet();
     let proxy = tampering_proxy(s.url.clone());
-    let apt = Apt::new(&proxy, HOST, &s.node_token(HOST), &keyring(&s));
+    let apt = Apt::new(&proxy, HOST, &s.node_token(HOST), &s.keyring());
     let out = apt.get(&["update"]);
     assert!(
         !out.status.success(),

@@ -6,10 +6,9 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
 
 use common::console::Console;
-use common::{Resp, Server, http};
+use common::{Server, http, raw_get};
 use umc::api::Role;
 use umc::http::{API_ROUTES, VAR_VALUES, Verb};
 
@@ -40,15 +39,6 @@ impl Fleet {
     }
 }
 
-fn call(s: &Server, method: &str, path: &str, token: Option<&str>, body: Option<&[u8]>) -> Resp {
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let mut headers = vec![("Content-Type", "application/json")];
-    if let Some(a) = &auth {
-        headers.push(("Authorization", a));
-    }
-    http(method, &format!("{}{path}", s.url), None, &headers, body)
-}
-
 /// A node with a task whose file renders a node variable, a global variable, and a viewer, an
 /// operator and a second admin, each with a password (for the console) and an API token.
 fn fleet() -> Fleet {
@@ -63,8 +53,7 @@ fn fleet() -> Fleet {
          "template": "password={{ vars.secret }}\n", "mode": 0o600},
         {"op": "assign", "host": HOST, "tasks": ["web"]},
     ]});
-    let r = call(
-        &s,
+    let r = s.call(
         "POST",
         "/api/v1/edit",
         Some(&root),
@@ -74,8 +63,7 @@ fn fleet() -> Fleet {
     let mut tokens = Vec::new();
     for (name, role) in [("vera", "viewer"), ("otto", "operator"), ("adam", "admin")] {
         let body = serde_json::json!({"name": name, "role": role, "password": PW});
-        let r = call(
-            &s,
+        let r = s.call(
             "POST",
             "/api/v1/users",
             Some(&root),
@@ -170,10 +158,10 @@ fn every_api_route_checks_its_role() {
         }
         let body = (route.verb == Verb::Post).then_some(&b"{}"[..]);
         let what = format!("{method} {path}");
-        let r = call(&f.s, method, &path, None, body);
+        let r = f.s.call(method, &path, None, body);
         assert_eq!(r.status, 401, "{what} without a token: {}", r.text());
         for role in [Role::Viewer, Role::Operator, Role::Admin] {
-            let r = call(&f.s, method, &path, Some(f.token(role)), body);
+            let r = f.s.call(method, &path, Some(f.token(role)), body);
             let who = format!("{what} as {}", role.as_str());
             if role < route.role {
                 assert_eq!(r.status, 403, "{who}: {}", r.text());
@@ -203,16 +191,14 @@ fn every_api_route_checks_its_role() {
         }
     }
     // The admin-only reads do hand out what they guard.
-    let r = call(
-        &f.s,
+    let r = f.s.call(
         "GET",
         &concrete("/nodes/{host}/token"),
         Some(&f.admin),
         None,
     );
     assert!(r.text().contains(&f.node_token), "{}", r.text());
-    let r = call(
-        &f.s,
+    let r = f.s.call(
         "GET",
         &concrete("/nodes/{host}/render"),
         Some(&f.admin),
@@ -237,7 +223,7 @@ fn unlisted_methods_have_no_handler() {
             if listed.contains(&m) || (m == "HEAD" && listed.contains(&"GET")) {
                 continue;
             }
-            let r = call(&f.s, m, &concrete(p), Some(&f.admin), Some(b"{}"));
+            let r = f.s.call(m, &concrete(p), Some(&f.admin), Some(b"{}"));
             assert!(
                 [404, 405].contains(&r.status),
                 "{m} {p}: {} {}",
@@ -247,15 +233,14 @@ fn unlisted_methods_have_no_handler() {
         }
     }
     // HEAD is GET's, with GET's role.
-    let r = call(
-        &f.s,
+    let r = f.s.call(
         "HEAD",
         &concrete("/nodes/{host}/token"),
         Some(&f.viewer),
         None,
     );
     assert_eq!(r.status, 403);
-    let r = call(&f.s, "HEAD", "/api/v1/backup", Some(&f.operator), None);
+    let r = f.s.call("HEAD", "/api/v1/backup", Some(&f.operator), None);
     assert_eq!(r.status, 403);
 }
 
@@ -319,8 +304,7 @@ fn exported_node_tokens_need_admin() {
         "secrets",
     ] {
         for role in [Role::Viewer, Role::Operator] {
-            let r = call(
-                &f.s,
+            let r = f.s.call(
                 "GET",
                 &format!("/api/v1/export?{q}"),
                 Some(f.token(role)),
@@ -336,8 +320,7 @@ fn exported_node_tokens_need_admin() {
             assert!(!r.text().contains(&f.node_token), "{q}: {}", r.text());
         }
     }
-    let r = call(
-        &f.s,
+    let r = f.s.call(
         "GET",
         "/api/v1/export?secrets=true",
         Some(&f.operator),
@@ -351,7 +334,7 @@ fn exported_node_tokens_need_admin() {
         r.text()
     );
     // The plain export holds variable values: an operator's, refused to a viewer.
-    let r = call(&f.s, "GET", "/api/v1/export", Some(&f.viewer), None);
+    let r = f.s.call("GET", "/api/v1/export", Some(&f.viewer), None);
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(
         r.text()
@@ -359,44 +342,17 @@ fn exported_node_tokens_need_admin() {
         "{}",
         r.text()
     );
-    let r = call(&f.s, "GET", "/api/v1/export", Some(&f.operator), None);
+    let r = f.s.call("GET", "/api/v1/export", Some(&f.operator), None);
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(!r.text().contains(&f.node_token));
-    let r = call(
-        &f.s,
-        "GET",
-        "/api/v1/export?secrets=true",
-        Some(&f.admin),
-        None,
-    );
+    let r =
+        f.s.call("GET", "/api/v1/export?secrets=true", Some(&f.admin), None);
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains(&f.node_token));
     // umc-admin as an operator: refused, exit code for "forbidden".
     let out = f.s.admin_as(&f.operator, &["export", "--with-secrets"], "");
     assert!(!out.status.success(), "{}", common::show(&out));
     assert!(!String::from_utf8_lossy(&out.stdout).contains(&f.node_token));
-}
-
-/// A request with exactly these bytes as its target (no client normalization).
-fn raw_get(s: &Server, target: &str, token: &str) -> (u16, String) {
-    let addr = s.url.trim_start_matches("http://");
-    let mut c = std::net::TcpStream::connect(addr).expect("connect");
-    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        c,
-        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut answer = Vec::new();
-    let _ = c.read_to_end(&mut answer);
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, text)
 }
 
 /// The review's path variants for the admin-only reads: refused or unknown, never served.
@@ -429,7 +385,7 @@ fn path_tricks_do_not_reach_admin_reads() {
     ];
     for token in [&f.viewer, &f.operator] {
         for v in &variants {
-            let (status, text) = raw_get(&f.s, v, token);
+            let (status, text) = raw_get(&f.s, v, &format!("Authorization: Bearer {token}"));
             assert!([400, 403, 404].contains(&status), "{v}: {status} {text}");
             assert!(!text.contains(&f.node_token), "{v}: {text}");
             assert!(!text.contains(RENDERED), "{v}: {text}");
@@ -448,8 +404,7 @@ fn operators_may_not_do_admin_edits() {
         r#"{"op":"task_file_add","task":"web","path":"/etc/x","template":"{{ vars.secret }}"}"#,
     ] {
         let body = format!(r#"{{"ops":[{op}]}}"#);
-        let r = call(
-            &f.s,
+        let r = f.s.call(
             "POST",
             "/api/v1/edit",
             Some(&f.operator),
@@ -460,7 +415,8 @@ fn operators_may_not_do_admin_edits() {
     }
     // The operator's own business still works.
     let body = br#"{"ops":[{"op":"node_add","host":"b.example.com"}]}"#;
-    let r = call(&f.s, "POST", "/api/v1/edit", Some(&f.operator), Some(body));
+    let r =
+        f.s.call("POST", "/api/v1/edit", Some(&f.operator), Some(body));
     assert_eq!(r.status, 200, "{}", r.text());
     // But it cannot enroll the node it added: the token is an admin's.
     let out =
@@ -620,8 +576,7 @@ fn viewers_never_read_variable_values() {
     let edit = serde_json::json!({"ops": [
         {"op": "node_set", "host": HOST, "set_vars": {"api_token": NODE_VALUE}},
     ]});
-    let r = call(
-        &f.s,
+    let r = f.s.call(
         "POST",
         "/api/v1/edit",
         Some(&f.operator),
@@ -641,7 +596,7 @@ fn viewers_never_read_variable_values() {
             _ => {}
         }
         for path in paths {
-            let r = call(&f.s, "GET", &path, Some(&f.viewer), None);
+            let r = f.s.call("GET", &path, Some(&f.viewer), None);
             assert!(r.status < 500, "{path}: {} {}", r.status, r.text());
             let found = values_in(&r.text());
             assert!(
@@ -655,7 +610,7 @@ fn viewers_never_read_variable_values() {
     assert!(walked >= 20, "{walked} API reads walked");
     // The names are there, the values null; the diff and log were real answers.
     for path in [format!("/api/v1/nodes/{HOST}"), "/api/v1/nodes".to_string()] {
-        let r = call(&f.s, "GET", &path, Some(&f.viewer), None);
+        let r = f.s.call("GET", &path, Some(&f.viewer), None);
         assert_eq!(r.status, 200, "{path}: {}", r.text());
         let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
         let node = if v.is_array() { &v[0] } else { &v };
@@ -664,10 +619,9 @@ fn viewers_never_read_variable_values() {
             assert!(node["vars"].get(name).is_some(), "{path}: {name}: {v}");
         }
     }
-    let r = call(&f.s, "GET", "/api/v1/vars", Some(&f.viewer), None);
+    let r = f.s.call("GET", "/api/v1/vars", Some(&f.viewer), None);
     assert_eq!(r.text(), r#"{"api_key":null}"#);
-    let r = call(
-        &f.s,
+    let r = f.s.call(
         "GET",
         &format!("/api/v1/diff?from=0&to={generation}"),
         Some(&f.viewer),
@@ -734,24 +688,19 @@ fn viewers_never_read_variable_values() {
     // The values are hidden by role: an operator and an admin read them.
     for (role, user) in [(Role::Operator, "otto"), (Role::Admin, "adam")] {
         let token = f.token(role);
-        let r = call(
-            &f.s,
-            "GET",
-            &format!("/api/v1/nodes/{HOST}"),
-            Some(token),
-            None,
-        );
+        let r =
+            f.s.call("GET", &format!("/api/v1/nodes/{HOST}"), Some(token), None);
         let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
         assert_eq!(v["vars"]["db_password"], NODE_VALUE, "{}", role.as_str());
         assert_eq!(v["vars"]["api_token"], NODE_VALUE, "{}", role.as_str());
-        let r = call(&f.s, "GET", "/api/v1/vars", Some(token), None);
+        let r = f.s.call("GET", "/api/v1/vars", Some(token), None);
         assert!(
             r.text().contains(GLOBAL_VALUE),
             "{}: {}",
             role.as_str(),
             r.text()
         );
-        let r = call(&f.s, "GET", "/api/v1/export", Some(token), None);
+        let r = f.s.call("GET", "/api/v1/export", Some(token), None);
         assert_eq!(
             values_in(&r.text()).len(),
             2,

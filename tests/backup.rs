@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{Apt, Server, UMCD, require_tool, show, version_gt};
+use common::{Apt, Server, UMCD, mode, require_tool, restore, show, version_gt};
 
 const HOST: &str = "grumpy.example.com";
 const PACKAGES: [&str; 4] = [
@@ -14,24 +14,6 @@ const PACKAGES: [&str; 4] = [
     "umc-task-web",
     "umc-task-base",
 ];
-
-fn keyring(s: &Server) -> Vec<u8> {
-    let r = s.get("/umc-archive-keyring.gpg", None, &[]);
-    assert_eq!(r.status, 200);
-    r.body
-}
-
-/// `umcd restore <file> --data-dir <data>`; returns stdout.
-fn restore(file: &Path, data: &Path) -> std::process::Output {
-    Command::new(UMCD)
-        .arg("restore")
-        .arg(file)
-        .arg("--data-dir")
-        .arg(data)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run umcd restore")
-}
 
 /// The `Date` of the InRelease apt keeps in its lists.
 fn listed_date(apt: &Apt) -> std::time::SystemTime {
@@ -77,7 +59,7 @@ fn restore_keeps_versions_and_dates_monotonic_for_a_node_that_saw_later_edits() 
     s.admin_ok(&["task", "depend", "base", "less"]);
     s.admin_ok(&["task", "include", "web", "base"]);
     s.admin_ok(&["assign", HOST, "web"]);
-    let keys = keyring(&s);
+    let keys = s.keyring();
     let apt = Apt::new(&s.url, HOST, &s.node_token(HOST), &keys);
     apt.update_ok();
 
@@ -105,14 +87,7 @@ fn restore_keeps_versions_and_dates_monotonic_for_a_node_that_saw_later_edits() 
         "{}",
         show(&out)
     );
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&file)
-            .expect("backup")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600, "the backup holds secrets");
-    }
+    assert_eq!(mode(&file), 0o600, "the backup holds secrets");
     let listing = Command::new("tar")
         .arg("tf")
         .arg(&file)
@@ -154,7 +129,7 @@ fn restore_keeps_versions_and_dates_monotonic_for_a_node_that_saw_later_edits() 
     let r = Server::start_in_with(&data, &["--listen", addr]);
     assert_eq!(r.url, url);
     assert_eq!(
-        keyring(&r),
+        r.keyring(),
         keys,
         "the restored server signs with the same keys"
     );
@@ -308,7 +283,6 @@ fn raw_entry(
 /// outside its target; a restored directory is 0700.
 #[test]
 fn backups_are_0600_and_restore_refuses_hostile_archives() {
-    use std::os::unix::fs::PermissionsExt;
     if !require_tool("tar") {
         return;
     }
@@ -318,7 +292,6 @@ fn backups_are_0600_and_restore_refuses_hostile_archives() {
     let file = tmp.path().join("good.backup");
     s.admin_ok(&["backup", file.to_str().expect("utf-8")]);
     s.stop();
-    let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode(&file), 0o600);
     let listing = Command::new("tar")
         .arg("tvf")

@@ -8,9 +8,10 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use common::console::generation;
 use common::{FileServer, Server, require, require_tool, show};
 use sha2::{Digest, Sha256};
-use umc::api::{CatalogHit, CatalogInfo, CatalogPackage, ServerInfo};
+use umc::api::{CatalogHit, CatalogInfo, CatalogPackage};
 use umc::sign::SigningKeys;
 
 const SUITE: &str = "testy";
@@ -69,6 +70,19 @@ fn sha(data: &[u8]) -> String {
 
 fn keys(who: &str) -> SigningKeys {
     SigningKeys::generate(&format!("{who} <{who}@example.invalid>")).expect("key")
+}
+
+/// A repository on a file server publishing [`PACKAGES`] under a URL, signed by a key, and a
+/// umcd with that key's keyring file in its data directory: (file server, key, umcd, keyring
+/// path, URL).
+fn mirror() -> (FileServer, SigningKeys, Server, String, String) {
+    let fs = FileServer::start();
+    let k = keys("archive");
+    publish(&fs, &k, PACKAGES.as_bytes(), None);
+    let s = Server::start();
+    let keyring = write_keyring(&s.data, &k);
+    let url = format!("{}/debian", fs.url);
+    (fs, k, s, keyring, url)
 }
 
 /// Publishes `packages` as suite `testy` under `/debian` on `fs`, signed by `signer`. The
@@ -137,18 +151,6 @@ fn catalogs(s: &Server) -> Vec<CatalogInfo> {
     serde_json::from_str(&s.admin_ok(&["catalog", "list", "--json"])).expect("list json")
 }
 
-fn generation(s: &Server) -> u64 {
-    let r = common::http(
-        "GET",
-        &format!("{}/api/v1/server", s.url),
-        None,
-        &[("Authorization", &format!("Bearer {}", s.token()))],
-        None,
-    );
-    let info: ServerInfo = serde_json::from_slice(&r.body).expect("server json");
-    info.generation
-}
-
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -167,12 +169,7 @@ fn rejected(s: &Server, out: &std::process::Output, want: &str, before: &[Catalo
 
 #[test]
 fn verified_import_browse_and_edit_checks() {
-    let fs = FileServer::start();
-    let k = keys("archive");
-    publish(&fs, &k, PACKAGES.as_bytes(), None);
-    let s = Server::start();
-    let keyring = write_keyring(&s.data, &k);
-    let url = format!("{}/debian", fs.url);
+    let (_fs, _, s, keyring, url) = mirror();
 
     // With no catalog, nothing is checked.
     s.admin_ok(&["task", "add", "web"]);
@@ -270,12 +267,7 @@ fn verified_import_browse_and_edit_checks() {
 
 #[test]
 fn tampered_index_or_foreign_signature_is_rejected_and_old_catalog_stays() {
-    let fs = FileServer::start();
-    let k = keys("archive");
-    publish(&fs, &k, PACKAGES.as_bytes(), None);
-    let s = Server::start();
-    let keyring = write_keyring(&s.data, &k);
-    let url = format!("{}/debian", fs.url);
+    let (fs, k, s, keyring, url) = mirror();
     let out = import(&s, "testy", &url, &keyring);
     assert!(out.status.success(), "{}", show(&out));
     let before = catalogs(&s);
@@ -346,12 +338,7 @@ fn tampered_index_or_foreign_signature_is_rejected_and_old_catalog_stays() {
 
 #[test]
 fn bad_input_gives_clear_errors_and_imports_nothing() {
-    let fs = FileServer::start();
-    let k = keys("archive");
-    publish(&fs, &k, PACKAGES.as_bytes(), None);
-    let s = Server::start();
-    let keyring = write_keyring(&s.data, &k);
-    let url = format!("{}/debian", fs.url);
+    let (fs, k, s, keyring, url) = mirror();
     let out = import(&s, "testy", &url, &keyring);
     assert!(out.status.success(), "{}", show(&out));
     let before = catalogs(&s);
@@ -657,11 +644,7 @@ fn import_without_flag(s: &Server, url: &str, keyring: &str) -> std::process::Ou
 /// `--allow-private`. Nothing is sent to a refused address.
 #[test]
 fn loopback_link_local_and_multicast_mirrors_need_allow_private() {
-    let fs = FileServer::start();
-    let k = keys("archive");
-    publish(&fs, &k, PACKAGES.as_bytes(), None);
-    let s = Server::start();
-    let keyring = write_keyring(&s.data, &k);
+    let (_fs, _, s, keyring, served) = mirror();
     let before = catalogs(&s);
     let listening = RawServer::start(response("200 OK", "", "hello"));
     let port = listening.url.rsplit(':').next().expect("port").to_string();
@@ -717,7 +700,7 @@ fn loopback_link_local_and_multicast_mirrors_need_allow_private() {
     assert_eq!(listening.hits(), 0, "a refused import sent nothing");
 
     // The API carries the flag: the same request without it is refused, with it imported.
-    let url = format!("{}/debian", fs.url);
+    let url = served;
     let b64 = {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(std::fs::read(&keyring).expect("keyring"))
@@ -727,14 +710,9 @@ fn loopback_link_local_and_multicast_mirrors_need_allow_private() {
         if let Some(a) = allow {
             req["allow_private"] = a.into();
         }
-        common::http(
+        s.api(
             "POST",
-            &format!("{}/api/v1/catalogs/testy/import", s.url),
-            None,
-            &[
-                ("Authorization", &format!("Bearer {}", s.token())),
-                ("Content-Type", "application/json"),
-            ],
+            "/api/v1/catalogs/testy/import",
             Some(req.to_string().as_bytes()),
         )
     };

@@ -11,18 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use common::sshd::{Sshd, free_port, keygen};
-use common::{Server, UMC_ADMIN, require_tool, show};
+use common::verify::keyring_fingerprints;
+use common::{Server, UMC_ADMIN, is_root, require_tool, show};
 use umc::report::State;
 
 const HOST: &str = "grumpy.example.com";
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
 
 /// A throwaway chroot on top of the cached one, with /proc mounted. Unmounted on drop.
 struct Chroot {
@@ -575,33 +568,17 @@ fn node_reports_drive_status_in_a_real_chroot() {
     assert_eq!(st.state, State::Stale, "{st:?}");
 }
 
-/// Primary key fingerprints in a keyring file, as gpg reads it.
-fn keyring_fingerprints(path: &Path) -> Vec<String> {
-    let home = tempfile::tempdir().expect("tempdir");
-    let out = Command::new("gpg")
-        .arg("--homedir")
-        .arg(home.path())
-        .args(["--batch", "--with-colons", "--show-keys"])
-        .arg(path)
-        .output()
-        .expect("gpg");
-    assert!(out.status.success(), "gpg --show-keys: {}", show(&out));
-    let mut fprs = Vec::new();
-    let mut primary = false;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let f: Vec<&str> = line.split(':').collect();
-        match f[0] {
-            "pub" => primary = true,
-            "sub" => primary = false,
-            "fpr" if primary => {
-                fprs.push(f[9].to_string());
-                primary = false;
-            }
-            _ => {}
-        }
-    }
-    fprs.sort();
-    fprs
+/// umcd with HOST on task `web`, which ships `file` ("before rotation"), and a chroot enrolled
+/// as HOST that has installed it.
+fn enrolled_with(file: &str) -> (Server, Chroot) {
+    let s = Server::start();
+    s.admin_ok(&["node", "add", HOST]);
+    s.admin_ok(&["task", "add", "web"]);
+    file_add(&s, file, "before rotation\n", &[]);
+    s.admin_ok(&["assign", HOST, "web"]);
+    let c = Chroot::new();
+    enroll(&s, &c);
+    (s, c)
 }
 
 /// Key rotation (issue item 5) on a real node, with apt 2.6's own verification and no manual
@@ -614,13 +591,7 @@ fn key_rotation_in_a_real_chroot() {
     }
     const KEYRING: &str = "/usr/share/keyrings/umc-archive-keyring.gpg";
     const FILE: &str = "/etc/umc-rotation.conf";
-    let s = Server::start();
-    s.admin_ok(&["node", "add", HOST]);
-    s.admin_ok(&["task", "add", "web"]);
-    file_add(&s, FILE, "before rotation\n", &[]);
-    s.admin_ok(&["assign", HOST, "web"]);
-    let c = Chroot::new();
-    enroll(&s, &c);
+    let (s, c) = enrolled_with(FILE);
     assert_eq!(c.status("umc-task-web"), "installed");
     let a = keyring_fingerprints(&c.path(KEYRING));
     assert_eq!(a.len(), 1, "{a:?}");
@@ -678,13 +649,7 @@ fn token_rotation_in_a_real_chroot() {
     }
     const FILE: &str = "/etc/umc-token.conf";
     const AUTH: &str = "/etc/apt/auth.conf.d/umc.conf";
-    let s = Server::start();
-    s.admin_ok(&["node", "add", HOST]);
-    s.admin_ok(&["task", "add", "web"]);
-    file_add(&s, FILE, "before rotation\n", &[]);
-    s.admin_ok(&["assign", HOST, "web"]);
-    let c = Chroot::new();
-    enroll(&s, &c);
+    let (s, c) = enrolled_with(FILE);
     let old = s.node_token(HOST);
     assert!(read(&c, AUTH).contains(&old));
 

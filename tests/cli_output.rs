@@ -6,7 +6,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::{Server, UMC_ADMIN, http, show};
+use common::{Server, UMC_ADMIN, show};
 
 /// Bytes a terminal would act on: C0 controls other than newline and tab, DEL, and the
 /// UTF-8 forms of C1 controls and bidi overrides.
@@ -49,17 +49,7 @@ fn hostile_audit(data: &std::path::Path) -> Server {
             "error": "connection refused\u{1b}]52;c;cHduZWQ=\u{7}"
         }]
     });
-    let bearer = format!("Bearer {}", s.token());
-    let r = http(
-        "POST",
-        &format!("{}/api/v1/audit", s.url),
-        None,
-        &[
-            ("Authorization", &bearer),
-            ("Content-Type", "application/json"),
-        ],
-        Some(body.to_string().as_bytes()),
-    );
+    let r = s.api("POST", "/api/v1/audit", Some(body.to_string().as_bytes()));
     if r.status / 100 == 2 {
         return s;
     }
@@ -131,17 +121,8 @@ fn a_closed_stdout_ends_output_quietly() {
     let ops: Vec<serde_json::Value> = (0..3000)
         .map(|i| serde_json::json!({"op": "node_add", "host": format!("node{i:05}.example.com")}))
         .collect();
-    let bearer = format!("Bearer {}", s.token());
-    let r = http(
-        "POST",
-        &format!("{}/api/v1/edit", s.url),
-        None,
-        &[
-            ("Authorization", &bearer),
-            ("Content-Type", "application/json"),
-        ],
-        Some(serde_json::json!({ "ops": ops }).to_string().as_bytes()),
-    );
+    let body = serde_json::json!({ "ops": ops }).to_string();
+    let r = s.api("POST", "/api/v1/edit", Some(body.as_bytes()));
     assert_eq!(r.status, 200, "{}", r.text());
     for (args, code) in [
         (&["node", "list"][..], Some(0)),

@@ -114,10 +114,6 @@ fn raise_own_limit() -> u64 {
         .unwrap_or(u64::MAX)
 }
 
-fn log(s: &Server) -> String {
-    std::fs::read_to_string(s.data.join("umcd.log")).unwrap_or_default()
-}
-
 /// 2,000 silent sockets, 200 holding half an HTTP/2 preface and one body dripped a byte every
 /// 2 s do not keep a node from its InRelease or anyone from /healthz, and the server closes
 /// them all after their deadlines. umcd starts with a soft open-file limit of 1,024 (systemd's
@@ -405,7 +401,7 @@ fn connections_per_source_are_capped() {
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .expect("write");
     assert!(read_answer(&mut again, Duration::from_secs(5)).starts_with("HTTP/1.1 200"));
-    let log = log(&s);
+    let log = s.log();
     let lines = log.matches("refused a connection from 127.0.0.20").count();
     assert_eq!(lines, 1, "50 refusals are logged once:\n{log}");
 }
@@ -421,7 +417,7 @@ fn running_out_of_descriptors_does_not_flood_the_log() {
         .map(|_| connect_from(&rt, Ipv4Addr::new(127, 0, 0, 30), to))
         .collect();
     std::thread::sleep(Duration::from_secs(3));
-    let text = log(&s);
+    let text = s.log();
     let accepts = text.matches("accept: ").count();
     eprintln!("{accepts} accept warnings in 3 s");
     assert!(
@@ -608,19 +604,7 @@ fn request_size_limits_hold() {
 #[test]
 fn deep_and_non_utf8_json_get_400() {
     let s = Server::start();
-    let auth = format!("Bearer {}", s.token());
-    let post = |body: &[u8]| {
-        http(
-            "POST",
-            &format!("{}/api/v1/edit", s.url),
-            None,
-            &[
-                ("Authorization", &auth),
-                ("Content-Type", "application/json"),
-            ],
-            Some(body),
-        )
-    };
+    let post = |body: &[u8]| s.api("POST", "/api/v1/edit", Some(body));
     let deep = format!("{{\"ops\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
     let mut latin1 = br#"{"ops":[{"op":"task_add","task":"caf"#.to_vec();
     latin1.extend_from_slice(b"\xe9\"}]}");

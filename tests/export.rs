@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Server, show, version_gt};
+use common::{Server, show, version_gt, write_file};
 
 const HOST: &str = "web1.example.com";
 
@@ -39,12 +39,6 @@ ssh = "root@192.0.2.10:22"
 role = "front"
 "#;
 
-fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).expect("write");
-    p.display().to_string()
-}
-
 fn packages(s: &Server) -> String {
     let token = s.node_token(HOST);
     s.get(
@@ -75,7 +69,7 @@ fn versions(packages: &str) -> std::collections::BTreeMap<String, (String, Strin
 fn apply_dry_run_twice_and_errors_with_lines() {
     let s = Server::start();
     let dir = tempfile::tempdir().expect("tmp");
-    let file = write(dir.path(), "fleet.toml", FLEET);
+    let file = write_file(dir.path(), "fleet.toml", FLEET);
 
     let dry = s.admin_ok(&["apply", &file, "--dry-run"]);
     assert!(dry.contains("added node 'web1.example.com'"), "{dry}");
@@ -102,7 +96,7 @@ fn apply_dry_run_twice_and_errors_with_lines() {
         exported.contains("Welcome to {{ host.fqdn }} in {{ vars.domain }}"),
         "{exported}"
     );
-    let efile = write(dir.path(), "exported.toml", &exported);
+    let efile = write_file(dir.path(), "exported.toml", &exported);
     assert!(s.admin_ok(&["apply", &efile]).contains("nothing to change"));
     assert_eq!(
         s.admin_ok(&["render", HOST, "/etc/motd"]).trim(),
@@ -113,7 +107,7 @@ fn apply_dry_run_twice_and_errors_with_lines() {
     let changed = FLEET
         .replace("\"htop\", \"curl\"", "\"curl\", \"vim\"")
         .replace("role = \"front\"", "");
-    let cfile = write(dir.path(), "changed.toml", &changed);
+    let cfile = write_file(dir.path(), "changed.toml", &changed);
     let out = s.admin_ok(&["apply", &cfile]);
     assert!(out.contains("removed dependency 'htop'"), "{out}");
     assert!(out.contains("added dependency 'vim'"), "{out}");
@@ -127,7 +121,7 @@ fn apply_dry_run_twice_and_errors_with_lines() {
         .replace("includes = []", "includes = [\"web\"]")
         .replace("tasks = [\"web\"]", "tasks = [\"web\", \"dbx\"]")
         .replace("in {{ vars.domain }}", "in {{ vars.domain ");
-    let bfile = write(dir.path(), "bad.toml", &bad);
+    let bfile = write_file(dir.path(), "bad.toml", &bad);
     let out = s.admin(&["apply", &bfile]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -174,7 +168,7 @@ fn templates_with_triple_quotes_round_trip() {
     let s = Server::start();
     let dir = tempfile::tempdir().expect("tmp");
     s.admin_ok(&["task", "add", "t"]);
-    let tpl = write(dir.path(), "tpl", "a '''quoted''' line\n\ttab\n");
+    let tpl = write_file(dir.path(), "tpl", "a '''quoted''' line\n\ttab\n");
     s.admin_ok(&[
         "task",
         "file",
@@ -185,7 +179,7 @@ fn templates_with_triple_quotes_round_trip() {
         &tpl,
     ]);
     let out = s.admin_ok(&["export"]);
-    let file = write(dir.path(), "f.toml", &out);
+    let file = write_file(dir.path(), "f.toml", &out);
     assert!(
         s.admin_ok(&["apply", &file]).contains("nothing to change"),
         "{out}"
@@ -198,7 +192,7 @@ fn import_round_trip_and_versions_keep_increasing() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("data");
     let mut s = Server::start_in(&data);
-    let file = write(dir.path(), "fleet.toml", FLEET);
+    let file = write_file(dir.path(), "fleet.toml", FLEET);
     s.admin_ok(&["apply", &file]);
     s.admin_ok(&["var", "set", "domain=example.org"]);
     let before = packages(&s);
@@ -206,13 +200,13 @@ fn import_round_trip_and_versions_keep_increasing() {
     let export = s.admin_ok(&["export", "--with-secrets", "--history"]);
     assert!(export.contains(&token));
     assert!(
-        s.admin(&["import", &write(dir.path(), "e.toml", &export)])
+        s.admin(&["import", &write_file(dir.path(), "e.toml", &export)])
             .status
             .code()
             == Some(1),
         "import into a non-empty server"
     );
-    let plain = write(dir.path(), "plain.toml", &s.admin_ok(&["export"]));
+    let plain = write_file(dir.path(), "plain.toml", &s.admin_ok(&["export"]));
 
     // Wipe the database (the signing key stays), import.
     s.stop();
@@ -223,7 +217,7 @@ fn import_round_trip_and_versions_keep_increasing() {
     let out = s.admin(&["import", &plain]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(show(&out).contains("--with-secrets"), "{}", show(&out));
-    s.admin_ok(&["import", &write(dir.path(), "e.toml", &export)]);
+    s.admin_ok(&["import", &write_file(dir.path(), "e.toml", &export)]);
     assert_eq!(
         s.admin_ok(&["export", "--with-secrets", "--history"]),
         export
@@ -273,7 +267,7 @@ fn import_round_trip_and_versions_keep_increasing() {
 fn rollback_and_diff() {
     let s = Server::start();
     let dir = tempfile::tempdir().expect("tmp");
-    s.admin_ok(&["apply", &write(dir.path(), "fleet.toml", FLEET)]);
+    s.admin_ok(&["apply", &write_file(dir.path(), "fleet.toml", FLEET)]);
     let good = s.admin_ok(&["export"]);
     let good_gen: u64 = good
         .lines()
@@ -331,7 +325,7 @@ fn import_refuses_bad_counters_times_users_and_templates() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("data");
     let mut s = Server::start_in(&data);
-    s.admin_ok(&["apply", &write(dir.path(), "fleet.toml", FLEET)]);
+    s.admin_ok(&["apply", &write_file(dir.path(), "fleet.toml", FLEET)]);
     let export = s.admin_ok(&["export", "--with-secrets", "--history"]);
     s.stop();
     std::fs::remove_file(data.join("umc.redb")).expect("wipe");
@@ -378,13 +372,13 @@ fn import_refuses_bad_counters_times_users_and_templates() {
     ];
     for (what, text, expect) in cases {
         assert_ne!(text, export, "{what}: the case changed nothing");
-        let out = s.admin(&["import", &write(dir.path(), "bad.toml", &text)]);
+        let out = s.admin(&["import", &write_file(dir.path(), "bad.toml", &text)]);
         assert_eq!(out.status.code(), Some(1), "{what}: {}", show(&out));
         assert!(show(&out).contains(expect), "{what}: {}", show(&out));
         assert_eq!(s.admin_ok(&["export"]), empty, "{what}: the server changed");
     }
 
-    s.admin_ok(&["import", &write(dir.path(), "e.toml", &export)]);
+    s.admin_ok(&["import", &write_file(dir.path(), "e.toml", &export)]);
     assert!(s.admin_ok(&["log"]).contains("generation "));
     let token = s.node_token(HOST);
     let r = s.get(

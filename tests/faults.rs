@@ -7,37 +7,29 @@
 mod common;
 
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Resp, Server, UMCD, http, require, show};
+use common::report::Report;
+use common::{Resp, Server, UMCD, is_root, mode, require, restore, show};
 use umc::api::{EditRequest, EditResponse, LogEntry, Op};
 
 const A: &str = "a.example.com";
 
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
-fn api(s: &Server, method: &str, path: &str, body: Option<&[u8]>) -> Resp {
-    let bearer = format!("Bearer {}", s.token());
-    http(
-        method,
-        &format!("{}/api/v1{path}", s.url),
-        None,
-        &[
-            ("Authorization", bearer.as_str()),
-            ("Content-Type", "application/json"),
-        ],
-        body,
-    )
-}
-
 fn edit(s: &Server, ops: Vec<Op>) -> Resp {
     let body = serde_json::to_vec(&EditRequest { ops, force: true }).expect("json");
-    api(s, "POST", "/edit", Some(&body))
+    s.api("POST", "/api/v1/edit", Some(&body))
+}
+
+/// Adds node `host` (no variables, no SSH target).
+fn node_add(host: &str) -> Op {
+    Op::NodeAdd {
+        host: host.into(),
+        vars: Default::default(),
+        ssh: None,
+    }
 }
 
 fn edit_ok(s: &Server, ops: Vec<Op>) -> u64 {
@@ -76,7 +68,7 @@ fn add_task_with_file(name: &str, size: usize, seed: u64) -> Vec<Op> {
 }
 
 fn log_generations(s: &Server) -> Vec<u64> {
-    let r = api(s, "GET", "/log?limit=10000", None);
+    let r = s.api("GET", "/api/v1/log?limit=10000", None);
     assert_eq!(r.status, 200, "log: {}", r.text());
     let log: Vec<LogEntry> = serde_json::from_slice(&r.body).expect("log json");
     log.iter().map(|e| e.generation).collect()
@@ -84,24 +76,6 @@ fn log_generations(s: &Server) -> Vec<u64> {
 
 fn healthz(s: &Server) -> Resp {
     s.get("/healthz", None, &[])
-}
-
-fn report_body() -> String {
-    let t = umc::app::now();
-    format!(
-        "Format: umc-report/1\nStarted: {}\nFinished: {t}\nStep: update 0\nStep: install 0\nStep: autoremove 0\nInstalled: umc-node 1.1\nReboot-Required: no\nUpgradable: 0\n",
-        t - 5
-    )
-}
-
-fn post_report(s: &Server, token: &str) -> Resp {
-    http(
-        "POST",
-        &format!("{}/hosts/{A}/report", s.url),
-        Some((A, token)),
-        &[("Content-Type", "text/plain")],
-        Some(report_body().as_bytes()),
-    )
 }
 
 /// A tmpfs of `size` at `dir`, unmounted when dropped (lazily, so a failed test still
@@ -164,14 +138,7 @@ fn a_full_disk_keeps_reads_and_writes_come_back_without_a_restart() {
     let fs = Tmpfs::mount(&tmp.path().join("small"), "24m");
     let data = fs.0.join("data");
     let mut s = Server::start_in(&data);
-    let mut acked = vec![edit_ok(
-        &s,
-        vec![Op::NodeAdd {
-            host: A.into(),
-            vars: Default::default(),
-            ssh: None,
-        }],
-    )];
+    let mut acked = vec![edit_ok(&s, vec![node_add(A)])];
     let token = s.node_token(A);
     acked.push(edit_ok(&s, add_task_with_file("web", 2_000, 1)));
     acked.push(edit_ok(
@@ -217,7 +184,7 @@ fn a_full_disk_keeps_reads_and_writes_come_back_without_a_restart() {
 
     // Reads still answer: the API and a node's repository (rendered from the database now:
     // nothing of this generation is cached).
-    let r = api(&s, "GET", "/nodes", None);
+    let r = s.api("GET", "/api/v1/nodes", None);
     assert_eq!(r.status, 200, "nodes while the disk is full: {}", r.text());
     assert!(r.text().contains(A));
     let r = s.get(
@@ -240,7 +207,7 @@ fn a_full_disk_keeps_reads_and_writes_come_back_without_a_restart() {
     // Space comes back: the next edit and a node report succeed, without a restart.
     fs.resize("96m");
     acked.push(edit_ok(&s, add_task_with_file("after", 300_000, 7)));
-    let r = post_report(&s, &token);
+    let r = s.post_report(A, (A, &token), Report::default().text().as_bytes());
     assert_eq!(r.status, 200, "report after space came back: {}", r.text());
     let h = healthz(&s);
     assert_eq!(h.status, 200, "healthz after recovery: {}", h.text());
@@ -466,7 +433,7 @@ fn an_empty_missing_or_corrupt_database_is_refused_at_start() {
             None => {
                 let s = Server::start_in(&data);
                 for path in ["/nodes", "/tasks", "/log?limit=10000"] {
-                    let r = api(&s, "GET", path, None);
+                    let r = s.api("GET", &format!("/api/v1{path}"), None);
                     assert_eq!(
                         r.status,
                         200,
@@ -512,9 +479,9 @@ fn a_database_damaged_while_umcd_runs_answers_503_not_a_panic_per_request() {
     // found; after that every answer is 503, and /healthz fails with the reason.
     let mut statuses = Vec::new();
     for i in 0..20 {
-        let r = api(&s, "GET", "/log?limit=10000", None);
+        let r = s.api("GET", "/api/v1/log?limit=10000", None);
         statuses.push(r.status);
-        let r = api(&s, "GET", &format!("/log?task=t{}", i % 20), None);
+        let r = s.api("GET", &format!("/api/v1/log?task=t{}", i % 20), None);
         statuses.push(r.status);
         let r = edit(&s, add_task_with_file(&format!("late{i}"), 1_000, i));
         statuses.push(r.status);
@@ -541,15 +508,7 @@ fn a_database_damaged_while_umcd_runs_answers_503_not_a_panic_per_request() {
 fn database_files_and_their_copies_are_0600() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let s = Server::start_in(&tmp.path().join("data"));
-    edit_ok(
-        &s,
-        vec![Op::NodeAdd {
-            host: A.into(),
-            vars: Default::default(),
-            ssh: None,
-        }],
-    );
-    let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    edit_ok(&s, vec![node_add(A)]);
     assert_eq!(mode(&s.data.join("umc.redb")), 0o600, "umc.redb");
     // The review's "secrets at rest": the signing key and the admin token too.
     for secret in ["signing-key.asc", "admin.token"] {
@@ -579,14 +538,7 @@ fn database_files_and_their_copies_are_0600() {
 fn a_failed_restore_leaves_nothing_behind_and_the_retry_works() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let s = Server::start_in(&tmp.path().join("data"));
-    edit_ok(
-        &s,
-        vec![Op::NodeAdd {
-            host: A.into(),
-            vars: Default::default(),
-            ssh: None,
-        }],
-    );
+    edit_ok(&s, vec![node_add(A)]);
     let backup = tmp.path().join("b.tar");
     s.admin_ok(&["backup", &backup.display().to_string()]);
     drop(s);
@@ -605,47 +557,31 @@ fn a_failed_restore_leaves_nothing_behind_and_the_retry_works() {
     let at = tar_entry(&good, "signing-key.asc") + 512 + 100;
     std::fs::write(&cut, &good[..at]).expect("write");
 
-    let restore = |file: &Path, data: &Path| {
-        Command::new(UMCD)
-            .arg("--data-dir")
-            .arg(data)
-            .arg("restore")
-            .arg(file)
-            .output()
-            .expect("run umcd restore")
-    };
     let absent = tmp.path().join("absent");
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).expect("mkdir");
     for broken in [&bad_db, &cut] {
-        let out = restore(broken, &absent);
-        assert!(
-            !out.status.success(),
-            "restore of {broken:?} fails: {}",
-            show(&out)
-        );
-        assert!(
-            !absent.exists(),
-            "nothing is left behind: {:?}",
-            list(&absent)
-        );
-        let out = restore(broken, &empty);
-        assert!(
-            !out.status.success(),
-            "restore of {broken:?} fails: {}",
-            show(&out)
-        );
-        assert!(
-            list(&empty).is_empty(),
-            "the empty directory stays empty: {:?}",
-            list(&empty)
-        );
+        for data in [&absent, &empty] {
+            let out = restore(broken, data);
+            assert!(
+                !out.status.success(),
+                "restore of {broken:?} fails: {}",
+                show(&out)
+            );
+            // Nothing is left behind: the absent directory stays absent, the empty one empty.
+            let clean = if data == &absent {
+                !absent.exists()
+            } else {
+                list(data).is_empty()
+            };
+            assert!(clean, "{data:?} after a failed restore: {:?}", list(data));
+        }
     }
     for data in [&absent, &empty] {
         let out = restore(&backup, data);
         assert!(out.status.success(), "the retry works: {}", show(&out));
         let s = Server::start_in(data);
-        let r = api(&s, "GET", "/nodes", None);
+        let r = s.api("GET", "/api/v1/nodes", None);
         assert!(r.text().contains(A), "{}", r.text());
     }
 }
@@ -676,32 +612,15 @@ fn list(dir: &Path) -> Vec<String> {
 #[test]
 fn a_new_database_beside_an_old_key_starts_above_every_old_version() {
     let mut old = Server::start();
-    let first = edit_ok(
-        &old,
-        vec![Op::NodeAdd {
-            host: "a.example.com".into(),
-            vars: Default::default(),
-            ssh: None,
-        }],
-    );
+    let first = edit_ok(&old, vec![node_add(A)]);
     assert!(first < 1_000_000, "a fresh server counts from 1: {first}");
     let data = old.data.clone();
     old.stop();
     std::fs::remove_file(data.join("umc.redb")).expect("lose the database");
     std::fs::remove_file(data.join("admin.token")).expect("and the admin token");
-    let before = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
+    let before = u64::try_from(umc::app::now()).expect("after 1970");
     let s = Server::start_in(&data);
-    let g = edit_ok(
-        &s,
-        vec![Op::NodeAdd {
-            host: "a.example.com".into(),
-            vars: Default::default(),
-            ssh: None,
-        }],
-    );
+    let g = edit_ok(&s, vec![node_add(A)]);
     assert!(
         g > before,
         "generation {g} after a lost database must lie above the Unix time {before}"

@@ -7,18 +7,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{Server, http, require_tool, show};
+use common::console::generation;
+use common::verify::{gpgv_ok, keyring_fingerprints, sqv_ok};
+use common::{Server, mode, require_tool, show};
 
 const HOST: &str = "web1.example.com";
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 fn inrelease(s: &Server) -> Vec<u8> {
     let token = s.node_token(HOST);
@@ -33,20 +27,16 @@ fn inrelease(s: &Server) -> Vec<u8> {
 
 /// A node report, as umc-cycle posts it, with `umc-node` at `node_version`.
 fn report(s: &Server, node_version: &str) {
-    let t = now();
-    let body = format!(
-        "Format: umc-report/1\nStarted: {}\nFinished: {t}\nStep: update 0\nStep: install 0\nStep: autoremove 0\nInstalled: umc-node {node_version}\nReboot-Required: no\nUpgradable: 0\n",
-        t - 5
-    );
-    let token = s.node_token(HOST);
-    let r = http(
-        "POST",
-        &format!("{}/hosts/{HOST}/report", s.url),
-        Some((HOST, &token)),
-        &[("Content-Type", "text/plain")],
-        Some(body.as_bytes()),
-    );
+    let body = common::report::report(&[("umc-node", node_version)]);
+    let r = s.post_report(HOST, (HOST, &s.node_token(HOST)), body.as_bytes());
     assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// The served keyring, written to `dir/name`.
+fn keyring_file(s: &Server, dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, s.keyring()).expect("write keyring");
+    p
 }
 
 /// A private GnuPG home.
@@ -83,30 +73,6 @@ impl Gpg {
         assert!(out.status.success(), "gpg {args:?}: {}", show(&out));
         out.stdout
     }
-    /// Fingerprints in a keyring file, per `gpg --show-keys`.
-    fn fingerprints(&self, keyring: &Path) -> Vec<String> {
-        let out = self.ok(&[
-            "--with-colons",
-            "--show-keys",
-            keyring.to_str().expect("utf8"),
-        ]);
-        let text = String::from_utf8_lossy(&out).into_owned();
-        let mut fprs = Vec::new();
-        let mut primary = false;
-        for line in text.lines() {
-            let f: Vec<&str> = line.split(':').collect();
-            match f[0] {
-                "pub" => primary = true,
-                "sub" => primary = false,
-                "fpr" if primary => {
-                    fprs.push(f[9].to_string());
-                    primary = false;
-                }
-                _ => {}
-            }
-        }
-        fprs
-    }
     /// A binary keyring holding only `fingerprint`, taken from `keyring`.
     fn only(&self, keyring: &Path, fingerprint: &str, out: &Path) {
         let home = Gpg::new();
@@ -115,51 +81,6 @@ impl Gpg {
         assert!(!bytes.is_empty(), "export {fingerprint}");
         std::fs::write(out, bytes).expect("write");
     }
-}
-
-/// Whether gpgv accepts `inrelease` with `keyring` only, judged as apt judges it: at least one
-/// good signature, none bad. (gpgv itself exits 2 when another signature's key is missing,
-/// which apt tolerates: Debian's own InRelease files carry several signatures.)
-fn gpgv_ok(keyring: &Path, inrelease: &[u8], dir: &Path) -> (bool, String) {
-    let ir = dir.join("InRelease");
-    std::fs::write(&ir, inrelease).expect("w");
-    let out = Command::new("gpgv")
-        .args(["--status-fd", "1", "--keyring"])
-        .arg(keyring)
-        .arg(&ir)
-        .output()
-        .expect("gpgv");
-    let status = String::from_utf8_lossy(&out.stdout).into_owned();
-    let good = status.lines().any(|l| l.starts_with("[GNUPG:] GOODSIG "));
-    let bad = status
-        .lines()
-        .any(|l| l.starts_with("[GNUPG:] BADSIG ") || l.starts_with("[GNUPG:] EXPKEYSIG "));
-    let code_ok = matches!(out.status.code(), Some(0) | Some(2));
-    (good && !bad && code_ok, show(&out))
-}
-
-/// Whether sqv accepts `inrelease` with `keyring` only, split as apt splits it.
-fn sqv_ok(keyring: &Path, inrelease: &[u8], dir: &Path) -> (bool, String) {
-    let text = String::from_utf8(inrelease.to_vec()).expect("utf8");
-    let (head, sig) = text
-        .split_once("-----BEGIN PGP SIGNATURE-----")
-        .expect("sig");
-    let body = head.split_once("\n\n").expect("headers").1;
-    let content: Vec<String> = body
-        .lines()
-        .map(|l| l.strip_prefix("- ").unwrap_or(l).trim_end().to_string())
-        .collect();
-    let (data, sigf) = (dir.join("data"), dir.join("sig"));
-    std::fs::write(&data, content.join("\n")).expect("w");
-    std::fs::write(&sigf, format!("-----BEGIN PGP SIGNATURE-----{sig}")).expect("w");
-    let out = Command::new("sqv")
-        .arg("--keyring")
-        .arg(keyring)
-        .arg(&sigf)
-        .arg(&data)
-        .output()
-        .expect("sqv");
-    (out.status.success(), show(&out))
 }
 
 /// Signature packets in InRelease's signature block.
@@ -179,39 +100,6 @@ fn signatures(inrelease: &[u8]) -> usize {
         .count()
 }
 
-fn server_generation(s: &Server) -> u64 {
-    let info: umc::api::ServerInfo =
-        serde_json::from_slice(&s.get_api("/server")).expect("server info");
-    info.generation
-}
-
-trait Api {
-    fn get_api(&self, path: &str) -> Vec<u8>;
-}
-
-impl Api for Server {
-    fn get_api(&self, path: &str) -> Vec<u8> {
-        let token = self.token();
-        let r = http(
-            "GET",
-            &format!("{}/api/v1{path}", self.url),
-            None,
-            &[("Authorization", &format!("Bearer {token}"))],
-            None,
-        );
-        assert_eq!(r.status, 200, "{path}: {}", r.text());
-        r.body
-    }
-}
-
-fn keyring(s: &Server, dir: &Path, name: &str) -> PathBuf {
-    let p = dir.join(name);
-    let r = s.get("/umc-archive-keyring.gpg", None, &[]);
-    assert_eq!(r.status, 200);
-    std::fs::write(&p, r.body).expect("w");
-    p
-}
-
 #[test]
 fn rotate_signs_with_both_keys_and_retire_waits_for_nodes() {
     if !(require_tool("gpgv") && require_tool("sqv") && require_tool("gpg")) {
@@ -222,8 +110,8 @@ fn rotate_signs_with_both_keys_and_retire_waits_for_nodes() {
     s.admin_ok(&["node", "enroll", HOST, "--url", &s.url]);
     let dir = tempfile::tempdir().expect("tmp");
     let g = Gpg::new();
-    let ring_a = keyring(&s, dir.path(), "a.gpg");
-    let fprs = g.fingerprints(&ring_a);
+    let ring_a = keyring_file(&s, dir.path(), "a.gpg");
+    let fprs = keyring_fingerprints(&ring_a);
     assert_eq!(fprs.len(), 1, "{fprs:?}");
     let a = fprs[0].clone();
     // The node runs umc-node from before the rotation, and reports it.
@@ -231,7 +119,7 @@ fn rotate_signs_with_both_keys_and_retire_waits_for_nodes() {
         serde_json::from_str(&s.admin_ok(&["node", "show", HOST, "--json"])).expect("json");
     report(&s, &format!("1.{}", node_before.generation));
 
-    let before = server_generation(&s);
+    let before = generation(&s);
     let out = s.admin_ok(&["key", "rotate", "--json"]);
     let rotated: umc::api::KeyChangeResponse = serde_json::from_str(&out).expect("json");
     let b = rotated.fingerprint.clone();
@@ -241,12 +129,10 @@ fn rotate_signs_with_both_keys_and_retire_waits_for_nodes() {
 
     // The served keyring holds both; InRelease carries two signatures, and gpgv and sqv each
     // accept it with only A or only B.
-    let both = keyring(&s, dir.path(), "both.gpg");
-    let mut got = g.fingerprints(&both);
-    got.sort();
+    let both = keyring_file(&s, dir.path(), "both.gpg");
     let mut want = vec![a.clone(), b.clone()];
     want.sort();
-    assert_eq!(got, want);
+    assert_eq!(keyring_fingerprints(&both), want);
     let ring_b = dir.path().join("b.gpg");
     g.only(&both, &b, &ring_b);
     let ir = inrelease(&s);
@@ -275,23 +161,13 @@ fn rotate_signs_with_both_keys_and_retire_waits_for_nodes() {
         err.contains(HOST) && err.contains("not confirmed") && err.contains("--force"),
         "{err}"
     );
-    let token = s.token();
-    let r = http(
+    let r = s.api(
         "POST",
-        &format!("{}/api/v1/keys/retire", s.url),
-        None,
-        &[
-            ("Authorization", &format!("Bearer {token}")),
-            ("Content-Type", "application/json"),
-        ],
+        "/api/v1/keys/retire",
         Some(format!(r#"{{"fingerprint":"{a}"}}"#).as_bytes()),
     );
     assert_eq!(r.status, 409, "{}", r.text());
-    assert_eq!(
-        server_generation(&s),
-        rotated.generation,
-        "nothing committed"
-    );
+    assert_eq!(generation(&s), rotated.generation, "nothing committed");
     // An unknown key and the last key are refused too.
     let out = s.admin(&["key", "retire", &"0".repeat(40)]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
@@ -312,8 +188,8 @@ fn rotate_signs_with_both_keys_and_retire_waits_for_nodes() {
     assert!(ok, "sqv with B: {out}");
     let (ok, _) = gpgv_ok(&ring_a, &ir, dir.path());
     assert!(!ok, "A no longer signs");
-    let only_b = keyring(&s, dir.path(), "after.gpg");
-    assert_eq!(g.fingerprints(&only_b), vec![b.clone()]);
+    let only_b = keyring_file(&s, dir.path(), "after.gpg");
+    assert_eq!(keyring_fingerprints(&only_b), vec![b.clone()]);
     let out = s.admin(&["key", "retire", &b]);
     assert_eq!(
         out.status.code(),
@@ -342,19 +218,14 @@ fn rotate_signs_with_both_keys_and_retire_waits_for_nodes() {
 
     // The key file holds the current key set: a restart signs with C alone and commits no
     // generation of its own.
-    let generation = server_generation(&s);
+    let committed = generation(&s);
     let data = s.data.clone();
     s.stop();
     let s2 = Server::start_in(&data);
-    assert_eq!(server_generation(&s2), generation);
-    let ring = keyring(&s2, dir.path(), "restart.gpg");
-    assert_eq!(g.fingerprints(&ring), vec![c.fingerprint.clone()]);
-    let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(data.join("signing-key.asc"))
-            .expect("key file")
-            .permissions(),
-    );
-    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(generation(&s2), committed);
+    let ring = keyring_file(&s2, dir.path(), "restart.gpg");
+    assert_eq!(keyring_fingerprints(&ring), vec![c.fingerprint.clone()]);
+    assert_eq!(mode(&data.join("signing-key.asc")), 0o600);
     let ir = inrelease(&s2);
     let (ok, out) = sqv_ok(&ring, &ir, dir.path());
     assert!(ok, "sqv after restart: {out}");

@@ -4,10 +4,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{Server, http, require, require_tool};
+use common::{Server, http, output_with_stdin, require, require_tool};
 
 const HOST: &str = "web1.example.com";
 
@@ -54,20 +53,7 @@ json.dump(out, sys.stdout)
 "#;
 
 fn parse(python: &str, text: &str) -> Vec<Sample> {
-    let mut child = Command::new(python)
-        .args(["-c", PARSE])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run python3");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write metrics");
-    let out = child.wait_with_output().expect("python3");
+    let out = output_with_stdin(Command::new(python).args(["-c", PARSE]), text.as_bytes());
     assert!(
         out.status.success(),
         "prometheus_client refused the metrics: {}\n--- metrics\n{text}",

@@ -22,26 +22,10 @@ fn inrelease(s: &Server, host: &str, token: &str) -> u16 {
     .status
 }
 
-fn report(node_version: &str) -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    format!(
-        "Format: umc-report/1\nStarted: {}\nFinished: {t}\nStep: update 0\nStep: install 0\nInstalled: umc-node {node_version}\nReboot-Required: no\nUpgradable: 0\n",
-        t - 5
-    )
-}
-
+/// A's report, made with `token`, of `umc-node` at `node_version`.
 fn post_report(s: &Server, token: &str, node_version: &str) -> u16 {
-    http(
-        "POST",
-        &format!("{}/hosts/{A}/report", s.url),
-        Some((A, token)),
-        &[("Content-Type", "text/plain")],
-        Some(report(node_version).as_bytes()),
-    )
-    .status
+    let report = common::report::report(&[("umc-node", node_version)]);
+    s.post_report(A, (A, token), report.as_bytes()).status
 }
 
 fn rotate(s: &Server, extra: &[&str]) -> (TokenRotateResponse, Output) {

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::process::Command;
 
+use common::report::Report;
+use common::verify::sqv_ok;
 use common::{Resp, Server, http, require_tool, show};
 
 const HOST: &str = "web1.example.com";
@@ -89,7 +91,7 @@ fn inrelease_verifies_with_gpgv_and_sqv() {
     let s = fleet();
     let dir = tempfile::tempdir().expect("tmp");
     let keyring = dir.path().join("k.gpg");
-    std::fs::write(&keyring, s.get("/umc-archive-keyring.gpg", None, &[]).body).expect("w");
+    std::fs::write(&keyring, s.keyring()).expect("w");
     let inrelease = host_get(&s, "dists/umc/InRelease", &[]).body;
     assert!(inrelease.starts_with(b"-----BEGIN PGP SIGNED MESSAGE-----\n"));
     assert!(inrelease.ends_with(b"-----END PGP SIGNATURE-----\n"));
@@ -108,29 +110,9 @@ fn inrelease_verifies_with_gpgv_and_sqv() {
     let release = host_get(&s, "dists/umc/Release", &[]).body;
     assert_eq!(std::fs::read(dir.path().join("body")).expect("r"), release);
 
-    // Split InRelease the way apt does (apt-pkg/contrib/gpgv.cc SplitClearSignedFile) and let
-    // sqv check the detached parts.
-    let text = String::from_utf8(inrelease).expect("utf8");
-    let (head, sig) = text
-        .split_once("-----BEGIN PGP SIGNATURE-----")
-        .expect("sig");
-    let body = head.split_once("\n\n").expect("headers").1;
-    let content: Vec<String> = body
-        .lines()
-        .map(|l| l.strip_prefix("- ").unwrap_or(l).trim_end().to_string())
-        .collect();
-    let data = dir.path().join("data");
-    std::fs::write(&data, content.join("\n")).expect("w");
-    let sigf = dir.path().join("sig");
-    std::fs::write(&sigf, format!("-----BEGIN PGP SIGNATURE-----{sig}")).expect("w");
-    let out = Command::new("sqv")
-        .arg("--keyring")
-        .arg(&keyring)
-        .arg(&sigf)
-        .arg(&data)
-        .output()
-        .expect("sqv");
-    assert!(out.status.success(), "sqv: {}", show(&out));
+    // Split InRelease the way apt does and let sqv check the detached parts.
+    let (ok, out) = sqv_ok(&keyring, &inrelease, dir.path());
+    assert!(ok, "sqv: {out}");
 
     // Release.gpg is an armored detached signature over Release.
     let gpg = host_get(&s, "dists/umc/Release.gpg", &[]).body;
@@ -500,19 +482,9 @@ fn snapshot(s: &Server) -> (String, String, String) {
     )
 }
 
+/// POSTs `body` to `/api/v1/edit` with `token`, if any.
 fn api(s: &Server, token: Option<&str>, body: &[u8]) -> Resp {
-    let bearer = token.map(|t| format!("Bearer {t}"));
-    let mut headers = vec![("Content-Type", "application/json")];
-    if let Some(b) = &bearer {
-        headers.push(("Authorization", b.as_str()));
-    }
-    http(
-        "POST",
-        &format!("{}/api/v1/edit", s.url),
-        None,
-        &headers,
-        Some(body),
-    )
+    s.call("POST", "/api/v1/edit", token, Some(body))
 }
 
 #[test]
@@ -869,7 +841,7 @@ fn odd_ranges_and_conditionals_get_the_right_status() {
     }
     let r = get(&path, &[("Range", "bytes=1-"), ("If-Range", "\"nope")]);
     assert_eq!((r.status, r.body.len() as u64), (200, len), "If-Range junk");
-    let log = std::fs::read_to_string(s.data.join("umcd.log")).unwrap_or_default();
+    let log = s.log();
     assert!(!log.contains("panicked"), "{log}");
 }
 
@@ -932,15 +904,14 @@ fn try_http(method: &str, url: &str, auth: &str, body: &[u8]) -> Option<u16> {
     Some(status)
 }
 
+/// A report told apart from the others by its `Upgradable` count.
 fn report_with(seq: u64) -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format!(
-        "Format: umc-report/1\nStarted: {}\nFinished: {t}\nStep: update 0\nStep: install 0\nReboot-Required: no\nUpgradable: {seq}\n",
-        t - 5
-    )
+    Report {
+        installed: &[],
+        upgradable: seq,
+        ..Report::default()
+    }
+    .text()
 }
 
 /// The review's "what held up → durability": two rounds of `kill -9` while three editors, a
@@ -1084,7 +1055,7 @@ fn edits_during_inrelease_fetches_keep_indexes_and_signatures_consistent() {
     let s = fleet();
     let token = s.node_token(HOST);
     let dir = tempfile::tempdir().expect("tmp");
-    let keyring_bytes = s.get("/umc-archive-keyring.gpg", None, &[]).body;
+    let keyring_bytes = s.keyring();
     let keyring = dir.path().join("k.gpg");
     std::fs::write(&keyring, &keyring_bytes).expect("w");
     let apt =

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
-use common::require_tool;
+use common::verify::apt_split;
+use common::{require_tool, show};
 use umc::sign::{SignError, SigningKeys};
 
 /// A realistic Release text. The `-dash` component name exercises
@@ -36,10 +37,6 @@ fn tools() -> bool {
     let sqv = require_tool("sqv");
     let gpg = require_tool("gpg");
     gpgv && sqv && gpg
-}
-
-fn now() -> SystemTime {
-    SystemTime::now()
 }
 
 struct Scratch {
@@ -110,15 +107,6 @@ impl Scratch {
     }
 }
 
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -150,79 +138,6 @@ fn validsig_digest(out: &Output, fingerprint: &str) -> Option<String> {
     })
 }
 
-/// apt's `SplitClearSignedFile` (apt-pkg/contrib/gpgv.cc), mirrored: every
-/// line has `\r`/`\n` and then trailing spaces and tabs removed; the armor
-/// headers end at the first empty line; message lines are joined with `\n`
-/// and get no final newline, a leading `- ` is removed and any other line
-/// starting with `-` except the signature start is an error; the signature
-/// blocks are copied line by line, each with `\n`, and anything but a
-/// signature after them is an error.
-fn apt_split(clearsigned: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
-    let text = std::str::from_utf8(clearsigned).map_err(|e| e.to_string())?;
-    let mut lines = text.split_inclusive('\n').map(|l| {
-        l.trim_end_matches(['\n', '\r'])
-            .trim_end_matches([' ', '\t'])
-    });
-    if lines.next() != Some("-----BEGIN PGP SIGNED MESSAGE-----") {
-        return Err("does not start with a signed message block".into());
-    }
-    loop {
-        let line = lines.next().ok_or("eof in armor headers")?;
-        if line.is_empty() {
-            break;
-        }
-        if line.starts_with('-') {
-            return Err("dash line in armor headers".into());
-        }
-    }
-    let mut content = Vec::new();
-    let mut signature = Vec::new();
-    let mut first = true;
-    loop {
-        let line = lines.next().ok_or("eof in message")?;
-        if line.starts_with('-') {
-            if line == "-----BEGIN PGP SIGNATURE-----" {
-                signature.extend_from_slice(line.as_bytes());
-                signature.push(b'\n');
-                break;
-            } else if let Some(rest) = line.strip_prefix("- ") {
-                if !first {
-                    content.push(b'\n');
-                }
-                content.extend_from_slice(rest.as_bytes());
-            } else {
-                return Err(format!("unexpected dash line in message: {line:?}"));
-            }
-        } else {
-            if !first {
-                content.push(b'\n');
-            }
-            content.extend_from_slice(line.as_bytes());
-        }
-        first = false;
-    }
-    let mut open = true;
-    for line in lines {
-        if open {
-            if line == "-----END PGP SIGNATURE-----" {
-                open = false;
-            } else if line.starts_with('-') {
-                return Err(format!("unexpected dash line in signature: {line:?}"));
-            }
-        } else if line == "-----BEGIN PGP SIGNATURE-----" {
-            open = true;
-        } else {
-            return Err(format!("unsigned line after signature: {line:?}"));
-        }
-        signature.extend_from_slice(line.as_bytes());
-        signature.push(b'\n');
-    }
-    if open {
-        return Err("signature not closed".into());
-    }
-    Ok((content, signature))
-}
-
 /// The file shape apt insists on, checked byte for byte.
 fn assert_clearsigned_shape(inrelease: &[u8]) {
     let text = std::str::from_utf8(inrelease).unwrap();
@@ -238,7 +153,9 @@ fn assert_clearsigned_shape(inrelease: &[u8]) {
 #[test]
 fn clearsigned_shape_and_dash_escaping() {
     let keys = SigningKeys::generate("umc test <umc@example.org>").unwrap();
-    let inrelease = keys.clearsign(RELEASE.as_bytes(), now()).unwrap();
+    let inrelease = keys
+        .clearsign(RELEASE.as_bytes(), SystemTime::now())
+        .unwrap();
     assert_clearsigned_shape(&inrelease);
     let text = String::from_utf8(inrelease).unwrap();
     assert!(text.contains("\nComponents: main -dash\n"));
@@ -259,7 +176,9 @@ fn inrelease_verifies_with_gpgv_and_recovers_body() {
     let keyring = s.write("keyring.gpg", &keys.public_keyring_binary().unwrap());
     let inrelease = s.write(
         "InRelease",
-        &keys.clearsign(RELEASE.as_bytes(), now()).unwrap(),
+        &keys
+            .clearsign(RELEASE.as_bytes(), SystemTime::now())
+            .unwrap(),
     );
 
     let out = s.gpgv(&keyring, &[&inrelease]);
@@ -291,7 +210,9 @@ fn inrelease_split_like_apt_verifies_with_sqv_and_gpgv() {
     let s = Scratch::new();
     let keys = SigningKeys::generate("umc test <umc@example.org>").unwrap();
     let keyring = s.write("keyring.gpg", &keys.public_keyring_binary().unwrap());
-    let inrelease = keys.clearsign(RELEASE.as_bytes(), now()).unwrap();
+    let inrelease = keys
+        .clearsign(RELEASE.as_bytes(), SystemTime::now())
+        .unwrap();
 
     let (content, signature) = apt_split(&inrelease).unwrap();
     // What apt verifies (and then parses) is the body without its final
@@ -318,7 +239,7 @@ fn trailing_whitespace_and_missing_final_newline_still_verify() {
     let keys = SigningKeys::generate("umc test <umc@example.org>").unwrap();
     let keyring = s.write("keyring.gpg", &keys.public_keyring_binary().unwrap());
     let body = "Origin: umc  \nLabel: x\t\r\nSHA256:\n abc 1 main/Packages";
-    let inrelease = keys.clearsign(body.as_bytes(), now()).unwrap();
+    let inrelease = keys.clearsign(body.as_bytes(), SystemTime::now()).unwrap();
     assert_clearsigned_shape(&inrelease);
     let (content, signature) = apt_split(&inrelease).unwrap();
     assert_eq!(
@@ -338,7 +259,7 @@ fn trailing_whitespace_and_missing_final_newline_still_verify() {
 fn bodies_that_cannot_be_clearsigned_are_refused() {
     let keys = SigningKeys::generate("umc test <umc@example.org>").unwrap();
     for body in [&b""[..], b"\n", b"a\rb\n"] {
-        let err = keys.clearsign(body, now()).unwrap_err();
+        let err = keys.clearsign(body, SystemTime::now()).unwrap_err();
         assert!(matches!(err, SignError::InvalidBody(_)), "{err}");
     }
 }
@@ -352,7 +273,9 @@ fn release_gpg_verifies_with_gpgv_and_sqv() {
     let keys = SigningKeys::generate("umc test <umc@example.org>").unwrap();
     let keyring = s.write("keyring.gpg", &keys.public_keyring_binary().unwrap());
     let release = s.write("Release", RELEASE.as_bytes());
-    let detached = keys.detached_armored(RELEASE.as_bytes(), now()).unwrap();
+    let detached = keys
+        .detached_armored(RELEASE.as_bytes(), SystemTime::now())
+        .unwrap();
     let text = std::str::from_utf8(&detached).unwrap();
     assert!(
         text.starts_with("-----BEGIN PGP SIGNATURE-----\n"),
@@ -382,7 +305,9 @@ fn other_key_and_tampered_body_are_refused() {
     let keyring = s.write("keyring.gpg", &keys.public_keyring_binary().unwrap());
     let other_keyring = s.write("other.gpg", &other.public_keyring_binary().unwrap());
 
-    let inrelease = keys.clearsign(RELEASE.as_bytes(), now()).unwrap();
+    let inrelease = keys
+        .clearsign(RELEASE.as_bytes(), SystemTime::now())
+        .unwrap();
     let (content, signature) = apt_split(&inrelease).unwrap();
     let inrelease_path = s.write("InRelease", &inrelease);
     let data = s.write("apt.data", &content);
@@ -390,7 +315,9 @@ fn other_key_and_tampered_body_are_refused() {
     let release = s.write("Release", RELEASE.as_bytes());
     let release_gpg = s.write(
         "Release.gpg",
-        &keys.detached_armored(RELEASE.as_bytes(), now()).unwrap(),
+        &keys
+            .detached_armored(RELEASE.as_bytes(), SystemTime::now())
+            .unwrap(),
     );
 
     // Sanity: all of these verify with the right keyring.
@@ -453,7 +380,7 @@ fn two_keys_sign_and_either_keyring_verifies() {
     let s = Scratch::new();
     let old = SigningKeys::generate_at(
         "umc old <umc@example.org>",
-        now() - Duration::from_secs(86_400 * 30),
+        SystemTime::now() - Duration::from_secs(86_400 * 30),
     )
     .unwrap();
     let new = SigningKeys::generate("umc new <umc@example.org>").unwrap();
@@ -473,7 +400,9 @@ fn two_keys_sign_and_either_keyring_verifies() {
     let new_ring = s.write("new.gpg", &new.public_keyring_binary().unwrap());
     let both_ring = s.write("both.gpg", &both.public_keyring_binary().unwrap());
 
-    let inrelease = both.clearsign(RELEASE.as_bytes(), now()).unwrap();
+    let inrelease = both
+        .clearsign(RELEASE.as_bytes(), SystemTime::now())
+        .unwrap();
     assert_clearsigned_shape(&inrelease);
     let inrelease_path = s.write("InRelease", &inrelease);
     let (content, signature) = apt_split(&inrelease).unwrap();
@@ -482,7 +411,9 @@ fn two_keys_sign_and_either_keyring_verifies() {
     let release = s.write("Release", RELEASE.as_bytes());
     let release_gpg = s.write(
         "Release.gpg",
-        &both.detached_armored(RELEASE.as_bytes(), now()).unwrap(),
+        &both
+            .detached_armored(RELEASE.as_bytes(), SystemTime::now())
+            .unwrap(),
     );
 
     // One signature packet per key, each from its key.
@@ -592,7 +523,7 @@ fn key_and_signature_packets_are_v4_ed25519_sha512() {
     assert!(listing.contains("key flags: 03"), "{listing}");
 
     // The data signatures.
-    let time = now();
+    let time = SystemTime::now();
     let inrelease = keys.clearsign(RELEASE.as_bytes(), time).unwrap();
     let (_, signature) = apt_split(&inrelease).unwrap();
     let sig = s.write("apt.sig", &signature);
@@ -671,12 +602,12 @@ fn sqv_refuses_signatures_from_the_future() {
     let s = Scratch::new();
     let keys = SigningKeys::generate_at(
         "umc test <umc@example.org>",
-        now() - Duration::from_secs(3600),
+        SystemTime::now() - Duration::from_secs(3600),
     )
     .unwrap();
     let keyring = s.write("keyring.gpg", &keys.public_keyring_binary().unwrap());
     let release = s.write("Release", RELEASE.as_bytes());
-    let future = now() + Duration::from_secs(600);
+    let future = SystemTime::now() + Duration::from_secs(600);
     let sig = s.write(
         "Release.gpg",
         &keys.detached_armored(RELEASE.as_bytes(), future).unwrap(),
@@ -687,7 +618,10 @@ fn sqv_refuses_signatures_from_the_future() {
     let past = s.write(
         "Release.gpg.past",
         &keys
-            .detached_armored(RELEASE.as_bytes(), now() - Duration::from_secs(60))
+            .detached_armored(
+                RELEASE.as_bytes(),
+                SystemTime::now() - Duration::from_secs(60),
+            )
             .unwrap(),
     );
     assert!(s.sqv(&keyring, &past, &release).status.success());
@@ -761,9 +695,11 @@ fn armored_keyring_parses_with_gpg_and_matches_binary() {
         return;
     }
     let s = Scratch::new();
-    let old =
-        SigningKeys::generate_at("umc old <umc@example.org>", now() - Duration::from_secs(60))
-            .unwrap();
+    let old = SigningKeys::generate_at(
+        "umc old <umc@example.org>",
+        SystemTime::now() - Duration::from_secs(60),
+    )
+    .unwrap();
     let new = SigningKeys::generate("umc new <umc@example.org>").unwrap();
     let mut tsk = new.to_armored_secret().unwrap();
     tsk.extend_from_slice(&old.to_armored_secret().unwrap());

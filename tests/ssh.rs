@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::sshd::{Sshd, free_port, keygen};
 use common::{Server, UMC_ADMIN, require_tool, show};
-use umc::api::{AuditEntry, ServerInfo};
+use umc::api::AuditEntry;
 
 fn tools() -> bool {
     ["sshd", "ssh-keygen", "ssh-agent", "ssh-add"]
@@ -105,18 +105,7 @@ impl Fleet {
     }
 
     fn generation(&self) -> u64 {
-        let info: ServerInfo = serde_json::from_str(
-            &common::http(
-                "GET",
-                &format!("{}/api/v1/server", self.server.url),
-                None,
-                &[("Authorization", &format!("Bearer {}", self.server.token()))],
-                None,
-            )
-            .text(),
-        )
-        .expect("server info");
-        info.generation
+        common::console::generation(&self.server)
     }
 
     fn audit(&self) -> Vec<AuditEntry> {

@@ -4,20 +4,14 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::{Server, UMC_ADMIN, http, show};
+use common::report::Report;
+use common::{Server, UMC_ADMIN, show};
 use umc::report::State;
 
 const A: &str = "web1.example.com";
 const B: &str = "web2.example.com";
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 fn fleet(config: &str) -> Server {
     let s = Server::start_with_config(config);
@@ -36,27 +30,17 @@ fn published(s: &Server, host: &str) -> String {
     n.version
 }
 
+/// A's report: `umc-node` 1.1 and A's own package at `installed`, install exiting
+/// `install_exit`, and `tail` as apt's last lines.
 fn report(installed: &str, install_exit: &str, tail: &[&str]) -> String {
-    let t = now();
-    let mut r = format!(
-        "Format: umc-report/1\nStarted: {}\nFinished: {t}\nStep: update 0\nStep: install {install_exit}\nStep: autoremove {}\nInstalled: umc-node 1.1\nInstalled: umc-{A} {installed}\nReboot-Required: no\nUpgradable: 0\n",
-        t - 20,
-        if install_exit == "0" { "0" } else { "-" }
-    );
-    for l in tail {
-        r.push_str(&format!("Tail: {l}\n"));
+    let host_package = format!("umc-{A}");
+    Report {
+        installed: &[("umc-node", "1.1"), (&host_package, installed)],
+        install: install_exit,
+        tail,
+        ..Report::default()
     }
-    r
-}
-
-fn post(s: &Server, host: &str, user: &str, password: &str, body: &[u8]) -> common::Resp {
-    http(
-        "POST",
-        &format!("{}/hosts/{host}/report", s.url),
-        Some((user, password)),
-        &[("Content-Type", "text/plain")],
-        Some(body),
-    )
+    .text()
 }
 
 fn status(s: &Server) -> Vec<umc::api::HostStatus> {
@@ -77,7 +61,7 @@ fn reports_drive_the_states() {
 
     // ok: the published version is installed.
     let v = published(&s, A);
-    let r = post(&s, A, A, &ta, report(&v, "0", &[]).as_bytes());
+    let r = s.post_report(A, (A, &ta), report(&v, "0", &[]).as_bytes());
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(state_of(&s, A).0, State::Ok);
 
@@ -87,17 +71,15 @@ fn reports_drive_the_states() {
     assert_eq!(st, State::Pending, "{reason}");
     assert!(reason.contains(&format!("installed {v}")), "{reason}");
     std::thread::sleep(Duration::from_millis(2500));
-    let r = post(&s, A, A, &ta, report(&v, "0", &[]).as_bytes());
+    let r = s.post_report(A, (A, &ta), report(&v, "0", &[]).as_bytes());
     assert_eq!(r.status, 200);
     assert_eq!(state_of(&s, A).0, State::Drift);
 
     // failed, with apt's error line as the reason.
     let e = "E: Unable to locate package umc-no-such-package";
-    let r = post(
-        &s,
+    let r = s.post_report(
         A,
-        A,
-        &ta,
+        (A, &ta),
         report(&v, "100", &["W: something odd", e]).as_bytes(),
     );
     assert_eq!(r.status, 200);
@@ -129,7 +111,7 @@ fn reports_drive_the_states() {
     // B reports fine: WARNING at --warn 1 --crit 2.
     let vb = published(&s, B);
     let rb = report(&vb, "0", &[]).replace(&format!("umc-{A}"), &format!("umc-{B}"));
-    assert_eq!(post(&s, B, B, &tb, rb.as_bytes()).status, 200);
+    assert_eq!(s.post_report(B, (B, &tb), rb.as_bytes()).status, 200);
     let out = std::process::Command::new(UMC_ADMIN)
         .args(["check", "--warn", "1", "--crit", "2"])
         .env("UMC_URL", &s.url)
@@ -159,7 +141,7 @@ fn bad_reports_are_refused_and_nothing_is_stored() {
     let (ta, tb) = (s.node_token(A), s.node_token(B));
     let v = published(&s, A);
     let good = report(&v, "0", &[]);
-    let later = now() + 86_400;
+    let later = umc::app::now() + 86_400;
     let future =
         format!("Format: umc-report/1\nStarted: {later}\nFinished: {later}\nStep: update 0\n");
     let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
@@ -188,7 +170,7 @@ fn bad_reports_are_refused_and_nothing_is_stored() {
     for (host, password, body, want, text) in cases {
         // Host B's credentials for host A's report: the user name is B.
         let user = if password == tb { B } else { host };
-        let r = post(&s, host, user, password, &body);
+        let r = s.post_report(host, (user, password), &body);
         assert_eq!(r.status, want, "{}", r.text());
         assert!(r.text().contains(text), "{text}: {}", r.text());
     }
@@ -233,7 +215,8 @@ fn reports_are_kept_bounded_and_survive_a_restart() {
     let v = published(&s, A);
     for _ in 0..5 {
         assert_eq!(
-            post(&s, A, A, &ta, report(&v, "0", &[]).as_bytes()).status,
+            s.post_report(A, (A, &ta), report(&v, "0", &[]).as_bytes())
+                .status,
             200
         );
     }

@@ -4,9 +4,9 @@
 mod common;
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{Resp, Server, http};
+use common::{Resp, Server};
 use serde_json::json;
 
 const A: &str = "web1.example.com";
@@ -45,16 +45,7 @@ fn slowdown() -> f64 {
 
 fn edit(s: &Server, ops: serde_json::Value) -> Resp {
     let body = serde_json::to_vec(&json!({ "ops": ops })).expect("json");
-    http(
-        "POST",
-        &format!("{}/api/v1/edit", s.url),
-        None,
-        &[
-            ("Authorization", &format!("Bearer {}", s.token())),
-            ("Content-Type", "application/json"),
-        ],
-        Some(&body),
-    )
+    s.api("POST", "/api/v1/edit", Some(&body))
 }
 
 fn file_add(s: &Server, task: &str, path: &str, template: &str) -> Resp {
@@ -154,26 +145,11 @@ fn hostile_templates_are_refused_in_time_and_change_nothing() {
     }
 }
 
-/// A report as umc-cycle posts it (the versions need not match for it to be stored).
-fn report() -> String {
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    format!(
-        "Format: umc-report/1\nStarted: {}\nFinished: {t}\nStep: update 0\nStep: install 0\nStep: autoremove 0\nInstalled: umc-node 1.1\nInstalled: umc-{A} 1.1\nReboot-Required: no\nUpgradable: 0\n",
-        t - 20
-    )
-}
-
+/// A report of A's as umc-cycle posts it (the versions need not match for it to be stored).
 fn post_report(s: &Server, token: &str) -> Resp {
-    http(
-        "POST",
-        &format!("{}/hosts/{A}/report", s.url),
-        Some((A, token)),
-        &[("Content-Type", "text/plain")],
-        Some(report().as_bytes()),
-    )
+    let host_package = format!("umc-{A}");
+    let report = common::report::report(&[("umc-node", "1.1"), (&host_package, "1.1")]);
+    s.post_report(A, (A, token), report.as_bytes())
 }
 
 /// A small edit that renders B's template (in a worker of its own).
@@ -192,16 +168,7 @@ fn hostile_apply(s: &Server, template: &str) -> Resp {
         s.admin_ok(&["export"])
     );
     let body = serde_json::to_vec(&json!({ "name": "fleet.toml", "text": fleet })).expect("json");
-    http(
-        "POST",
-        &format!("{}/api/v1/apply", s.url),
-        None,
-        &[
-            ("Authorization", &format!("Bearer {}", s.token())),
-            ("Content-Type", "application/json"),
-        ],
-        Some(&body),
-    )
+    s.api("POST", "/api/v1/apply", Some(&body))
 }
 
 /// While `hostile` (an edit whose template runs to its budget: a second of rendering, then

@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Apt, Server, require_tool, show, version_gt};
+use common::{Apt, Server, require_tool, show, version_gt, write_file};
 
 const A: &str = "web1.example.com";
 const B: &str = "web2.example.com";
@@ -14,12 +14,6 @@ server_name {{ host.fqdn }};\n\
 upstream db { server {{ vars.db }}:{{ vars.port }}; }\n\
 # tasks: {{ tasks | join(sep=\" \") }}\n";
 
-fn write_template(dir: &std::path::Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).expect("write template");
-    p.display().to_string()
-}
-
 /// Two web hosts with different variables; task web ships a templated conffile.
 fn fleet(tmp: &std::path::Path) -> Server {
     let s = Server::start();
@@ -28,7 +22,7 @@ fn fleet(tmp: &std::path::Path) -> Server {
     s.admin_ok(&["node", "add", B, "--var", "db=db2.example.com"]);
     s.admin_ok(&["task", "add", "web"]);
     s.admin_ok(&["task", "depend", "web", "nginx-light"]);
-    let t = write_template(tmp, "site.conf", SITE);
+    let t = write_file(tmp, "site.conf", SITE);
     s.admin_ok(&[
         "task",
         "file",
@@ -40,7 +34,7 @@ fn fleet(tmp: &std::path::Path) -> Server {
         "--reload",
         "nginx",
     ]);
-    let t = write_template(tmp, "tool", "#!/bin/sh\necho {{ host.name }}\n");
+    let t = write_file(tmp, "tool", "#!/bin/sh\necho {{ host.name }}\n");
     s.admin_ok(&[
         "task",
         "file",
@@ -57,13 +51,9 @@ fn fleet(tmp: &std::path::Path) -> Server {
     s
 }
 
-fn keyring(s: &Server) -> Vec<u8> {
-    s.get("/umc-archive-keyring.gpg", None, &[]).body
-}
-
 /// Downloads umc-task-web for `host` with real apt and unpacks it with dpkg-deb.
 fn unpack_web(s: &Server, host: &str) -> (tempfile::TempDir, String) {
-    let apt = Apt::new(&s.url, host, &s.node_token(host), &keyring(s));
+    let apt = Apt::new(&s.url, host, &s.node_token(host), &s.keyring());
     apt.update_ok();
     let version = apt.field("umc-task-web", "Version").expect("umc-task-web");
     let files = apt.download(&["umc-task-web"]);
@@ -181,10 +171,10 @@ fn template_mistakes_are_rejected_and_change_nothing() {
         s.admin_ok(&["node", "list", "--json"]),
         s.admin_ok(&["var", "list", "--json"]),
     );
-    let bad_syntax = write_template(tmp.path(), "bad", "line one\nline {{ two\n");
-    let undefined = write_template(tmp.path(), "undef", "a\n{{ vars.nope }}\n");
-    let big = write_template(tmp.path(), "big", &"x".repeat((1 << 20) + 1));
-    let ok = write_template(tmp.path(), "ok", "fine\n");
+    let bad_syntax = write_file(tmp.path(), "bad", "line one\nline {{ two\n");
+    let undefined = write_file(tmp.path(), "undef", "a\n{{ vars.nope }}\n");
+    let big = write_file(tmp.path(), "big", &"x".repeat((1 << 20) + 1));
+    let ok = write_file(tmp.path(), "ok", "fine\n");
     s.admin_ok(&["task", "add", "other"]);
     s.admin_ok(&[
         "task",
@@ -196,7 +186,7 @@ fn template_mistakes_are_rejected_and_change_nothing() {
         &ok,
     ]);
     s.admin_ok(&["task", "add", "needs-x"]);
-    let needs_x = write_template(tmp.path(), "needsx", "{{ vars.x }}\n");
+    let needs_x = write_file(tmp.path(), "needsx", "{{ vars.x }}\n");
     s.admin_ok(&[
         "task",
         "file",
@@ -363,7 +353,7 @@ fn lintian_accepts_a_task_package_with_files() {
     }
     let tmp = tempfile::tempdir().expect("tmp");
     let s = fleet(tmp.path());
-    let apt = Apt::new(&s.url, A, &s.node_token(A), &keyring(&s));
+    let apt = Apt::new(&s.url, A, &s.node_token(A), &s.keyring());
     apt.update_ok();
     let files = apt.download(&["umc-task-web"]);
     let out = Command::new("lintian")

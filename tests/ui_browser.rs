@@ -51,12 +51,6 @@ fn flash(b: &Browser) -> String {
     b.find(".flash").text()
 }
 
-fn keyring(s: &Server) -> Vec<u8> {
-    let r = s.get("/umc-archive-keyring.gpg", None, &[]);
-    assert_eq!(r.status, 200);
-    r.body
-}
-
 #[test]
 fn an_admin_builds_a_task_in_the_browser_and_apt_sees_it() {
     if !(require_tool("apt-get") && require_tool("dpkg")) {
@@ -67,7 +61,7 @@ fn an_admin_builds_a_task_in_the_browser_and_apt_sees_it() {
     s.admin_ok(&["node", "add", WEB1, "--var", "port=8080"]);
     s.admin_ok(&["node", "add", WEB2]);
     s.admin_ok(&["node", "add", "db1.example.com"]);
-    let apt = Apt::new(&s.url, WEB1, &s.node_token(WEB1), &keyring(&s));
+    let apt = Apt::new(&s.url, WEB1, &s.node_token(WEB1), &s.keyring());
     apt.update_ok();
     let before = apt
         .field(&format!("umc-{WEB1}"), "Version")

@@ -6,6 +6,7 @@ mod common;
 
 use common::Server;
 use common::console::{Console, add_user, api_get, generation};
+use common::report::Report;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -97,20 +98,15 @@ fn the_node_page_shows_what_the_node_gets() {
     assert!(!r.text().contains("id=\"assign-task\""));
 
     // A failed report: its time, result, steps with exit status and error lines.
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let report = format!(
-        "Format: umc-report/1\nStarted: {}\nFinished: {t}\nStep: update 0\nStep: install 100\nStep: autoremove -\nInstalled: umc-node 1.1\nReboot-Required: no\nUpgradable: 0\nTail: E: Unable to locate package nginx\n",
-        t - 20
-    );
-    let r = common::http(
-        "POST",
-        &format!("{}/hosts/web1.example.com/report", s.url),
-        Some(("web1.example.com", &token)),
-        &[("Content-Type", "text/plain")],
-        Some(report.as_bytes()),
+    let report = Report {
+        install: "100",
+        tail: &["E: Unable to locate package nginx"],
+        ..Report::default()
+    };
+    let r = s.post_report(
+        "web1.example.com",
+        ("web1.example.com", &token),
+        report.text().as_bytes(),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let p = op.get("/ui/nodes/web1.example.com").text();

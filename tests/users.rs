@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Output;
 
-use common::{Server, http, show};
+use common::{Server, show};
 
 fn ok(out: Output) -> String {
     assert!(out.status.success(), "{}", show(&out));
@@ -28,25 +28,19 @@ fn user_with_token(s: &Server, name: &str, role: &str) -> String {
 }
 
 fn edit(s: &Server, token: &str, body: &str) -> common::Resp {
-    http(
-        "POST",
-        &format!("{}/api/v1/edit", s.url),
-        None,
-        &[
-            ("Authorization", &format!("Bearer {token}")),
-            ("Content-Type", "application/json"),
-        ],
-        Some(body.as_bytes()),
-    )
+    post(s, token, "/edit", body)
 }
 
 fn get(s: &Server, token: &str, path: &str) -> common::Resp {
-    http(
-        "GET",
-        &format!("{}/api/v1{path}", s.url),
-        None,
-        &[("Authorization", &format!("Bearer {token}"))],
-        None,
+    s.call("GET", &format!("/api/v1{path}"), Some(token), None)
+}
+
+fn post(s: &Server, token: &str, path: &str, body: &str) -> common::Resp {
+    s.call(
+        "POST",
+        &format!("/api/v1{path}"),
+        Some(token),
+        Some(body.as_bytes()),
     )
 }
 
@@ -156,19 +150,6 @@ fn user_list_shows_roles_and_no_hashes() {
         &["token", "create", "--user", "op"],
         "another long one\n",
     ));
-}
-
-fn post(s: &Server, token: &str, path: &str, body: &str) -> common::Resp {
-    http(
-        "POST",
-        &format!("{}/api/v1{path}", s.url),
-        None,
-        &[
-            ("Authorization", &format!("Bearer {token}")),
-            ("Content-Type", "application/json"),
-        ],
-        Some(body.as_bytes()),
-    )
 }
 
 /// Review #8: a restart revoked every token of `admin` but admin.token. Now only a replaced

@@ -145,11 +145,7 @@ pub fn element(html: &str, id: &str) -> Option<String> {
 
 /// GETs `path` (e.g. `/api/v1/server`) with the admin token; asserts 200 and parses the JSON.
 pub fn api_get(s: &Server, path: &str) -> serde_json::Value {
-    let r = s.get(
-        path,
-        None,
-        &[("Authorization", &format!("Bearer {}", s.token()))],
-    );
+    let r = s.api("GET", path, None);
     assert_eq!(r.status, 200, "{path}: {}", r.text());
     serde_json::from_slice(&r.body).expect("json")
 }

@@ -4,7 +4,9 @@
 
 pub mod browser;
 pub mod console;
+pub mod report;
 pub mod sshd;
+pub mod verify;
 
 use std::path::Path;
 
@@ -186,23 +188,11 @@ impl Server {
     /// Runs umc-admin with API token `token` and `stdin` piped in (how passwords reach it:
     /// never in argv).
     pub fn admin_as(&self, token: &str, args: &[&str], stdin: &str) -> Output {
-        use std::io::Write;
-        let mut child = Command::new(UMC_ADMIN)
-            .args(args)
+        let mut cmd = Command::new(UMC_ADMIN);
+        cmd.args(args)
             .env("UMC_URL", &self.url)
-            .env("UMC_TOKEN", token)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run umc-admin");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write stdin");
-        child.wait_with_output().expect("wait")
+            .env("UMC_TOKEN", token);
+        output_with_stdin(&mut cmd, stdin.as_bytes())
     }
 
     /// Runs umc-admin and returns stdout, panicking with its output on failure.
@@ -240,6 +230,34 @@ impl Server {
     /// A plain HTTP GET with optional Basic credentials and extra headers.
     pub fn get(&self, path: &str, basic: Option<(&str, &str)>, headers: &[(&str, &str)]) -> Resp {
         http("GET", &format!("{}{path}", self.url), basic, headers, None)
+    }
+
+    /// A request to `path` (e.g. `/api/v1/edit`) with `token`, if any, as its bearer token and
+    /// `body`, if any, as JSON.
+    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&[u8]>) -> Resp {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(b) = &bearer {
+            headers.push(("Authorization", b));
+        }
+        http(method, &format!("{}{path}", self.url), None, &headers, body)
+    }
+
+    /// [`Server::call`] with the admin token.
+    pub fn api(&self, method: &str, path: &str, body: Option<&[u8]>) -> Resp {
+        self.call(method, path, Some(&self.token()), body)
+    }
+
+    /// The binary keyring umcd serves (what a node's apt trusts).
+    pub fn keyring(&self) -> Vec<u8> {
+        let r = self.get("/umc-archive-keyring.gpg", None, &[]);
+        assert_eq!(r.status, 200, "keyring: {}", r.text());
+        r.body
+    }
+
+    /// umcd's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data.join("umcd.log")).unwrap_or_default()
     }
 }
 
@@ -311,6 +329,84 @@ pub fn http(
         headers,
         body,
     }
+}
+
+/// One GET with exactly these bytes as its target (no client normalization) and `header`
+/// (e.g. `Cookie: …`): the status (0 when umcd closed the connection without an answer) and the
+/// whole answer.
+pub fn raw_get(s: &Server, target: &str, header: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = s.url.trim_start_matches("http://");
+    let mut c = std::net::TcpStream::connect(addr).expect("connect");
+    c.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    write!(
+        c,
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\n{header}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut answer = Vec::new();
+    let _ = c.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|t| t.get(..3))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+/// `umcd restore <file> --data-dir <data>`.
+pub fn restore(file: &Path, data: &Path) -> Output {
+    Command::new(UMCD)
+        .arg("restore")
+        .arg(file)
+        .arg("--data-dir")
+        .arg(data)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run umcd restore")
+}
+
+/// Writes `text` to `dir/name`; the path, as umc-admin takes it.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+    p.display().to_string()
+}
+
+/// Whether this test runs as root (mounts, chroots).
+pub fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// The permission bits of `path`.
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// Runs `cmd` with `input` on its stdin; its output.
+pub fn output_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
 }
 
 pub fn show(out: &Output) -> String {
