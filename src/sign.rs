@@ -754,7 +754,7 @@ mod tests {
         let public = k.public_keyring_armored().expect("public");
         let e = SigningKeys::import(&public, SystemTime::now()).expect_err("public only");
         assert!(e.to_string().contains("secret"), "{e}");
-        // RSA-2048 passes; the builder cannot make shorter keys, gpg can (tests/keys.rs).
+        // RSA-2048 passes; the builder cannot make shorter keys, gpg can (tests/it/keys.rs).
         let (rsa, _) = CertBuilder::new()
             .set_cipher_suite(CipherSuite::RSA2k)
             .set_primary_key_flags(KeyFlags::empty().set_certification().set_signing())

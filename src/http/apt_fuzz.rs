@@ -1,6 +1,6 @@
 //! Fuzz tests of the two parsers in `http::apt` that see every node's (and every stranger's)
 //! request before authentication: the request path (`AptPath`) and the Basic credentials. Like
-//! `tests/fuzz.rs`: at least 10,000 cases each, inputs built from the seeds in
+//! `tests/it/fuzz.rs`: at least 10,000 cases each, inputs built from the seeds in
 //! `tests/fuzz/seeds/`, failures recorded in `tests/fuzz/regressions/`.
 
 use axum::http::{HeaderMap, HeaderValue, header};

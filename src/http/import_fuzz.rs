@@ -1,5 +1,5 @@
 //! Fuzzing past the parser (security issue 13, point 9: no panic in `log`, the console or
-//! rendering on any imported data). `tests/fuzz.rs` feeds every parser of untrusted input;
+//! rendering on any imported data). `tests/it/fuzz.rs` feeds every parser of untrusted input;
 //! this property starts where the fleet-file parser stops. It generates fleets that parse but
 //! are hostile (host names at the limits, control and bidi characters, markup and Tera in
 //! variables, change lines and user names, history times at the edges, odd templates, empty

@@ -111,7 +111,7 @@ type Handler = fn(MethodFilter) -> MethodRouter<Arc<AppState>>;
 
 /// One console route. [`routes`] builds the console from the route tables only (this
 /// module's and one per page module: a module per URL family), and [`console_routes`] lists them all, so a test can
-/// walk every page a role may open (`tests/authz.rs`).
+/// walk every page a role may open (`tests/it/authz.rs`).
 pub struct UiRoute {
     pub verb: Verb,
     /// The axum path pattern, e.g. `/ui/nodes/{host}`.
