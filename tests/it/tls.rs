@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Apt, Server, UMCD, require_tool, show};
+use common::{Apt, Server, UMCD, mode, require_tool, show};
 
 const HOST: &str = "web1.example.com";
 
@@ -88,10 +88,6 @@ fn curl_and_openssl_verify_the_auto_ca_and_see_tls_1_2_and_1_3_only() {
     }
     let (_tmp, s) = start_auto(&[]);
     let ca = ca_of(&s).display().to_string();
-    let mode = |p: &Path| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(p).expect("stat").permissions().mode() & 0o777
-    };
     assert_eq!(
         mode(&s.data.join("tls/ca.key")),
         0o600,
