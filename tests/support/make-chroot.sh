@@ -1,13 +1,16 @@
 #!/bin/sh
-# Build (once) a debootstrap'd Debian bookworm minbase chroot for install tests and
-# cache it. The mirror is read from this machine's own apt configuration at run time,
-# so no mirror host name lives in the repository.
+# Build (once) a debootstrap'd Debian minbase chroot of SUITE (bookworm, or trixie for apt 3)
+# for install tests and cache it, one directory per suite. The mirror is read from this
+# machine's own apt configuration at run time, so no mirror host name lives in the repository.
 #
-# usage: make-chroot.sh [CACHE_DIR]     prints the path of the ready chroot
+# usage: make-chroot.sh [SUITE [CACHE_DIR]]     prints the path of the ready chroot
 set -eu
 
-suite=bookworm
-cache=${1:-${UMC_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/umc-tests}}
+suite=${1:-bookworm}
+case "$suite" in
+    *[!a-z]* | '') echo "make-chroot: '$suite' is not a Debian suite name" >&2; exit 2 ;;
+esac
+cache=${2:-${UMC_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/umc-tests}}
 # Bump the suffix when the package set changes, so a stale cache is not reused.
 root="$cache/$suite-minbase-2"
 
@@ -26,10 +29,16 @@ if [ -f "$root/.umc-ready" ]; then
     exit 0
 fi
 
-mirror=$(apt-cache policy 2>/dev/null |
+# The mirror this machine's apt takes SUITE from; else the one it takes its own release from
+# (a Debian mirror carries every suite); else the first source that is not a security one.
+policy=$(apt-cache policy 2>/dev/null || true)
+mirror=$(echo "$policy" |
     awk -v s="$suite/main" '$3 == s && $4 ~ /^(amd64|arm64|all)$/ { print $2; exit }')
 if [ -z "$mirror" ]; then
-    # Fall back to the first deb822/one-line source that is not a security or update suite.
+    mirror=$(echo "$policy" |
+        awk '$3 ~ /^[a-z]+\/main$/ && $4 ~ /^(amd64|arm64|all)$/ { print $2; exit }')
+fi
+if [ -z "$mirror" ]; then
     mirror=$(grep -hoE '(URIs:|^deb) +[a-z]+://[^ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
         awk '{print $2}' | grep -v security | head -n1)
 fi
