@@ -266,7 +266,7 @@ fn web_host_archive() {
             Version: 1.5
             Architecture: all
             Maintainer: umc <umc@umc.invalid>
-            Installed-Size: 35
+            Installed-Size: 36
             Depends: curl | wget
             Section: admin
             Priority: optional
@@ -275,8 +275,8 @@ fn web_host_archive() {
              the package also carries the repository's apt source, credentials and
              signing key, so changes to them reach the host through apt.
             Filename: pool/main/u/umc-node/umc-node_1.5_all.deb
-            Size: 7156
-            SHA256: f659501249d5f0a13b355f7a3904acdace727b2432c370ee4c0d18cc5b3b4a5c
+            Size: 7580
+            SHA256: 4a211b95b7d536e74b484cd3bca17f0d8746e6387c773aaf65dd3f29500f637b
 
             Package: umc-task-base
             Version: 1.4
@@ -329,10 +329,10 @@ fn web_host_archive() {
             SHA256: 5af82724c80a2f39b5effb6318e033a79f823f0ca65d98d3cc7f7669e2f2a5ab
         "#]],
         expect![[r#"
-            Packages 730c5d6b6239184f9e839b52b1d0e9bfe57aed432ffebd902a4e523ae63c76d4
-            Packages.gz 68f913873a91b47cacff577f6daece3960b8a4d3cb9b4934c209bb8c2fc549aa
-            Packages.xz a78fbfe52a2d8d03cffe309c17cf0a90ce374c5f28561d348709e4759b5ea62c
-            pool/main/u/umc-node/umc-node_1.5_all.deb f659501249d5f0a13b355f7a3904acdace727b2432c370ee4c0d18cc5b3b4a5c
+            Packages bf579760b855fb4e8e98c2023d4445e727b602c13247bd97e4960164e9b27192
+            Packages.gz 2b5f97ffd34304ca625cddc5663b70ef48819e2fcacfe52aa714e9cd9002d30b
+            Packages.xz 24beefcb27e161a38e7fff72d63421608c22f62bf89722ae73d9f4890ab702f4
+            pool/main/u/umc-node/umc-node_1.5_all.deb 4a211b95b7d536e74b484cd3bca17f0d8746e6387c773aaf65dd3f29500f637b
             pool/main/u/umc-task-base/umc-task-base_1.4_all.deb d2904ded70e02ba16c6ca7e2d542b94c42e3da42e8d641e3c9aafb485658e2f0
             pool/main/u/umc-task-web/umc-task-web_1.5_all.deb 782f8e65fceb24381f63807b1fa3d81f62fc807451f5163153c6214b09b7b22a
             pool/main/u/umc-web1.example.com/umc-web1.example.com_1.5_all.deb 5af82724c80a2f39b5effb6318e033a79f823f0ca65d98d3cc7f7669e2f2a5ab
@@ -348,12 +348,12 @@ fn web_host_archive() {
             Description: umc configuration of web1.example.com
             Acquire-By-Hash: yes
             SHA256:
-             730c5d6b6239184f9e839b52b1d0e9bfe57aed432ffebd902a4e523ae63c76d4     2311 main/binary-amd64/Packages
-             68f913873a91b47cacff577f6daece3960b8a4d3cb9b4934c209bb8c2fc549aa      891 main/binary-amd64/Packages.gz
-             a78fbfe52a2d8d03cffe309c17cf0a90ce374c5f28561d348709e4759b5ea62c      968 main/binary-amd64/Packages.xz
-             730c5d6b6239184f9e839b52b1d0e9bfe57aed432ffebd902a4e523ae63c76d4     2311 main/binary-arm64/Packages
-             68f913873a91b47cacff577f6daece3960b8a4d3cb9b4934c209bb8c2fc549aa      891 main/binary-arm64/Packages.gz
-             a78fbfe52a2d8d03cffe309c17cf0a90ce374c5f28561d348709e4759b5ea62c      968 main/binary-arm64/Packages.xz
+             bf579760b855fb4e8e98c2023d4445e727b602c13247bd97e4960164e9b27192     2311 main/binary-amd64/Packages
+             2b5f97ffd34304ca625cddc5663b70ef48819e2fcacfe52aa714e9cd9002d30b      893 main/binary-amd64/Packages.gz
+             24beefcb27e161a38e7fff72d63421608c22f62bf89722ae73d9f4890ab702f4      964 main/binary-amd64/Packages.xz
+             bf579760b855fb4e8e98c2023d4445e727b602c13247bd97e4960164e9b27192     2311 main/binary-arm64/Packages
+             2b5f97ffd34304ca625cddc5663b70ef48819e2fcacfe52aa714e9cd9002d30b      893 main/binary-arm64/Packages.gz
+             24beefcb27e161a38e7fff72d63421608c22f62bf89722ae73d9f4890ab702f4      964 main/binary-arm64/Packages.xz
         "#]],
     );
 }
@@ -385,7 +385,7 @@ fn db_host_archive() {
             Version: 1.6
             Architecture: all
             Maintainer: umc <umc@umc.invalid>
-            Installed-Size: 24
+            Installed-Size: 25
             Depends: curl | wget
             Section: admin
             Priority: optional
@@ -394,8 +394,8 @@ fn db_host_archive() {
              the package also carries the repository's apt source, credentials and
              signing key, so changes to them reach the host through apt.
             Filename: pool/main/u/umc-node/umc-node_1.6_all.deb
-            Size: 6308
-            SHA256: 908762ae0d5c5c09e3e02418b90a3a175e2569f2c9ab706c097e7d313cd1b52e
+            Size: 6730
+            SHA256: 8dd9c226a7f6c86187675d3b766bc8f7d400d50310fd5997c2f6536a80fd5f3b
 
             Package: umc-task-base
             Version: 1.4
@@ -415,11 +415,11 @@ fn db_host_archive() {
             SHA256: d2904ded70e02ba16c6ca7e2d542b94c42e3da42e8d641e3c9aafb485658e2f0
         "#]],
         expect![[r#"
-            Packages 0f0559dfb72d815c8217999a950e7333adc2ed70a062f4eb575714e980ab5e1e
-            Packages.gz 26e6975901ae14fc1baa9bd7036870bb990396f99297dc35510916e7169d3b85
-            Packages.xz 5984cb5c2755cb78661626919b0fa9ccb6c82a46daa17061177fbcf372dab271
+            Packages d025f2416bc87b65ee6abc5959a68acfcd1f01dbabcc3e435fe2ce98d07045a4
+            Packages.gz e58e1bdd7eebfe9c3cafe012ef04a7bccdcac995717101c17a085f834cf7082a
+            Packages.xz 7b346d09d9b55812dfc992ac567990bcb61bbff44b7b8a1a2e6dcdbdf8c90eb0
             pool/main/u/umc-db1.example.com/umc-db1.example.com_1.6_all.deb 9ed0b1623d09d456aa4c556d3dc2f58273e6e0625d4f9a1aeec53318a8abd5af
-            pool/main/u/umc-node/umc-node_1.6_all.deb 908762ae0d5c5c09e3e02418b90a3a175e2569f2c9ab706c097e7d313cd1b52e
+            pool/main/u/umc-node/umc-node_1.6_all.deb 8dd9c226a7f6c86187675d3b766bc8f7d400d50310fd5997c2f6536a80fd5f3b
             pool/main/u/umc-task-base/umc-task-base_1.4_all.deb d2904ded70e02ba16c6ca7e2d542b94c42e3da42e8d641e3c9aafb485658e2f0
             date 1700000240 ambiguous true"#]],
         expect![[r#"
@@ -433,12 +433,12 @@ fn db_host_archive() {
             Description: umc configuration of db1.example.com
             Acquire-By-Hash: yes
             SHA256:
-             0f0559dfb72d815c8217999a950e7333adc2ed70a062f4eb575714e980ab5e1e     1700 main/binary-s390x/Packages
-             26e6975901ae14fc1baa9bd7036870bb990396f99297dc35510916e7169d3b85      757 main/binary-s390x/Packages.gz
-             5984cb5c2755cb78661626919b0fa9ccb6c82a46daa17061177fbcf372dab271      844 main/binary-s390x/Packages.xz
-             0f0559dfb72d815c8217999a950e7333adc2ed70a062f4eb575714e980ab5e1e     1700 main/binary-amd64/Packages
-             26e6975901ae14fc1baa9bd7036870bb990396f99297dc35510916e7169d3b85      757 main/binary-amd64/Packages.gz
-             5984cb5c2755cb78661626919b0fa9ccb6c82a46daa17061177fbcf372dab271      844 main/binary-amd64/Packages.xz
+             d025f2416bc87b65ee6abc5959a68acfcd1f01dbabcc3e435fe2ce98d07045a4     1700 main/binary-s390x/Packages
+             e58e1bdd7eebfe9c3cafe012ef04a7bccdcac995717101c17a085f834cf7082a      760 main/binary-s390x/Packages.gz
+             7b346d09d9b55812dfc992ac567990bcb61bbff44b7b8a1a2e6dcdbdf8c90eb0      844 main/binary-s390x/Packages.xz
+             d025f2416bc87b65ee6abc5959a68acfcd1f01dbabcc3e435fe2ce98d07045a4     1700 main/binary-amd64/Packages
+             e58e1bdd7eebfe9c3cafe012ef04a7bccdcac995717101c17a085f834cf7082a      760 main/binary-amd64/Packages.gz
+             7b346d09d9b55812dfc992ac567990bcb61bbff44b7b8a1a2e6dcdbdf8c90eb0      844 main/binary-amd64/Packages.xz
         "#]],
     );
 }
@@ -617,7 +617,7 @@ fn maintainer_scripts_and_conffiles() {
           preinst a402cc6b24cfdfa1cc25a6b330d45898061bbd3282e48a8ca9079902ba161419
         umc-node: removed []
           postinst 206a6ad524853ff561a767d3e6ee2d9ce141f4a532398acbda6d589d838e36e5
-          postrm f70a1dbba103352342f86871d1a10bab0e69beb46dacee185ee338129359915d
+          postrm f040d1c5e90833d2f049857ed9020c9eaf9651ba58d3ea6dcd4445a5396465ce
           prerm 7a4ee644d46be59693b6fc56c89fd91b09333a08b4fb0077e24923bc0b5aef57
     "#]]
     .assert_eq(&out);
