@@ -1,9 +1,11 @@
 //! Install for real: dpkg and apt in a debootstrap'd Debian bookworm chroot take umc packages
 //! from a running umcd (and their real dependencies from the Debian mirror this machine's own
-//! apt uses), then follow edits through the node cycle in contrib/umc-cycle.
+//! apt uses), then follow edits through the node cycle in contrib/umc-cycle. Over https, a
+//! bookworm and a trixie (apt 3) node enroll with the pinned one-liner and install.
 //!
-//! Needs root, debootstrap and network access to the mirror. The chroot is built once by
-//! tests/support/make-chroot.sh and cached; each test works on an overlay (or a copy) of it.
+//! Needs root, debootstrap and network access to the mirror. The chroots are built once per
+//! suite by tests/support/make-chroot.sh and cached; each test works on an overlay (or a copy)
+//! of one.
 
 use crate::common;
 
@@ -16,6 +18,17 @@ use common::{Server, UMC_ADMIN, is_root, require_tool, show};
 use umc::report::State;
 
 const HOST: &str = "grumpy.example.com";
+/// Debian 12, apt 2.6 (gpgv, GnuTLS).
+const BOOKWORM: &str = "bookworm";
+/// Debian 13, apt 3.0 (sqv, OpenSSL).
+const TRIXIE: &str = "trixie";
+
+fn default_suite() -> String {
+    std::env::var("UMC_CHROOT_SUITE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| BOOKWORM.to_string())
+}
 
 /// A throwaway chroot on top of the cached one, with /proc mounted. Unmounted on drop.
 struct Chroot {
@@ -25,17 +38,29 @@ struct Chroot {
 }
 
 impl Chroot {
+    /// A node of the suite the whole file runs on: bookworm (apt 2.6), or `UMC_CHROOT_SUITE`
+    /// (`UMC_CHROOT_SUITE=trixie cargo test --test it chroot::` runs every test on apt 3).
     fn new() -> Chroot {
-        Chroot::new_in(Some(&std::env::temp_dir()))
+        Chroot::of(&default_suite())
+    }
+
+    /// A node of Debian `suite`.
+    fn of(suite: &str) -> Chroot {
+        Chroot::build(suite, Some(&std::env::temp_dir()))
     }
 
     /// The overlay under `tmp_base`, or with `None` in a `runs/` folder beside the cached
     /// chroot: sshd's ChrootDirectory wants every path component owned by root and writable by
     /// nobody else, which /tmp (1777) is not, and CI may clone the repo anywhere (even /tmp).
     fn new_in(tmp_base: Option<&Path>) -> Chroot {
+        Chroot::build(&default_suite(), tmp_base)
+    }
+
+    fn build(suite: &str, tmp_base: Option<&Path>) -> Chroot {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/make-chroot.sh");
         let out = Command::new("sh")
             .arg(script)
+            .arg(suite)
             .output()
             .expect("make-chroot.sh");
         assert!(out.status.success(), "make-chroot.sh: {}", show(&out));
@@ -774,4 +799,362 @@ fn rollback_and_import_on_a_real_node() {
     let after = installed(&c, "umc-task-tools");
     assert_eq!(after, task_version(&s, "tools"));
     assert!(common::version_gt(&after, &rolled), "{after} > {rolled}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Over https (issue 15): umcd serves its own CA's certificate; the node trusts that CA for
+// umcd's host alone, from the enrollment line on.
+
+/// umcd with `--tls on` (its own CA in `<data>/tls/ca.pem`) on 127.0.0.1, on a fresh data dir.
+fn start_https() -> (tempfile::TempDir, Server) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let s = Server::start_in_with(&tmp.path().join("data"), &["--tls", "on"]);
+    assert!(s.url.starts_with("https://127.0.0.1:"), "{}", s.url);
+    (tmp, s)
+}
+
+fn ca_file(s: &Server) -> PathBuf {
+    s.data.join("tls/ca.pem")
+}
+
+/// The admin API over https, with the host's curl trusting umcd's CA alone.
+fn api(s: &Server, path: &str, body: Option<&[u8]>) -> Vec<u8> {
+    use std::io::Write;
+    let mut cmd = Command::new("curl");
+    cmd.args(["-fsS", "--max-time", "60", "--cacert"])
+        .arg(ca_file(s))
+        .args(["-H", &format!("Authorization: Bearer {}", s.token())])
+        .arg(format!("{}/api/v1{path}", s.url))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if body.is_some() {
+        cmd.args([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            "@-",
+        ])
+        .stdin(Stdio::piped());
+    } else {
+        cmd.stdin(Stdio::null());
+    }
+    let mut child = cmd.spawn().expect("curl");
+    if let Some(b) = body {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b)
+            .expect("write body");
+    }
+    let out = child.wait_with_output().expect("curl");
+    assert!(out.status.success(), "{path}: {}", show(&out));
+    out.stdout
+}
+
+/// One edit through the API (umc-admin does not speak https yet).
+fn edit(s: &Server, ops: Vec<umc::api::Op>) {
+    let req = umc::api::EditRequest { ops, force: false };
+    api(s, "/edit", Some(&serde_json::to_vec(&req).expect("json")));
+}
+
+fn https_host_status(s: &Server) -> umc::api::HostStatusDetail {
+    serde_json::from_slice(&api(s, &format!("/status/{HOST}"), None)).expect("status json")
+}
+
+/// The node `HOST` at umcd's https URL, with task `tools` (less) not yet assigned.
+fn https_model(s: &Server) {
+    use umc::api::Op;
+    edit(
+        s,
+        vec![
+            Op::NodeAdd {
+                host: HOST.into(),
+                vars: Default::default(),
+                ssh: None,
+            },
+            Op::NodeSet {
+                host: HOST.into(),
+                set_vars: Default::default(),
+                unset_vars: vec![],
+                ssh: None,
+                url: Some(s.url.clone()),
+                conffiles: None,
+            },
+            Op::TaskAdd {
+                task: "tools".into(),
+                description: None,
+            },
+            Op::TaskDepend {
+                task: "tools".into(),
+                relations: vec!["less".into()],
+            },
+        ],
+    );
+}
+
+fn assign_tools(s: &Server) {
+    edit(
+        s,
+        vec![umc::api::Op::Assign {
+            host: HOST.into(),
+            tasks: vec!["tools".into()],
+        }],
+    );
+}
+
+/// The line `umc-admin node enroll` prints: `nodefiles::enroll_command` over the token
+/// answer, which carries umcd's CA (umc-admin builds it the same way, in `cli::node`).
+fn https_enroll_line(s: &Server) -> String {
+    let t: umc::api::NodeToken =
+        serde_json::from_slice(&api(s, &format!("/nodes/{HOST}/token"), None)).expect("json");
+    let ca = t.ca.as_deref().expect("the token answer carries umcd's CA");
+    assert_eq!(
+        ca.as_bytes(),
+        std::fs::read(ca_file(s)).expect("ca.pem").as_slice()
+    );
+    let line = umc::nodefiles::enroll_command(&s.url, HOST, &t.token, t.ca.as_deref());
+    assert!(line.contains(" --cacert \"$c\""), "{line}");
+    line
+}
+
+/// Every file and symlink under `dir` in the chroot (recursively) with its size and mtime,
+/// and every directory: what a run that must write nothing must leave as it was.
+fn tree(c: &Chroot, dir: &str) -> std::collections::BTreeSet<String> {
+    fn walk(p: &Path, rel: &str, out: &mut std::collections::BTreeSet<String>) {
+        let Ok(entries) = std::fs::read_dir(p) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = format!("{rel}/{}", e.file_name().to_string_lossy());
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if m.is_dir() {
+                out.insert(format!("{name}/"));
+                walk(&e.path(), &name, out);
+            } else {
+                use std::os::unix::fs::MetadataExt;
+                out.insert(format!("{name} {} {}", m.len(), m.mtime()));
+            }
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    walk(&c.path(dir), dir.trim_end_matches('/'), &mut out);
+    out
+}
+
+/// Where a CA would go if the bootstrap touched the system's trust store.
+const TRUST_STORE: [&str; 2] = ["/etc/ssl", "/usr/local/share/ca-certificates"];
+
+/// Stock apt over https on `suite`: the printed one-liner enrolls the node (curl trusting the
+/// inline CA alone), a cycle installs a task's package, and the CA is trusted by apt for
+/// umcd's host only, never through the system's trust store.
+fn enroll_and_install_over_https(suite: &str) {
+    if !tools() || !require_tool("curl") {
+        return;
+    }
+    let (_tmp, s) = start_https();
+    https_model(&s);
+    let c = Chroot::of(suite);
+    let store_before: Vec<_> = TRUST_STORE.iter().map(|d| tree(&c, d)).collect();
+
+    let out = c.ok(&["sh", "-c", &https_enroll_line(&s)]);
+    assert!(out.contains("is a umc node"), "{out}");
+    assert_eq!(c.status("umc-node"), "installed");
+    assert_eq!(c.status(&format!("umc-{HOST}")), "installed");
+    let sources = read(&c, "/etc/apt/sources.list.d/umc.sources");
+    assert!(
+        sources.contains(&format!("URIs: {}/hosts/{HOST}", s.url)),
+        "{sources}"
+    );
+    assert_eq!(
+        std::fs::read(c.path("/usr/share/umc/ca.pem")).expect("the node's CA"),
+        std::fs::read(ca_file(&s)).expect("umcd's CA")
+    );
+    let conf = read(&c, "/etc/apt/apt.conf.d/60umc-tls");
+    assert!(
+        conf.contains("Acquire::https::127.0.0.1::CaInfo \"/usr/share/umc/ca.pem\";"),
+        "{conf}"
+    );
+    // Both belong to umc-node now, so later cycles keep them current.
+    let owned = c.ok(&["dpkg-query", "-L", "umc-node"]);
+    for f in ["/usr/share/umc/ca.pem", "/etc/apt/apt.conf.d/60umc-tls"] {
+        assert!(owned.lines().any(|l| l == f), "umc-node ships {f}: {owned}");
+    }
+
+    // A task assigned after enrollment arrives with the next cycle, over https.
+    assign_tools(&s);
+    c.cycle();
+    assert_eq!(c.status("less"), "installed");
+    let task: umc::api::TaskInfo =
+        serde_json::from_slice(&api(&s, "/tasks/tools", None)).expect("json");
+    assert_eq!(installed(&c, "umc-task-tools"), task.version);
+    // The cycle's report reached umcd over https too.
+    let st = https_host_status(&s).status;
+    assert_eq!(st.state, State::Ok, "{st:?}");
+    assert_eq!(st.last_result.as_deref(), Some("ok"));
+
+    let store_after: Vec<_> = TRUST_STORE.iter().map(|d| tree(&c, d)).collect();
+    assert_eq!(
+        store_before, store_after,
+        "the system's trust store is untouched"
+    );
+}
+
+#[test]
+fn enroll_and_install_over_https_on_bookworm() {
+    enroll_and_install_over_https(BOOKWORM);
+}
+
+#[test]
+fn enroll_and_install_over_https_on_trixie() {
+    enroll_and_install_over_https(TRIXIE);
+}
+
+/// A CA certificate and key made by openssl, for a CA that is not umcd's.
+fn other_ca(dir: &Path) -> String {
+    let cert = dir.join("other-ca.pem");
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "30"])
+        .args(["-subj", "/CN=not umcd's CA", "-keyout"])
+        .arg(dir.join("other-ca.key"))
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl req");
+    assert!(out.status.success(), "{}", show(&out));
+    std::fs::read_to_string(&cert).expect("other CA")
+}
+
+/// The PEM as the enrollment line quotes it: one single-quoted word per line.
+fn quoted(pem: &str) -> String {
+    pem.lines()
+        .map(|l| format!("'{l}'"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The enrollment line with another CA in place of umcd's (what a man in the middle of the
+/// first contact looks like to curl): it stops at the handshake, so the token never leaves,
+/// and nothing is written on the node or installed.
+#[test]
+fn a_wrong_ca_in_the_enrollment_line_stops_it_before_anything_is_written() {
+    if !tools() || !require_tool("curl") || !require_tool("openssl") {
+        return;
+    }
+    let (tmp, s) = start_https();
+    https_model(&s);
+    assign_tools(&s);
+    let c = Chroot::new();
+    let line = https_enroll_line(&s);
+    let ca = std::fs::read_to_string(ca_file(&s)).expect("ca.pem");
+    let wrong = line.replace(&quoted(&ca), &quoted(&other_ca(tmp.path())));
+    assert_ne!(wrong, line, "the CA was replaced");
+
+    let before: Vec<_> = ["/etc", "/usr", "/var", "/tmp", "/root"]
+        .iter()
+        .map(|d| tree(&c, d))
+        .collect();
+    let out = c.run(&["sh", "-c", &wrong]);
+    assert!(
+        !out.status.success(),
+        "enrolled with a wrong CA: {}",
+        show(&out)
+    );
+    let text = show(&out);
+    assert!(
+        text.contains("SSL certificate problem"),
+        "curl names the failed verification: {text}"
+    );
+    assert!(
+        text.contains(&format!("umc: enrolling {HOST} failed")),
+        "{text}"
+    );
+    let after: Vec<_> = ["/etc", "/usr", "/var", "/tmp", "/root"]
+        .iter()
+        .map(|d| tree(&c, d))
+        .collect();
+    assert_eq!(before, after, "nothing was written on the node");
+    for f in [
+        "/etc/apt/sources.list.d/umc.sources",
+        "/etc/apt/auth.conf.d/umc.conf",
+        "/etc/apt/apt.conf.d/60umc-tls",
+        "/usr/share/keyrings/umc-archive-keyring.gpg",
+        "/usr/share/umc",
+    ] {
+        assert!(!c.path(f).exists(), "{f} was written");
+    }
+    for p in ["umc-node", "less"] {
+        assert_eq!(c.status(p), "not-installed", "{p}");
+    }
+    // No apt request or report from the node reached umcd.
+    let st = https_host_status(&s).status;
+    assert_eq!(st.last_seen, None, "{st:?}");
+}
+
+/// A node whose CA file is gone: apt-get update fails loudly with the certificate error, and
+/// umc-cycle's report (sent trusting the copy of the CA it kept from its last good cycle)
+/// tells umcd why. The enrollment line, run again, puts the node right.
+#[test]
+fn a_node_without_its_ca_file_fails_loudly_and_reports_why() {
+    if !tools() || !require_tool("curl") {
+        return;
+    }
+    const CA: &str = "/usr/share/umc/ca.pem";
+    let (_tmp, s) = start_https();
+    https_model(&s);
+    assign_tools(&s);
+    let c = Chroot::new();
+    let line = https_enroll_line(&s);
+    c.ok(&["sh", "-c", &line]);
+    assert_eq!(c.status("less"), "installed");
+    assert_eq!(
+        read(&c, "/var/lib/umc/ca.pem"),
+        read(&c, CA),
+        "umc-cycle keeps a copy of the CA it last read"
+    );
+
+    std::fs::remove_file(c.path(CA)).expect("rm ca.pem");
+    let out = c.run(&["/usr/sbin/umc-cycle"]);
+    let text = show(&out);
+    assert!(!out.status.success(), "{text}");
+    // apt names the file, but its own E: line only says that the Release file is gone, so
+    // umc-cycle's line after it is what umcd's status shows.
+    let apt_error = format!("Could not load certificates from {CA} (CaInfo option)");
+    assert!(
+        text.contains(&apt_error),
+        "apt-get update names the certificate problem: {text}"
+    );
+    assert!(text.contains("umc-cycle: step 'update' failed"), "{text}");
+    assert!(!text.contains("could not send the report"), "{text}");
+    assert!(
+        text.contains("the report trusts the copy of it kept in /var/lib/umc/ca.pem"),
+        "{text}"
+    );
+
+    let detail = https_host_status(&s);
+    let st = &detail.status;
+    assert_eq!(st.state, State::Failed, "{st:?}");
+    assert_eq!(
+        st.last_result.as_deref(),
+        Some("failed: update exited 100"),
+        "{st:?}"
+    );
+    assert!(
+        st.reason.contains(&format!("{CA} (UMC_CA) is missing")),
+        "{st:?}"
+    );
+    let tail = &detail.reports[0].report.tail;
+    assert!(
+        tail.iter().any(|l| l.contains(&apt_error)),
+        "the report carries apt's own error: {tail:?}"
+    );
+
+    // The remedy the reason names: the enrollment line again, then a good cycle.
+    c.ok(&["sh", "-c", &line]);
+    assert_eq!(read(&c, CA), read(&c, "/var/lib/umc/ca.pem"));
+    let st = https_host_status(&s).status;
+    assert_eq!(st.state, State::Ok, "{st:?}");
 }
