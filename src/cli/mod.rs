@@ -73,7 +73,7 @@ use crate::client::{Client, ClientError};
     name = "umc-admin",
     version,
     about = "Edit the umc fleet model through umcd, and run commands on its hosts over SSH",
-    after_help = "Environment: UMC_URL (default http://127.0.0.1:8080), UMC_TOKEN or UMC_TOKEN_FILE (default ./umc-data/admin.token); for ssh/upgrade/restart SSH_AUTH_SOCK and UMC_KNOWN_HOSTS (default ~/.config/umc/known_hosts).\nExit codes: 0 success, 1 rejected input, 2 usage, 3 umcd unreachable or token refused, 4 server error, 5 a host exited non-zero, 6 a host did not run the command, 7 (status) a host is failed or stale, 130 interrupted; check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."
+    after_help = "Environment: UMC_URL (default http://127.0.0.1:8080), UMC_TOKEN or UMC_TOKEN_FILE (default ./umc-data/admin.token); over https UMC_TLS_PIN (sha256//…, as umcd prints it) or UMC_CA (a PEM file of CAs), else umcd's tls/ca.pem beside it ($UMC_DATA, ./umc-data or /var/lib/umc), else the system's CAs; for ssh/upgrade/restart SSH_AUTH_SOCK and UMC_KNOWN_HOSTS (default ~/.config/umc/known_hosts).\nExit codes: 0 success, 1 rejected input, 2 usage, 3 umcd unreachable, its certificate or the token refused, 4 server error, 5 a host exited non-zero, 6 a host did not run the command, 7 (status) a host is failed or stale, 130 interrupted; check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -1,4 +1,5 @@
-//! Admin API client used by `umc-admin` (blocking; one request at a time).
+//! Admin API client used by `umc-admin` (blocking; one request at a time), over http or
+//! https (`transport`; whom https trusts: `trust`).
 //!
 //! `routes` has one typed method per `/api/v1` route (request type in, response type out), so
 //! a caller never builds a URL or picks an HTTP method; this file is the transport under
@@ -6,14 +7,20 @@
 //! `http::API_ROUTES`, so a route without a method fails there.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
 
+use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::ErrorBody;
 
 mod routes;
+mod transport;
+mod trust;
+
+use transport::{Answer, Method};
+pub use trust::Trust;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -22,6 +29,12 @@ pub enum ClientError {
     Api { status: u16, message: String },
     #[error("cannot reach umcd at {url}: {detail} (is umcd running? set UMC_URL)")]
     Transport { url: String, detail: String },
+    /// The server's certificate was refused: the message names the host and what was expected.
+    #[error("{0}")]
+    Certificate(String),
+    /// The TLS settings cannot be used (`UMC_CA` unreadable, `UMC_TLS_PIN` malformed).
+    #[error("{0}")]
+    Tls(String),
     #[error(
         "no API token: set UMC_TOKEN or UMC_TOKEN_FILE, or run where ./umc-data/admin.token exists ({0})"
     )]
@@ -42,28 +55,24 @@ impl ClientError {
 }
 
 pub struct Client {
-    base: String,
     /// The `Authorization` header value.
     auth: String,
-    agent: ureq::Agent,
+    transport: Arc<transport::Transport>,
 }
 
 impl Client {
-    pub fn new(base: &str, token: &str) -> Client {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(300)))
-            .build()
-            .into();
+    /// A client of umcd at `base` (`http://…` or `https://…`); https is checked as `trust`
+    /// says, which is asked only for an https URL.
+    pub fn new(base: &str, token: &str, trust: impl FnOnce() -> Trust) -> Client {
         Client {
-            base: base.trim_end_matches('/').to_string(),
             auth: format!("Bearer {token}"),
-            agent,
+            transport: Arc::new(transport::Transport::new(base, trust)),
         }
     }
 
     /// `UMC_URL` (default http://127.0.0.1:8080); the token from `UMC_TOKEN`, else the file
-    /// named by `UMC_TOKEN_FILE`, else `./umc-data/admin.token`.
+    /// named by `UMC_TOKEN_FILE`, else `./umc-data/admin.token`; https trusts as
+    /// [`Trust::from_env`] says.
     pub fn from_env() -> Result<Client, ClientError> {
         let base = std::env::var("UMC_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
         let token = match std::env::var("UMC_TOKEN") {
@@ -78,7 +87,7 @@ impl Client {
                     .to_string()
             }
         };
-        Ok(Client::new(&base, &token))
+        Ok(Client::new(&base, &token, Trust::from_env))
     }
 
     /// The same server, authenticated as `user` with its password (HTTP Basic; umcd takes it
@@ -87,40 +96,40 @@ impl Client {
         use base64::Engine;
         let creds = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         Client {
-            base: self.base.clone(),
             auth: format!("Basic {creds}"),
-            agent: self.agent.clone(),
+            transport: self.transport.clone(),
         }
     }
 
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
-    fn transport(&self, e: ureq::Error) -> ClientError {
-        ClientError::Transport {
-            url: self.base.clone(),
-            detail: e.to_string(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}/api/v1{path}", self.base)
-    }
-
-    fn finish<T: DeserializeOwned>(
+    /// `<method> /api/v1<path>` with our credentials; the answer's body is still to read.
+    fn send(
         &self,
-        resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<T, ClientError> {
-        let mut resp = resp.map_err(|e| self.transport(e))?;
-        let status = resp.status().as_u16();
-        if (200..300).contains(&status) {
-            return resp
-                .body_mut()
-                .read_json::<T>()
-                .map_err(|e| self.transport(e));
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Bytes,
+    ) -> Result<Answer, ClientError> {
+        let mut headers = vec![("authorization", self.auth.as_str())];
+        if let Some(t) = content_type {
+            headers.push(("content-type", t));
         }
-        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        self.transport
+            .send(method, &format!("/api/v1{path}"), &headers, body)
+    }
+
+    /// A 2xx answer's JSON, or the error umcd explained.
+    fn finish<T: DeserializeOwned>(&self, resp: Answer) -> Result<T, ClientError> {
+        let status = resp.status().as_u16();
+        let body = self.transport.read(resp.into_body());
+        if (200..300).contains(&status) {
+            return serde_json::from_slice(&body?).map_err(|e| ClientError::Transport {
+                url: self.transport.url().to_string(),
+                detail: format!("reading the answer: {e}"),
+            });
+        }
+        let text = body
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         let message = serde_json::from_str::<ErrorBody>(&text)
             .map(|b| b.error)
             .unwrap_or_else(|_| format!("HTTP {status}: {}", text.trim()));
@@ -128,12 +137,7 @@ impl Client {
     }
 
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let r = self
-            .agent
-            .get(self.url(path))
-            .header("Authorization", &self.auth)
-            .call();
-        self.finish(r)
+        self.finish(self.send(Method::GET, path, None, Bytes::new())?)
     }
 
     /// `GET <path>?<query>`; no `?` when every field of `query` is absent.
@@ -151,22 +155,18 @@ impl Client {
         }
     }
 
-    /// `GET <path>`, its body copied into `out`; returns the byte count.
+    /// `GET <path>`, its body copied into `out` as it arrives; returns the byte count.
     fn download(&self, path: &str, out: &mut impl std::io::Write) -> Result<u64, ClientError> {
-        let mut resp = self
-            .agent
-            .get(self.url(path))
-            .header("Authorization", &self.auth)
-            .call()
-            .map_err(|e| self.transport(e))?;
+        let resp = self.send(Method::GET, path, None, Bytes::new())?;
         if !resp.status().is_success() {
-            return self.finish::<serde_json::Value>(Ok(resp)).map(|_| 0);
+            return self.finish::<serde_json::Value>(resp).map(|_| 0);
         }
-        let mut body = resp.body_mut().with_config().limit(u64::MAX).reader();
-        std::io::copy(&mut body, out).map_err(|e| ClientError::Transport {
-            url: self.base.clone(),
-            detail: format!("reading {path}: {e}"),
-        })
+        self.transport
+            .copy(resp.into_body(), out)
+            .map_err(|e| ClientError::Transport {
+                url: self.transport.url().to_string(),
+                detail: format!("reading {path}: {e}"),
+            })
     }
 
     fn post<T: DeserializeOwned, B: Serialize>(
@@ -174,32 +174,29 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
-        let r = self
-            .agent
-            .post(self.url(path))
-            .header("Authorization", &self.auth)
-            .send_json(body);
-        self.finish(r)
+        let json = serde_json::to_vec(body).map_err(|e| ClientError::Encode(e.to_string()))?;
+        let resp = self.send(
+            Method::POST,
+            path,
+            Some("application/json"),
+            Bytes::from(json),
+        )?;
+        self.finish(resp)
     }
 
     /// POSTs raw bytes (`application/octet-stream`).
     fn post_bytes<T: DeserializeOwned>(&self, path: &str, body: &[u8]) -> Result<T, ClientError> {
-        let r = self
-            .agent
-            .post(self.url(path))
-            .header("Authorization", &self.auth)
-            .header("Content-Type", "application/octet-stream")
-            .send(body);
-        self.finish(r)
+        let resp = self.send(
+            Method::POST,
+            path,
+            Some("application/octet-stream"),
+            Bytes::copy_from_slice(body),
+        )?;
+        self.finish(resp)
     }
 
     fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let r = self
-            .agent
-            .delete(self.url(path))
-            .header("Authorization", &self.auth)
-            .call();
-        self.finish(r)
+        self.finish(self.send(Method::DELETE, path, None, Bytes::new())?)
     }
 }
 

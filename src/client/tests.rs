@@ -308,7 +308,7 @@ fn every_api_route_has_a_client_method() {
         .enable_all()
         .build()
         .expect("runtime");
-    let client = Client::new(&recording_server(&rt), "t");
+    let client = Client::new(&recording_server(&rt), "t", || super::Trust::System);
     let mut reached = BTreeSet::new();
     for (route, uri, f) in calls() {
         match f(&client) {
