@@ -1,7 +1,8 @@
 //! umcd over HTTPS, checked by real peers: curl and openssl verify the chain, the protocol
 //! versions and what is not offered; stock apt-get fetches a node's repository over https
-//! trusting umcd's CA for that host alone; certificates reload without dropping connections;
-//! and bad certificate files stop umcd at start with a message naming the file.
+//! trusting umcd's CA for that host alone; umc-admin trusts `UMC_CA`, a pin or umcd's data
+//! dir and refuses anything else with exit 3; certificates reload without dropping
+//! connections; and bad certificate files stop umcd at start with a message naming the file.
 
 use crate::common;
 
@@ -12,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Apt, Server, UMCD, mode, require_tool, show};
+use common::{Apt, Server, UMC_ADMIN, UMCD, mode, require_tool, show};
 
 const HOST: &str = "web1.example.com";
 
@@ -62,23 +63,6 @@ fn openssl(args: &[&str], stdin: &[u8]) -> Output {
 
 fn authority(s: &Server) -> String {
     s.url.trim_start_matches("https://").to_string()
-}
-
-/// An admin API edit through curl (umc-admin's own https is tested in `admin_*`).
-fn edit(s: &Server, ops: &str) {
-    let out = curl(&[
-        "-f",
-        "--cacert",
-        &ca_of(s).display().to_string(),
-        "-H",
-        &format!("Authorization: Bearer {}", s.token()),
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        &format!("{{\"ops\":{ops}}}"),
-        &format!("{}/api/v1/edit", s.url),
-    ]);
-    assert!(out.status.success(), "edit {ops}: {}", show(&out));
 }
 
 #[test]
@@ -208,13 +192,8 @@ fn apt_fetches_over_https_trusting_the_ca_umc_node_ships() {
     }
     let (_tmp, s) = start_auto(&[]);
     let ca = ca_of(&s);
-    edit(
-        &s,
-        &format!(
-            r#"[{{"op":"node_add","host":"{HOST}"}},{{"op":"node_set","host":"{HOST}","url":"{}"}}]"#,
-            s.url
-        ),
-    );
+    s.admin_ok(&["node", "add", HOST]);
+    s.admin_ok(&["node", "set", HOST, "--url", &s.url]);
     let token = node_token(&s);
     let keyring = get(&s, "/umc-archive-keyring.gpg");
 
@@ -289,22 +268,148 @@ fn get(s: &Server, path: &str) -> Vec<u8> {
 }
 
 fn node_token(s: &Server) -> String {
-    let out = curl(&[
-        "-f",
-        "--cacert",
-        &ca_of(s).display().to_string(),
-        "-H",
-        &format!("Authorization: Bearer {}", s.token()),
-        &format!("{}/api/v1/nodes/{HOST}/token", s.url),
-    ]);
-    assert!(out.status.success(), "token: {}", show(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let out = s.admin_ok(&["node", "token", HOST, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(
         v["ca"].as_str().map(str::as_bytes),
         Some(std::fs::read(ca_of(s)).expect("ca").as_slice()),
         "the token answer carries the CA for the enrollment line"
     );
     v["token"].as_str().expect("token").to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// umc-admin over https: whom it trusts, and how it refuses.
+
+/// umc-admin against `s`, run in `dir` with no `UMC_CA`, `UMC_TLS_PIN` or `UMC_DATA` but
+/// what `env` sets.
+fn admin_in(s: &Server, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    Command::new(UMC_ADMIN)
+        .args(args)
+        .current_dir(dir)
+        .env("UMC_URL", &s.url)
+        .env("UMC_TOKEN", s.token())
+        .env_remove("UMC_CA")
+        .env_remove("UMC_TLS_PIN")
+        .env_remove("UMC_DATA")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run umc-admin")
+}
+
+/// Exit 3, and stderr is `umc-admin: <message>`.
+fn refused(out: &Output, message: &str) {
+    assert_eq!(out.status.code(), Some(3), "{}", show(out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        format!("umc-admin: {message}"),
+        "{}",
+        show(out)
+    );
+}
+
+#[test]
+fn umc_admin_trusts_umc_ca_the_printed_pin_or_umcd_s_data_dir_and_refuses_the_rest() {
+    let (_tmp, s) = start_auto(&[]);
+    let host = authority(&s);
+    // UMC_CA (what `Server::admin` sets over https).
+    assert!(s.admin_ok(&["status"]).contains("HOST"));
+    s.admin_ok(&["node", "add", HOST]);
+    assert!(s.admin_ok(&["node", "list"]).contains(HOST));
+
+    let empty = tempfile::tempdir().expect("tmp");
+    let listed = |out: Output| {
+        assert!(out.status.success(), "{}", show(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains(HOST));
+    };
+    // The pin umcd printed, with no CA at all; it comes first, so a UMC_CA beside it is not
+    // even read.
+    let pin = printed_pin(&s);
+    listed(admin_in(
+        &s,
+        empty.path(),
+        &[("UMC_TLS_PIN", &pin)],
+        &["node", "list"],
+    ));
+    let both = [
+        ("UMC_TLS_PIN", pin.as_str()),
+        ("UMC_CA", "/nonexistent.pem"),
+    ];
+    listed(admin_in(&s, empty.path(), &both, &["node", "list"]));
+    // umcd's data dir: UMC_DATA, or ./umc-data where umc-admin runs.
+    let data = s.data.display().to_string();
+    listed(admin_in(
+        &s,
+        empty.path(),
+        &[("UMC_DATA", &data)],
+        &["node", "list"],
+    ));
+    let beside = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir_all(beside.path().join("umc-data/tls")).expect("mkdir");
+    std::fs::copy(ca_of(&s), beside.path().join("umc-data/tls/ca.pem")).expect("copy");
+    listed(admin_in(&s, beside.path(), &[], &["node", "list"]));
+
+    // A wrong pin.
+    let wrong = "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    refused(
+        &admin_in(
+            &s,
+            empty.path(),
+            &[("UMC_TLS_PIN", wrong)],
+            &["node", "list"],
+        ),
+        &format!("the certificate of {host} does not match UMC_TLS_PIN {wrong}"),
+    );
+    // Neither a CA nor a pin: the system's CAs do not know umcd's.
+    refused(
+        &admin_in(&s, empty.path(), &[], &["node", "list"]),
+        &format!(
+            "the certificate of {host} is not signed by a CA in the system's trusted CAs; \
+             set UMC_CA to umcd's tls/ca.pem, or UMC_TLS_PIN to the pin umcd printed"
+        ),
+    );
+    // Another umcd's CA.
+    let (_tmp2, other) = start_auto(&[]);
+    let other_ca = ca_of(&other).display().to_string();
+    refused(
+        &admin_in(
+            &s,
+            empty.path(),
+            &[("UMC_CA", &other_ca)],
+            &["node", "add", "x.example.com"],
+        ),
+        &format!("the certificate of {host} is not signed by a CA in UMC_CA ({other_ca})"),
+    );
+    assert!(!s.admin_ok(&["node", "list"]).contains("x.example.com"));
+}
+
+#[test]
+fn umc_admin_refuses_a_certificate_that_does_not_name_the_host_it_reached() {
+    if !require_tool("openssl") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (cert, key) = openssl_cert(tmp.path(), "named", "DNS:umc.example.com", "30");
+    let (c, k) = (cert.display().to_string(), key.display().to_string());
+    let s = Server::start_in_with(
+        &tmp.path().join("data"),
+        &[
+            "--tls-cert",
+            &c,
+            "--tls-key",
+            &k,
+            "--tls-name",
+            "umc.example.com",
+        ],
+    );
+    refused(
+        &admin_in(&s, tmp.path(), &[("UMC_CA", &c)], &["node", "list"]),
+        &format!(
+            "the certificate of {} does not name 127.0.0.1, though signed by a CA in UMC_CA ({c})",
+            authority(&s)
+        ),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

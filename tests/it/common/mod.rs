@@ -172,12 +172,22 @@ impl Server {
             .to_string()
     }
 
+    /// umc-admin pointed at this server with `token`; over https it trusts the server's own
+    /// CA (`UMC_CA`), whatever the environment of the test run says.
+    pub fn admin_command(&self, token: &str) -> Command {
+        let mut c = Command::new(UMC_ADMIN);
+        c.env("UMC_URL", &self.url).env("UMC_TOKEN", token);
+        if self.url.starts_with("https://") {
+            c.env("UMC_CA", self.data.join("tls/ca.pem"))
+                .env_remove("UMC_TLS_PIN");
+        }
+        c
+    }
+
     /// Runs umc-admin against this server.
     pub fn admin(&self, args: &[&str]) -> Output {
-        Command::new(UMC_ADMIN)
+        self.admin_command(&self.token())
             .args(args)
-            .env("UMC_URL", &self.url)
-            .env("UMC_TOKEN", self.token())
             .stdin(Stdio::null())
             .output()
             .expect("run umc-admin")
@@ -186,10 +196,8 @@ impl Server {
     /// Runs umc-admin with API token `token` and `stdin` piped in (how passwords reach it:
     /// never in argv).
     pub fn admin_as(&self, token: &str, args: &[&str], stdin: &str) -> Output {
-        let mut cmd = Command::new(UMC_ADMIN);
-        cmd.args(args)
-            .env("UMC_URL", &self.url)
-            .env("UMC_TOKEN", token);
+        let mut cmd = self.admin_command(token);
+        cmd.args(args);
         output_with_stdin(&mut cmd, stdin.as_bytes())
     }
 
