@@ -296,3 +296,53 @@ fn a_viewer_sees_no_forms_and_is_refused() {
     });
     assert!(!s.admin_ok(&["task", "list"]).contains("sneaky"));
 }
+
+/// Over umcd's own https: Chromium trusts exactly umcd's key (its pin, not a blanket
+/// certificate-error switch), the login sets a `Secure` session cookie, and HSTS is sent.
+#[test]
+fn the_console_over_https_sets_a_secure_session_cookie_and_hsts() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let s = Server::start_in_with(&tmp.path().join("data"), &["--tls", "on"]);
+    assert!(s.url.starts_with("https://"), "{}", s.url);
+    add_user(&s, "sh", "admin", PW);
+    let pin = s.pin.as_deref().expect("umcd printed its pin");
+    let spki = pin.strip_prefix("sha256//").expect("a sha256 pin");
+    let Some(b) = Browser::start_with(&[format!("--ignore-certificate-errors-spki-list={spki}")])
+    else {
+        return;
+    };
+    b.goto(&format!("{}/ui/login", s.url));
+    b.find("#user").send_keys("sh");
+    b.find("#password").send_keys(PW);
+    b.find("#login").click();
+    b.wait_until("the dashboard", std::time::Duration::from_secs(5), |b| {
+        b.current_url().ends_with("/ui/")
+    });
+    assert!(
+        b.current_url().starts_with("https://"),
+        "{}",
+        b.current_url()
+    );
+    let cookie = b
+        .cookies()
+        .into_iter()
+        .find(|c| c["name"] == "umc_session")
+        .expect("a session cookie");
+    assert_eq!(cookie["secure"], true, "{cookie}");
+    assert_eq!(cookie["httpOnly"], true, "{cookie}");
+    // The header as the browser received it (same origin, so the page may read it).
+    let hsts = b.execute(
+        "const x = new XMLHttpRequest(); x.open('GET', '/ui/', false); x.send();
+         return x.getResponseHeader('Strict-Transport-Security');",
+        &[],
+    );
+    assert_eq!(hsts, "max-age=31536000");
+
+    // Only that key is trusted: another umcd's certificate (its own CA, another key) gets
+    // Chromium's certificate error page, not a login form.
+    let tmp2 = tempfile::tempdir().expect("tmp");
+    let other = Server::start_in_with(&tmp2.path().join("data"), &["--tls", "on"]);
+    b.goto(&format!("{}/ui/login", other.url));
+    assert!(b.source().contains("ERR_CERT"), "{}", b.title());
+    assert!(b.try_find("#user").is_none());
+}

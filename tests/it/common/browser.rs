@@ -58,6 +58,11 @@ impl Browser {
     /// chromedriver on a free loopback port and a headless Chromium session with a fresh
     /// profile. None when chromium or chromedriver is missing locally (panics in CI).
     pub fn start() -> Option<Browser> {
+        Browser::start_with(&[])
+    }
+
+    /// [`Browser::start`] with extra Chromium switches (`--name=value`).
+    pub fn start_with(extra: &[String]) -> Option<Browser> {
         if !super::require_tool("chromium") || !super::require_tool("chromedriver") {
             return None;
         }
@@ -92,7 +97,7 @@ impl Browser {
         };
         b.wait_driver_ready();
         let ready = started.elapsed();
-        let args = [
+        let mut args = vec![
             "--headless=new".to_string(),
             // Tests run as root in CI; Chromium refuses root without this.
             "--no-sandbox".to_string(),
@@ -109,6 +114,7 @@ impl Browser {
             "--disable-extensions".to_string(),
             "--window-size=1280,900".to_string(),
         ];
+        args.extend_from_slice(extra);
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
