@@ -177,6 +177,9 @@ pub async fn serve(
             }
             continue;
         };
+        // Answers go out as they are written. With Nagle's algorithm, a TLS 1.3 answer written
+        // after the session tickets waited for the client's delayed ACK: 40 ms per connection.
+        let _ = stream.set_nodelay(true);
         let body_timeout = limits.body_timeout;
         let over_tls = transport.tls.is_some();
         let trusted = transport.trusted_proxies.clone();
