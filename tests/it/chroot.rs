@@ -817,104 +817,28 @@ fn ca_file(s: &Server) -> PathBuf {
     s.data.join("tls/ca.pem")
 }
 
-/// The admin API over https, with the host's curl trusting umcd's CA alone.
-fn api(s: &Server, path: &str, body: Option<&[u8]>) -> Vec<u8> {
-    use std::io::Write;
-    let mut cmd = Command::new("curl");
-    cmd.args(["-fsS", "--max-time", "60", "--cacert"])
-        .arg(ca_file(s))
-        .args(["-H", &format!("Authorization: Bearer {}", s.token())])
-        .arg(format!("{}/api/v1{path}", s.url))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if body.is_some() {
-        cmd.args([
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            "@-",
-        ])
-        .stdin(Stdio::piped());
-    } else {
-        cmd.stdin(Stdio::null());
-    }
-    let mut child = cmd.spawn().expect("curl");
-    if let Some(b) = body {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(b)
-            .expect("write body");
-    }
-    let out = child.wait_with_output().expect("curl");
-    assert!(out.status.success(), "{path}: {}", show(&out));
-    out.stdout
-}
-
-/// One edit through the API (umc-admin does not speak https yet).
-fn edit(s: &Server, ops: Vec<umc::api::Op>) {
-    let req = umc::api::EditRequest { ops, force: false };
-    api(s, "/edit", Some(&serde_json::to_vec(&req).expect("json")));
-}
-
-fn https_host_status(s: &Server) -> umc::api::HostStatusDetail {
-    serde_json::from_slice(&api(s, &format!("/status/{HOST}"), None)).expect("status json")
-}
-
-/// The node `HOST` at umcd's https URL, with task `tools` (less) not yet assigned.
+/// The node `HOST` at umcd's https URL, with task `tools` (less) not yet assigned: umc-admin
+/// over https, trusting umcd's CA (`UMC_CA`).
 fn https_model(s: &Server) {
-    use umc::api::Op;
-    edit(
-        s,
-        vec![
-            Op::NodeAdd {
-                host: HOST.into(),
-                vars: Default::default(),
-                ssh: None,
-            },
-            Op::NodeSet {
-                host: HOST.into(),
-                set_vars: Default::default(),
-                unset_vars: vec![],
-                ssh: None,
-                url: Some(s.url.clone()),
-                conffiles: None,
-            },
-            Op::TaskAdd {
-                task: "tools".into(),
-                description: None,
-            },
-            Op::TaskDepend {
-                task: "tools".into(),
-                relations: vec!["less".into()],
-            },
-        ],
-    );
+    s.admin_ok(&["node", "add", HOST]);
+    s.admin_ok(&["task", "add", "tools"]);
+    s.admin_ok(&["task", "depend", "tools", "less"]);
 }
 
-fn assign_tools(s: &Server) {
-    edit(
-        s,
-        vec![umc::api::Op::Assign {
-            host: HOST.into(),
-            tasks: vec!["tools".into()],
-        }],
-    );
-}
-
-/// The line `umc-admin node enroll` prints: `nodefiles::enroll_command` over the token
-/// answer, which carries umcd's CA (umc-admin builds it the same way, in `cli::node`).
+/// The line `umc-admin node enroll` prints over https: it carries umcd's CA inline and
+/// fetches the bootstrap trusting that CA alone.
 fn https_enroll_line(s: &Server) -> String {
-    let t: umc::api::NodeToken =
-        serde_json::from_slice(&api(s, &format!("/nodes/{HOST}/token"), None)).expect("json");
-    let ca = t.ca.as_deref().expect("the token answer carries umcd's CA");
-    assert_eq!(
-        ca.as_bytes(),
-        std::fs::read(ca_file(s)).expect("ca.pem").as_slice()
+    let line = enroll_line(s);
+    assert!(
+        line.contains(&format!("u='{}/hosts/{HOST}/bootstrap'", s.url)),
+        "{line}"
     );
-    let line = umc::nodefiles::enroll_command(&s.url, HOST, &t.token, t.ca.as_deref());
     assert!(line.contains(" --cacert \"$c\""), "{line}");
+    let ca = std::fs::read_to_string(ca_file(s)).expect("ca.pem");
+    assert!(
+        line.contains(&quoted(&ca)),
+        "the line carries umcd's CA: {line}"
+    );
     line
 }
 
@@ -984,14 +908,12 @@ fn enroll_and_install_over_https(suite: &str) {
     }
 
     // A task assigned after enrollment arrives with the next cycle, over https.
-    assign_tools(&s);
+    s.admin_ok(&["assign", HOST, "tools"]);
     c.cycle();
     assert_eq!(c.status("less"), "installed");
-    let task: umc::api::TaskInfo =
-        serde_json::from_slice(&api(&s, "/tasks/tools", None)).expect("json");
-    assert_eq!(installed(&c, "umc-task-tools"), task.version);
+    assert_eq!(installed(&c, "umc-task-tools"), task_version(&s, "tools"));
     // The cycle's report reached umcd over https too.
-    let st = https_host_status(&s).status;
+    let st = host_status(&s);
     assert_eq!(st.state, State::Ok, "{st:?}");
     assert_eq!(st.last_result.as_deref(), Some("ok"));
 
@@ -1046,7 +968,7 @@ fn a_wrong_ca_in_the_enrollment_line_stops_it_before_anything_is_written() {
     }
     let (tmp, s) = start_https();
     https_model(&s);
-    assign_tools(&s);
+    s.admin_ok(&["assign", HOST, "tools"]);
     let c = Chroot::new();
     let line = https_enroll_line(&s);
     let ca = std::fs::read_to_string(ca_file(&s)).expect("ca.pem");
@@ -1090,7 +1012,7 @@ fn a_wrong_ca_in_the_enrollment_line_stops_it_before_anything_is_written() {
         assert_eq!(c.status(p), "not-installed", "{p}");
     }
     // No apt request or report from the node reached umcd.
-    let st = https_host_status(&s).status;
+    let st = host_status(&s);
     assert_eq!(st.last_seen, None, "{st:?}");
 }
 
@@ -1105,7 +1027,7 @@ fn a_node_without_its_ca_file_fails_loudly_and_reports_why() {
     const CA: &str = "/usr/share/umc/ca.pem";
     let (_tmp, s) = start_https();
     https_model(&s);
-    assign_tools(&s);
+    s.admin_ok(&["assign", HOST, "tools"]);
     let c = Chroot::new();
     let line = https_enroll_line(&s);
     c.ok(&["sh", "-c", &line]);
@@ -1134,7 +1056,10 @@ fn a_node_without_its_ca_file_fails_loudly_and_reports_why() {
         "{text}"
     );
 
-    let detail = https_host_status(&s);
+    let out = s.admin(&["status", HOST, "--json"]);
+    assert_eq!(out.status.code(), Some(7), "a failed host: {}", show(&out));
+    let detail: umc::api::HostStatusDetail =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)));
     let st = &detail.status;
     assert_eq!(st.state, State::Failed, "{st:?}");
     assert_eq!(
@@ -1155,6 +1080,6 @@ fn a_node_without_its_ca_file_fails_loudly_and_reports_why() {
     // The remedy the reason names: the enrollment line again, then a good cycle.
     c.ok(&["sh", "-c", &line]);
     assert_eq!(read(&c, CA), read(&c, "/var/lib/umc/ca.pem"));
-    let st = https_host_status(&s).status;
+    let st = host_status(&s);
     assert_eq!(st.state, State::Ok, "{st:?}");
 }
