@@ -303,6 +303,14 @@ impl Config {
     }
 }
 
+/// This machine's name from `/etc/hostname`, if it has one.
+pub fn hostname() -> Option<String> {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
 impl Config {
     /// Where the served certificate comes from, or `None` for plain HTTP (see
     /// [`crate::tls::Mode`]).
@@ -335,8 +343,17 @@ impl Config {
         }
         Ok(Some(files.unwrap_or_else(|| Source::Auto {
             dir: self.data_dir.join("tls"),
-            names: self.tls_names_or_default(),
         })))
+    }
+
+    /// The names the served certificate must cover: `tls_names`, which umcd's own CA issues
+    /// for, defaulting for it to [`Config::tls_names_or_default`]. An admin's certificate
+    /// need cover only the names given.
+    pub fn tls_names_for(&self, source: &crate::tls::Source) -> Vec<String> {
+        match source {
+            crate::tls::Source::Auto { .. } => self.tls_names_or_default(),
+            crate::tls::Source::Files { .. } => self.tls_names.clone(),
+        }
     }
 
     /// `tls_names`, or when none are given: this host's name, `localhost`, the loopback
@@ -345,13 +362,7 @@ impl Config {
         if !self.tls_names.is_empty() {
             return self.tls_names.clone();
         }
-        let mut names = Vec::new();
-        if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
-            let h = h.trim();
-            if !h.is_empty() {
-                names.push(h.to_string());
-            }
-        }
+        let mut names: Vec<String> = hostname().into_iter().collect();
         names.extend(["localhost", "127.0.0.1", "::1"].map(String::from));
         let ip = self.listen.ip();
         if !ip.is_unspecified() && !ip.is_loopback() {

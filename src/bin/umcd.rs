@@ -299,9 +299,7 @@ async fn run() -> Result<()> {
         );
     }
     admin_token(&store, &data)?;
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
+    let host = umc::config::hostname().unwrap_or_else(|| "localhost".into());
     let (keys, created) =
         SigningKeys::load_or_generate(&data, &format!("umc archive signing key <umc@{host}>"))?;
     if created {
@@ -344,10 +342,7 @@ fn load_tls(config: &mut Config) -> Result<Option<Arc<umc::tls::Tls>>> {
     let Some(source) = config.tls_source()? else {
         return Ok(None);
     };
-    let names = match &source {
-        umc::tls::Source::Auto { names, .. } => names.clone(),
-        umc::tls::Source::Files { .. } => config.tls_names.clone(),
-    };
+    let names = config.tls_names_for(&source);
     let tls = umc::tls::Tls::load(
         source,
         names,

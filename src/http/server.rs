@@ -136,6 +136,8 @@ pub async fn serve(
         .keep_alive(true)
         .max_buf_size(MAX_BUFFER)
         .pipeline_flush(true);
+    // Shared by every connection's task, not copied per accept.
+    let http1 = Arc::new(http1);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let sources = Arc::new(Sources::new(limits.max_per_source));

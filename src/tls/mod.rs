@@ -99,8 +99,6 @@ pub enum Source {
     Auto {
         /// Where the CA and the server certificate live (`<data>/tls`).
         dir: PathBuf,
-        /// The names the server certificate is issued for (`tls_names`).
-        names: Vec<String>,
     },
 }
 
@@ -109,7 +107,7 @@ impl Source {
     fn files(&self) -> Vec<PathBuf> {
         match self {
             Source::Files { cert, key } => vec![cert.clone(), key.clone()],
-            Source::Auto { dir, .. } => vec![auto::server_file(dir)],
+            Source::Auto { dir } => vec![auto::server_file(dir)],
         }
     }
 }
@@ -142,13 +140,13 @@ impl Tls {
         node_ca: Option<&Path>,
         now: SystemTime,
     ) -> Result<Tls, TlsError> {
-        if let Source::Auto { dir, names } = &source {
-            auto::ensure(dir, names, now)?;
+        if let Source::Auto { dir } = &source {
+            auto::ensure(dir, &names, now)?;
         }
         let key = load_key(&source, &names, now)?;
         let node_ca = match (node_ca, &source) {
             (Some(p), _) => Some(read_ca_bundle(p)?),
-            (None, Source::Auto { dir, .. }) => Some(read_ca_bundle(&auto::ca_file(dir))?),
+            (None, Source::Auto { dir }) => Some(read_ca_bundle(&auto::ca_file(dir))?),
             (None, Source::Files { .. }) => None,
         };
         Ok(Tls {
@@ -189,8 +187,8 @@ impl Tls {
     /// Reads the certificate again (renewing the embedded one first when it is due) and
     /// serves it from the next handshake on. On error the old certificate stays.
     pub fn reload(&self, now: SystemTime) -> Result<(), TlsError> {
-        if let Source::Auto { dir, names } = &self.source {
-            auto::ensure(dir, names, now)?;
+        if let Source::Auto { dir } = &self.source {
+            auto::ensure(dir, &self.names, now)?;
         }
         let key = load_key(&self.source, &self.names, now)?;
         *self
@@ -289,7 +287,7 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 fn load_key(source: &Source, names: &[String], now: SystemTime) -> Result<CertifiedKey, TlsError> {
     let (cert_path, key_path) = match source {
         Source::Files { cert, key } => (cert.clone(), key.clone()),
-        Source::Auto { dir, .. } => (auto::server_file(dir), auto::server_file(dir)),
+        Source::Auto { dir } => (auto::server_file(dir), auto::server_file(dir)),
     };
     let cert_pem = read(&cert_path)?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
